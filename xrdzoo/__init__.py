@@ -1,3 +1,27 @@
-"""xrdzoo: predict powder X-ray diffraction patterns from chemical formulas."""
+"""xrdzoo: predict powder X-ray diffraction patterns from chemical formulas, and a model zoo around it."""
+
+from __future__ import annotations
+
+from functools import partial
 
 __version__ = "0.1.0"
+
+from xrdzoo import registry  # noqa: E402
+from xrdzoo.model import XRDModel, create_model  # noqa: E402
+
+list_encoders = partial(registry.list_names, "encoders")
+list_backbones = partial(registry.list_names, "backbones")
+list_losses = partial(registry.list_names, "losses")
+list_metrics = partial(registry.list_names, "metrics")
+list_weights = partial(registry.list_names, "weights")
+
+
+def load(name_or_path: str) -> XRDModel:
+    """A model from a checkpoint path or a pretrained weight name (hash-checked; downloaded if needed)."""
+    from xrdzoo import checkpoint, hub
+
+    return checkpoint.load(hub.resolve(name_or_path))
+
+
+__all__ = ["XRDModel", "create_model", "load", "list_encoders", "list_backbones", "list_losses", "list_metrics",
+           "list_weights", "registry", "__version__"]

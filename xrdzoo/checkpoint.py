@@ -1,0 +1,88 @@
+"""Checkpoints: a model's tensors in safetensors and everything else as JSON metadata. Nothing is unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from xrdzoo import __version__
+from xrdzoo.model import XRDModel, create_model
+
+FORMAT = "xrdzoo-checkpoint/1"
+METADATA_KEY = "xrdzoo"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable xrdzoo checkpoint."""
+
+
+def save(path: str | Path, model: XRDModel, metadata: dict[str, Any] | None = None,
+         dtype: torch.dtype | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically (a crash mid-write leaves the old file intact).
+
+    ``metadata`` (JSON-able: training settings, data hash and split, metrics) is stored beside the model config;
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in a smaller type.
+    """
+    path = Path(path)
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        tensors[name] = tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+    meta = {"format": FORMAT, "xrdzoo_version": __version__, "model": model.config, **(metadata or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file(tensors, str(partial), metadata={METADATA_KEY: json.dumps(meta)})
+    os.replace(partial, path)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint, without reading its tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give a .safetensors path or a weight name")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({error}); re-download or re-save it")
+    if raw is None:
+        raise CheckpointError(f"{str(path)!r} has no xrdzoo metadata; save checkpoints with xrdzoo.checkpoint.save")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} has format {meta.get('format')!r}; this xrdzoo reads {FORMAT!r}")
+    return meta
+
+
+def load(path: str | Path) -> XRDModel:
+    """Rebuild a model from a checkpoint's metadata alone and load its tensors (float32, strict checks)."""
+    meta = read_metadata(path)
+    config = meta["model"]
+    model = create_model(config["encoder"], config["backbone"], encoder_options=config["encoder_options"],
+                         **config["backbone_options"])
+    expected = model.state_dict()
+    tensors = load_file(str(path))
+    missing, unexpected = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
+    if missing or unexpected:
+        raise CheckpointError(f"{str(path)!r} does not match its config: missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]} tensors")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape and not _resizable(model, name):
+            raise CheckpointError(f"{str(path)!r}: tensor {name!r} has shape {tuple(tensor.shape)}, "
+                                  f"the config gives {tuple(expected[name].shape)}")
+        if tensor.is_floating_point():
+            tensors[name] = tensor.to(expected[name].dtype)
+    model.load_state_dict(tensors)
+    model.metadata = meta
+    return model
+
+
+def _resizable(model: XRDModel, name: str) -> bool:
+    """Buffers of fitted backbones (e.g. the knn baseline's references) take whatever size the checkpoint holds."""
+    return hasattr(model.backbone, "fit") and name in dict(model.named_buffers())

@@ -1,0 +1,77 @@
+"""The model: an encoder and a backbone as one module that turns formulas into XRD patterns."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xrdzoo import registry
+
+N_POINTS = 1024  # the pattern length every backbone predicts (2-theta 0..180 degrees)
+
+
+class XRDModel(nn.Module):
+    """Formulas in, 1,024-point XRD patterns out: ``encoder`` makes tensors, ``backbone`` maps them to patterns.
+
+    ``config`` holds everything needed to rebuild the model with :func:`create_model` (see ``xrdzoo.load``).
+    """
+
+    def __init__(self, encoder: Any, backbone: nn.Module, config: dict):
+        super().__init__()
+        self.encoder = encoder
+        self.backbone = backbone
+        self.config = config
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Raw backbone output for encoded inputs, on the training scale (patterns / 100)."""
+        return self.backbone(inputs)
+
+    @torch.inference_mode()
+    def predict(self, formulas: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Predicted patterns, shape ``(n, 1024)``, negative values clipped and the largest scaled to 100."""
+        self.eval()
+        device = next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
+        out = [self(self.encoder.encode(formulas[i : i + batch_size]).to(device)).float().cpu()
+               for i in range(0, len(formulas), batch_size)]
+        return normalize(torch.cat(out) if out else torch.empty(0, N_POINTS)).numpy()
+
+
+def normalize(patterns: torch.Tensor) -> torch.Tensor:
+    """Clip at zero and scale each pattern so its largest value is 100 (all-zero patterns stay zero)."""
+    patterns = patterns.clamp(min=0)
+    peak = patterns.amax(dim=1, keepdim=True)
+    return torch.where(peak > 0, patterns * (100.0 / peak.clamp(min=1e-12)), patterns)
+
+
+def create_model(
+    encoder: str = "onehot",
+    backbone: str = "resnet20",
+    *,
+    encoder_options: dict | None = None,
+    **backbone_options: Any,
+) -> XRDModel:
+    """Build a model from registered parts, e.g. ``create_model("onehot", "resnet20", dropout=0.1)``.
+
+    ``backbone_options`` go to the backbone's factory and ``encoder_options`` to the encoder's; any registered
+    name works, third-party plugins included (``package:name`` picks one of two clashing names).
+    """
+    enc = registry.create("encoders", encoder, **(encoder_options or {}))
+    net = registry.create("backbones", backbone, tuple(enc.shape), out_dim=N_POINTS, **backbone_options)
+    config = {
+        "encoder": encoder,
+        "encoder_options": enc.config(),
+        "backbone": backbone,
+        "backbone_options": backbone_options,
+        "packages": {kind: _provider(kind, name) for kind, name in (("encoders", encoder), ("backbones", backbone))},
+    }
+    return XRDModel(enc, net, config)
+
+
+def _provider(kind: str, name: str) -> str:
+    entry, _ = registry.find(kind, name)
+    return f"{entry.package} {entry.version}"

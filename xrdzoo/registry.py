@@ -1,0 +1,192 @@
+"""The plugin registry: encoders, backbones, losses, metrics and weights, all found through entry points.
+
+Every component, xrdzoo's own included, is an entry point in the group ``xrdzoo.<kind>``. Names are read from
+package metadata without importing anything; a plugin's module is imported the first time it is used. A plugin
+that fails to import or to build is recorded with its package and error (see :func:`failures`) and the rest of the
+registry keeps working; set ``XRDZOO_RAISE_PLUGIN_ERRORS=1`` to get the original exception instead.
+
+Weights are data, not code: each ``xrdzoo.weights`` entry point names a provider function returning
+``WeightConfig`` objects, and the registry indexes what the providers return by weight name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+KINDS = ("encoders", "backbones", "losses", "metrics", "weights")
+RAISE_ENV = "XRDZOO_RAISE_PLUGIN_ERRORS"
+
+
+class PluginError(LookupError):
+    """A component that cannot be found, is ambiguous, or failed to import or build."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered component: its kind, name, providing package, and how to load it."""
+
+    kind: str
+    name: str
+    package: str
+    version: str
+    target: str  # "module:attribute" of the entry point
+    loader: Callable[[], Any] = field(repr=False, compare=False)
+
+    @property
+    def qualified_name(self) -> str:
+        """``package:name``, the spelling that picks this entry when two packages share a name."""
+        return f"{self.package}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A plugin that failed to import or build, kept so that ``xrdzoo list --errors`` can show it."""
+
+    kind: str
+    name: str
+    package: str
+    error: str
+
+
+_failures: dict[tuple[str, str, str], Failure] = {}
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise PluginError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    return kind
+
+
+def _natural_key(text: str) -> list:
+    """Sort key that puts resnet10 before resnet15 before resnet100."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.lower())]
+
+
+def _record_failure(kind: str, name: str, package: str, error: BaseException) -> PluginError:
+    message = f"{type(error).__name__}: {error}".splitlines()[0]
+    _failures[kind, name, package] = Failure(kind, name, package, message)
+    if os.environ.get(RAISE_ENV, "") not in ("", "0"):
+        raise error
+    return PluginError(f"{kind[:-1]} {name!r} from package {package!r} failed: {message}")
+
+
+@functools.cache
+def _code_entries(kind: str) -> tuple[Entry, ...]:
+    found = []
+    for ep in entry_points(group=f"xrdzoo.{kind}"):
+        package = ep.dist.name if ep.dist else "unknown"
+        version = ep.dist.version if ep.dist else "?"
+        found.append(Entry(kind, ep.name, package, version, ep.value, functools.cache(ep.load)))
+    return tuple(found)
+
+
+@functools.cache
+def _weight_entries() -> tuple[Entry, ...]:
+    found = []
+    for provider in _code_entries("weights"):
+        try:
+            configs = list(provider.loader()())
+        except Exception as error:  # a broken provider must not take the others down
+            _record_failure("weights", provider.name, provider.package, error)
+            continue
+        for config in configs:
+            found.append(Entry("weights", config.name, provider.package, provider.version, provider.target,
+                               lambda config=config: config))
+    return tuple(found)
+
+
+def entries(kind: str) -> tuple[Entry, ...]:
+    """All registered entries of one kind, in natural name order (no plugin code is imported, weights aside)."""
+    found = _weight_entries() if _check_kind(kind) == "weights" else _code_entries(kind)
+    return tuple(sorted(found, key=lambda e: (_natural_key(e.name), e.package)))
+
+
+def list_names(kind: str, pattern: str | Iterable[str] = "*") -> list[str]:
+    """Names of one kind matching a shell wildcard (or any of several), like ``timm.list_models``."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    names = dict.fromkeys(e.name for e in entries(kind))
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def find(kind: str, name: str) -> tuple[Entry, str | None]:
+    """The entry a name refers to, and the variant for ``family/variant`` names (e.g. ``timm/resnet18``).
+
+    ``package:name`` picks one entry when several packages register the same name.
+    """
+    package, _, bare = name.rpartition(":") if ":" in name else ("", "", name)
+    candidates = [e for e in entries(kind) if e.name == bare and package in ("", e.package)]
+    variant = None
+    if not candidates and "/" in bare:
+        family, _, variant = bare.partition("/")
+        candidates = [e for e in entries(kind) if e.name == family and package in ("", e.package)]
+    if not candidates:
+        known = [e.name for e in entries(kind)]
+        close = difflib.get_close_matches(bare, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise PluginError(
+            f"no {kind[:-1]} named {name!r}{hint} (see `xrdzoo list {kind}`; a plugin package may be missing)"
+        )
+    if len(candidates) > 1:
+        choices = " or ".join(repr(e.qualified_name) for e in candidates)
+        packages = " and ".join(e.package for e in candidates)
+        raise PluginError(f"{kind[:-1]} {bare!r} is registered by both {packages}; pick one as {choices}")
+    return candidates[0], variant
+
+
+def load(kind: str, name: str) -> Any:
+    """The object an entry point names (a factory, or a ``WeightConfig`` for weights), imported on first use."""
+    entry, variant = find(kind, name)
+    if variant is not None:
+        raise PluginError(f"{kind[:-1]} name {name!r} has a variant; build it with create({kind!r}, {name!r})")
+    return _load_entry(entry)
+
+
+def _load_entry(entry: Entry) -> Any:
+    try:
+        return entry.loader()
+    except Exception as error:
+        raise _record_failure(entry.kind, entry.name, entry.package, error) from error
+
+
+def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
+    """Build a component: call its factory with ``args`` and ``options`` (and ``variant=`` for family names)."""
+    entry, variant = find(kind, name)
+    factory = _load_entry(entry)
+    if variant is not None:
+        options["variant"] = variant
+    try:
+        return factory(*args, **options)
+    except TypeError as error:  # wrong options are the caller's mistake, not a broken plugin
+        raise PluginError(f"cannot build {kind[:-1]} {name!r} with options {options}: {error}") from error
+    except Exception as error:
+        raise _record_failure(kind, entry.name, entry.package, error) from error
+
+
+def describe(entry: Entry) -> str:
+    """One-line description: a weight's own, else the first docstring line of what the entry point names."""
+    try:
+        target = _load_entry(entry)
+    except PluginError:
+        return "(failed to load: see `xrdzoo list --errors`)"
+    text = getattr(target, "description", "") or (target.__doc__ or "")
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def failures() -> list[Failure]:
+    """Plugins that failed to import or build so far in this process."""
+    return list(_failures.values())
+
+
+def refresh() -> None:
+    """Forget what was read from package metadata (after installing or removing a plugin at run time)."""
+    _code_entries.cache_clear()
+    _weight_entries.cache_clear()
+    _failures.clear()
