@@ -10,7 +10,6 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 
 $(BIN)/xrdzoo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade --quiet pip
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
