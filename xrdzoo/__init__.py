@@ -5,6 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 __version__ = "0.1.0"
+DEFAULT_MODEL = "resnet20_onehot.mp_ternary"  # the shipped weights `xrdzoo predict` uses unless told otherwise
+
+import numpy as np  # noqa: E402
 
 from xrdzoo import registry  # noqa: E402
 from xrdzoo.model import XRDModel, create_model  # noqa: E402
@@ -23,5 +26,10 @@ def load(name_or_path: str) -> XRDModel:
     return checkpoint.load(hub.resolve(name_or_path))
 
 
-__all__ = ["XRDModel", "create_model", "load", "list_encoders", "list_backbones", "list_losses", "list_metrics",
+def predict(formulas: list[str], model: str | XRDModel = DEFAULT_MODEL) -> np.ndarray:
+    """Predicted XRD patterns ``(n, 1024)`` over 2-theta 0..180 degrees (max 100) for chemical formulas."""
+    return (load(model) if isinstance(model, str) else model).predict(list(formulas))
+
+
+__all__ = ["XRDModel", "create_model", "load", "predict", "DEFAULT_MODEL", "list_encoders", "list_backbones", "list_losses", "list_metrics",
            "list_weights", "registry", "__version__"]

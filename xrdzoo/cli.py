@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-from xrdzoo import __version__, registry
+import xrdzoo
+from xrdzoo import DEFAULT_MODEL, __version__, registry
+from xrdzoo.plot import plot_patterns
 
 app = typer.Typer(help="Predict powder XRD patterns from chemical formulas.", no_args_is_help=True)
 
@@ -71,5 +74,111 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
 # --- data: build ------------------------------------------------------------------------------
 
 # --- model: train, evaluate, predict ----------------------------------------------------------
+
+
+def _options(pairs: list[str] | None, flag: str) -> dict:
+    """``key=value`` pairs (values parsed as JSON where they parse, else kept as text) into a dict."""
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not key=value, e.g. {flag} dropout=0.2", param_hint=flag)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="dataset file from `xrdzoo data build`")],
+    encoder: Annotated[str, typer.Option(help="registered encoder (xrdzoo list encoders)")] = "onehot",
+    backbone: Annotated[str, typer.Option(help="registered backbone, or timm/<model>")] = "resnet20",
+    loss: Annotated[str, typer.Option(help="registered loss (xrdzoo list losses)")] = "pearson",
+    output: Annotated[Path, typer.Option(help="run folder: best/last checkpoints and history")] = Path("runs/default"),
+    epochs: int = 50,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    dropout: Annotated[Optional[float], typer.Option(help="backbone dropout (its default if omitted)")] = None,
+    seed: int = 0,
+    patience: Annotated[int, typer.Option(help="stop after this many epochs without a better validation loss")] = 10,
+    encoder_option: Annotated[Optional[list[str]], typer.Option(help="encoder key=value, repeatable")] = None,
+    backbone_option: Annotated[Optional[list[str]], typer.Option(help="backbone key=value, repeatable")] = None,
+    loss_option: Annotated[Optional[list[str]], typer.Option(help="loss key=value, repeatable")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
+    resume: Annotated[bool, typer.Option(help="continue the run in --output from its last checkpoint")] = False,
+) -> None:
+    """Train (or fit, for the mean and knn baselines) a model and save safetensors checkpoints."""
+    from xrdzoo.train import TrainConfig, train as run
+
+    config = TrainConfig(
+        data=str(data), output=str(output), encoder=encoder, backbone=backbone, loss=loss, epochs=epochs, lr=lr,
+        batch_size=batch_size, dropout=dropout, seed=seed, patience=patience, device=device,
+        encoder_options=_options(encoder_option, "--encoder-option"),
+        backbone_options=_options(backbone_option, "--backbone-option"),
+        loss_options=_options(loss_option, "--loss-option"),
+    )
+    try:
+        best = run(config, resume=resume)
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+    typer.echo(f"best checkpoint: {best}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[str, typer.Argument(help="checkpoint path or pretrained weight name")],
+    data: Annotated[Path, typer.Option(help="dataset file from `xrdzoo data build`")],
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    output: Annotated[Optional[Path], typer.Option(help="also write the metrics as JSON here")] = None,
+) -> None:
+    """Evaluate a checkpoint on a dataset split: every metric in the paper's three modes, plus peak P/R/F1."""
+    from xrdzoo.data import load_dataset
+    from xrdzoo.evaluate import evaluate_model
+
+    model = xrdzoo.load(checkpoint)
+    results = evaluate_model(model, load_dataset(data), split)
+    rows = [{"metric": k, "value": f"{v:.4f}" if isinstance(v, float) else v} for k, v in results.items()]
+    _print_table(rows, ["metric", "value"])
+    if output:
+        output.write_text(json.dumps({"checkpoint": checkpoint, "data": str(data), "split": split, **results},
+                                     indent=2))
+        typer.echo(f"wrote {output}")
+
+
+@app.command()
+def predict(
+    formulas: Annotated[Optional[list[str]], typer.Argument(help="chemical formulas, e.g. BaTiO3 SrSeO3")] = None,
+    checkpoint: Annotated[str, typer.Option(help="checkpoint path or pretrained weight name")] = DEFAULT_MODEL,
+    from_file: Annotated[Optional[Path], typer.Option(help="read formulas from a file, one per line")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="write patterns to .csv, .json, .jsonl or .xy")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="draw the predicted pattern(s) to this PNG")] = None,
+    true: Annotated[Optional[Path], typer.Option(help="structure file (CIF, POSCAR) to plot against")] = None,
+    threshold: Annotated[float, typer.Option(help="peak threshold (of 100)")] = 10.0,
+    batch_size: int = 256,
+) -> None:
+    """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file."""
+    from xrdzoo import prediction as api
+
+    model = xrdzoo.load(checkpoint)
+    if from_file is not None:
+        api.screen(model, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold)
+        return
+    if not formulas:
+        raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
+    try:
+        patterns = model.predict(formulas, batch_size)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="FORMULAS") from error
+    for formula, pattern in zip(formulas, patterns):
+        typer.echo(api.peak_table(formula, pattern, threshold))
+    if output:
+        typer.echo(f"wrote {', '.join(map(str, api.write_patterns(output, formulas, patterns)))}")
+    if plot:
+        curves = {f"{f} (predicted)": p for f, p in zip(formulas, patterns)}
+        if true is not None:
+            curves[f"{true.name} (simulated)"] = api.simulated_pattern(true)
+        typer.echo(f"wrote {plot_patterns(plot, curves, title=f'{checkpoint}')}")
 
 # --- hub: download, cache ---------------------------------------------------------------------

@@ -31,13 +31,34 @@ class XRDModel(nn.Module):
         """Raw backbone output for encoded inputs, on the training scale (patterns / 100)."""
         return self.backbone(inputs)
 
-    @torch.inference_mode()
+    def encodable(self, formulas: Sequence[str]) -> tuple[list[int], dict[str, str]]:
+        """Indices of the formulas the encoder can take, and the reason for each it cannot."""
+        try:
+            self.encoder.encode(formulas)
+            return list(range(len(formulas))), {}
+        except ValueError:
+            pass
+        keep, errors = [], {}
+        for i, formula in enumerate(formulas):
+            try:
+                self.encoder.encode([formula])
+                keep.append(i)
+            except ValueError as error:
+                errors[formula] = str(error)
+        return keep, errors
+
     def predict(self, formulas: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Predicted patterns, shape ``(n, 1024)``, negative values clipped and the largest scaled to 100."""
+        batches = [self.predict_encoded(self.encoder.encode(formulas[i : i + batch_size]))
+                   for i in range(0, len(formulas), batch_size)]
+        return np.concatenate(batches) if batches else np.empty((0, N_POINTS), np.float32)
+
+    @torch.inference_mode()
+    def predict_encoded(self, inputs: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Like :meth:`predict` for inputs already encoded by ``self.encoder``."""
         self.eval()
         device = next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
-        out = [self(self.encoder.encode(formulas[i : i + batch_size]).to(device)).float().cpu()
-               for i in range(0, len(formulas), batch_size)]
+        out = [self(inputs[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(inputs), batch_size)]
         return normalize(torch.cat(out) if out else torch.empty(0, N_POINTS)).numpy()
 
 

@@ -1,0 +1,22 @@
+"""Evaluation of a model on one split of a dataset, with the metrics of ``xrdzoo.metrics``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xrdzoo.data import Dataset
+from xrdzoo.metrics import evaluate
+from xrdzoo.model import XRDModel
+from xrdzoo.train import encode_split
+
+
+def evaluate_model(model: XRDModel, data: Dataset, split: str = "test") -> dict[str, float]:
+    """Every registered metric (three modes for distances, peak recall/precision/F1) averaged over ``split``.
+
+    Formulas the model's encoder cannot take are left out and counted under ``"n_unencodable"``.
+    """
+    rows = data.select(split)
+    inputs, targets, skipped = encode_split(model, rows)
+    predicted = model.predict_encoded(inputs)
+    results = evaluate(predicted, targets.numpy() * 100.0)
+    return {"n": len(targets), "n_unencodable": len(skipped), **{k: float(np.mean(v)) for k, v in results.items()}}
