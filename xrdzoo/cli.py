@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
 from xrdzoo.plot import plot_patterns
 
-app = typer.Typer(help="Predict powder XRD patterns from chemical formulas.", no_args_is_help=True)
+
+
+class _Group(TyperGroup):
+    """Turns the errors a user can fix (bad formula, file, checkpoint, plugin, network) into one line, not a
+    traceback; set XRDZOO_DEBUG=1 to see the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (ValueError, LookupError, OSError) as error:
+            if os.environ.get("XRDZOO_DEBUG"):
+                raise
+            raise click.ClickException(str(error).splitlines()[0] if str(error) else repr(error)) from error
+
+
+app = typer.Typer(cls=_Group, help="Predict powder XRD patterns from chemical formulas.", no_args_is_help=True)
 
 
 def _show_version(value: bool) -> None:

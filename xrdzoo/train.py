@@ -23,6 +23,7 @@ from xrdzoo.data import Dataset, load_dataset
 from xrdzoo.model import XRDModel, create_model
 
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.safetensors"
+RNG, SHUFFLE_RNG = "rng.torch", "rng.shuffle"  # random states saved with the optimizer so a resume is exact
 
 
 @dataclass
@@ -147,17 +148,18 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         return out / BEST
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
     if resume:
         state_meta = checkpoint.read_metadata(out / LAST)["train"]
         model.load_state_dict(_load_tensors(out / LAST))
-        _restore_optimizer(optimizer, _load_tensors(out / STATE), state_meta["optimizer"])
+        state = _load_tensors(out / STATE)
+        torch.set_rng_state(state.pop(RNG))
+        generator.set_state(state.pop(SHUFFLE_RNG))
+        _restore_optimizer(optimizer, state, state_meta["optimizer"])
         history = state_meta["history"]
     best = min((h["val_loss"] for h in history), default=float("inf"))
     since_best = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_loss"]) if history else 0
-    generator = torch.Generator().manual_seed(config.seed)
-    for _ in range(len(history)):  # the same shuffles as an uninterrupted run
-        torch.randperm(len(x_train), generator=generator)
 
     epoch = len(history)
     try:
@@ -185,7 +187,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             if rank == 0:
                 print(f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f}  val loss {val_loss:.4f}  "
                       f"val pearson r {val_r:.4f}" + ("  (best)" if improved else ""), flush=True)
-                _write(out, model, config, meta, history, best=improved, optimizer=optimizer)
+                _write(out, model, config, meta, history, best=improved, optimizer=optimizer, generator=generator)
             if since_best >= config.patience:
                 if rank == 0:
                     print(f"early stop: no better validation loss in {config.patience} epochs")
@@ -199,7 +201,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
 
 
 def _write(out: Path, model: XRDModel, config: TrainConfig, meta: dict, history: list[dict], best: bool,
-           optimizer: torch.optim.Optimizer | None = None) -> None:
+           optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None) -> None:
     """Save last (and best) checkpoints, the optimizer state and the history; every file is replaced atomically."""
     from safetensors.torch import save_file
 
@@ -207,6 +209,7 @@ def _write(out: Path, model: XRDModel, config: TrainConfig, meta: dict, history:
     train_meta = {"config": asdict(config), "history": history, "epoch": len(history)}
     if optimizer is not None:
         tensors, groups = _optimizer_tensors(optimizer)
+        tensors[RNG], tensors[SHUFFLE_RNG] = torch.get_rng_state(), generator.get_state()
         save_file(tensors, str(out / (STATE + ".partial")))
         os.replace(out / (STATE + ".partial"), out / STATE)
         train_meta["optimizer"] = groups

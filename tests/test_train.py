@@ -1,0 +1,168 @@
+"""Training, evaluation and prediction end to end on a small dataset xrdzoo builds from prototype structures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import xrdzoo
+from xrdzoo.cli import app
+from xrdzoo.data import load_dataset
+from xrdzoo.train import TrainConfig, train
+
+SMALL = {"encoder_options": {"max_count": 8}}
+runner = CliRunner()
+
+
+def config(data, out, **changes) -> TrainConfig:
+    settings = dict(data=str(data), output=str(out), backbone="resnet10", epochs=3, batch_size=8, lr=2e-3,
+                    patience=50, **SMALL)
+    return TrainConfig(**{**settings, **changes})
+
+
+def test_loss_falls(tiny_dataset, tmp_path):
+    best = train(config(tiny_dataset, tmp_path, epochs=6), progress=False)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history) == 6
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    meta = xrdzoo.load(str(best)).metadata
+    assert meta["data"]["hash"] == load_dataset(tiny_dataset).hash
+    assert meta["train"]["config"]["backbone"] == "resnet10" and "val" in meta["metrics"]
+
+
+def test_same_seed_same_weights(tiny_dataset, tmp_path):
+    a = train(config(tiny_dataset, tmp_path / "a", epochs=2), progress=False)
+    b = train(config(tiny_dataset, tmp_path / "b", epochs=2), progress=False)
+    ta, tb = load_file(str(a)), load_file(str(b))
+    assert all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def test_resume_continues_exactly(tiny_dataset, tmp_path):
+    straight = train(config(tiny_dataset, tmp_path / "straight", epochs=4), progress=False)
+    train(config(tiny_dataset, tmp_path / "split", epochs=2), progress=False)
+    train(config(tiny_dataset, tmp_path / "split", epochs=4), resume=True, progress=False)
+    history = json.loads((tmp_path / "split" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    ta, tb = load_file(str(tmp_path / "straight" / "last.safetensors")), load_file(str(tmp_path / "split" /
+                                                                                      "last.safetensors"))
+    assert all(torch.allclose(ta[k], tb[k], atol=1e-6) for k in ta)
+    assert straight.exists()
+
+
+def _xrdzoo(*args: str) -> list[str]:
+    return [sys.executable, "-m", "xrdzoo", *args]
+
+
+def test_ctrl_c_leaves_a_usable_checkpoint_and_resume_continues(tiny_dataset, tmp_path):
+    args = ["train", "--data", str(tiny_dataset), "--output", str(tmp_path), "--backbone", "resnet10",
+            "--encoder-option", "max_count=8", "--batch-size", "4", "--epochs", "500"]
+    proc = subprocess.Popen(_xrdzoo(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "last.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "--resume" in output
+    done = len(json.loads((tmp_path / "history.json").read_text()))
+    assert xrdzoo.load(str(tmp_path / "last.safetensors")).predict(["BaTiO3"]).shape == (1, 1024)
+    args[-1] = str(done + 1)
+    result = subprocess.run(_xrdzoo(*args, "--resume"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads((tmp_path / "history.json").read_text())) == done + 1
+
+
+def test_two_process_torchrun(tiny_dataset, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "xrdzoo", "train", "--data", str(tiny_dataset),
+           "--output", str(tmp_path), "--backbone", "resnet10", "--encoder-option", "max_count=8", "--epochs", "2",
+           "--batch-size", "8"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("epoch 2:") == 1  # only process 0 reports and writes
+    model = xrdzoo.load(str(tmp_path / "best.safetensors"))
+    assert model.metadata["train"]["epoch"] >= 1 and model.predict(["SrTiO3"]).shape == (1, 1024)
+
+
+@pytest.mark.parametrize("backbone", ["mean", "knn"])
+def test_baselines_fit_through_the_same_path(tiny_dataset, tmp_path, backbone):
+    best = train(config(tiny_dataset, tmp_path, backbone=backbone), progress=False)
+    model = xrdzoo.load(str(best))
+    data = load_dataset(tiny_dataset).select("train")
+    predicted = model.predict(data.formulas)
+    if backbone == "knn":  # a training formula is its own nearest neighbour
+        assert np.allclose(predicted, data.patterns, atol=0.05)
+    else:
+        assert np.allclose(predicted, predicted[0]) and predicted.shape == data.patterns.shape
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory) -> Path:
+    return train(config(tiny_dataset, tmp_path_factory.mktemp("run"), epochs=2), progress=False)
+
+
+def test_evaluate_command(trained, tiny_dataset, tmp_path):
+    out = tmp_path / "metrics.json"
+    result = runner.invoke(app, ["evaluate", str(trained), "--data", str(tiny_dataset), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())
+    for key in ("pearson/all", "cosine/peaks", "jsd/aligned", "dtw/all", "peak_recall", "peak_precision", "peak_f1"):
+        assert key in metrics and key in result.output
+    assert metrics["split"] == "test" and metrics["n"] > 0
+
+
+def test_predict_command_outputs(trained, structure_dir, tmp_path):
+    cif = next(structure_dir.glob("*BaTiO3*.cif"))
+    png, csv, js = tmp_path / "p.png", tmp_path / "p.csv", tmp_path / "p.json"
+    result = runner.invoke(app, ["predict", "BaTiO3", "NaCl", "--checkpoint", str(trained), "--output", str(csv),
+                                 "--plot", str(png), "--true", str(cif)])
+    assert result.exit_code == 0, result.output
+    assert "BaTiO3: predicted peaks" in result.output and "d(A)" in result.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    table = np.loadtxt(csv, delimiter=",", skiprows=1)
+    assert table.shape == (1024, 3) and np.isclose(table[:, 1].max(), 100, atol=0.01)
+    assert runner.invoke(app, ["predict", "BaTiO3", "--checkpoint", str(trained), "--output", str(js)]).exit_code == 0
+    record = json.loads(js.read_text())[0]
+    assert record["formula"] == "BaTiO3" and len(record["pattern"]) == 1024 and record["peaks"]
+    xy = tmp_path / "p.xy"
+    assert runner.invoke(app, ["predict", "SrTiO3", "--checkpoint", str(trained), "--output", str(xy)]).exit_code == 0
+    assert np.loadtxt(xy).shape == (1024, 2)
+
+
+def test_predict_batch_mode_streams_and_keeps_going(trained, tmp_path):
+    formulas = tmp_path / "formulas.txt"
+    formulas.write_text("BaTiO3\n# a comment\nXx2O3\nNaCl\n\nCaTiO3\n")
+    out = tmp_path / "screen.jsonl"
+    result = runner.invoke(app, ["predict", "--from-file", str(formulas), "--checkpoint", str(trained), "--output",
+                                 str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {line["formula"] for line in lines} == {"BaTiO3", "Xx2O3", "NaCl", "CaTiO3"}
+    assert "Xx" in next(line["error"] for line in lines if line["formula"] == "Xx2O3")
+    assert "formulas/s" in result.output
+
+
+@pytest.mark.parametrize("formula, reason", [("Xx2O3", "Xx"), ("Ba(TiO3", "Ba(TiO3"), ("Fe9O10", "count")])
+def test_predict_bad_formula_is_one_clear_line(trained, formula, reason):
+    result = runner.invoke(app, ["predict", formula, "--checkpoint", str(trained)])
+    assert result.exit_code == 2
+    assert reason in result.output and "Traceback" not in result.output
+
+
+def test_predict_bad_checkpoint_is_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    result = runner.invoke(app, ["predict", "BaTiO3", "--checkpoint", str(bad)])
+    assert result.exit_code != 0 and "not a readable safetensors file" in result.output
