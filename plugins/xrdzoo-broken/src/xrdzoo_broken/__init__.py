@@ -1,0 +1,1 @@
+"""A deliberately broken xrdzoo plugin, used by xrdzoo's tests."""
