@@ -30,6 +30,13 @@ def family(input_shape, out_dim=1024, variant="base"):
     return Thing(input_shape, out_dim=out_dim, variant=variant)
 
 
+def strict(size=1):
+    """A factory that checks its options."""
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    return Thing(size=size)
+
+
 def explode(**options):
     """A factory that fails when called."""
     raise RuntimeError("boom while building")
@@ -93,7 +100,7 @@ def plugins(tmp_path, monkeypatch):
 def components(plugins):
     """One healthy package, ``pkg-a``, with a module of components: ``comp:Thing`` etc."""
     plugins.add("pkg-a", "2.3", modules={"comp": COMPONENTS},
-                losses={"huber": "comp:Thing", "mse": "comp:Thing", "explodes": "comp:explode"},
+                losses={"huber": "comp:Thing", "mse": "comp:Thing", "explodes": "comp:explode", "strict": "comp:strict"},
                 backbones={"fam": "comp:family"})
     return plugins
 
@@ -217,6 +224,13 @@ def test_build_failure_is_recorded(components):
 def test_wrong_options_are_the_callers_mistake_not_a_plugin_failure(components):
     with pytest.raises(PluginError, match=r"cannot build backbone 'fam' with options \{'colour': 'red'\}"):
         registry.create("backbones", "fam", (3,), colour="red")
+    assert registry.failures() == []
+
+
+def test_bad_option_values_are_the_callers_mistake_not_a_plugin_failure(components):
+    """A factory's ValueError is how the contract reports bad input: it reaches the caller as is, unrecorded."""
+    with pytest.raises(ValueError, match="size must be at least 1, got 0"):
+        registry.create("losses", "strict", size=0)
     assert registry.failures() == []
 
 
