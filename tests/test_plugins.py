@@ -320,9 +320,10 @@ def test_list_survives_a_broken_plugin(example_site, broken_site):
 
 
 def test_list_errors_reports_package_and_error(example_site, broken_site):
+    needs("xrdzoo.encoders")  # the example's encoder imports its EncodingError
     proc = xrdzoo("list", "--errors", sites=[example_site, broken_site])
     assert proc.returncode == 0, proc.stderr
-    failed = proc.stdout.split("failed to load:")[1]
+    failed = proc.stdout.split("plugin(s) failed to load:")[1]
     [line] = [line for line in failed.splitlines() if line.startswith("missing_dep")]
     assert line.split()[1:3] == ["encoders", "xrdzoo-broken"]
     assert "ModuleNotFoundError: No module named 'xrdzoo_broken_missing_dependency'" in line
