@@ -233,6 +233,17 @@ def test_list_json_parses(example_site):
     assert rows["encoders", "onehot"]["package"] == "xrdzoo"
 
 
+@pytest.mark.parametrize("singular", ["encoder", "backbone", "loss", "metric", "weight"])
+def test_list_takes_a_kind_in_the_singular_too(singular):
+    from typer.testing import CliRunner
+
+    from xrdzoo.cli import app
+
+    result = CliRunner().invoke(app, ["list", singular, "--json"])
+    assert result.exit_code == 0, result.output
+    assert {row["kind"] for row in json.loads(result.stdout)} <= {singular + ("es" if singular == "loss" else "s")}
+
+
 EXAMPLE_ONLY = """
 import json, sys
 import numpy as np, torch, xrdzoo
