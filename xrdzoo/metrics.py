@@ -1,0 +1,232 @@
+"""Evaluation metrics on ``(n, points)`` pattern arrays (0..100 scale), the paper's three modes, and peak P/R/F1.
+
+A metric is a function ``metric(pred, true) -> np.ndarray`` of shape ``(n,)``, one value per pattern pair, lower
+is better for distances, higher for the ``peak_`` scores. Definitions, modes and edge cases: docs/zoo.md
+("Metrics").
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+
+import numba
+import numpy as np
+from tqdm.auto import tqdm
+
+from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, match_counts
+
+MODES = ("all", "peaks", "aligned")
+PEAK_THRESHOLD = 10.0  # of 100: a point is part of a peak at or above this (the paper's rule)
+PEAK_TOLERANCE = 2.0  # degrees: peaks closer than this merge; a predicted peak this close matches a true one
+
+Metric = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
+    pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if pred.ndim != 2 or pred.shape != true.shape:
+        raise ValueError(f"a metric takes two (n, points) arrays of one shape; got {pred.shape} and {true.shape}")
+    return pred, true
+
+
+def mse(pred, true) -> np.ndarray:
+    """Mean squared error over the points."""
+    pred, true = _pair(pred, true)
+    return ((pred - true) ** 2).mean(1)
+
+
+def msle(pred, true) -> np.ndarray:
+    """Mean squared error of log(1 + x), values below 0 counted as 0."""
+    pred, true = _pair(pred, true)
+    return ((np.log1p(np.clip(pred, 0, None)) - np.log1p(np.clip(true, 0, None))) ** 2).mean(1)
+
+
+def _cosine_distance(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(p, axis=1) * np.linalg.norm(t, axis=1)
+    dots = (p * t).sum(1)
+    return np.clip(1 - np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0), 0, 2)
+
+
+def cosine(pred, true) -> np.ndarray:
+    """Cosine distance, 1 - cosine similarity (1 where a pattern is all zeros)."""
+    return _cosine_distance(*_pair(pred, true))
+
+
+def pearson(pred, true) -> np.ndarray:
+    """Pearson distance, 1 - Pearson r (1 where a pattern is flat)."""
+    pred, true = _pair(pred, true)
+    return _cosine_distance(pred - pred.mean(1, keepdims=True), true - true.mean(1, keepdims=True))
+
+
+def jsd(pred, true) -> np.ndarray:
+    """Jensen-Shannon divergence (log base 2, so 0..1) of the patterns normalised to sum 1 (1 where one is empty)."""
+    pred, true = _pair(pred, true)
+    p, t = np.clip(pred, 0, None), np.clip(true, 0, None)
+    p_mass, t_mass = p.sum(1, keepdims=True), t.sum(1, keepdims=True)
+    empty = (p_mass[:, 0] == 0) | (t_mass[:, 0] == 0)
+    p, t = p / np.where(p_mass > 0, p_mass, 1), t / np.where(t_mass > 0, t_mass, 1)
+
+    def kl_to_middle(a, b):  # KL(a || (a + b) / 2) in bits, written so that tiny values cannot overflow
+        return (a * np.log2(np.divide(2 * a, a + b, out=np.ones_like(a), where=a > 0))).sum(1)
+
+    return np.where(empty, 1.0, np.clip((kl_to_middle(p, t) + kl_to_middle(t, p)) / 2, 0, 1))
+
+
+@numba.njit(parallel=True, cache=True)
+def _dtw_rows(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
+    """DTW (square root of the smallest summed squared difference along a warping path) of each row pair."""
+    n, length = a.shape
+    out = np.empty(n)
+    for k in numba.prange(n):
+        prev = np.full(length + 1, np.inf)
+        cur = np.full(length + 1, np.inf)
+        prev[0] = 0.0
+        for i in range(length):
+            cur[:] = np.inf
+            for j in range(max(0, i - radius), min(length, i + radius + 1)):
+                cur[j + 1] = (a[k, i] - b[k, j]) ** 2 + min(prev[j], prev[j + 1], cur[j])
+            prev, cur = cur, prev
+        out[k] = np.sqrt(prev[length])
+    return out
+
+
+def dtw_distance(pred, true, radius: int | None = None) -> np.ndarray:
+    """DTW between the patterns divided by 100 (0..1 scale), as tslearn's ``dtw``; ``radius``: Sakoe-Chiba band
+    in points (None: unconstrained)."""
+    pred, true = _pair(pred, true)
+    length = pred.shape[1]
+    radius = length if radius is None else int(radius)
+    return _dtw_rows(np.ascontiguousarray(pred / 100), np.ascontiguousarray(true / 100), radius)
+
+
+def dtw(pred, true) -> np.ndarray:
+    """Dynamic time warping distance (unconstrained) between the patterns scaled by 1/100."""
+    return dtw_distance(pred, true)
+
+
+def _pick(pattern: np.ndarray) -> Peaks:
+    return find_peaks(pattern, threshold=PEAK_THRESHOLD, merge_within=PEAK_TOLERANCE)
+
+
+def peak_scores(pred, true) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peak recall, precision and F1 per pair, after peak picking (>= 10, merged within 2 degrees).
+
+    A zero denominator (no true peaks for recall, no predicted peaks for precision) scores 1 when both patterns
+    have no peaks and 0 otherwise; F1 is 0 where recall + precision is 0.
+    """
+    pred, true = _pair(pred, true)
+    scores = np.empty((len(pred), 2))
+    for row, (p, t) in enumerate(zip(pred, true)):
+        p_peaks, t_peaks = _pick(p), _pick(t)
+        n_true, n_pred = len(t_peaks.positions), len(p_peaks.positions)
+        if n_true == 0 or n_pred == 0:
+            scores[row] = float(n_true == n_pred)
+            continue
+        matched_true, matched_pred = match_counts(p_peaks, t_peaks, tolerance=PEAK_TOLERANCE)
+        scores[row] = matched_true / n_true, matched_pred / n_pred
+    recall, precision = scores.T
+    total = recall + precision
+    f1 = np.divide(2 * recall * precision, total, out=np.zeros_like(total), where=total > 0)
+    return recall, precision, f1
+
+
+def peak_recall(pred, true) -> np.ndarray:
+    """Share of true peaks with a predicted peak within 2 degrees (the paper's peak match)."""
+    return peak_scores(pred, true)[0]
+
+
+def peak_precision(pred, true) -> np.ndarray:
+    """Share of predicted peaks with a true peak within 2 degrees."""
+    return peak_scores(pred, true)[1]
+
+
+def peak_f1(pred, true) -> np.ndarray:
+    """Harmonic mean of peak recall and peak precision."""
+    return peak_scores(pred, true)[2]
+
+
+def aligned_vectors(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One pair's peak-intensity vectors for the ``aligned`` mode, ordered by 2-theta.
+
+    Each true peak contributes (intensity of its aligned predicted peak or 0, its intensity); each predicted peak
+    aligned to no true peak contributes (its intensity, 0).
+    """
+    p_peaks, t_peaks = _pick(pred), _pick(true)
+    match = align_peaks(p_peaks, t_peaks, tolerance=PEAK_TOLERANCE)
+    p_int, t_int = np.asarray(p_peaks.intensities, float), np.asarray(t_peaks.intensities, float)
+    hit = match >= 0
+    p_matched = np.zeros(len(t_int))
+    p_matched[hit] = p_int[match[hit]]
+    extra = np.setdiff1d(np.arange(len(p_int)), match[hit])
+    positions = np.concatenate([t_peaks.positions, np.asarray(p_peaks.positions)[extra]])
+    p_vec = np.concatenate([p_matched, p_int[extra]])
+    t_vec = np.concatenate([t_int, np.zeros(len(extra))])
+    order = np.argsort(positions, kind="stable")
+    return p_vec[order], t_vec[order]
+
+
+def _aligned_groups(pred: np.ndarray, true: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The aligned vectors of all pairs, stacked by length; pairs where neither pattern has a peak are left out."""
+    groups: dict[int, tuple[list, list]] = {}
+    for p, t in zip(pred, true):
+        p_vec, t_vec = aligned_vectors(p, t)
+        if len(p_vec):
+            groups.setdefault(len(p_vec), ([], []))[0].append(p_vec)
+            groups[len(p_vec)][1].append(t_vec)
+    return [(np.stack(ps), np.stack(ts)) for ps, ts in groups.values()]
+
+
+def _resolve(metrics: Mapping[str, Metric] | Sequence[str] | None) -> dict[str, Metric]:
+    """Metric functions by name: given, looked up by name, or every registered one that loads."""
+    if isinstance(metrics, Mapping):
+        return dict(metrics)
+    from xrdzoo import registry
+
+    if metrics is not None:
+        return {name: registry.load("metrics", name) for name in metrics}
+    entries = registry.entries("metrics")
+    names = [e.name for e in entries]
+    found = {}
+    for entry in entries:  # a name two packages share is spelled package:name
+        name = entry.name if names.count(entry.name) == 1 else entry.qualified_name
+        try:
+            found[name] = registry.load("metrics", entry.qualified_name)
+        except registry.PluginError as error:
+            warnings.warn(f"metric {name!r} left out: {error}", stacklevel=3)
+    return found
+
+
+def evaluate(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = None,
+             modes: Sequence[str] = MODES, progress: bool = True) -> dict[str, float]:
+    """Mean of each metric over the pairs: distances as ``name/mode`` for each mode, ``peak_*`` scores once.
+
+    ``metrics``: functions by name, or registered names, or None for every registered metric (plugins included).
+    Modes: ``all`` (the 1,024 points), ``peaks`` (points below 10 set to 0 in both patterns), ``aligned`` (the
+    peak-intensity vectors of :func:`aligned_vectors`; pairs with no peak at all are left out).
+    """
+    pred, true = _pair(pred, true)
+    if not len(pred):
+        raise ValueError("nothing to evaluate: the pattern arrays are empty")
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
+    funcs = _resolve(metrics)
+    views = {"all": (pred, true)}
+    if "peaks" in modes:
+        views["peaks"] = (np.where(pred >= PEAK_THRESHOLD, pred, 0), np.where(true >= PEAK_THRESHOLD, true, 0))
+    if "aligned" in modes:
+        views["aligned"] = _aligned_groups(pred, true)
+    is_peak = {name: name.rpartition(":")[2].startswith("peak_") for name in funcs}  # peak scores take no mode
+    jobs = [(name, mode) for name in funcs if not is_peak[name] for mode in modes]
+    jobs += [(name, None) for name in funcs if is_peak[name]]
+    results = {}
+    for name, mode in tqdm(jobs, desc="metrics", disable=not progress, leave=False):
+        if mode is None:
+            results[name] = float(np.mean(funcs[name](pred, true)))
+        elif mode == "aligned":
+            values = [funcs[name](p, t) for p, t in views[mode]]
+            results[f"{name}/{mode}"] = float(np.mean(np.concatenate(values))) if values else float("nan")
+        else:
+            results[f"{name}/{mode}"] = float(np.mean(funcs[name](*views[mode])))
+    return results
