@@ -132,5 +132,7 @@ def test_bad_input_is_refused():
         metrics.mse(TRUE, TRUE)
     with pytest.raises(ValueError, match="unknown mode"):
         metrics.evaluate(rows(TRUE), rows(TRUE), metrics=["mse"], modes=("all", "peak"), progress=False)
+    with pytest.raises(ValueError, match="radius"):
+        metrics.dtw_distance(rows(TRUE), rows(TRUE), radius=-1)
     with pytest.raises(ValueError, match="empty"):
         metrics.evaluate(np.zeros((0, 1024)), np.zeros((0, 1024)), progress=False)

@@ -97,6 +97,8 @@ def dtw_distance(pred, true, radius: int | None = None) -> np.ndarray:
     pred, true = _pair(pred, true)
     length = pred.shape[1]
     radius = length if radius is None else int(radius)
+    if radius < 0:
+        raise ValueError(f"the Sakoe-Chiba radius must be >= 0 points (None: no band), got {radius}")
     return _dtw_rows(np.ascontiguousarray(pred / 100), np.ascontiguousarray(true / 100), radius)
 
 
