@@ -1,0 +1,291 @@
+"""Pretrained weights: the manifest, where a weight file is found, and its hash-checked download and cache.
+
+A weight name (``arch.tag`` in timm's style, e.g. ``resnet20_onehot.mp_ternary``) resolves, in order, to a
+verified file in the local cache, the file shipped inside its package, or a download from its URLs. Every file is
+sha256-checked before use; a check is remembered by the file's size, mtime and inode so that it is not repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from importlib.resources import files
+from pathlib import Path
+
+import pooch
+
+HOME_ENV = "XRDZOO_HOME"
+OFFLINE_ENV = "XRDZOO_OFFLINE"
+TIMEOUT = 30.0  # seconds a server may stay silent before a download is abandoned
+_CHECKED = ".checked.json"  # in the cache folder: {absolute path: [sha256, size, mtime_ns, inode]}
+
+
+class WeightError(OSError):
+    """A weight file that cannot be found, downloaded or trusted; the message is one line saying how to fix it."""
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``"resnet20_onehot.mp_ternary"`` -> ``("resnet20_onehot", "mp_ternary")``; the tag is ``""`` if absent."""
+    arch, _, tag = name.partition(".")
+    return arch, tag
+
+
+@dataclass(frozen=True)
+class WeightConfig:
+    """One pretrained weight file: where to get it, how to check it, and how it was made."""
+
+    name: str
+    sha256: str
+    file: str = ""  # the file's name in the cache and in the shipping package; default ``<name>.safetensors``
+    size: int | None = None  # bytes
+    urls: tuple[str, ...] = ()
+    license: str = ""
+    data: str = ""  # the training data
+    command: str = ""  # the training command
+    metrics: dict = field(default_factory=dict, hash=False)  # test metrics
+    description: str = ""
+    shipped: Path | None = None  # the file inside an installed package, where there is one
+
+    def __post_init__(self):
+        if not self.name or self.name != self.name.strip() or "/" in self.name:
+            raise ValueError(f"weight name {self.name!r} must be non-empty, without spaces at the ends or '/'")
+        digest = self.sha256.lower().removeprefix("sha256:")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"weight {self.name!r}: sha256 {self.sha256!r} is not 64 hexadecimal digits")
+        object.__setattr__(self, "sha256", digest)
+        object.__setattr__(self, "file", self.file or f"{self.name}.safetensors")
+        if Path(self.file).name != self.file:
+            raise ValueError(f"weight {self.name!r}: file {self.file!r} must be a bare file name, not a path")
+        object.__setattr__(self, "urls", (self.urls,) if isinstance(self.urls, str) else tuple(self.urls))
+
+    @property
+    def arch(self) -> str:
+        """The architecture part of the name, before the first dot."""
+        return split_name(self.name)[0]
+
+    @property
+    def tag(self) -> str:
+        """The tag part of the name (training data or recipe), after the first dot."""
+        return split_name(self.name)[1]
+
+
+# --- the manifest ---------------------------------------------------------------------------------------------
+
+_MANIFEST_KEYS = {f.name for f in fields(WeightConfig)} - {"shipped"}
+
+
+def weights_from_manifest(package: str, manifest: str = "manifest.json") -> list[WeightConfig]:
+    """The weights listed in ``manifest`` inside ``package``, with ``shipped`` set where the file is there too.
+
+    A plugin's ``xrdzoo.weights`` provider can be ``lambda: weights_from_manifest("my_plugin.weights")``.
+    """
+    root = files(package)
+    where = f"{package}/{manifest}"
+    try:
+        entries = json.loads((root / manifest).read_text(encoding="utf-8"))["weights"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"cannot read weights manifest {where}: {type(error).__name__}: {error}") from error
+    configs = []
+    for i, entry in enumerate(entries):
+        unknown = set(entry) - _MANIFEST_KEYS if isinstance(entry, dict) else {"(not an object)"}
+        if unknown:
+            raise ValueError(f"{where} entry {i}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_MANIFEST_KEYS)}")
+        try:
+            config = WeightConfig(**entry)
+        except TypeError as error:  # a required key missing
+            raise ValueError(f"{where} entry {i}: {error}") from error
+        candidate = root / config.file
+        shipped = Path(candidate) if isinstance(candidate, Path) and candidate.is_file() else None
+        configs.append(replace(config, shipped=shipped))
+    return configs
+
+
+def builtin_weights() -> list[WeightConfig]:
+    """xrdzoo's own pretrained weights, listed in ``weights/manifest.json`` (the ``xrdzoo.weights`` package)."""
+    return weights_from_manifest("xrdzoo.weights")
+
+
+# --- the cache and its remembered checks ----------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights live: ``$XRDZOO_HOME/weights``, else the user cache folder's ``xrdzoo/weights``."""
+    home = os.environ.get(HOME_ENV)
+    return (Path(home).expanduser() if home else Path(pooch.os_cache("xrdzoo"))) / "weights"
+
+
+def _offline(offline: bool | None) -> bool:
+    return os.environ.get(OFFLINE_ENV, "").lower() not in ("", "0", "false", "no") if offline is None else offline
+
+
+def _stamp(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def _read_checks() -> dict[str, list]:
+    try:
+        return json.loads((cache_dir() / _CHECKED).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_checks(checks: dict[str, list]) -> None:
+    """Save the remembered checks atomically; a read-only cache only means files are hashed again next time."""
+    record = cache_dir() / _CHECKED
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        partial = record.with_name(f"{_CHECKED}.{os.getpid()}")
+        partial.write_text(json.dumps(checks, indent=1))
+        os.replace(partial, record)
+    except OSError:
+        pass
+
+
+def _remember(path: Path, sha256: str) -> None:
+    checks = _read_checks()
+    checks[str(path.resolve())] = [sha256, *_stamp(path)]
+    _write_checks(checks)
+
+
+def _was_checked(path: Path, sha256: str | None = None) -> bool:
+    """Whether ``path`` was hashed (to ``sha256``, if given) and has not changed since."""
+    record = _read_checks().get(str(path.resolve()))
+    return bool(record) and record[1:] == _stamp(path) and sha256 in (None, record[0])
+
+
+def verify(path: Path, config: WeightConfig) -> bool:
+    """Whether the file at ``path`` is ``config``'s file: its size and sha256 match (checks are remembered)."""
+    if not path.is_file() or (config.size is not None and path.stat().st_size != config.size):
+        return False
+    if _was_checked(path, config.sha256):
+        return True
+    if pooch.file_hash(str(path), alg="sha256") != config.sha256:
+        return False
+    _remember(path, config.sha256)
+    return True
+
+
+# --- resolution and download ----------------------------------------------------------------------------------
+
+
+def get_config(name: str | WeightConfig) -> WeightConfig:
+    """A registered weight's config (a ``WeightConfig`` is returned as it is); unknown names list close matches."""
+    if isinstance(name, WeightConfig):
+        return name
+    from xrdzoo import registry
+
+    return registry.load("weights", name)
+
+
+def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None = None,
+            progress: bool = True) -> Path:
+    """The local file for a checkpoint path, a registered weight name or a ``WeightConfig``.
+
+    An existing path is returned as it is. A weight comes from the cache, else its shipped file, else a download
+    (never when ``offline`` is true; ``offline=None`` reads ``XRDZOO_OFFLINE``). Every file is sha256-checked.
+    """
+    if not isinstance(name_or_path, WeightConfig):
+        path = Path(name_or_path).expanduser()
+        if path.is_file():
+            return path
+        if path.suffix in (".safetensors", ".json") or os.sep in str(name_or_path):
+            raise FileNotFoundError(f"checkpoint file {str(name_or_path)!r} does not exist; "
+                                    "give an existing path or a weight name (see `xrdzoo list weights`)")
+    config = get_config(name_or_path)
+    cached = cache_dir() / config.file
+    if verify(cached, config):
+        return cached
+    if config.shipped is not None and verify(config.shipped, config):
+        return config.shipped
+    if _offline(offline):
+        bad = " (the cached copy failed its sha256 check)" if cached.exists() else ""
+        raise WeightError(f"weight {config.name!r} is not available offline{bad}: run `xrdzoo download "
+                          f"{config.name}` on a connected machine and copy {config.file} into {cached.parent}, "
+                          f"or unset {OFFLINE_ENV}")
+    return download(config, progress=progress)
+
+
+def download(name: str | WeightConfig, progress: bool = True, timeout: float = TIMEOUT) -> Path:
+    """Download a weight into the cache from each of its URLs in turn, replacing any cached copy.
+
+    The file is streamed to a temporary file that is moved into place only once its sha256 matches, so a failed
+    or interrupted download leaves nothing behind and can simply be retried.
+    """
+    import requests
+
+    config = get_config(name)
+    target = cache_dir() / config.file
+    if not config.urls:
+        raise WeightError(f"weight {config.name!r} has no download URL and no usable shipped or cached file; "
+                          f"copy {config.file} into {target.parent}")
+    target.unlink(missing_ok=True)
+    downloader = pooch.HTTPDownloader(progressbar=progress, chunk_size=1 << 16, timeout=timeout)
+    failures = []
+    for url in config.urls:
+        try:
+            pooch.retrieve(url, known_hash=f"sha256:{config.sha256}", fname=config.file, path=target.parent,
+                           downloader=downloader)
+        except requests.HTTPError as error:
+            failures.append(f"{url}: HTTP {error.response.status_code} {error.response.reason}")
+        except requests.Timeout:
+            failures.append(f"{url}: no answer within {timeout:g} s")
+        except requests.exceptions.ChunkedEncodingError:
+            failures.append(f"{url}: connection cut before the end of the file")
+        except requests.ConnectionError as error:
+            failures.append(f"{url}: cannot connect ({type(error).__name__})")
+        except ValueError as error:
+            reason = "sha256 mismatch (the server sent other bytes)" if "hash" in str(error) else str(error)
+            failures.append(f"{url}: {reason}")
+        else:
+            _remember(target, config.sha256)
+            return target
+    raise WeightError(f"cannot download weight {config.name!r}: {'; '.join(failures)}; nothing was saved, "
+                      "so retrying is safe")
+
+
+# --- the cache's contents -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    """A file in the weights cache, the weight it belongs to (``None`` if unknown), and whether it is checked."""
+
+    path: Path
+    size: int
+    weight: str | None
+    checked: bool
+
+
+def _known(configs) -> dict[str, WeightConfig]:
+    """Registered weights (or the given ones) by file name."""
+    if configs is None:
+        from xrdzoo import registry
+
+        configs = [registry.load("weights", n) for n in registry.list_names("weights")]
+    return {c.file: c for c in map(get_config, configs)}
+
+
+def cached_files(configs=None) -> list[CachedFile]:
+    """The files in the cache; ``checked`` means sha256-verified against its weight and unchanged since."""
+    folder, known = cache_dir(), _known(configs)
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    return [CachedFile(p, p.stat().st_size, known[p.name].name if p.name in known else None,
+                       p.name in known and _was_checked(p, known[p.name].sha256)) for p in paths]
+
+
+def clear_cache(names=None) -> list[Path]:
+    """Delete the cached files of the named weights (names or ``WeightConfig``s), or of all; returns what went."""
+    if names is None:
+        removed = [f.path for f in cached_files(configs=())]
+    else:
+        removed = [p for p in (cache_dir() / get_config(n).file for n in names) if p.is_file()]
+    for path in removed:
+        path.unlink()
+    checks = _read_checks()
+    gone = {str(p.resolve()) for p in removed}
+    if gone & checks.keys():
+        _write_checks({k: v for k, v in checks.items() if k not in gone})
+    return removed
