@@ -176,7 +176,7 @@ def test_messages_name_the_kind_in_the_singular(plugins, kind, singular):
 
 
 def test_unknown_kind(plugins):
-    for call in (lambda: registry.entries("loss"), lambda: registry.list_names("models"),
+    for call in (lambda: registry.entries("lossy"), lambda: registry.list_names("models"),
                  lambda: registry.find("layers", "x")):
         with pytest.raises(PluginError, match="unknown kind .*choose one of encoders, backbones"):
             call()

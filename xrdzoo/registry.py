@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-KINDS = ("encoders", "backbones", "losses", "metrics", "weights")
+SINGULAR = {"encoders": "encoder", "backbones": "backbone", "losses": "loss", "metrics": "metric", "weights": "weight"}
+KINDS = tuple(SINGULAR)
 RAISE_ENV = "XRDZOO_RAISE_PLUGIN_ERRORS"
 
 
@@ -59,10 +60,12 @@ class Failure:
 _failures: dict[tuple[str, str, str], Failure] = {}
 
 
-def _check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise PluginError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    return kind
+def kind_name(kind: str) -> str:
+    """The plural kind for a kind given in the singular or plural (``loss`` -> ``losses``)."""
+    for plural, singular in SINGULAR.items():
+        if kind in (plural, singular):
+            return plural
+    raise PluginError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
 def _natural_key(text: str) -> list:
@@ -75,7 +78,7 @@ def _record_failure(kind: str, name: str, package: str, error: BaseException) ->
     _failures[kind, name, package] = Failure(kind, name, package, message)
     if os.environ.get(RAISE_ENV, "") not in ("", "0"):
         raise error
-    return PluginError(f"{kind[:-1]} {name!r} from package {package!r} failed: {message}")
+    return PluginError(f"{SINGULAR[kind]} {name!r} from package {package!r} failed: {message}")
 
 
 @functools.cache
@@ -105,7 +108,8 @@ def _weight_entries() -> tuple[Entry, ...]:
 
 def entries(kind: str) -> tuple[Entry, ...]:
     """All registered entries of one kind, in natural name order (no plugin code is imported, weights aside)."""
-    found = _weight_entries() if _check_kind(kind) == "weights" else _code_entries(kind)
+    kind = kind_name(kind)
+    found = _weight_entries() if kind == "weights" else _code_entries(kind)
     return tuple(sorted(found, key=lambda e: (_natural_key(e.name), e.package)))
 
 
@@ -132,12 +136,12 @@ def find(kind: str, name: str) -> tuple[Entry, str | None]:
         close = difflib.get_close_matches(bare, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise PluginError(
-            f"no {kind[:-1]} named {name!r}{hint} (see `xrdzoo list {kind}`; a plugin package may be missing)"
+            f"no {SINGULAR[kind]} named {name!r}{hint} (see `xrdzoo list {kind}`; a plugin package may be missing)"
         )
     if len(candidates) > 1:
         choices = " or ".join(repr(e.qualified_name) for e in candidates)
         packages = " and ".join(e.package for e in candidates)
-        raise PluginError(f"{kind[:-1]} {bare!r} is registered by both {packages}; pick one as {choices}")
+        raise PluginError(f"{SINGULAR[kind]} {bare!r} is registered by both {packages}; pick one as {choices}")
     return candidates[0], variant
 
 
@@ -145,7 +149,7 @@ def load(kind: str, name: str) -> Any:
     """The object an entry point names (a factory, or a ``WeightConfig`` for weights), imported on first use."""
     entry, variant = find(kind, name)
     if variant is not None:
-        raise PluginError(f"{kind[:-1]} name {name!r} has a variant; build it with create({kind!r}, {name!r})")
+        raise PluginError(f"{SINGULAR[kind]} name {name!r} has a variant; build it with create({kind!r}, {name!r})")
     return _load_entry(entry)
 
 
@@ -165,7 +169,9 @@ def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
     try:
         return factory(*args, **options)
     except TypeError as error:  # wrong options are the caller's mistake, not a broken plugin
-        raise PluginError(f"cannot build {kind[:-1]} {name!r} with options {options}: {error}") from error
+        raise PluginError(f"cannot build {SINGULAR[kind]} {name!r} with options {options}: {error}") from error
+    except ValueError:  # how a factory reports bad option values: the caller's to fix, as it is
+        raise
     except Exception as error:
         raise _record_failure(kind, entry.name, entry.package, error) from error
 
