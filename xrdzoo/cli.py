@@ -57,8 +57,8 @@ def list_command(
     errors: Annotated[bool, typer.Option("--errors", help="show plugins that failed to load")] = False,
 ) -> None:
     """List registered encoders, backbones, losses, metrics and weights (built-in and from plugins)."""
-    kinds = registry.KINDS if kind == "all" else (kind + "s" if kind + "s" in registry.KINDS else kind,)
     try:
+        kinds = registry.KINDS if kind == "all" else (registry.kind_name(kind),)
         rows = [
             {"name": e.name, "kind": e.kind, "package": e.package, "version": e.version,
              "description": registry.describe(e)}
@@ -200,3 +200,55 @@ def predict(
         typer.echo(f"wrote {plot_patterns(plot, curves, title=f'{checkpoint}')}")
 
 # --- hub: download, cache ---------------------------------------------------------------------
+
+
+@app.command()
+def download(
+    names: Annotated[Optional[list[str]], typer.Argument(help="weight names (xrdzoo list weights)")] = None,
+    every: Annotated[bool, typer.Option("--all", help="every registered weight")] = False,
+) -> None:
+    """Fetch pretrained weights into the local cache (sha256-checked), e.g. to use them offline later."""
+    from xrdzoo import hub
+
+    if every == bool(names):
+        raise typer.BadParameter("give weight names or --all (not both)", param_hint="NAMES")
+    for name in registry.list_names("weights") if every else names:
+        typer.echo(f"{name}: {hub.resolve(name)}")
+
+
+cache_app = typer.Typer(help="The local cache of downloaded weights: list, clear, dir.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("list")
+def cache_list() -> None:
+    """Cached weight files, their sizes, and whether their sha256 has been checked since they last changed."""
+    from xrdzoo import hub
+
+    rows = [{"file": f.path.name, "weight": f.weight or "(not registered)", "size": f"{f.size / 2**20:.1f} MiB",
+             "checked": "yes" if f.checked else "no"} for f in hub.cached_files()]
+    _print_table(rows, ["file", "weight", "size", "checked"])
+    if not rows:
+        typer.echo(f"no cached weights in {hub.cache_dir()}")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    names: Annotated[Optional[list[str]], typer.Argument(help="weight names; all cached files if omitted")] = None,
+) -> None:
+    """Delete cached weight files, of the named weights or all of them (asks nothing)."""
+    from xrdzoo import hub
+
+    removed = hub.clear_cache(names or None)
+    for path in removed:
+        typer.echo(f"removed {path}")
+    if not removed:
+        typer.echo(f"nothing to remove in {hub.cache_dir()}")
+
+
+@cache_app.command("dir")
+def cache_dir() -> None:
+    """Print the folder that holds downloaded weights (set XRDZOO_HOME to move it)."""
+    from xrdzoo import hub
+
+    typer.echo(str(hub.cache_dir()))

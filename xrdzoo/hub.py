@@ -14,6 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pooch
+import requests
 
 HOME_ENV = "XRDZOO_HOME"
 OFFLINE_ENV = "XRDZOO_OFFLINE"
@@ -213,8 +214,6 @@ def download(name: str | WeightConfig, progress: bool = True, timeout: float = T
     The file is streamed to a temporary file that is moved into place only once its sha256 matches, so a failed
     or interrupted download leaves nothing behind and can simply be retried.
     """
-    import requests
-
     config = get_config(name)
     target = cache_dir() / config.file
     if not config.urls:
@@ -227,22 +226,28 @@ def download(name: str | WeightConfig, progress: bool = True, timeout: float = T
         try:
             pooch.retrieve(url, known_hash=f"sha256:{config.sha256}", fname=config.file, path=target.parent,
                            downloader=downloader)
-        except requests.HTTPError as error:
-            failures.append(f"{url}: HTTP {error.response.status_code} {error.response.reason}")
-        except requests.Timeout:
-            failures.append(f"{url}: no answer within {timeout:g} s")
-        except requests.exceptions.ChunkedEncodingError:
-            failures.append(f"{url}: connection cut before the end of the file")
-        except requests.ConnectionError as error:
-            failures.append(f"{url}: cannot connect ({type(error).__name__})")
-        except ValueError as error:
-            reason = "sha256 mismatch (the server sent other bytes)" if "hash" in str(error) else str(error)
-            failures.append(f"{url}: {reason}")
+        except (requests.RequestException, ValueError) as error:
+            failures.append(f"{url}: {_reason(error, timeout)}")
         else:
             _remember(target, config.sha256)
             return target
     raise WeightError(f"cannot download weight {config.name!r}: {'; '.join(failures)}; nothing was saved, "
                       "so retrying is safe")
+
+
+def _reason(error: Exception, timeout: float) -> str:
+    """Why one download failed, in a few words."""
+    if isinstance(error, requests.HTTPError):
+        return f"HTTP {error.response.status_code} {error.response.reason}"
+    if isinstance(error, requests.Timeout) or "timed out" in str(error):  # a stall mid-file is a ConnectionError
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return "connection cut before the end of the file"
+    if isinstance(error, requests.ConnectionError):
+        return "cannot connect (is the address right and the network up?)"
+    if isinstance(error, ValueError) and "hash" in str(error):
+        return "sha256 mismatch (the server sent other bytes)"
+    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 # --- the cache's contents -------------------------------------------------------------------------------------
