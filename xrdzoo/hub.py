@@ -268,7 +268,7 @@ def _known(configs) -> dict[str, WeightConfig]:
     if configs is None:
         from xrdzoo import registry
 
-        configs = [registry.load("weights", n) for n in registry.list_names("weights")]
+        configs = [registry.load("weights", e.qualified_name) for e in registry.entries("weights")]
     return {c.file: c for c in map(get_config, configs)}
 
 
