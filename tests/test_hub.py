@@ -114,6 +114,7 @@ def test_good_download_lands_in_the_cache_checked(server, home):
     assert cache_contents() == [config.file] and server.hits == ["/good"]
     assert hub.cached_files([config]) == [hub.CachedFile(path, len(PAYLOAD), "tiny.test", True)]
     assert hub.resolve(config, progress=False) == path and server.hits == ["/good"]  # second time: no network
+    assert hub.download(config, progress=False) == path and server.hits == ["/good"]
 
 
 BROKEN = {

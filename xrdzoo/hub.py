@@ -191,7 +191,7 @@ def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None
         path = Path(name_or_path).expanduser()
         if path.is_file():
             return path
-        if path.suffix in (".safetensors", ".json") or os.sep in str(name_or_path):
+        if path.suffix == ".safetensors" or "/" in str(name_or_path) or os.sep in str(name_or_path):
             raise FileNotFoundError(f"checkpoint file {str(name_or_path)!r} does not exist; "
                                     "give an existing path or a weight name (see `xrdzoo list weights`)")
     config = get_config(name_or_path)
@@ -209,13 +209,16 @@ def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None
 
 
 def download(name: str | WeightConfig, progress: bool = True, timeout: float = TIMEOUT) -> Path:
-    """Download a weight into the cache from each of its URLs in turn, replacing any cached copy.
+    """The weight's file in the cache, downloaded from each of its URLs in turn unless a checked copy is there.
 
-    The file is streamed to a temporary file that is moved into place only once its sha256 matches, so a failed
-    or interrupted download leaves nothing behind and can simply be retried.
+    A cached copy that fails its check is deleted first. The download is streamed to a temporary file that is
+    moved into place only once its sha256 matches, so a failed or interrupted one leaves nothing behind and can
+    simply be retried.
     """
     config = get_config(name)
     target = cache_dir() / config.file
+    if verify(target, config):
+        return target
     if not config.urls:
         raise WeightError(f"weight {config.name!r} has no download URL and no usable shipped or cached file; "
                           f"copy {config.file} into {target.parent}")
