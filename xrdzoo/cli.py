@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -22,13 +21,14 @@ class _Group(TyperGroup):
     """Turns the errors a user can fix (bad formula, file, checkpoint, plugin, network) into one line, not a
     traceback; set XRDZOO_DEBUG=1 to see the traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (ValueError, LookupError, OSError) as error:
             if os.environ.get("XRDZOO_DEBUG"):
                 raise
-            raise click.ClickException(str(error).splitlines()[0] if str(error) else repr(error)) from error
+            typer.echo(f"Error: {str(error).splitlines()[0] if str(error) else repr(error)}", err=True)
+            raise typer.Exit(1) from error
 
 
 app = typer.Typer(cls=_Group, help="Predict powder XRD patterns from chemical formulas.", no_args_is_help=True)
