@@ -1,0 +1,1 @@
+"""XRD ground truth: the pattern conventions, peak picking and alignment, and the diffraction simulator."""

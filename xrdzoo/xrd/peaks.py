@@ -1,0 +1,80 @@
+"""Peak picking, merging and alignment by the DeepXRD paper's rules.
+
+Picking (``find_peaks``), in two steps on a pattern of equal bins over 2-theta 0..180 degrees:
+
+1. Every point at or above ``threshold`` (10 of 100 by default) is a peak point; each contiguous run of peak
+   points is one peak.
+2. Peaks are sorted by position and neighbours whose positions are less than ``merge_within`` degrees apart
+   are merged, chaining (peaks at 0, 1.5 and 3 degrees become one).
+
+A peak's position is the middle of its extent (halfway between its first and last point, in degrees) and its
+intensity is the largest point in it; a merged peak covers the extent of all its members.
+
+Alignment: for each true peak, the largest predicted peak within ``tolerance`` degrees (inclusive) is its match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xrdzoo.xrd.pattern import bin_centres
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Peaks of one pattern, sorted by position: ``positions`` in degrees 2-theta and their ``intensities``."""
+
+    positions: np.ndarray
+    intensities: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def find_peaks(pattern, threshold: float = 10.0, merge_within: float = 2.0) -> Peaks:
+    """The peaks of one 1-D pattern (bins over 2-theta 0..180 degrees) by the rules in the module docstring."""
+    pattern = np.asarray(pattern, dtype=float)
+    if pattern.ndim != 1:
+        raise ValueError(f"find_peaks takes one 1-D pattern, got an array of shape {pattern.shape}")
+    if not np.isfinite(pattern).all():
+        raise ValueError("the pattern holds NaN or infinite values")
+    mask = np.concatenate([[False], pattern >= threshold, [False]])
+    edges = np.flatnonzero(np.diff(mask.astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2] - 1  # first and last point of each run
+    if starts.size == 0:
+        return Peaks(np.zeros(0), np.zeros(0))
+    x = bin_centres(pattern.size)
+    # Each slice from one run's start to the next covers the run and then points below threshold only.
+    run_max = np.maximum.reduceat(pattern, starts)
+    centres = (x[starts] + x[ends]) / 2
+    first = np.concatenate([[True], np.diff(centres) >= merge_within])
+    group_starts = np.flatnonzero(first)
+    group_ends = np.concatenate([group_starts[1:], [starts.size]]) - 1
+    positions = (x[starts[group_starts]] + x[ends[group_ends]]) / 2
+    return Peaks(positions, np.maximum.reduceat(run_max, group_starts))
+
+
+def _within(predicted: Peaks, true: Peaks, tolerance: float) -> np.ndarray:
+    """Boolean matrix (true peaks x predicted peaks): positions at most ``tolerance`` degrees apart."""
+    distance = np.abs(np.asarray(true.positions, float)[:, None] - np.asarray(predicted.positions, float)[None, :])
+    return distance <= tolerance
+
+
+def align_peaks(predicted: Peaks, true: Peaks, tolerance: float = 2.0) -> np.ndarray:
+    """For each true peak, the index of the largest predicted peak within ``tolerance`` degrees, or -1.
+
+    Among equally large candidates the first (lowest 2-theta) wins. Returns an int array of length ``len(true)``.
+    """
+    within = _within(predicted, true, tolerance)
+    if within.size == 0:
+        return np.full(len(true.positions), -1, dtype=int)
+    candidates = np.where(within, np.asarray(predicted.intensities, float)[None, :], -np.inf)
+    return np.where(within.any(axis=1), candidates.argmax(axis=1), -1)
+
+
+def match_counts(predicted: Peaks, true: Peaks, tolerance: float = 2.0) -> tuple[int, int]:
+    """(true peaks with a predicted peak within ``tolerance``, predicted peaks with a true peak within it)."""
+    within = _within(predicted, true, tolerance)
+    return int(within.any(axis=1).sum()), int(within.any(axis=0).sum())
