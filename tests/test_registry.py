@@ -175,6 +175,20 @@ def test_messages_name_the_kind_in_the_singular(plugins, kind, singular):
         registry.find(kind, "nothing")
 
 
+def test_kinds_in_the_singular_work_everywhere(components):
+    assert registry.list_names("loss") == registry.list_names("losses")
+    assert registry.find("loss", "huber") == registry.find("losses", "huber")
+    assert registry.load("backbone", "fam") is registry.load("backbones", "fam")
+    assert registry.create("backbone", "fam/large", (3,)).options["variant"] == "large"
+    with pytest.raises(PluginError, match="^no loss named 'hubr'; did you mean huber"):
+        registry.find("loss", "hubr")
+    with pytest.raises(PluginError, match="has a variant"):
+        registry.load("backbone", "fam/large")
+    with pytest.raises(PluginError, match="^loss 'explodes' from package 'pkg-a' failed"):
+        registry.create("loss", "explodes")
+    assert [f.kind for f in registry.failures()] == ["losses"]
+
+
 def test_unknown_kind(plugins):
     for call in (lambda: registry.entries("lossy"), lambda: registry.list_names("models"),
                  lambda: registry.find("layers", "x")):
