@@ -125,6 +125,7 @@ def find(kind: str, name: str) -> tuple[Entry, str | None]:
 
     ``package:name`` picks one entry when several packages register the same name.
     """
+    kind = kind_name(kind)
     package, _, bare = name.rpartition(":") if ":" in name else ("", "", name)
     candidates = [e for e in entries(kind) if e.name == bare and package in ("", e.package)]
     variant = None
@@ -147,6 +148,7 @@ def find(kind: str, name: str) -> tuple[Entry, str | None]:
 
 def load(kind: str, name: str) -> Any:
     """The object an entry point names (a factory, or a ``WeightConfig`` for weights), imported on first use."""
+    kind = kind_name(kind)
     entry, variant = find(kind, name)
     if variant is not None:
         raise PluginError(f"{SINGULAR[kind]} name {name!r} has a variant; build it with create({kind!r}, {name!r})")
@@ -162,6 +164,7 @@ def _load_entry(entry: Entry) -> Any:
 
 def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
     """Build a component: call its factory with ``args`` and ``options`` (and ``variant=`` for family names)."""
+    kind = kind_name(kind)
     entry, variant = find(kind, name)
     factory = _load_entry(entry)
     if variant is not None:
