@@ -89,6 +89,36 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
 
 # --- xrd: simulate ----------------------------------------------------------------------------
 
+
+@app.command("simulate")
+def simulate_command(
+    structure_file: Annotated[Path, typer.Argument(help="structure file pymatgen reads: CIF, POSCAR, ...")],
+    fwhm: Annotated[Optional[float], typer.Option(help="Gaussian broadening: FWHM in degrees 2-theta")] = None,
+    simulator: Annotated[str, typer.Option(help="fast, or pymatgen (the reference; also gives hkl)")] = "fast",
+    output: Annotated[Optional[Path], typer.Option(help="write the 1,024-point pattern: .csv, .json, .jsonl, .xy")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="draw the pattern to this PNG")] = None,
+) -> None:
+    """Simulate a structure's powder XRD pattern (Cu K-alpha, 2-theta 0..180): peak list, pattern, plot."""
+    from xrdzoo.prediction import write_patterns
+    from xrdzoo.xrd import simulate as xrd
+    from xrdzoo.xrd.pattern import d_spacing
+
+    try:
+        structure = xrd.read_structure(structure_file)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="STRUCTURE_FILE") from error
+    formula = structure.composition.reduced_formula
+    two_theta, intensities, hkls = xrd.reflections(structure, simulator)
+    rows = [{"two_theta": f"{t:.3f}", "intensity": f"{i:.2f}", "d_spacing": f"{d:.4f}", "hkl": h}
+            for t, i, d, h in zip(two_theta, intensities, d_spacing(two_theta), hkls or [""] * len(two_theta))]
+    typer.echo(f"{formula}: {len(rows)} peaks ({simulator} simulator, Cu K-alpha)")
+    _print_table(rows, ["two_theta", "intensity", "d_spacing"] + (["hkl"] if hkls else []))
+    pattern = xrd.simulate([structure], simulator, fwhm)
+    if output:
+        typer.echo(f"wrote {', '.join(map(str, write_patterns(output, [formula], pattern)))}")
+    if plot:
+        typer.echo(f"wrote {plot_patterns(plot, {f'{formula} ({simulator})': pattern[0]}, title=structure_file.name)}")
+
 # --- data: build ------------------------------------------------------------------------------
 
 # --- model: train, evaluate, predict ----------------------------------------------------------

@@ -1,0 +1,244 @@
+"""Powder XRD patterns of crystal structures: a fast vectorised simulator, and pymatgen's as the oracle.
+
+Both follow the same physics (pymatgen's ``XRDCalculator`` with Cu K-alpha over 2-theta 0..180 degrees):
+every reciprocal-lattice point inside the limiting sphere of radius 2/wavelength is one reflection; its
+structure factor sums the sites' atomic scattering factors (pymatgen's fitted coefficients) times their phases;
+its intensity is |F|^2 times the Lorentz-polarisation factor; reflections at the same 2-theta (within 1e-5
+degrees) are summed into one peak. ``fast`` does this with a handful of numpy array operations per structure.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import version
+from typing import Iterable
+
+import numpy as np
+
+from xrdzoo.xrd.pattern import FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, bin_peaks, broaden
+
+SIMULATORS = ("fast", "pymatgen")
+
+# pymatgen's merge and cut-off rules (AbstractDiffractionPatternCalculator.TWO_THETA_TOL, SCALED_INTENSITY_TOL).
+_MERGE_TOLERANCE = 1e-5  # degrees: reflections whose 2-theta round to the same multiple of this are one peak
+_MIN_SCALED_INTENSITY = 1e-3  # peaks at or below this (of 100) are dropped
+
+
+class SimulationError(ValueError):
+    """A structure that cannot be simulated; ``reason`` is a short key for counting skips
+    (``partial_occupancy``, ``unknown_element``, ``no_peaks``)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def simulator_version(name: str) -> str:
+    """A version string that changes whenever the named simulator's output may change."""
+    _check_name(name)
+    if name == "pymatgen":
+        return f"pymatgen {version('pymatgen')}"
+    return f"xrdzoo {version('xrdzoo')} fast (pymatgen {version('pymatgen')} scattering factors)"
+
+
+def reflections(structure, simulator: str = "fast") -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """The peaks of one structure over 2-theta 0..180 degrees (Cu K-alpha), sorted by 2-theta.
+
+    Returns (2-theta in degrees, intensities scaled to a largest of 100, hkl labels per peak or None): the
+    ``pymatgen`` simulator labels each peak with its hkl families, ``fast`` gives None.
+    Raises ``SimulationError`` (a ValueError) for a structure with partial occupancy, an element without
+    scattering factors, or no peak.
+    """
+    _check_name(simulator)
+    _check_structure(structure)
+    with _blas().limit(limits=1, user_api="blas"):  # the matrix products are small: threads only add overhead
+        return _pymatgen_reflections(structure) if simulator == "pymatgen" else _fast_reflections(structure)
+
+
+def simulate(structures: Iterable, simulator: str = "fast", fwhm: float | None = None,
+             progress: bool = False) -> np.ndarray:
+    """Binned patterns, float32 of shape (n, 1024) with each row's largest value 100, of the given structures.
+
+    ``fwhm``: optional Gaussian broadening in degrees 2-theta. A structure that cannot be simulated raises
+    ``SimulationError`` naming its position and formula.
+    """
+    from tqdm.auto import tqdm
+
+    _check_name(simulator)
+    structures = list(structures)
+    patterns = np.zeros((len(structures), N_POINTS), dtype=np.float32)
+    for i, structure in enumerate(tqdm(structures, desc=f"simulating ({simulator})", disable=not progress)):
+        try:
+            two_theta, intensities, _ = reflections(structure, simulator)
+        except SimulationError as error:
+            raise SimulationError(f"structure {i}: {error}", error.reason) from error
+        patterns[i] = bin_peaks(two_theta, intensities)
+    return patterns if fwhm is None else broaden(patterns, fwhm)
+
+
+def read_structure(path):
+    """A crystal structure from a file pymatgen reads (CIF, POSCAR, ...); failures become one-line ValueErrors."""
+    import warnings
+    from pathlib import Path
+
+    from pymatgen.core import Structure
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no structure file at {str(path)!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pymatgen's CIF parser warns about rounding coordinates
+            return Structure.from_file(str(path))
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot read a structure from {str(path)!r} ({reason}); give a CIF, POSCAR or other "
+                         "file pymatgen's Structure.from_file reads") from error
+
+
+@cache
+def _blas():
+    """The thread pools of the loaded BLAS libraries (found once: the search takes a fraction of a millisecond)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _check_name(simulator: str) -> None:
+    if simulator not in SIMULATORS:
+        raise ValueError(f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}")
+
+
+def _check_structure(structure) -> None:
+    """Refuse what neither simulator should take: not a crystal, disorder, elements without scattering factors."""
+    from pymatgen.core import IStructure
+
+    if not isinstance(structure, IStructure):
+        raise TypeError(f"expected a pymatgen Structure, got {type(structure).__name__}")
+    if not len(structure):
+        raise _no_peaks(structure)
+    if not structure.is_ordered:
+        formula = structure.composition.reduced_formula
+        raise SimulationError(f"{formula} has partial occupancy or mixed sites; only ordered structures are "
+                              "simulated (order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation)",
+                              "partial_occupancy")
+    table = _scattering_table()[0]
+    missing = sorted({el.symbol for el in structure.composition.elements} - table.keys())
+    if missing:
+        formula = structure.composition.reduced_formula
+        raise SimulationError(f"{formula}: no X-ray scattering factors for {', '.join(missing)}", "unknown_element")
+
+
+def _no_peaks(structure) -> SimulationError:
+    return SimulationError(f"{structure.composition.reduced_formula or 'an empty structure'} yields no diffraction peak between 0 and 180 "
+                           f"degrees 2-theta (lattice too small for wavelength {WAVELENGTH} A?)", "no_peaks")
+
+
+# --- the oracle ------------------------------------------------------------------------------------------------
+
+def _pymatgen_reflections(structure):
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+
+    if not len(_reciprocal_points(structure.lattice.matrix)[1]):
+        raise _no_peaks(structure)  # pymatgen itself fails with "max() arg is an empty sequence"
+    pattern = XRDCalculator("CuKa").get_pattern(structure, two_theta_range=TWO_THETA_RANGE)
+    labels = [" ".join("(" + " ".join(map(str, family["hkl"])) + ")" for family in peak) for peak in pattern.hkls]
+    return np.asarray(pattern.x, float), np.asarray(pattern.y, float), labels
+
+
+# --- the fast simulator ----------------------------------------------------------------------------------------
+
+@cache
+def _scattering_table() -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """pymatgen's atomic scattering coefficients as arrays: (symbol -> row, Z per row, (rows, 4, 2) a/b pairs)."""
+    from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS
+    from pymatgen.core import Element
+
+    symbols = sorted(ATOMIC_SCATTERING_PARAMS)
+    coefficients = np.array([ATOMIC_SCATTERING_PARAMS[s] for s in symbols], dtype=float)
+    return ({s: i for i, s in enumerate(symbols)}, np.array([Element(s).Z for s in symbols], float), coefficients)
+
+
+def _reciprocal_points(lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """One Friedel half of the reciprocal-lattice points with 0 < |g| <= 2 / wavelength (the limiting sphere).
+
+    g = h b1 + k b2 + l b3 with b_i . a_j = delta_ij. Returns the Miller indices (M, 3), |g| (M,), and the
+    bounds (h_max, k_max, l_max) of the box searched: h in 0..h_max, k in -k_max..k_max, l in -l_max..l_max.
+    """
+    g_max = 2 / WAVELENGTH
+    # |h| = |g . a1| <= g_max |a1|, and likewise for k and l.
+    bounds = tuple(int(n) for n in np.floor(g_max * np.linalg.norm(lattice, axis=1) + 1e-9))
+    h_max, k_max, l_max = bounds
+    recip = np.linalg.inv(lattice).T  # rows b1, b2, b3 (no 2 pi)
+    metric = recip @ recip.T  # |g|^2 = (h k l) metric (h k l)^T
+    h = np.arange(0, h_max + 1)[:, None, None]
+    k = np.arange(-k_max, k_max + 1)[None, :, None]
+    l = np.arange(-l_max, l_max + 1)
+    hk_part = metric[0, 0] * h**2 + metric[1, 1] * k**2 + 2 * metric[0, 1] * h * k
+    g2 = hk_part + l * (2 * metric[0, 2] * h + 2 * metric[1, 2] * k) + metric[2, 2] * l**2
+    keep = g2 <= g_max**2 * (1 + 1e-12)
+    # Keep (h, k, l) lexicographically positive: the other half has the same intensities (Friedel's law).
+    keep[0, :k_max] = False  # h = 0, k < 0
+    keep[0, k_max, : l_max + 1] = False  # h = k = 0, l <= 0
+    index = np.nonzero(keep)
+    hkl = np.stack([index[0], index[1] - k_max, index[2] - l_max], axis=1)
+    return hkl, np.sqrt(g2[keep]), bounds
+
+
+def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, hkl: np.ndarray,
+                bounds: tuple[int, int, int]) -> np.ndarray:
+    """sum over each element's sites of exp(2 pi i hkl . r), shape (M, elements).
+
+    The phase factorises per axis, exp(2 pi i h x) exp(2 pi i k y) exp(2 pi i l z), so the sums over the whole
+    search box come from one matrix product per element, (h k pairs x sites) @ (sites x l): no trigonometry on
+    the (reflections x sites) matrix, and BLAS does the work.
+    """
+    h_max, k_max, l_max = bounds
+    x, y, z = frac_coords.T[:, :, None]
+    xh = np.exp(2j * np.pi * x * np.arange(0, h_max + 1))  # (N, H)
+    yk = np.exp(2j * np.pi * y * np.arange(-k_max, k_max + 1))  # (N, K)
+    zl = np.exp(2j * np.pi * z * np.arange(-l_max, l_max + 1))  # (N, L)
+    xy = (xh[:, :, None] * yk[:, None, :]).reshape(len(frac_coords), -1)  # (N, H K)
+    hk_row = hkl[:, 0] * (2 * k_max + 1) + hkl[:, 1] + k_max
+    l_col = hkl[:, 2] + l_max
+    sums = np.empty((len(hkl), site_element.max() + 1), dtype=complex)
+    for element in range(sums.shape[1]):
+        sites = site_element == element
+        sums[:, element] = (xy[sites].T @ zl[sites])[hk_row, l_col]
+    return sums
+
+
+def _fast_reflections(structure):
+    if "U11_cif" in structure.site_properties:
+        raise ValueError("the fast simulator does not apply anisotropic Debye-Waller factors (U11_cif, ... site "
+                         "properties); use simulator='pymatgen' for this structure")
+    hkl, g, bounds = _reciprocal_points(structure.lattice.matrix)
+    if not len(g):
+        raise _no_peaks(structure)
+    rows, z, coefficients = _scattering_table()
+    element_row = np.array([rows[site.specie.symbol] for site in structure])
+    elements, site_element = np.unique(element_row, return_inverse=True)
+
+    # Atomic scattering factor per reflection and element, s = sin(theta) / wavelength = g / 2:
+    # f(s) = Z - 41.78214 s^2 sum_i a_i exp(-b_i s^2).
+    s2 = (g / 2) ** 2
+    a, b = coefficients[elements, :, 0], coefficients[elements, :, 1]  # (E, 4)
+    f = z[elements] - 41.78214 * s2[:, None] * (a * np.exp(-b * s2[:, None, None])).sum(-1)  # (M, E)
+    structure_factor = (f * _phase_sums(structure.frac_coords, site_element, hkl, bounds)).sum(1)
+
+    theta = np.arcsin(np.minimum(WAVELENGTH * g / 2, 1.0))
+    lorentz_polarisation = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
+    intensity = np.abs(structure_factor) ** 2 * lorentz_polarisation
+    two_theta = np.degrees(2 * theta)
+    # Merge reflections at the same 2-theta; a peak sits at its group's smallest 2-theta.
+    key = np.round(two_theta / _MERGE_TOLERANCE).astype(np.int64)
+    order = np.lexsort((two_theta, key))
+    key, two_theta, intensity = key[order], two_theta[order], intensity[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    two_theta, intensity = two_theta[first], np.add.reduceat(intensity, first)
+    top = intensity.max()
+    if not top > 0:
+        raise _no_peaks(structure)
+    scaled = intensity * (FULL_SCALE / top)
+    keep = scaled > _MIN_SCALED_INTENSITY
+    return two_theta[keep], scaled[keep], None
