@@ -1,0 +1,142 @@
+"""The fast simulator against pymatgen (the oracle) and Bragg's law, its errors, and `xrdzoo simulate`."""
+
+import csv
+import gzip
+import itertools
+import random
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+from typer.testing import CliRunner
+
+from xrdzoo.cli import app
+from xrdzoo.xrd.pattern import N_POINTS, WAVELENGTH
+from xrdzoo.xrd.simulate import SIMULATORS, SimulationError, reflections, simulate, simulator_version
+
+PROTOTYPES = {
+    "NaCl": lambda: Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                              [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    "SrTiO3": lambda: Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.905), ["Sr", "Ti", "O"],
+                                                [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]]),
+    "MgAl2O4": lambda: Structure.from_spacegroup("Fd-3m", Lattice.cubic(8.08), ["Mg", "Al", "O"],
+                                                 [[0, 0, 0], [0.625, 0.625, 0.625], [0.387, 0.387, 0.387]]),
+}
+
+
+def _assert_agree(structure):
+    fast_x, fast_y, fast_hkl = reflections(structure, "fast")
+    ref_x, ref_y, ref_hkl = reflections(structure, "pymatgen")
+    assert fast_hkl is None and len(ref_hkl) == len(ref_x)
+    assert len(fast_x) == len(ref_x)
+    assert np.abs(fast_x - ref_x).max() < 0.01
+    assert np.allclose(fast_y, ref_y, rtol=1e-6, atol=1e-6)
+    fast, ref = simulate([structure], "fast")[0], simulate([structure], "pymatgen")[0]
+    assert np.corrcoef(fast, ref)[0, 1] >= 0.999
+
+
+@pytest.mark.parametrize("name", PROTOTYPES)
+def test_fast_agrees_with_pymatgen(name):
+    _assert_agree(PROTOTYPES[name]())
+
+
+def test_low_symmetry_cell_agrees():
+    """A triclinic cell with a long axis: the search box is far from a cube and no reflections coincide."""
+    lattice = Lattice.from_parameters(4.1, 5.3, 11.7, 81, 97, 104)
+    structure = Structure(lattice, ["Ba", "Ti", "O", "O", "S"],
+                          [[0.1, 0.2, 0.3], [0.6, 0.4, 0.1], [0.3, 0.9, 0.7], [0.8, 0.1, 0.5], [0.45, 0.55, 0.9]])
+    _assert_agree(structure)
+
+
+def test_positions_follow_braggs_law():
+    """NaCl (fcc): reflections where h, k, l are all even or all odd, at 2 asin(lambda / 2d), d = a / |hkl|."""
+    a = 5.64
+    two_theta, intensities, _ = reflections(PROTOTYPES["NaCl"]())
+    allowed = {h * h + k * k + l * l for h, k, l in itertools.product(range(12), repeat=3)
+               if (h % 2 == k % 2 == l % 2) and 0 < h * h + k * k + l * l <= (2 * a / WAVELENGTH) ** 2}
+    expected = np.degrees(2 * np.arcsin(WAVELENGTH * np.sqrt(sorted(allowed)) / (2 * a)))
+    assert np.allclose(two_theta, expected, atol=1e-6)
+    assert two_theta[np.argmax(intensities)] == pytest.approx(expected[1], abs=1e-6)  # (200) is the strongest
+
+
+def test_simulate_shape_scale_and_broadening():
+    structures = [make() for make in PROTOTYPES.values()]
+    patterns = simulate(structures)
+    assert patterns.shape == (3, N_POINTS) and patterns.dtype == np.float32
+    assert np.allclose(patterns.max(axis=1), 100) and patterns.min() >= 0
+    broad = simulate(structures, fwhm=1.0)
+    assert np.allclose(broad.max(axis=1), 100)
+    assert ((broad > 1).sum(axis=1) > (patterns > 1).sum(axis=1)).all()
+    assert simulate([]).shape == (0, N_POINTS)
+
+
+def test_partial_occupancy_is_refused():
+    structure = Structure(Lattice.cubic(4.0), [{"Fe": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    for simulator in SIMULATORS:
+        with pytest.raises(SimulationError, match="partial occupancy") as caught:
+            reflections(structure, simulator)
+        assert caught.value.reason == "partial_occupancy"
+
+
+def test_no_peak_is_refused():
+    tiny = Structure(Lattice.cubic(0.7), ["H"], [[0, 0, 0]])  # d_100 = 0.7 < wavelength / 2
+    for simulator in SIMULATORS:
+        with pytest.raises(SimulationError, match="no diffraction peak") as caught:
+            reflections(tiny, simulator)
+        assert caught.value.reason == "no_peaks"
+    with pytest.raises(SimulationError, match="structure 1: ") as caught:
+        simulate([PROTOTYPES["NaCl"](), tiny])
+    assert caught.value.reason == "no_peaks"
+
+
+def test_other_errors():
+    with pytest.raises(SimulationError, match="no X-ray scattering factors for Es") as caught:
+        reflections(Structure(Lattice.cubic(4.0), ["Es"], [[0, 0, 0]]))
+    assert caught.value.reason == "unknown_element"
+    with pytest.raises(ValueError, match="unknown simulator 'xyz'"):
+        simulate([PROTOTYPES["NaCl"]()], simulator="xyz")
+    with pytest.raises(TypeError, match="pymatgen Structure"):
+        reflections("NaCl")
+    structure = PROTOTYPES["NaCl"]()
+    structure.add_site_property("U11_cif", [0.01] * len(structure))
+    with pytest.raises(ValueError, match="Debye-Waller"):
+        reflections(structure, "fast")
+
+
+def test_simulator_versions():
+    versions = {simulator_version(name) for name in SIMULATORS}
+    assert len(versions) == len(SIMULATORS) and all("pymatgen" in v for v in versions)
+    with pytest.raises(ValueError, match="unknown simulator"):
+        simulator_version("vasp")
+
+
+def test_materials_project_sample_agrees(shared_csv):
+    csv.field_size_limit(sys.maxsize)
+    with gzip.open(shared_csv, "rt") as rows:
+        sample = random.Random(1).sample(list(itertools.islice(csv.DictReader(rows), 3000)), 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymatgen's CIF parser warns about rounded coordinates
+        structures = [Structure.from_str(row["cif"], fmt="cif") for row in sample]
+    for structure in structures:
+        _assert_agree(structure)
+
+
+def test_cli_simulate(tmp_path):
+    cif = tmp_path / "nacl.cif"
+    PROTOTYPES["NaCl"]().to(filename=str(cif))
+    out, png = tmp_path / "nacl.csv", tmp_path / "nacl.png"
+    runner = CliRunner()
+    result = runner.invoke(app, ["simulate", str(cif), "--simulator", "pymatgen", "--fwhm", "0.3",
+                                 "--output", str(out), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("NaCl: ") and "(2 0 0)" in result.output and "2.8200" in result.output
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert table.shape == (N_POINTS, 2) and table[:, 1].max() == pytest.approx(100)
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+    bad = tmp_path / "bad.cif"
+    bad.write_text("not a structure\n")
+    result = runner.invoke(app, ["simulate", str(bad)])
+    assert result.exit_code != 0 and "cannot read a structure" in result.output
