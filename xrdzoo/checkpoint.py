@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from xrdzoo import __version__
 from xrdzoo.model import XRDModel, create_model
+from xrdzoo.registry import PluginError
 
 FORMAT = "xrdzoo-checkpoint/1"
 METADATA_KEY = "xrdzoo"
@@ -64,8 +65,13 @@ def load(path: str | Path) -> XRDModel:
     """Rebuild a model from a checkpoint's metadata alone and load its tensors (float32, strict checks)."""
     meta = read_metadata(path)
     config = meta["model"]
-    model = create_model(config["encoder"], config["backbone"], encoder_options=config["encoder_options"],
-                         **config["backbone_options"])
+    try:
+        model = create_model(config["encoder"], config["backbone"], encoder_options=config["encoder_options"],
+                             **config["backbone_options"])
+    except PluginError as error:
+        made_with = ", ".join(sorted(set(config.get("packages", {}).values())))
+        raise PluginError(f"{str(path)!r} needs a plugin that is not usable here ({error}); it was made with "
+                          f"{made_with}: install those packages") from error
     expected = model.state_dict()
     tensors = load_file(str(path))
     missing, unexpected = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
