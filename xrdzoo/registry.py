@@ -73,6 +73,11 @@ def _natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.lower())]
 
 
+def _normalize_package(name: str) -> str:
+    """A distribution name as PEP 503 compares them: ``xrdzoo_example`` is ``xrdzoo-example``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _record_failure(kind: str, name: str, package: str, error: BaseException) -> PluginError:
     message = f"{type(error).__name__}: {error}".splitlines()[0]
     _failures[kind, name, package] = Failure(kind, name, package, message)
@@ -127,11 +132,12 @@ def find(kind: str, name: str) -> tuple[Entry, str | None]:
     """
     kind = kind_name(kind)
     package, _, bare = name.rpartition(":") if ":" in name else ("", "", name)
-    candidates = [e for e in entries(kind) if e.name == bare and package in ("", e.package)]
+    wanted = _normalize_package(package)
+    candidates = [e for e in entries(kind) if e.name == bare and wanted in ("", _normalize_package(e.package))]
     variant = None
     if not candidates and "/" in bare:
         family, _, variant = bare.partition("/")
-        candidates = [e for e in entries(kind) if e.name == family and package in ("", e.package)]
+        candidates = [e for e in entries(kind) if e.name == family and wanted in ("", _normalize_package(e.package))]
     if not candidates:
         known = [e.name for e in entries(kind)]
         close = difflib.get_close_matches(bare, known, n=3)
