@@ -226,14 +226,17 @@ def _fast_reflections(structure):
     f = z[elements] - 41.78214 * s2[:, None] * (a * np.exp(-b * s2[:, None, None])).sum(-1)  # (M, E)
     structure_factor = (f * _phase_sums(structure.frac_coords, site_element, hkl, bounds)).sum(1)
 
-    theta = np.arcsin(np.minimum(WAVELENGTH * g / 2, 1.0))
-    lorentz_polarisation = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
-    intensity = np.abs(structure_factor) ** 2 * lorentz_polarisation
-    two_theta = np.degrees(2 * theta)
-    # Merge reflections at the same 2-theta; a peak sits at its group's smallest 2-theta.
+    # Lorentz-polarisation factor (1 + cos^2 2theta) / (sin^2 theta cos theta), with sin theta = wavelength g / 2.
+    sin2 = np.minimum(WAVELENGTH**2 * s2, 1.0)
+    lorentz_polarisation = (1 + (1 - 2 * sin2) ** 2) / (sin2 * np.sqrt(1 - sin2))
+    intensity = (structure_factor.real**2 + structure_factor.imag**2) * lorentz_polarisation
+    two_theta = np.degrees(2 * np.arcsin(np.sqrt(sin2)))
+
+    # Merge reflections whose 2-theta round to the same multiple of the tolerance; a peak sits at its group's
+    # smallest 2-theta. Rounding keeps the order, so sorting by 2-theta groups the keys.
+    order = np.argsort(two_theta, kind="stable")
+    two_theta, intensity = two_theta[order], intensity[order]
     key = np.round(two_theta / _MERGE_TOLERANCE).astype(np.int64)
-    order = np.lexsort((two_theta, key))
-    key, two_theta, intensity = key[order], two_theta[order], intensity[order]
     first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     two_theta, intensity = two_theta[first], np.add.reduceat(intensity, first)
     top = intensity.max()
