@@ -1,0 +1,516 @@
+"""Datasets: crystal structures -> one per formula -> a subset -> simulated XRD patterns -> a fixed split -> one file.
+
+Sources: a CSV (optionally gzipped) with one CIF per row, a folder of structure files, or a pymatgen JSON file.
+Rows that cannot be used are skipped and counted by reason, never dropped silently. The file is a compressed
+``.npz`` that loads without pickle; ``docs/data.md`` describes the rules and the format.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import math
+import os
+import re
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from itertools import accumulate
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "xrdzoo-dataset"
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
+NAMED_SUBSETS = ("ternary", "abc3")
+STRUCTURE_FILES = ("*.cif", "*.mcif", "*.vasp", "*.poscar", "POSCAR*", "CONTCAR*")
+CSV_COLUMNS = ("material_id", "formula", "nsites", "cif")  # required; e_above_hull and spacegroup are optional
+SELECTION_RULE = "per reduced formula: lowest e_above_hull (empty last), then fewest sites, then id (natural order)"
+_EXAMPLES_PER_REASON = 5
+
+
+# --- the dataset --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Formulas and their simulated patterns ``(n, 1024)`` float32 on the 0..100 scale, with ids, space groups,
+    the split of each row and the settings it was built with. ``hash`` identifies the rows' content."""
+
+    formulas: list[str]
+    patterns: np.ndarray
+    ids: list[str]
+    spacegroups: np.ndarray
+    split: np.ndarray
+    settings: dict
+    hash: str
+
+    @classmethod
+    def of(cls, formulas, patterns, ids, spacegroups, split, settings) -> Dataset:
+        """A dataset of these rows, its hash computed from them."""
+        formulas, ids = list(formulas), list(ids)
+        patterns = np.asarray(patterns, dtype=np.float32)
+        spacegroups, split = np.asarray(spacegroups, dtype=np.int64), np.asarray(split, dtype="<U5")
+        return cls(formulas, patterns, ids, spacegroups, split, settings,
+                   content_hash(formulas, patterns, ids, spacegroups, split))
+
+    def __len__(self) -> int:
+        return len(self.formulas)
+
+    def select(self, split_name: str) -> Dataset:
+        """The rows of one split: ``"train"``, ``"val"`` or ``"test"``."""
+        if split_name not in SPLITS:
+            raise ValueError(f"unknown split {split_name!r}; choose one of: {', '.join(SPLITS)}")
+        rows = np.flatnonzero(self.split == split_name)
+        return Dataset.of([self.formulas[i] for i in rows], self.patterns[rows], [self.ids[i] for i in rows],
+                          self.spacegroups[rows], self.split[rows], self.settings)
+
+    def describe(self) -> str:
+        """A few lines for people: rows per split, build settings and the skip report."""
+        settings = self.settings
+        counts = ", ".join(f"{name} {int((self.split == name).sum()):,}" for name in SPLITS)
+        source = settings["source"]
+        lines = [f"{len(self):,} formulas ({counts}), hash {self.hash[:16]}",
+                 f"source: {source['path']} ({source['kind']}, sha256 {source['sha256'][:16]})",
+                 f"subset: {settings['subset'] or 'all'}, split seed: {settings['seed']}",
+                 f"simulator: {settings['simulator_version']}",
+                 f"pattern: {settings['pattern']['n_points']} bins over 2-theta {settings['pattern']['two_theta_range']}"
+                 f" deg, wavelength {settings['pattern']['wavelength']} A, bin rule: {settings['pattern']['bin_rule']}",
+                 f"built by xrdzoo {settings['xrdzoo_version']}"]
+        return "\n".join(lines + _skip_lines(settings["report"]["skipped"], settings["report"]["examples"]))
+
+
+def content_hash(formulas, patterns, ids, spacegroups, split) -> str:
+    """sha256 (hex) of the rows: formulas, ids, space groups, split and float32 patterns, in order."""
+    digest = hashlib.sha256()
+    for part in ("\n".join(formulas).encode(), "\n".join(ids).encode(),
+                 np.ascontiguousarray(spacegroups, dtype="<i8").tobytes(), "\n".join(split).encode(),
+                 np.ascontiguousarray(patterns, dtype="<f4").tobytes()):
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def load_dataset(path) -> Dataset:
+    """A dataset file written by ``build_dataset`` (``xrdzoo data build``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no dataset file at {str(path)!r}; build one with `xrdzoo data build`")
+    settings, arrays = _read(path)
+    return Dataset.of(arrays["formulas"].tolist(), arrays["patterns"], arrays["ids"].tolist(), arrays["spacegroups"],
+                      arrays["split"], settings)
+
+
+def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
+    """(settings, arrays) of a dataset file; ValueError if it is not one."""
+    names = ("formulas", "patterns", "ids", "spacegroups", "split") if arrays else ()
+    not_ours = f"{str(path)!r} is not an xrdzoo dataset file; build one with `xrdzoo data build`"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(not_ours)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            settings = json.loads(str(npz["settings"]))
+            if settings.get("format") != FORMAT:
+                raise ValueError(not_ours)
+            if settings.get("format_version", 0) > FORMAT_VERSION:
+                raise ValueError(f"{str(path)!r} is a dataset of format {settings['format_version']}, newer than "
+                                 f"this xrdzoo reads ({FORMAT_VERSION}); upgrade xrdzoo")
+            return settings, {name: npz[name] for name in names}
+    except (KeyError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{not_ours} ({type(error).__name__}: {error})") from error
+
+
+# --- subsets and split --------------------------------------------------------------------------------------------
+
+def canonical_subset(subset: str | None) -> str | None:
+    """``None``, ``"ternary"``, or an anonymous formula in pymatgen's canonical form (``Composition.anonymized_formula``):
+    ``"abc3"``, ``"ABC3"``, ``"A3BC"`` and ``"ABX3"`` all give ``"ABC3"``; ``"A2B2C6"`` too (counts are reduced)."""
+    if subset is None or subset.lower() == "ternary":
+        return None if subset is None else "ternary"
+    if subset.lower() == "abc3":
+        return "ABC3"
+    letters = re.findall(r"([A-Z])(\d*)", subset)
+    if (not re.fullmatch(r"(?:[A-Z]\d*)+", subset) or len({letter for letter, _ in letters}) != len(letters)
+            or any(count and int(count) == 0 for _, count in letters)):
+        raise ValueError(f"unknown subset {subset!r}; give ternary, abc3 or an anonymous formula of distinct capital "
+                         "letters with whole counts, such as AB2C4")
+    counts = [int(count or 1) for _, count in letters]
+    divisor = math.gcd(*counts)
+    return "".join(f"{chr(65 + i)}{'' if n == divisor else n // divisor}" for i, n in enumerate(sorted(counts)))
+
+
+def in_subset(formula: str, subset: str | None) -> bool:
+    """Whether a formula belongs to a canonical subset (see ``canonical_subset``); raises ValueError if it does not
+    parse."""
+    return subset is None or _in_subset(formula, subset)
+
+
+@lru_cache(maxsize=None)
+def _in_subset(formula: str, subset: str) -> bool:
+    from pymatgen.core import Composition
+
+    try:
+        composition = Composition(formula)
+    except Exception as error:  # pymatgen raises ValueError, KeyError ... for text that is not a formula
+        raise ValueError(f"cannot read formula {formula!r} ({error})") from error
+    if subset == "ternary":
+        return len(composition.elements) == 3
+    return composition.anonymized_formula == subset
+
+
+def split_of(formula: str, seed: int = 0) -> str:
+    """The split a formula belongs to: the first 8 bytes of sha256("<seed>:<formula>") read as a fraction u of 2**64;
+    train if u < 0.7, val if u < 0.8, else test. It depends on nothing else, so a formula lands in the same split in
+    every subset and every build."""
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{formula}".encode()).digest()[:8], "big") / 2**64
+    return next((name for name, bound in zip(SPLITS, accumulate(SPLIT_FRACTIONS)) if u < bound), SPLITS[-1])
+
+
+# --- building -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class BuildReport:
+    """What a build did: rows read, formulas chosen, formulas kept, skips by reason (with a few examples each),
+    rows per split, seconds taken; ``up_to_date`` if the file was already built from the same inputs."""
+
+    output: Path
+    rows: int = 0
+    formulas: int = 0
+    kept: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+    def skip(self, reason: str, item: str, message: str) -> None:
+        """Count one skipped row or structure (``item`` names it) under ``reason``."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < _EXAMPLES_PER_REASON:
+            examples.append(f"{item}: {message}")
+
+    def describe(self) -> str:
+        """A few lines for people."""
+        if self.up_to_date:
+            return (f"{self.output} is up to date ({self.kept:,} formulas, built from the same source and settings); "
+                    "--force rebuilds it")
+        splits = ", ".join(f"{name} {count:,}" for name, count in self.splits.items())
+        lines = [f"wrote {self.output}: {self.kept:,} formulas ({splits}) in {self.seconds:.1f} s",
+                 f"{self.rows:,} structures read, {self.formulas:,} formulas chosen, "
+                 f"{sum(self.skipped.values()):,} skipped"]
+        return "\n".join(lines + _skip_lines(self.skipped, self.examples))
+
+    def stored(self) -> dict:
+        """The report as stored in the dataset's settings."""
+        return {"rows": self.rows, "formulas": self.formulas, "kept": self.kept, "skipped": self.skipped,
+                "examples": self.examples, "splits": self.splits, "seconds": round(self.seconds, 2)}
+
+
+def build_dataset(source, output, subset: str | None = None, seed: int = 0, simulator: str = "fast",
+                  workers: int | None = None, force: bool = False, progress: bool = True) -> BuildReport:
+    """Build a dataset file from structures: one per reduced formula (lowest e_above_hull, then fewest sites, then
+    id), optionally a subset (``ternary``, ``abc3`` or an anonymous formula like ``AB2C4``), patterns simulated in
+    ``workers`` processes (default: all cores), split 70/10/20 by a hash of (seed, formula).
+
+    Skips nothing silently: unusable rows are counted by reason in the returned report and in the file. Does not
+    rebuild when ``output`` was built from the same source content and settings, unless ``force``.
+    """
+    source, output = Path(source), Path(output)
+    subset = canonical_subset(subset)
+    inputs = _inputs(source, subset, seed, simulator)
+    if not force and output.is_file():
+        try:
+            stored, _ = _read(output, arrays=False)
+        except ValueError:
+            stored = {}
+        if {k: v for k, v in stored.items() if k != "report"} == inputs:
+            return BuildReport(output, **{**stored["report"], "seconds": 0.0}, up_to_date=True)
+
+    start = time.perf_counter()
+    report = BuildReport(output)
+    workers = workers or os.cpu_count() or 1
+    kind = inputs["source"]["kind"]
+    if kind == "csv":
+        chosen = _csv_candidates(source, subset, report, progress)
+    else:
+        chosen = _structure_candidates(source, kind, subset, report, workers, progress)
+    report.formulas = len(chosen)
+    candidates = [chosen[formula] for formula in sorted(chosen)]
+    jobs = [(c.structure, c.formula, c.spacegroup) for c in candidates]
+    rows = []
+    simulate = partial(_simulate_candidate, simulator=simulator)
+    for candidate, (pattern, spacegroup, reason, message) in zip(
+            candidates, _map(simulate, jobs, workers, f"simulating ({simulator})", progress)):
+        if reason:
+            report.skip(reason, candidate.id, message)
+        else:
+            rows.append((candidate.formula, pattern, candidate.id, spacegroup, split_of(candidate.formula, seed)))
+    if not rows:
+        skips = ", ".join(f"{n} {reason}" for reason, n in report.skipped.items()) or "nothing matched"
+        raise ValueError(f"no usable structure in {str(source)!r}" + (f" for subset {subset}" if subset else "")
+                         + f" ({report.rows} read; skipped: {skips})")
+
+    formulas, patterns, ids, spacegroups, split = zip(*rows)
+    report.kept = len(rows)
+    report.splits = {name: split.count(name) for name in SPLITS}
+    report.seconds = time.perf_counter() - start
+    _write(output, formulas, np.stack(patterns), ids, spacegroups, split, {**inputs, "report": report.stored()})
+    return report
+
+
+def _inputs(source: Path, subset: str | None, seed: int, simulator: str) -> dict:
+    """The build settings that decide the file's content (compared to decide whether to rebuild)."""
+    import xrdzoo
+    from xrdzoo.xrd import pattern
+    from xrdzoo.xrd.simulate import simulator_version
+
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be a whole number, got {seed!r}")
+    version = simulator_version(simulator)  # refuses an unknown simulator before any work
+    return {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "source": {"path": str(source.resolve()), "kind": _source_kind(source), "sha256": _source_sha256(source)},
+            "subset": subset, "selection": SELECTION_RULE, "seed": seed,
+            "split": {"fractions": dict(zip(SPLITS, SPLIT_FRACTIONS)), "rule": "sha256(f'{seed}:{formula}')"},
+            "pattern": {"n_points": pattern.N_POINTS, "two_theta_range": list(pattern.TWO_THETA_RANGE),
+                        "wavelength": pattern.WAVELENGTH, "scale": pattern.FULL_SCALE,
+                        "bin_rule": "largest reflection per bin (xrdzoo.xrd.pattern.bin_peaks)"},
+            "simulator": simulator, "simulator_version": version, "xrdzoo_version": xrdzoo.__version__}
+
+
+def _source_kind(source: Path) -> str:
+    if not source.exists():
+        raise FileNotFoundError(f"no structure source at {str(source)!r}; give a CSV of CIFs, a folder of structure "
+                                "files or a pymatgen JSON file")
+    if source.is_dir():
+        return "folder"
+    name = source.name.lower().removesuffix(".gz")
+    for suffix in ("csv", "json"):
+        if name.endswith("." + suffix):
+            return suffix
+    raise ValueError(f"cannot tell what {str(source)!r} holds; give a .csv or .csv.gz with a cif column, a folder "
+                     "of structure files, or a .json (.json.gz) list of pymatgen Structure dicts")
+
+
+def _structure_files(folder: Path) -> list[Path]:
+    return sorted({p for pattern in STRUCTURE_FILES for p in folder.rglob(pattern) if p.is_file()})
+
+
+def _source_sha256(source: Path) -> str:
+    """sha256 of the source file, or of a folder's structure files (their relative paths and contents)."""
+    digest = hashlib.sha256()
+    for path in _structure_files(source) if source.is_dir() else [source]:
+        if source.is_dir():
+            digest.update(str(path.relative_to(source)).encode() + b"\0")
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class _Candidate:
+    """One structure that may represent its formula; ``structure`` is CIF text (CSV rows) or a pymatgen Structure."""
+
+    id: str
+    formula: str
+    nsites: int
+    e_above_hull: float | None
+    spacegroup: int | None
+    structure: object
+
+    def rank(self) -> tuple:
+        """Smaller is better: the selection rule."""
+        return (self.e_above_hull is None, self.e_above_hull or 0.0, self.nsites, _natural(self.id))
+
+
+def _natural(text: str) -> tuple:
+    """A key that orders "mp-9" before "mp-10"."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
+
+
+def _offer(chosen: dict[str, _Candidate], candidate: _Candidate) -> None:
+    best = chosen.get(candidate.formula)
+    if best is None or candidate.rank() < best.rank():
+        chosen[candidate.formula] = candidate
+
+
+def _keep(formula: str, subset: str | None, item: str, report: BuildReport) -> bool:
+    """Whether a formula is in the subset; a formula that does not parse is skipped and counted."""
+    try:
+        return in_subset(formula, subset)
+    except ValueError as error:
+        report.skip("bad_formula", item, str(error))
+        return False
+
+
+def _csv_candidates(path: Path, subset: str | None, report: BuildReport, progress: bool) -> dict[str, _Candidate]:
+    """The best row of each formula in the subset, chosen from the CSV columns alone (no CIF is parsed here)."""
+    from tqdm.auto import tqdm
+
+    csv.field_size_limit(2**31 - 1)  # a CIF can be longer than the csv module's default field limit
+    chosen: dict[str, _Candidate] = {}
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{str(path)!r} lacks column(s) {', '.join(missing)}; a structure CSV needs "
+                             f"{', '.join(CSV_COLUMNS)} (e_above_hull and spacegroup optional)")
+        for line, row in enumerate(tqdm(reader, desc="reading rows", unit=" rows", disable=not progress), start=2):
+            report.rows += 1
+            item = row["material_id"] or f"line {line}"
+            if not _keep(row["formula"], subset, item, report):
+                continue
+            try:
+                candidate = _Candidate(row["material_id"] or f"line {line}", row["formula"], int(row["nsites"]),
+                                       _number(row.get("e_above_hull"), float), _number(row.get("spacegroup"), int),
+                                       row["cif"])
+            except (TypeError, ValueError) as error:
+                report.skip("bad_row", item, f"{error} (nsites, e_above_hull and spacegroup must be numbers)")
+                continue
+            _offer(chosen, candidate)
+    return chosen
+
+
+def _number(value, kind):
+    """``kind(value)``, or None for a missing or empty value."""
+    return None if value is None or str(value).strip() == "" else kind(value)
+
+
+def _structure_candidates(source: Path, kind: str, subset: str | None, report: BuildReport, workers: int,
+                          progress: bool) -> dict[str, _Candidate]:
+    """Read every structure of a folder or JSON file (in the pool), then keep the best of each formula."""
+    if kind == "folder":
+        items = [(str(p.relative_to(source)), p, {}) for p in _structure_files(source)]
+    else:
+        items = [(str(entry.get("material_id", i)), entry["structure"], entry) if "structure" in entry
+                 else (str(i), entry, {}) for i, entry in enumerate(_json_entries(source))]
+    chosen: dict[str, _Candidate] = {}
+    for (item, _, extra), (structure, message) in zip(
+            items, _map(_read_structure, [it[1] for it in items], workers, "reading structures", progress)):
+        report.rows += 1
+        if structure is None:
+            report.skip("unreadable", item, message)
+            continue
+        formula = structure.composition.reduced_formula
+        if not _keep(formula, subset, item, report):
+            continue
+        try:
+            candidate = _Candidate(item, formula, len(structure), _number(extra.get("e_above_hull"), float),
+                                   _number(extra.get("spacegroup"), int), structure)
+        except (TypeError, ValueError) as error:
+            report.skip("bad_row", item, f"{error} (e_above_hull and spacegroup must be numbers)")
+            continue
+        _offer(chosen, candidate)
+    return chosen
+
+
+def _json_entries(path: Path) -> list[dict]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as file:
+            entries = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError, gzip.BadGzipFile) as error:
+        raise ValueError(f"{str(path)!r} is not JSON ({error}); give a list of pymatgen Structure dicts") from error
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ValueError(f"{str(path)!r} should hold a JSON list of pymatgen Structure dicts (Structure.as_dict()) "
+                         'or of {"structure": ..., "material_id": ...} objects')
+    return entries
+
+
+# --- the work done in the process pool ----------------------------------------------------------------------------
+
+def _map(function, items: list, workers: int, desc: str, progress: bool):
+    """``function`` over ``items``, results in order, in a pool of ``workers`` processes (inline for one)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(items), desc=desc, unit=" structures", disable=not progress) as bar:
+        if workers <= 1 or len(items) < 2:
+            results = map(function, items)
+            for result in results:
+                bar.update()
+                yield result
+            return
+        chunk = max(1, min(64, len(items) // (8 * workers)))
+        with ProcessPoolExecutor(min(workers, len(items))) as pool:
+            for result in pool.map(function, items, chunksize=chunk):
+                bar.update()
+                yield result
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def _read_structure(item):
+    """(Structure, None) from a file path, CIF text or Structure dict; (None, message) if it cannot be read."""
+    from pymatgen.core import Structure
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pymatgen warns about rounded coordinates and the like
+            if isinstance(item, Path):
+                return Structure.from_file(str(item)), None
+            if isinstance(item, str):
+                return Structure.from_str(item, fmt="cif"), None
+            return Structure.from_dict(item), None
+    except Exception as error:  # the parsers raise many kinds; each is one unreadable row, not a failed build
+        return None, _first_line(error)
+
+
+def _simulate_candidate(job, simulator: str):
+    """(pattern, space group, None, None) for one chosen structure, or (None, 0, reason, message) if unusable."""
+    from xrdzoo.xrd.simulate import simulate
+
+    structure, formula, spacegroup = job
+    if isinstance(structure, str):
+        structure, message = _read_structure(structure)
+        if structure is None:
+            return None, 0, "unreadable", message
+    if structure.composition.reduced_formula != formula:
+        return None, 0, "formula_mismatch", f"the structure is {structure.composition.reduced_formula}, not {formula}"
+    try:
+        pattern = simulate([structure], simulator)[0]
+    except Exception as error:  # a SimulationError carries a reason; anything else is still one row, counted
+        return None, 0, getattr(error, "reason", "simulation_failed"), _first_line(error)
+    return pattern, _spacegroup(structure) if spacegroup is None else spacegroup, None, None
+
+
+def _spacegroup(structure) -> int:
+    """International space-group number at symprec 0.1 (as the shared CSV's column), or 0 if spglib fails."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        return SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number()
+    except Exception:  # spglib gives up on some cells; the space group is metadata, the pattern is still good
+        return 0
+
+
+# --- the file -----------------------------------------------------------------------------------------------------
+
+def _write(output: Path, formulas, patterns, ids, spacegroups, split, settings: dict) -> None:
+    """Write the ``.npz`` atomically (a temporary file renamed over ``output``)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial_file = output.with_name(output.name + ".partial")
+    with partial_file.open("wb") as file:
+        np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
+                            patterns=np.asarray(patterns, dtype=np.float32),
+                            spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
+                            settings=np.array(json.dumps(settings)))
+    os.replace(partial_file, output)
+
+
+def _skip_lines(skipped: dict[str, int], examples: dict[str, list[str]]) -> list[str]:
+    lines = []
+    for reason, count in sorted(skipped.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  skipped {count:,} {reason}, e.g. {examples.get(reason, ['?'])[0]}")
+    return lines
