@@ -121,6 +121,35 @@ def simulate_command(
 
 # --- data: build ------------------------------------------------------------------------------
 
+data_app = typer.Typer(help="Datasets of simulated patterns: build one from structures, show one.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("build")
+def data_build(
+    source: Annotated[Path, typer.Argument(help="CSV (.csv/.csv.gz) with a cif column, folder of CIF/POSCAR files, "
+                                                "or pymatgen JSON")],
+    output: Annotated[Path, typer.Option(help="dataset file to write, e.g. data/mp_abc3.npz")],
+    subset: Annotated[Optional[str], typer.Option(help="ternary, abc3, or an anonymous formula such as AB2C4")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the 70/10/20 split by formula")] = 0,
+    simulator: Annotated[str, typer.Option(help="fast, or pymatgen (the reference)")] = "fast",
+    workers: Annotated[Optional[int], typer.Option(help="processes (default: all cores)")] = None,
+    force: Annotated[bool, typer.Option(help="rebuild even if the file is up to date")] = False,
+) -> None:
+    """Build a dataset: one structure per formula, simulated patterns, a fixed split; skips counted by reason."""
+    from xrdzoo.data import build_dataset
+
+    typer.echo(build_dataset(source, output, subset, seed, simulator, workers, force).describe())
+
+
+@data_app.command("info")
+def data_info(path: Annotated[Path, typer.Argument(help="dataset file from `xrdzoo data build`")]) -> None:
+    """Show a dataset: formulas per split, build settings, skip report, content hash."""
+    from xrdzoo.data import load_dataset
+
+    typer.echo(load_dataset(path).describe())
+
 # --- model: train, evaluate, predict ----------------------------------------------------------
 
 
