@@ -490,7 +490,9 @@ def _spacegroup(structure) -> int:
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     try:
-        return SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # spglib's deprecation notices about its own error handling
+            return SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_number()
     except Exception:  # spglib gives up on some cells; the space group is metadata, the pattern is still good
         return 0
 
