@@ -32,7 +32,7 @@ def _assert_agree(structure):
     assert fast_hkl is None and len(ref_hkl) == len(ref_x)
     assert len(fast_x) == len(ref_x)
     assert np.abs(fast_x - ref_x).max() < 0.01
-    assert np.allclose(fast_y, ref_y, rtol=1e-6, atol=1e-6)
+    assert np.allclose(fast_y, ref_y, rtol=1e-5, atol=1e-4)
     fast, ref = simulate([structure], "fast")[0], simulate([structure], "pymatgen")[0]
     assert np.corrcoef(fast, ref)[0, 1] >= 0.999
 

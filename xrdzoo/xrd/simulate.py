@@ -50,9 +50,11 @@ def reflections(structure, simulator: str = "fast") -> tuple[np.ndarray, np.ndar
     scattering factors, or no peak.
     """
     _check_name(simulator)
-    _check_structure(structure)
+    symbols = _site_symbols(structure)
     with _blas().limit(limits=1, user_api="blas"):  # the matrix products are small: threads only add overhead
-        return _pymatgen_reflections(structure) if simulator == "pymatgen" else _fast_reflections(structure)
+        if simulator == "pymatgen":
+            return _pymatgen_reflections(structure)
+        return _fast_reflections(structure, symbols)
 
 
 def simulate(structures: Iterable, simulator: str = "fast", fwhm: float | None = None,
@@ -109,24 +111,27 @@ def _check_name(simulator: str) -> None:
         raise ValueError(f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}")
 
 
-def _check_structure(structure) -> None:
-    """Refuse what neither simulator should take: not a crystal, disorder, elements without scattering factors."""
+def _site_symbols(structure) -> list[str]:
+    """The element of each site, refusing what neither simulator should take: not a crystal, no sites, disorder,
+    elements without X-ray scattering factors. One pass over the sites (pymatgen's checks cost more than fast's
+    whole simulation of a small cell)."""
     from pymatgen.core import IStructure
 
     if not isinstance(structure, IStructure):
         raise TypeError(f"expected a pymatgen Structure, got {type(structure).__name__}")
     if not len(structure):
         raise _no_peaks(structure)
-    if not structure.is_ordered:
-        formula = structure.composition.reduced_formula
-        raise SimulationError(f"{formula} has partial occupancy or mixed sites; only ordered structures are "
-                              "simulated (order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation)",
-                              "partial_occupancy")
-    table = _scattering_table()[0]
-    missing = sorted({el.symbol for el in structure.composition.elements} - table.keys())
+    species = [site.species for site in structure]
+    if any(len(s) != 1 or s.num_atoms != 1 for s in species):
+        raise SimulationError(f"{structure.composition.reduced_formula} has partial occupancy or mixed sites; only "
+                              "ordered structures are simulated (order it first, e.g. with pymatgen's "
+                              "OrderDisorderedStructureTransformation)", "partial_occupancy")
+    symbols = [next(iter(s)).symbol for s in species]
+    missing = set(symbols) - _scattering_table()[0].keys()
     if missing:
-        formula = structure.composition.reduced_formula
-        raise SimulationError(f"{formula}: no X-ray scattering factors for {', '.join(missing)}", "unknown_element")
+        raise SimulationError(f"{structure.composition.reduced_formula}: no X-ray scattering factors for "
+                              f"{', '.join(sorted(missing))}", "unknown_element")
+    return symbols
 
 
 def _no_peaks(structure) -> SimulationError:
@@ -162,8 +167,8 @@ def _scattering_table() -> tuple[dict[str, int], np.ndarray, np.ndarray]:
 def _reciprocal_points(lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
     """One Friedel half of the reciprocal-lattice points with 0 < |g| <= 2 / wavelength (the limiting sphere).
 
-    g = h b1 + k b2 + l b3 with b_i . a_j = delta_ij. Returns the Miller indices (M, 3), |g| (M,), and the
-    bounds (h_max, k_max, l_max) of the box searched: h in 0..h_max, k in -k_max..k_max, l in -l_max..l_max.
+    g = h b1 + k b2 + l b3 with b_i . a_j = delta_ij. Returns the Miller indices (M, 3) and |g| (M,) sorted by
+    |g|, and the bounds (h_max, k_max, l_max) of the box searched: h in 0..h_max, k in -k_max..k_max, l in -l_max..l_max.
     """
     g_max = 2 / WAVELENGTH
     # |h| = |g . a1| <= g_max |a1|, and likewise for k and l.
@@ -182,7 +187,9 @@ def _reciprocal_points(lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray, tup
     keep[0, k_max, : l_max + 1] = False  # h = k = 0, l <= 0
     index = np.nonzero(keep)
     hkl = np.stack([index[0], index[1] - k_max, index[2] - l_max], axis=1)
-    return hkl, np.sqrt(g2[keep]), bounds
+    g2 = g2[keep]
+    order = np.argsort(g2)
+    return hkl[order], np.sqrt(g2[order]), bounds
 
 
 def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, hkl: np.ndarray,
@@ -208,7 +215,7 @@ def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, hkl: np.ndarr
     return sums
 
 
-def _fast_reflections(structure):
+def _fast_reflections(structure, symbols: list[str]):
     if "U11_cif" in structure.site_properties:
         raise ValueError("the fast simulator does not apply anisotropic Debye-Waller factors (U11_cif, ... site "
                          "properties); use simulator='pymatgen' for this structure")
@@ -216,29 +223,28 @@ def _fast_reflections(structure):
     if not len(g):
         raise _no_peaks(structure)
     rows, z, coefficients = _scattering_table()
-    element_row = np.array([rows[site.specie.symbol] for site in structure])
+    element_row = np.array([rows[symbol] for symbol in symbols])
     elements, site_element = np.unique(element_row, return_inverse=True)
 
-    # Atomic scattering factor per reflection and element, s = sin(theta) / wavelength = g / 2:
-    # f(s) = Z - 41.78214 s^2 sum_i a_i exp(-b_i s^2).
-    s2 = (g / 2) ** 2
-    a, b = coefficients[elements, :, 0], coefficients[elements, :, 1]  # (E, 4)
-    f = z[elements] - 41.78214 * s2[:, None] * (a * np.exp(-b * s2[:, None, None])).sum(-1)  # (M, E)
-    structure_factor = (f * _phase_sums(structure.frac_coords, site_element, hkl, bounds)).sum(1)
-
-    # Lorentz-polarisation factor (1 + cos^2 2theta) / (sin^2 theta cos theta), with sin theta = wavelength g / 2.
-    sin2 = np.minimum(WAVELENGTH**2 * s2, 1.0)
-    lorentz_polarisation = (1 + (1 - 2 * sin2) ** 2) / (sin2 * np.sqrt(1 - sin2))
-    intensity = (structure_factor.real**2 + structure_factor.imag**2) * lorentz_polarisation
-    two_theta = np.degrees(2 * np.arcsin(np.sqrt(sin2)))
-
-    # Merge reflections whose 2-theta round to the same multiple of the tolerance; a peak sits at its group's
-    # smallest 2-theta. Rounding keeps the order, so sorting by 2-theta groups the keys.
-    order = np.argsort(two_theta, kind="stable")
-    two_theta, intensity = two_theta[order], intensity[order]
+    # Reflections whose 2-theta round to the same multiple of the tolerance are one peak, at the group's smallest
+    # 2-theta; sorted by |g|, each group is a run starting at its smallest.
+    sin_theta = np.minimum(WAVELENGTH * g / 2, 1.0)
+    two_theta = np.degrees(2 * np.arcsin(sin_theta))
     key = np.round(two_theta / _MERGE_TOLERANCE).astype(np.int64)
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    two_theta, intensity = two_theta[first], np.add.reduceat(intensity, first)
+    starts = np.r_[True, key[1:] != key[:-1]]
+    first, peak = np.flatnonzero(starts), np.cumsum(starts) - 1
+    # What depends on |g| alone is computed once per peak (its reflections' |g| agree to 1e-7 relative or better).
+    # Atomic scattering factors, s = sin(theta) / wavelength = g / 2: f(s) = Z - 41.78214 s^2 sum_i a_i exp(-b_i s^2).
+    s2 = (g[first] / 2) ** 2
+    a, b = coefficients[elements, :, 0], coefficients[elements, :, 1]  # (E, 4)
+    f = z[elements] - 41.78214 * s2[:, None] * (a * np.exp(-b * s2[:, None, None])).sum(-1)  # (peaks, E)
+    # Lorentz-polarisation factor (1 + cos^2 2theta) / (sin^2 theta cos theta).
+    sin2 = sin_theta[first] ** 2
+    lorentz_polarisation = (1 + (1 - 2 * sin2) ** 2) / (sin2 * np.sqrt(1 - sin2))
+
+    structure_factor = np.einsum("me,me->m", f[peak], _phase_sums(structure.frac_coords, site_element, hkl, bounds))
+    intensity = np.add.reduceat(structure_factor.real**2 + structure_factor.imag**2, first) * lorentz_polarisation
+    two_theta = two_theta[first]
     top = intensity.max()
     if not top > 0:
         raise _no_peaks(structure)
