@@ -92,12 +92,6 @@ def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 256, t
 
 def simulated_pattern(structure_file: Path) -> np.ndarray:
     """The simulated (true) pattern of a structure file, for plotting against a prediction."""
-    from pymatgen.core import Structure
+    from xrdzoo.xrd.simulate import read_structure, simulate
 
-    from xrdzoo.xrd.simulate import simulate
-
-    try:
-        structure = Structure.from_file(str(structure_file))
-    except Exception as error:
-        raise ValueError(f"cannot read structure file {str(structure_file)!r}: {error}") from error
-    return simulate([structure])[0]
+    return simulate([read_structure(structure_file)])[0]
