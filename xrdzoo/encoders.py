@@ -242,7 +242,7 @@ class MagpieEncoder(_ElementEncoder):
         deviation = torch.zeros(n, n_props, dtype=torch.float64).index_add_(
             0, idx, weights * (values - mean[idx]).abs())
         stats = torch.stack([mean, low, high, high - low, deviation], dim=2)  # (n, property, statistic)
-        return stats.reshape(n, -1).float()
+        return stats.reshape(n, len(self.feature_names)).float()
 
     def config(self) -> dict:
         """Options that rebuild this encoder (it has none)."""
