@@ -173,6 +173,8 @@ def test_bad_sources_give_one_line_errors(tmp_path):
     (tmp_path / "s.xyz").write_text("")
     with pytest.raises(ValueError, match="cannot tell what"):
         build_dataset(tmp_path / "s.xyz", tmp_path / "x.npz", progress=False)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        build_dataset(tmp_path / "c.csv", tmp_path / "x.npz", workers=0, progress=False)
     with pytest.raises(ValueError, match="unknown simulator"):
         build_dataset(tmp_path / "c.csv", tmp_path / "x.npz", simulator="vesta", progress=False)
 

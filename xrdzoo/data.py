@@ -223,6 +223,8 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
     """
     source, output = Path(source), Path(output)
     subset = canonical_subset(subset)
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     inputs = _inputs(source, subset, seed, simulator)
     if not force and output.is_file():
         try:
@@ -230,7 +232,7 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
         except ValueError:
             stored = {}
         if {k: v for k, v in stored.items() if k != "report"} == inputs:
-            return BuildReport(output, **{**stored["report"], "seconds": 0.0}, up_to_date=True)
+            return BuildReport(output, **stored["report"], up_to_date=True)
 
     start = time.perf_counter()
     report = BuildReport(output)
@@ -433,11 +435,10 @@ def _map(function, items: list, workers: int, desc: str, progress: bool):
     from tqdm.auto import tqdm
 
     with tqdm(total=len(items), desc=desc, unit=" structures", disable=not progress) as bar:
-        if workers <= 1 or len(items) < 2:
-            results = map(function, items)
-            for result in results:
+        if workers == 1 or len(items) < 2:
+            for item in items:
+                yield function(item)
                 bar.update()
-                yield result
             return
         chunk = max(1, min(64, len(items) // (8 * workers)))
         with ProcessPoolExecutor(min(workers, len(items))) as pool:
