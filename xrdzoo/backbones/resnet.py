@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 KERNEL = (2, 3)
+SAME = (1, 1, 0, 1)  # "same" padding for the 2x3 kernel: a column left and right, a row below
 # Res block2s per stage: encoder (42x5 @ 64, 21x3 @ 128, 11x2 @ 64 for an 84x10 input),
 # decoder (2x2 @ 128, 4x4 @ 128, 8x8 @ 128, 16x16 @ 64, 32x32 @ 64).
 STAGES = {
@@ -42,9 +43,10 @@ SIDE = 32  # the decoder's output map is SIDE x SIDE = 1,024 points
 
 
 def _conv(c_in: int, c_out: int, padding: str | tuple[int, int], batchnorm: bool) -> nn.Sequential:
-    if batchnorm:
-        return nn.Sequential(nn.Conv2d(c_in, c_out, KERNEL, padding=padding, bias=False), nn.BatchNorm2d(c_out))
-    return nn.Sequential(nn.Conv2d(c_in, c_out, KERNEL, padding=padding))
+    """A 2x3 convolution (padding ``"same"`` or (rows, columns) on both sides), with batch norm if asked."""
+    pad = [nn.ZeroPad2d(SAME)] if padding == "same" else []
+    conv = nn.Conv2d(c_in, c_out, KERNEL, padding=0 if padding == "same" else padding, bias=not batchnorm)
+    return nn.Sequential(*pad, conv, *([nn.BatchNorm2d(c_out)] if batchnorm else []))
 
 
 class ResBlock(nn.Module):
@@ -105,7 +107,7 @@ class DeepXRDResNet(nn.Module):
                                          decoder_stacks):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), *stack(c_in, c_out, opens, repeats)]
             c_in = c_out
-        self.decoder = nn.Sequential(*layers, nn.Conv2d(c_in, 1, KERNEL, padding="same"), nn.Flatten())
+        self.decoder = nn.Sequential(*layers, _conv(c_in, 1, "same", batchnorm=False), nn.Flatten())
 
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
