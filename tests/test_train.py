@@ -69,7 +69,7 @@ def test_ctrl_c_leaves_a_usable_checkpoint_and_resume_continues(tiny_dataset, tm
             "--encoder-option", "max_count=8", "--batch-size", "4", "--epochs", "500"]
     proc = subprocess.Popen(_xrdzoo(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
-    while not (tmp_path / "last.safetensors").exists() and time.time() < deadline:
+    while not (tmp_path / "history.json").exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)

@@ -275,7 +275,29 @@ def download(
         typer.echo(f"{name}: {hub.resolve(name)}")
 
 
-cache_app = typer.Typer(help="The local cache of downloaded weights: list, clear, dir.", no_args_is_help=True)
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="a checkpoint from `xrdzoo train`")],
+    name: Annotated[str, typer.Option(help="weight name in arch.tag style, e.g. resnet20_onehot.mp_abc3")],
+    folder: Annotated[Path, typer.Option(help="where the weight file goes")] = Path("weights"),
+    manifest: Annotated[Optional[Path], typer.Option(help="manifest to add the entry to")] = None,
+    dtype: Annotated[str, typer.Option(help="storage type of floating-point tensors")] = "float16",
+    metrics: Annotated[Optional[Path], typer.Option(help="test metrics JSON from `xrdzoo evaluate --output`")] = None,
+    data: Annotated[str, typer.Option(help="what the model was trained on")] = "",
+    command: Annotated[str, typer.Option(help="the command that trained it")] = "",
+    license: Annotated[str, typer.Option(help="licence of the weights")] = "",
+    description: Annotated[str, typer.Option(help="one line for `xrdzoo list weights`")] = "",
+) -> None:
+    """Turn a checkpoint into a shippable weight file (16-bit by default) with its sha256 and manifest entry."""
+    from xrdzoo import hub
+
+    card = {"metrics": json.loads(metrics.read_text()) if metrics else {}, "data": data, "command": command,
+            "license": license, "description": description}
+    config = hub.export(checkpoint, folder, name, dtype, manifest, **card)
+    typer.echo(f"wrote {folder / config.file} ({config.size / 2**20:.1f} MiB, sha256 {config.sha256})")
+
+
+help="The local cache of downloaded weights: list, clear, dir.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pooch
 import requests
@@ -297,3 +298,33 @@ def clear_cache(names=None) -> list[Path]:
     if gone & checks.keys():
         _write_checks({k: v for k, v in checks.items() if k not in gone})
     return removed
+
+
+# --- publishing -----------------------------------------------------------------------------------------------
+
+
+def export(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, name: str, dtype: str = "float16",
+           manifest: str | os.PathLike | None = None, **card: Any) -> WeightConfig:
+    """Write a checkpoint as a shippable weight ``<folder>/<name>.safetensors`` (floating-point tensors stored as
+    ``dtype``) and return its config (sha256, size and the model-card fields in ``card``: urls, license, data,
+    command, metrics, description). With ``manifest``, the entry of that name in the manifest file is replaced or
+    added."""
+    import torch
+
+    from xrdzoo import checkpoint
+
+    meta = checkpoint.read_metadata(checkpoint_path)
+    model = checkpoint.load(checkpoint_path)
+    path = Path(folder) / f"{name}.safetensors"
+    extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
+    checkpoint.save(path, model, {**extra, "weight": name}, dtype=getattr(torch, dtype))
+    config = WeightConfig(name=name, sha256=pooch.file_hash(str(path), alg="sha256"), file=path.name,
+                          size=path.stat().st_size, **card)
+    if manifest is not None:
+        manifest = Path(manifest)
+        entries = json.loads(manifest.read_text())["weights"] if manifest.exists() else []
+        entry = {k: v for k, v in asdict(config).items() if k != "shipped" and v not in ((), "", None, {})}
+        entry["urls"] = list(config.urls)
+        entries = [e for e in entries if e["name"] != name] + [entry]
+        manifest.write_text(json.dumps({"weights": sorted(entries, key=lambda e: e["name"])}, indent=2) + "\n")
+    return config

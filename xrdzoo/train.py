@@ -177,8 +177,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
                 loss.backward()
                 _sync_gradients(model, world)
                 optimizer.step()
-                total += float(loss) * len(idx)
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                total += loss.item() * len(idx)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
             val_loss, val_r = _evaluate_loss(model, loss_fn, x_val, y_val, 256)
             history.append({"epoch": epoch, "train_loss": total / len(x_train) * world, "val_loss": val_loss,
                             "val_pearson_r": val_r})
