@@ -234,18 +234,20 @@ def predict(
     true: Annotated[Optional[Path], typer.Option(help="structure file (CIF, POSCAR) to plot against")] = None,
     threshold: Annotated[float, typer.Option(help="peak threshold (of 100)")] = 10.0,
     batch_size: int = 256,
+    precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",
 ) -> None:
     """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file."""
     from xrdzoo import prediction as api
 
     model = xrdzoo.load(checkpoint)
     if from_file is not None:
-        api.screen(model, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold)
+        api.screen(model, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold,
+                   precision)
         return
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
     try:
-        patterns = model.predict(formulas, batch_size)
+        patterns = model.predict(formulas, batch_size, precision)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="FORMULAS") from error
     for formula, pattern in zip(formulas, patterns):

@@ -65,7 +65,8 @@ def _read_formulas(path: Path) -> Iterator[str]:
                 yield line.split()[0]
 
 
-def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 256, threshold: float = 10.0) -> int:
+def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 256, threshold: float = 10.0,
+           precision: str = "float32") -> int:
     """Predict every formula in ``source`` (one per line), streaming JSON lines to ``output`` batch by batch.
 
     A formula the encoder cannot take becomes a line with its ``error`` instead of stopping the run. Prints the
@@ -80,7 +81,7 @@ def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 256, t
             for formula, reason in errors.items():
                 out.write(json.dumps({"formula": formula, "error": reason}) + "\n")
             good = [batch[k] for k in keep]
-            for formula, pattern in zip(good, model.predict(good, batch_size) if good else []):
+            for formula, pattern in zip(good, model.predict(good, batch_size, precision) if good else []):
                 out.write(json.dumps({"formula": formula, "peaks": peak_rows(pattern, threshold)}) + "\n")
             failed += len(errors)
             done += len(good)
