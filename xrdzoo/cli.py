@@ -299,7 +299,7 @@ def export(
     typer.echo(f"wrote {folder / config.file} ({config.size / 2**20:.1f} MiB, sha256 {config.sha256})")
 
 
-help="The local cache of downloaded weights: list, clear, dir.", no_args_is_help=True)
+cache_app = typer.Typer(help="The local cache of downloaded weights: list, clear, dir.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
 
