@@ -1,0 +1,58 @@
+"""Write docs/models.md: a model card for each shipped weight, from the manifest and the accuracy benchmark.
+
+    python benchmarks/accuracy.py ...        # first: scores the weights and the baselines on the test splits
+    python benchmarks/model_cards.py
+
+Nothing is typed by hand: every figure comes from benchmarks/results/accuracy.json, which says the command that
+produced it, and every training detail from weights/manifest.json.
+"""
+
+from __future__ import annotations
+
+import json
+
+from common import PAGE, RESULTS, ROOT, markdown_table
+
+MODES = {"all": "all 1,024 points", "peaks": "peaks only (>= 10)", "aligned": "peaks after merging/alignment"}
+DISTANCES = ("cosine", "pearson", "jsd", "dtw")
+
+
+def card(weight: dict, accuracy: dict) -> str:
+    """One model card: what the weight is, how it was made, and its test figures beside the baselines."""
+    set_name = weight["name"].split(".")[-1].removeprefix("mp_")
+    scored = {label.split("/", 1)[1]: s for label, s in accuracy["results"].items() if label.startswith(f"{set_name}/")}
+    rows = [{"model": label, "row": title, **{d: s[f"{d}/{mode}"] for d in DISTANCES}}
+            for label, s in scored.items() if label == weight["name"] or "baseline" in label
+            for mode, title in MODES.items()]
+    peaks = [{"model": label, "n": s["n"], "peak recall": s["peak_recall"], "peak precision": s["peak_precision"],
+              "peak F1": s["peak_f1"]} for label, s in scored.items() if label == weight["name"] or "baseline" in label]
+    size = f"{weight['size'] / 2**20:.1f} MiB" if weight.get("size") else "?"
+    return "\n\n".join([
+        f"## `{weight['name']}`",
+        weight.get("description", ""),
+        f"- file: `{weight['file']}` ({size}, sha256 `{weight['sha256']}`), shipped in the package"
+        + (f"; also at {', '.join(weight['urls'])}" if weight.get("urls") else ""),
+        f"- licence: {weight.get('license', '')}",
+        f"- training data: {weight.get('data', '')}",
+        f"- trained with: `{weight.get('command', '')}`",
+        f"Test split, mean distances (lower is better), beside the baselines fitted on the same training split:",
+        markdown_table(rows, ["model", "row", *DISTANCES]) if rows else "(not scored yet: run benchmarks/accuracy.py)",
+        markdown_table(peaks, ["model", "n", "peak recall", "peak precision", "peak F1"]) if peaks else "",
+        f"Reproduce: `{accuracy['command']}`",
+    ])
+
+
+def main() -> None:
+    weights = json.loads((ROOT / "weights" / "manifest.json").read_text())["weights"]
+    accuracy = json.loads((RESULTS / "accuracy.json").read_text())
+    page = ["# Model cards", "The pretrained weights that ship with xrdzoo (`xrdzoo list weights`). Metrics are "
+            "defined in [zoo.md](zoo.md#metrics); the same figures, with the paper's, are in "
+            "[benchmarks.md](benchmarks.md)."]
+    page += [card(w, accuracy) for w in weights]
+    out = PAGE.with_name("models.md")
+    out.write_text("\n\n".join(page) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
