@@ -288,7 +288,8 @@ def test_cli_predicts_with_a_plugin_checkpoint_only_where_the_plugin_is(example_
     assert predicted.returncode == 0 and "BaTiO3" in predicted.stdout, predicted.stderr
     without_plugin = xrdzoo("predict", "BaTiO3", "--checkpoint", str(path), sites=[])
     assert without_plugin.returncode == 1
-    assert without_plugin.stderr.strip().splitlines()[-1].endswith("a plugin package may be missing)")
+    assert without_plugin.stderr.strip().splitlines()[-1].endswith("made with xrdzoo-example 0.1.0: install those "
+                                                                    "packages")
     assert "no encoder named 'element_counts'" in without_plugin.stderr and "Traceback" not in without_plugin.stderr
 
 
