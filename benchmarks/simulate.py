@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import json
 import os
-import platform
 import random
 import sys
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common import machine, write_results
 from xrdzoo.xrd.simulate import SimulationError, reflections, simulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,18 +65,14 @@ def position_difference(fast_x: np.ndarray, ref_x: np.ndarray) -> float:
     return float(max(distance.min(axis=0).max(), distance.min(axis=1).max()))
 
 
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "python": platform.python_version(),
-            "numpy": np.__version__, "pymatgen": version("pymatgen"), "xrdzoo": version("xrdzoo")}
+def host() -> dict:
+    """The machine (common.machine) plus what matters for this benchmark: load and pymatgen's version."""
+    return {**machine(), "load_average_1min": os.getloadavg()[0], "numpy": np.__version__,
+            "pymatgen": version("pymatgen"), "xrdzoo": version("xrdzoo")}
 
 
 def run(csv_path: Path, n: int, seed: int) -> dict:
-    host = machine()  # before the work, so the load average is other processes'
+    host_info = host()  # before the work, so the load average is other processes'
     ids, structures = load_sample(csv_path, n, seed)
     kept, skipped = usable(ids, structures)
     simulators = ("pymatgen", "fast")
@@ -110,7 +105,7 @@ def run(csv_path: Path, n: int, seed: int) -> dict:
         "peak_count_mismatches": count_mismatch,
         "pearson_min": float(pearson.min()), "pearson_median": float(np.median(pearson)),
         "pearson_below_0.999": int((pearson < 0.999).sum()), "worst_material_id": kept[worst][0],
-        "machine": host,
+        "machine": host_info,
     }
 
 
@@ -144,14 +139,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="structures to sample (default 500)")
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="the shared MP structures CSV")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "simulate.json")
     args = parser.parse_args()
     result = run(args.csv, args.n, args.seed)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(markdown(result))
-    print(f"\nwrote {args.json}")
-
+    write_results("simulate", result, "## XRD simulation: fast simulator against pymatgen\n\n" + markdown(result))
 
 if __name__ == "__main__":
     main()
