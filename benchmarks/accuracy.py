@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from pathlib import Path
 
 import xrdzoo
 from common import markdown_table, write_results
@@ -39,6 +40,12 @@ def pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
     return out
 
 
+def label(name: str) -> str:
+    """A weight name as it is; a checkpoint path by its run folder (runs/x/best.safetensors -> x)."""
+    path = Path(name)
+    return path.parent.name if path.suffix == ".safetensors" else name
+
+
 def fit_baseline(data_path: str, backbone: str, encoder: str, folder: str):
     config = TrainConfig(data=data_path, output=f"{folder}/{backbone}", encoder=encoder, backbone=backbone)
     return xrdzoo.load(str(train(config, progress=False)))
@@ -55,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for set_name, data_path in pairs(args.data, "--data"):
             data = load_dataset(data_path)
-            candidates = [(name, lambda n=name: xrdzoo.load(n)) for s, name in pairs(args.model, "--model")
+            candidates = [(label(name), lambda n=name: xrdzoo.load(n)) for s, name in pairs(args.model, "--model")
                           if s == set_name]
             candidates += [(f"{b} baseline (onehot)", lambda b=b: fit_baseline(data_path, b, "onehot", scratch))
                            for b in ("mean", "knn")]
