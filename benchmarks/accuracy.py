@@ -83,6 +83,14 @@ def main() -> None:
             peak_rows.append({"set": set_name, "model": "DeepXRD paper (its own split)",
                               "peak recall": PAPER_PEAK_MATCH.get(set_name)})
 
+    verdicts = []
+    for row in peak_rows:
+        knn = next((r for r in peak_rows if r["set"] == row["set"] and r["model"].startswith("knn")), None)
+        if knn and row["model"].startswith("resnet20"):
+            gap = row["peak F1"] - knn["peak F1"]
+            verdicts.append(f"- {row['set']}: `{row['model']}` peak F1 {row['peak F1']:.3f} against knn "
+                            f"{knn['peak F1']:.3f}: " + (f"beats it by {gap:.3f}." if gap > 0 else
+                                                          f"falls short by {-gap:.3f}."))
     markdown = "\n\n".join([
         f"## Accuracy on the {args.split} splits\n\nMean distances (lower is better) in the paper's Table 2 layout. "
         "The paper's rows come from its own random split of a larger MP snapshot and its own (unpublished) "
@@ -91,6 +99,7 @@ def main() -> None:
         "Peak recall is the paper's \"peak match\"; precision and F1 are ours (the paper reports no precision). "
         "`unencodable`: test formulas the model's encoder cannot take, left out of its scores.",
         markdown_table(peak_rows, ["set", "model", "n", "unencodable", "peak recall", "peak precision", "peak F1"]),
+        "resnet20 against the knn baseline:\n" + "\n".join(verdicts),
     ])
     write_results("accuracy", {"split": args.split, "results": results}, markdown)
 
