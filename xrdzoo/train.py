@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from xrdzoo import checkpoint, registry
@@ -151,13 +152,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
     if resume:
-        state_meta = checkpoint.read_metadata(out / LAST)["train"]
         model.load_state_dict(_load_tensors(out / LAST))
         state = _load_tensors(out / STATE)
         torch.set_rng_state(state.pop(RNG))
         generator.set_state(state.pop(SHUFFLE_RNG))
-        _restore_optimizer(optimizer, state, state_meta["optimizer"])
-        history = state_meta["history"]
+        _restore_optimizer(optimizer, state, saved["optimizer"])
+        history = saved["history"]
     best = min((h["val_loss"] for h in history), default=float("inf"))
     since_best = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_loss"]) if history else 0
 
@@ -203,8 +203,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
 def _write(out: Path, model: XRDModel, config: TrainConfig, meta: dict, history: list[dict], best: bool,
            optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None) -> None:
     """Save last (and best) checkpoints, the optimizer state and the history; every file is replaced atomically."""
-    from safetensors.torch import save_file
-
     out.mkdir(parents=True, exist_ok=True)
     train_meta = {"config": asdict(config), "history": history, "epoch": len(history)}
     if optimizer is not None:
@@ -221,6 +219,4 @@ def _write(out: Path, model: XRDModel, config: TrainConfig, meta: dict, history:
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     return load_file(str(path))
