@@ -66,16 +66,16 @@ def main() -> None:
                           if s == set_name]
             candidates += [(f"{b} baseline (onehot)", lambda b=b: fit_baseline(data_path, b, "onehot", scratch))
                            for b in ("mean", "knn")]
-            for label, build in candidates:
+            for model_name, build in candidates:
                 start = time.perf_counter()
                 scores = evaluate_model(build(), data, args.split)
                 scores["seconds"] = time.perf_counter() - start
-                results[f"{set_name}/{label}"] = scores
-                print(f"{set_name} {label}: peak F1 {scores['peak_f1']:.4f} ({scores['seconds']:.0f} s)", flush=True)
+                results[f"{set_name}/{model_name}"] = scores
+                print(f"{set_name} {model_name}: peak F1 {scores['peak_f1']:.4f} ({scores['seconds']:.0f} s)", flush=True)
                 for mode, title in MODES.items():
-                    rows.append({"set": set_name, "model": label, "row": title,
+                    rows.append({"set": set_name, "model": model_name, "row": title,
                                  **{d: scores[f"{d}/{mode}"] for d in DISTANCES}})
-                peak_rows.append({"set": set_name, "model": label, "n": scores["n"],
+                peak_rows.append({"set": set_name, "model": model_name, "n": scores["n"],
                                   "unencodable": scores["n_unencodable"], "peak recall": scores["peak_recall"],
                                   "peak precision": scores["peak_precision"], "peak F1": scores["peak_f1"]})
             for mode, title in MODES.items():

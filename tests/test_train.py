@@ -60,6 +60,19 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path):
     assert straight.exists()
 
 
+def test_bfloat16_training_learns_and_resume_may_change_only_runtime_settings(tiny_dataset, tmp_path):
+    train(config(tiny_dataset, tmp_path, epochs=4, precision="bfloat16"), progress=False)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    train(config(tiny_dataset, tmp_path, epochs=5, loss="mse", lr=1.0), resume=True, progress=False)
+    saved = xrdzoo.load(str(tmp_path / "last.safetensors")).metadata["train"]
+    assert saved["epoch"] == 5
+    assert saved["config"]["precision"] == "float32"  # a runtime setting follows the new call
+    assert (saved["config"]["loss"], saved["config"]["lr"]) == ("pearson", 2e-3)  # the model's recipe does not
+    with pytest.raises(ValueError, match="precision 'float16' is not one of float32, bfloat16"):
+        config(tiny_dataset, tmp_path, precision="float16")
+
+
 def _xrdzoo(*args: str) -> list[str]:
     return [sys.executable, "-m", "xrdzoo", *args]
 

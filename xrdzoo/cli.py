@@ -184,7 +184,9 @@ def train(
     backbone_option: Annotated[Optional[list[str]], typer.Option(help="backbone key=value, repeatable")] = None,
     loss_option: Annotated[Optional[list[str]], typer.Option(help="loss key=value, repeatable")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
-    resume: Annotated[bool, typer.Option(help="continue the run in --output from its last checkpoint")] = False,
+    precision: Annotated[str, typer.Option(help="float32, or bfloat16 autocast (about 2x faster on recent CPUs)")] = "float32",
+    resume: Annotated[bool, typer.Option(help="continue the run in --output from its last checkpoint "
+                                               "(--epochs, --device and --precision may change)")] = False,
 ) -> None:
     """Train (or fit, for the mean and knn baselines) a model and save safetensors checkpoints."""
     from xrdzoo.train import TrainConfig, train as run
@@ -192,6 +194,7 @@ def train(
     config = TrainConfig(
         data=str(data), output=str(output), encoder=encoder, backbone=backbone, loss=loss, epochs=epochs, lr=lr,
         batch_size=batch_size, dropout=dropout, seed=seed, patience=patience, device=device,
+        precision=precision,
         encoder_options=_options(encoder_option, "--encoder-option"),
         backbone_options=_options(backbone_option, "--backbone-option"),
         loss_options=_options(loss_option, "--loss-option"),

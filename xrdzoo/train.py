@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from xrdzoo import checkpoint, registry
 from xrdzoo.data import Dataset, load_dataset
-from xrdzoo.model import XRDModel, create_model
+from xrdzoo.model import PRECISIONS, XRDModel, create_model
 
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.safetensors"
 RNG, SHUFFLE_RNG = "rng.torch", "rng.shuffle"  # random states saved with the optimizer so a resume is exact
@@ -46,6 +46,14 @@ class TrainConfig:
     backbone_options: dict[str, Any] = field(default_factory=dict)
     loss_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+
+
+RUNTIME_SETTINGS = ("epochs", "output", "device", "precision")  # what a resumed run may change
 
 
 def encode_split(model: XRDModel, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -121,7 +129,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     out = Path(config.output)
     if resume:
         saved = checkpoint.read_metadata(out / LAST)["train"]
-        config = TrainConfig(**{**saved["config"], "epochs": config.epochs, "output": config.output})
+        config = TrainConfig(**{**saved["config"], **{key: getattr(config, key) for key in RUNTIME_SETTINGS}})
     _seed_everything(config.seed)
     data = load_dataset(config.data)
     backbone_options = dict(config.backbone_options)
@@ -172,7 +180,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             total = 0.0
             for start in bar:
                 idx = order[start : start + config.batch_size][rank::world]
-                loss = loss_fn(model(x_train[idx]), y_train[idx])
+                with torch.autocast(torch.device(config.device).type, dtype=torch.bfloat16,
+                                    enabled=config.precision == "bfloat16"):
+                    pred = model(x_train[idx])
+                loss = loss_fn(pred.float(), y_train[idx])
                 optimizer.zero_grad()
                 loss.backward()
                 _sync_gradients(model, world)
