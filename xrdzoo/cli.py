@@ -184,7 +184,7 @@ def train(
     backbone_option: Annotated[Optional[list[str]], typer.Option(help="backbone key=value, repeatable")] = None,
     loss_option: Annotated[Optional[list[str]], typer.Option(help="loss key=value, repeatable")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
-    precision: Annotated[str, typer.Option(help="float32, or bfloat16 autocast (about 2x faster on recent CPUs)")] = "float32",
+    precision: Annotated[str, typer.Option(help="float32, or bfloat16 autocast (faster on CPUs with AVX-512 BF16)")] = "float32",
     resume: Annotated[bool, typer.Option(help="continue the run in --output from its last checkpoint "
                                                "(--epochs, --device and --precision may change)")] = False,
 ) -> None:
@@ -236,7 +236,7 @@ def predict(
     plot: Annotated[Optional[Path], typer.Option(help="draw the predicted pattern(s) to this PNG")] = None,
     true: Annotated[Optional[Path], typer.Option(help="structure file (CIF, POSCAR) to plot against")] = None,
     threshold: Annotated[float, typer.Option(help="peak threshold (of 100)")] = 10.0,
-    batch_size: int = 256,
+    batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",
 ) -> None:
     """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file."""

@@ -48,18 +48,18 @@ class XRDModel(nn.Module):
                 errors[formula] = str(error)
         return keep, errors
 
-    def predict(self, formulas: Sequence[str], batch_size: int = 256, precision: str = "float32") -> np.ndarray:
+    def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """Predicted patterns, shape ``(n, 1024)``, negative values clipped and the largest scaled to 100.
 
-        ``precision="bfloat16"`` runs the backbone under bfloat16 autocast: about 1.5x faster on CPUs with
-        AVX-512 BF16 or AMX (see docs/benchmarks.md for what it costs in accuracy).
+        ``precision="bfloat16"`` runs the backbone under bfloat16 autocast, faster on CPUs with AVX-512 BF16
+        or AMX; docs/benchmarks.md has the measured speed and what it costs in accuracy.
         """
         batches = [self.predict_encoded(self.encoder.encode(formulas[i : i + batch_size]), precision=precision)
                    for i in range(0, len(formulas), batch_size)]
         return np.concatenate(batches) if batches else np.empty((0, N_POINTS), np.float32)
 
     @torch.inference_mode()
-    def predict_encoded(self, inputs: torch.Tensor, batch_size: int = 256, precision: str = "float32") -> np.ndarray:
+    def predict_encoded(self, inputs: torch.Tensor, batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """Like :meth:`predict` for inputs already encoded by ``self.encoder``."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")

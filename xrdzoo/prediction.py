@@ -65,7 +65,7 @@ def _read_formulas(path: Path) -> Iterator[str]:
                 yield line.split()[0]
 
 
-def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 256, threshold: float = 10.0,
+def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 64, threshold: float = 10.0,
            precision: str = "float32") -> int:
     """Predict every formula in ``source`` (one per line), streaming JSON lines to ``output`` batch by batch.
 
