@@ -89,8 +89,10 @@ def main() -> None:
         if knn and row["model"].startswith("resnet20"):
             gap = row["peak F1"] - knn["peak F1"]
             verdicts.append(f"- {row['set']}: `{row['model']}` peak F1 {row['peak F1']:.3f} against knn "
-                            f"{knn['peak F1']:.3f}: " + (f"beats it by {gap:.3f}." if gap > 0 else
-                                                          f"falls short by {-gap:.3f}."))
+                            f"{knn['peak F1']:.3f}: " + (f"beats it by {gap:.3f}" if gap > 0 else
+                                                          f"falls short by {-gap:.3f}")
+                            + f" (recall {row['peak recall']:.3f} against {knn['peak recall']:.3f}, precision "
+                              f"{row['peak precision']:.3f} against {knn['peak precision']:.3f}).")
     markdown = "\n\n".join([
         f"## Accuracy on the {args.split} splits\n\nMean distances (lower is better) in the paper's Table 2 layout. "
         "The paper's rows come from its own random split of a larger MP snapshot and its own (unpublished) "

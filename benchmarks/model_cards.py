@@ -19,13 +19,15 @@ DISTANCES = ("cosine", "pearson", "jsd", "dtw")
 
 def card(weight: dict, accuracy: dict) -> str:
     """One model card: what the weight is, how it was made, and its test figures beside the baselines."""
-    set_name = weight["name"].split(".")[-1].removeprefix("mp_")
-    scored = {label.split("/", 1)[1]: s for label, s in accuracy["results"].items() if label.startswith(f"{set_name}/")}
-    rows = [{"model": label, "row": title, **{d: s[f"{d}/{mode}"] for d in DISTANCES}}
-            for label, s in scored.items() if label == weight["name"] or "baseline" in label
-            for mode, title in MODES.items()]
-    peaks = [{"model": label, "n": s["n"], "peak recall": s["peak_recall"], "peak precision": s["peak_precision"],
-              "peak F1": s["peak_f1"]} for label, s in scored.items() if label == weight["name"] or "baseline" in label]
+    sets = [label.split("/", 1)[0] for label in accuracy["results"] if label.split("/", 1)[1] == weight["name"]]
+    scored = {label.split("/", 1)[1]: s for label, s in accuracy["results"].items() if sets and
+              label.split("/", 1)[0] == sets[0]}
+    shown = [label for label in scored if label == weight["name"] or "baseline" in label]
+    rows = [{"model": label, "row": title, **{d: scored[label][f"{d}/{mode}"] for d in DISTANCES}}
+            for label in shown for mode, title in MODES.items()]
+    peaks = [{"model": label, "n": scored[label]["n"], "peak recall": scored[label]["peak_recall"],
+              "peak precision": scored[label]["peak_precision"], "peak F1": scored[label]["peak_f1"]}
+             for label in shown]
     size = f"{weight['size'] / 2**20:.1f} MiB" if weight.get("size") else "?"
     return "\n\n".join([
         f"## `{weight['name']}`",
@@ -35,7 +37,8 @@ def card(weight: dict, accuracy: dict) -> str:
         f"- licence: {weight.get('license', '')}",
         f"- training data: {weight.get('data', '')}",
         f"- trained with: `{weight.get('command', '')}`",
-        f"Test split, mean distances (lower is better), beside the baselines fitted on the same training split:",
+        f"Test split of `{sets[0]}`, mean distances (lower is better), beside the baselines fitted on the same "
+        "training split:" if sets else "Test split:",
         markdown_table(rows, ["model", "row", *DISTANCES]) if rows else "(not scored yet: run benchmarks/accuracy.py)",
         markdown_table(peaks, ["model", "n", "peak recall", "peak precision", "peak F1"]) if peaks else "",
         f"Reproduce: `{accuracy['command']}`",

@@ -43,12 +43,12 @@ def explode(**options):
 
 
 class Weight:
-    def __init__(self, name):
-        self.name, self.description = name, f"weights {name}"
+    def __init__(self, name, metrics=None):
+        self.name, self.description, self.metrics = name, f"weights {name}", metrics or {}
 
 
 def weights():
-    return [Weight("alpha.v1"), Weight("beta.v1")]
+    return [Weight("alpha.v1", {"peak_f1": 0.4321}), Weight("beta.v1")]
 
 
 def broken_weights():
@@ -273,5 +273,6 @@ def test_weights_are_indexed_by_what_providers_return(plugins):
     assert (entry.package, entry.version) == ("pkg-a", "1.0")
     assert registry.load("weights", "alpha.v1").name == "alpha.v1"
     assert registry.describe(entry) == "weights beta.v1"
+    assert registry.describe(registry.find("weights", "alpha.v1")[0]) == "weights alpha.v1 [test peak F1 0.432]"
     assert [(f.kind, f.name, f.package, f.error) for f in registry.failures()] == \
         [("weights", "bad", "pkg-b", "OSError: manifest missing")]

@@ -186,13 +186,16 @@ def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
 
 
 def describe(entry: Entry) -> str:
-    """One-line description: a weight's own, else the first docstring line of what the entry point names."""
+    """One-line description: a weight's own (with its test peak F1 when known), else the first docstring line of
+    what the entry point names."""
     try:
         target = _load_entry(entry)
     except PluginError:
         return "(failed to load: see `xrdzoo list --errors`)"
     text = getattr(target, "description", "") or (target.__doc__ or "")
-    return text.strip().splitlines()[0] if text.strip() else ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    f1 = (getattr(target, "metrics", None) or {}).get("peak_f1")
+    return f"{line} [test peak F1 {f1:.3f}]" if f1 is not None else line
 
 
 def failures() -> list[Failure]:
