@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import xrdzoo
+import xrdzoo.evaluate
 from xrdzoo.cli import app
 from xrdzoo.data import load_dataset
 from xrdzoo.train import TrainConfig, train
@@ -134,6 +135,26 @@ def test_evaluate_command(trained, tiny_dataset, tmp_path):
     for key in ("pearson/all", "cosine/peaks", "jsd/aligned", "dtw/all", "peak_recall", "peak_precision", "peak_f1"):
         assert key in metrics and key in result.output
     assert metrics["split"] == "test" and metrics["n"] > 0
+
+
+def test_export_writes_a_16_bit_weight_scored_on_its_test_split(trained, tiny_dataset, tmp_path):
+    args = ["export", str(trained), "--name", "resnet10_onehot.tiny", "--folder", str(tmp_path),
+            "--manifest", str(tmp_path / "manifest.json"), "--test-data", str(tiny_dataset), "--license", "MIT"]
+    assert runner.invoke(app, args).exit_code == 0
+    entry = json.loads((tmp_path / "manifest.json").read_text())["weights"][0]
+    weight = tmp_path / entry["file"]
+    first = weight.read_bytes()
+    assert entry["name"] == "resnet10_onehot.tiny" and entry["size"] == len(first) and entry["license"] == "MIT"
+    assert all(t.dtype == torch.float16 for t in load_file(str(weight)).values() if t.is_floating_point())
+    scored = xrdzoo.evaluate.evaluate_model(xrdzoo.load(str(weight)), load_dataset(tiny_dataset), "test")
+    assert entry["metrics"]["peak_f1"] == scored["peak_f1"]
+    assert entry["metrics"]["data_hash"] == load_dataset(tiny_dataset).hash
+    full, half = xrdzoo.load(str(trained)).predict(["BaTiO3"]), xrdzoo.load(str(weight)).predict(["BaTiO3"])
+    assert np.abs(full - half).max() < 0.5  # on the 0..100 scale
+    assert runner.invoke(app, args).exit_code == 0
+    assert weight.read_bytes() == first  # the same checkpoint exports to the same bytes, so the same sha256
+    again = json.loads((tmp_path / "manifest.json").read_text())["weights"]
+    assert len(again) == 1 and again[0]["sha256"] == entry["sha256"]  # replaced, not added twice
 
 
 def test_predict_command_outputs(trained, structure_dir, tmp_path):

@@ -287,7 +287,8 @@ def export(
     folder: Annotated[Path, typer.Option(help="where the weight file goes")] = Path("weights"),
     manifest: Annotated[Optional[Path], typer.Option(help="manifest to add the entry to")] = None,
     dtype: Annotated[str, typer.Option(help="storage type of floating-point tensors")] = "float16",
-    metrics: Annotated[Optional[Path], typer.Option(help="test metrics JSON from `xrdzoo evaluate --output`")] = None,
+    test_data: Annotated[Optional[Path], typer.Option(help="dataset whose test split scores the written weight "
+                                                           "(its metrics)")] = None,
     data: Annotated[str, typer.Option(help="what the model was trained on")] = "",
     command: Annotated[str, typer.Option(help="the command that trained it")] = "",
     license: Annotated[str, typer.Option(help="licence of the weights")] = "",
@@ -296,9 +297,8 @@ def export(
     """Turn a checkpoint into a shippable weight file (16-bit by default) with its sha256 and manifest entry."""
     from xrdzoo import hub
 
-    card = {"metrics": json.loads(metrics.read_text()) if metrics else {}, "data": data, "command": command,
-            "license": license, "description": description}
-    config = hub.export(checkpoint, folder, name, dtype, manifest, **card)
+    card = {"data": data, "command": command, "license": license, "description": description}
+    config = hub.export(checkpoint, folder, name, dtype, manifest, test_data, **card)
     typer.echo(f"wrote {folder / config.file} ({config.size / 2**20:.1f} MiB, sha256 {config.sha256})")
 
 
