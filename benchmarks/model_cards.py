@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from common import PAGE, RESULTS, ROOT, markdown_table
+from xrdzoo import checkpoint
 
 MODES = {"all": "all 1,024 points", "peaks": "peaks only (>= 10)", "aligned": "peaks after merging/alignment"}
 DISTANCES = ("cosine", "pearson", "jsd", "dtw")
@@ -29,14 +30,23 @@ def card(weight: dict, accuracy: dict) -> str:
               "peak precision": scored[label]["peak_precision"], "peak F1": scored[label]["peak_f1"]}
              for label in shown]
     size = f"{weight['size'] / 2**20:.1f} MiB" if weight.get("size") else "?"
+    train = checkpoint.read_metadata(ROOT / "weights" / weight["file"])["train"]
+    best = min(train["history"], key=lambda h: h["val_loss"])
+    recipe = {k: v for k, v in train["config"].items() if k in ("loss", "lr", "batch_size", "seed") or
+              (k.endswith("options") and v)}
     return "\n\n".join([
         f"## `{weight['name']}`",
         weight.get("description", ""),
-        f"- file: `{weight['file']}` ({size}, sha256 `{weight['sha256']}`), shipped in the package"
-        + (f"; also at {', '.join(weight['urls'])}" if weight.get("urls") else ""),
-        f"- licence: {weight.get('license', '')}",
-        f"- training data: {weight.get('data', '')}",
-        f"- trained with: `{weight.get('command', '')}`",
+        "\n".join([
+            f"- file: `{weight['file']}` ({size}, sha256 `{weight['sha256']}`), shipped in the package"
+            + (f"; also at {', '.join(weight['urls'])}" if weight.get("urls") else ""),
+            f"- licence: {weight.get('license', '')}",
+            f"- training data: {weight.get('data', '')}",
+            f"- trained with: `{weight.get('command', '')}`",
+            f"- training: {', '.join(f'{k} {v}' for k, v in recipe.items())}; the weights are those of epoch "
+            f"{best['epoch']} (lowest validation loss, {best['val_loss']:.4f}); the per-epoch history up to it is "
+            "in the file's metadata",
+        ]),
         f"Test split of `{sets[0]}`, mean distances (lower is better), beside the baselines fitted on the same "
         "training split:" if sets else "Test split:",
         markdown_table(rows, ["model", "row", *DISTANCES]) if rows else "(not scored yet: run benchmarks/accuracy.py)",
