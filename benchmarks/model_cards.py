@@ -18,17 +18,24 @@ MODES = {"all": "all 1,024 points", "peaks": "peaks only (>= 10)", "aligned": "p
 DISTANCES = ("cosine", "pearson", "jsd", "dtw")
 
 
-def card(weight: dict, accuracy: dict) -> str:
-    """One model card: what the weight is, how it was made, and its test figures beside the baselines."""
-    sets = [label.split("/", 1)[0] for label in accuracy["results"] if label.split("/", 1)[1] == weight["name"]]
-    scored = {label.split("/", 1)[1]: s for label, s in accuracy["results"].items() if sets and
-              label.split("/", 1)[0] == sets[0]}
-    shown = [label for label in scored if label == weight["name"] or "baseline" in label]
+def scores(weight: str, set_name: str, accuracy: dict) -> list[str]:
+    """The weight's test figures on one data set, beside the baselines fitted on that set's training split."""
+    scored = {label.split("/", 1)[1]: s for label, s in accuracy["results"].items()
+              if label.split("/", 1)[0] == set_name}
+    shown = [label for label in scored if label == weight or "baseline" in label]
     rows = [{"model": label, "row": title, **{d: scored[label][f"{d}/{mode}"] for d in DISTANCES}}
             for label in shown for mode, title in MODES.items()]
     peaks = [{"model": label, "n": scored[label]["n"], "peak recall": scored[label]["peak_recall"],
               "peak precision": scored[label]["peak_precision"], "peak F1": scored[label]["peak_f1"]}
              for label in shown]
+    return [f"Test split of `{set_name}`, mean distances (lower is better), beside the baselines fitted on the "
+            "same training split:", markdown_table(rows, ["model", "row", *DISTANCES]),
+            markdown_table(peaks, ["model", "n", "peak recall", "peak precision", "peak F1"])]
+
+
+def card(weight: dict, accuracy: dict) -> str:
+    """One model card: what the weight is, how it was made, and its test figures beside the baselines."""
+    sets = [label.split("/", 1)[0] for label in accuracy["results"] if label.split("/", 1)[1] == weight["name"]]
     size = f"{weight['size'] / 2**20:.1f} MiB" if weight.get("size") else "?"
     train = checkpoint.read_metadata(ROOT / "weights" / weight["file"])["train"]
     best = min(train["history"], key=lambda h: h["val_loss"])
@@ -47,10 +54,8 @@ def card(weight: dict, accuracy: dict) -> str:
             f"{best['epoch']} (lowest validation loss, {best['val_loss']:.4f}); the per-epoch history up to it is "
             "in the file's metadata",
         ]),
-        f"Test split of `{sets[0]}`, mean distances (lower is better), beside the baselines fitted on the same "
-        "training split:" if sets else "Test split:",
-        markdown_table(rows, ["model", "row", *DISTANCES]) if rows else "(not scored yet: run benchmarks/accuracy.py)",
-        markdown_table(peaks, ["model", "n", "peak recall", "peak precision", "peak F1"]) if peaks else "",
+        *([line for set_name in sets for line in scores(weight["name"], set_name, accuracy)]
+          or ["(not scored yet: run benchmarks/accuracy.py)"]),
         f"Reproduce: `{accuracy['command']}`",
     ])
 
