@@ -15,13 +15,11 @@ import time
 from pathlib import Path
 
 import xrdzoo
-from common import markdown_table, write_results
+from common import DISTANCES, MODES, markdown_table, write_results
 from xrdzoo.data import load_dataset
 from xrdzoo.evaluate import evaluate_model
 from xrdzoo.train import TrainConfig, train
 
-DISTANCES = ("cosine", "pearson", "jsd", "dtw")
-MODES = {"all": "all 1,024 points", "peaks": "peaks only (>= 10)", "aligned": "peaks after merging/alignment"}
 PAPER = {  # DeepXRD Table 2 (Pearson-loss model, its own test split and definitions)
     "all": {"cosine": 0.884, "pearson": 0.885, "jsd": 0.773, "dtw": 4.54},
     "peaks": {"cosine": 0.943, "pearson": 0.950, "jsd": 0.811, "dtw": 3.92},

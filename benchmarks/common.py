@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "benchmarks.md"
 SHARED_CSV = ROOT.parent / "shared" / "data" / "mp_ternary_structures.csv.gz"
+# the paper's Table 2 layout: its distances, and its three modes with the row titles it gives them
+DISTANCES = ("cosine", "pearson", "jsd", "dtw")
+MODES = {"all": "all 1,024 points", "peaks": "peaks only (>= 10)", "aligned": "peaks after merging/alignment"}
 
 
 def machine() -> dict:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 
-from common import PAGE, RESULTS, ROOT, markdown_table
+from common import DISTANCES, MODES, PAGE, RESULTS, ROOT, markdown_table
 from xrdzoo import checkpoint
-
-MODES = {"all": "all 1,024 points", "peaks": "peaks only (>= 10)", "aligned": "peaks after merging/alignment"}
-DISTANCES = ("cosine", "pearson", "jsd", "dtw")
 
 
 def scores(weight: str, set_name: str, accuracy: dict) -> list[str]:

@@ -19,8 +19,9 @@ import time
 
 import torch
 
+from xrdzoo.model import PRECISIONS, autocast
+
 BATCHES = (64, 256)
-PRECISIONS = ("float32", "bfloat16")
 
 
 def matmul_flops(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 20) -> float:
@@ -70,7 +71,7 @@ def measure(task: str, batch: int, precision: str, seconds: float, device: str) 
         loss_fn = PearsonLoss()
 
         def step():
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            with autocast(torch.device(device).type, precision):
                 loss = loss_fn(model(inputs).float(), targets)
             optimizer.zero_grad()
             loss.backward()

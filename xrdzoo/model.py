@@ -16,6 +16,18 @@ N_POINTS = 1024  # the pattern length every backbone predicts (2-theta 0..180 de
 PRECISIONS = ("float32", "bfloat16")
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` itself if it is one of :data:`PRECISIONS`, else a one-line ``ValueError``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def autocast(device_type: str, precision: str) -> torch.autocast:
+    """The autocast context for ``precision``: bfloat16 autocast, or a no-op for float32."""
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=check_precision(precision) == "bfloat16")
+
+
 class XRDModel(nn.Module):
     """Formulas in, 1,024-point XRD patterns out: ``encoder`` makes tensors, ``backbone`` maps them to patterns.
 
@@ -61,11 +73,9 @@ class XRDModel(nn.Module):
     @torch.inference_mode()
     def predict_encoded(self, inputs: torch.Tensor, batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """Like :meth:`predict` for inputs already encoded by ``self.encoder``."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.eval()
         device = next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        with autocast(device.type, precision):
             out = [self(inputs[i : i + batch_size].to(device)).float().cpu()
                    for i in range(0, len(inputs), batch_size)]
         return normalize(torch.cat(out) if out else torch.empty(0, N_POINTS)).numpy()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from xrdzoo import checkpoint, registry
 from xrdzoo.data import Dataset, load_dataset
-from xrdzoo.model import PRECISIONS, XRDModel, create_model
+from xrdzoo.model import XRDModel, autocast, check_precision, create_model
 
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.safetensors"
 RNG, SHUFFLE_RNG = "rng.torch", "rng.shuffle"  # random states saved with the optimizer so a resume is exact
@@ -49,8 +49,7 @@ class TrainConfig:
     precision: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
 
 
 RUNTIME_SETTINGS = ("epochs", "output", "device", "precision")  # what a resumed run may change
@@ -180,8 +179,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             total = 0.0
             for start in bar:
                 idx = order[start : start + config.batch_size][rank::world]
-                with torch.autocast(torch.device(config.device).type, dtype=torch.bfloat16,
-                                    enabled=config.precision == "bfloat16"):
+                with autocast(torch.device(config.device).type, config.precision):
                     pred = model(x_train[idx])
                 loss = loss_fn(pred.float(), y_train[idx])
                 optimizer.zero_grad()
