@@ -24,8 +24,9 @@ from xrdzoo.model import PRECISIONS, autocast
 BATCHES = (64, 256)
 
 
-def matmul_flops(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 20) -> float:
+def matmul_flops(dtype: torch.dtype, device: str, repeats: int = 20) -> float:
     """Best of three timings of square matrix products: the machine's practical ceiling for dense work."""
+    size = 8192 if device.startswith("cuda") else 2048  # a GPU needs large products to reach its peak
     a, b = torch.randn(size, size, dtype=dtype, device=device), torch.randn(size, size, dtype=dtype, device=device)
     best = float("inf")
     for _ in range(4):  # the first round warms up (thread pools, clocks, kernels)
