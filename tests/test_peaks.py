@@ -34,6 +34,7 @@ def test_merge_below_two_degrees_not_above():
     assert len(near) == 1
     assert near.positions[0] == pytest.approx((TWO_THETA[400] + TWO_THETA[411]) / 2)
     assert near.intensities[0] == pytest.approx(70.0)
+    assert near.apexes[0] == pytest.approx(TWO_THETA[411])  # the largest point, not the middle
     far = find_peaks(_pattern({400: 50.0, 412: 70.0}))  # 12 bins = 2.11 degrees
     assert np.allclose(far.positions, TWO_THETA[[400, 412]])
     assert np.allclose(far.intensities, [50.0, 70.0])
@@ -43,6 +44,14 @@ def test_merging_chains():
     peaks = find_peaks(_pattern({100: 30.0, 110: 40.0, 120: 20.0, 200: 90.0}))
     assert np.allclose(peaks.positions, [TWO_THETA[110], TWO_THETA[200]])
     assert np.allclose(peaks.intensities, [40.0, 90.0])
+    assert np.allclose(peaks.apexes, [TWO_THETA[110], TWO_THETA[200]])
+
+
+def test_apex_of_a_broad_peak_is_its_largest_point():
+    pattern = _pattern({300 + i: value for i, value in enumerate([15.0, 20.0, 30.0, 60.0, 100.0, 12.0])})
+    peaks = find_peaks(pattern)
+    assert peaks.positions[0] == pytest.approx((TWO_THETA[300] + TWO_THETA[305]) / 2)
+    assert peaks.apexes[0] == pytest.approx(TWO_THETA[304])
 
 
 def test_options_and_empty():

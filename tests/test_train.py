@@ -20,6 +20,7 @@ import xrdzoo
 import xrdzoo.evaluate
 from xrdzoo.cli import app
 from xrdzoo.data import load_dataset
+from xrdzoo.xrd.pattern import TWO_THETA
 from xrdzoo.train import TrainConfig, train
 
 SMALL = {"encoder_options": {"max_count": 8}}
@@ -170,6 +171,9 @@ def test_predict_command_outputs(trained, structure_dir, tmp_path):
     assert runner.invoke(app, ["predict", "BaTiO3", "--checkpoint", str(trained), "--output", str(js)]).exit_code == 0
     record = json.loads(js.read_text())[0]
     assert record["formula"] == "BaTiO3" and len(record["pattern"]) == 1024 and record["peaks"]
+    for peak in record["peaks"]:  # each peak is given at its apex: the pattern there is the peak's intensity
+        apex = np.argmin(np.abs(TWO_THETA - peak["two_theta"]))
+        assert record["pattern"][apex] == pytest.approx(peak["intensity"], abs=0.01)
     xy = tmp_path / "p.xy"
     assert runner.invoke(app, ["predict", "SrTiO3", "--checkpoint", str(trained), "--output", str(xy)]).exit_code == 0
     assert np.loadtxt(xy).shape == (1024, 2)

@@ -18,10 +18,11 @@ FORMATS = (".csv", ".json", ".jsonl", ".xy")
 
 
 def peak_rows(pattern: np.ndarray, threshold: float = 10.0) -> list[dict[str, float]]:
-    """The pattern's peaks (threshold, merged within 2 degrees) as 2-theta, intensity and d-spacing rows."""
+    """The pattern's peaks (threshold, merged within 2 degrees) as rows of 2-theta and d-spacing at each peak's apex
+    (its largest point) and intensity."""
     peaks = find_peaks(pattern, threshold=threshold)
     return [{"two_theta": round(float(t), 3), "intensity": round(float(i), 2), "d_spacing": round(float(d), 4)}
-            for t, i, d in zip(peaks.positions, peaks.intensities, d_spacing(peaks.positions))]
+            for t, i, d in zip(peaks.apexes, peaks.intensities, d_spacing(peaks.apexes))]
 
 
 def peak_table(formula: str, pattern: np.ndarray, threshold: float = 10.0) -> str:

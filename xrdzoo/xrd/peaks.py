@@ -8,7 +8,9 @@ Picking (``find_peaks``), in two steps on a pattern of equal bins over 2-theta 0
    are merged, chaining (peaks at 0, 1.5 and 3 degrees become one).
 
 A peak's position is the middle of its extent (halfway between its first and last point, in degrees) and its
-intensity is the largest point in it; a merged peak covers the extent of all its members.
+intensity is the largest point in it; a merged peak covers the extent of all its members. The metrics use these
+positions, as the paper does; a peak list for people gives each peak's apex (the 2-theta of its largest point),
+which on a broad or merged peak can lie a degree or more from the middle.
 
 Alignment: for each true peak, the largest predicted peak within ``tolerance`` degrees (inclusive) is its match.
 """
@@ -24,10 +26,12 @@ from xrdzoo.xrd.pattern import bin_centres
 
 @dataclass(frozen=True)
 class Peaks:
-    """Peaks of one pattern, sorted by position: ``positions`` in degrees 2-theta and their ``intensities``."""
+    """Peaks of one pattern, sorted by position: ``positions`` in degrees 2-theta (the middles of their extents),
+    their ``intensities`` and, from :func:`find_peaks`, their ``apexes`` (the 2-theta of each one's largest point)."""
 
     positions: np.ndarray
     intensities: np.ndarray
+    apexes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -44,16 +48,14 @@ def find_peaks(pattern, threshold: float = 10.0, merge_within: float = 2.0) -> P
     edges = np.flatnonzero(np.diff(mask.astype(np.int8)))
     starts, ends = edges[::2], edges[1::2] - 1  # first and last point of each run
     if starts.size == 0:
-        return Peaks(np.zeros(0), np.zeros(0))
+        return Peaks(np.zeros(0), np.zeros(0), np.zeros(0))
     x = bin_centres(pattern.size)
-    # Each slice from one run's start to the next covers the run and then points below threshold only.
-    run_max = np.maximum.reduceat(pattern, starts)
     centres = (x[starts] + x[ends]) / 2
-    first = np.concatenate([[True], np.diff(centres) >= merge_within])
-    group_starts = np.flatnonzero(first)
+    group_starts = np.flatnonzero(np.concatenate([[True], np.diff(centres) >= merge_within]))
     group_ends = np.concatenate([group_starts[1:], [starts.size]]) - 1
-    positions = (x[starts[group_starts]] + x[ends[group_ends]]) / 2
-    return Peaks(positions, np.maximum.reduceat(run_max, group_starts))
+    first, last = starts[group_starts], ends[group_ends]  # first and last point of each merged peak
+    apex = np.array([a + np.argmax(pattern[a : b + 1]) for a, b in zip(first, last)])
+    return Peaks((x[first] + x[last]) / 2, pattern[apex], x[apex])
 
 
 def _within(predicted: Peaks, true: Peaks, tolerance: float) -> np.ndarray:
