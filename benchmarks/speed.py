@@ -4,7 +4,7 @@
         --data data/mp_abc3.npz
 
 Each configuration (model x batch size x float32 / bfloat16 autocast x inference / training) runs in a fresh
-process, so its peak memory (max RSS) is its own. Inference is end to end: formula strings in, normalised patterns
+process, so its peak memory is its own. Inference is end to end: formula strings in, normalised patterns
 out, encoding included. With ``--data`` each checkpoint's peak F1 on the test split is measured in both precisions,
 and the page names the fastest configuration whose peak F1 is within 0.005 of the first checkpoint's in float32.
 Without ``--checkpoint`` an untrained resnet20 + onehot is timed.
@@ -116,18 +116,17 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS
 
 
-def peak_f1(checkpoint: str, data_path: str) -> dict:
-    """Test-split peak F1 of a checkpoint in each precision."""
+def peak_f1(model, data_path: str) -> dict:
+    """Test-split peak F1 of a model in each precision (formulas its encoder cannot take are left out)."""
     import numpy as np
 
-    import xrdzoo
     from xrdzoo.data import load_dataset
     from xrdzoo.metrics import peak_f1 as f1
+    from xrdzoo.train import encode_split
 
-    model, test = xrdzoo.load(checkpoint), load_dataset(data_path).select("test")
-    keep, _ = model.encodable(test.formulas)
-    formulas, true = [test.formulas[i] for i in keep], test.patterns[keep]
-    return {p: float(np.mean(f1(model.predict(formulas, precision=p), true))) for p in PRECISIONS}
+    inputs, targets, _ = encode_split(model, load_dataset(data_path).select("test"))
+    return {p: float(np.mean(f1(model.predict_encoded(inputs, precision=p), targets.numpy() * 100.0)))
+            for p in PRECISIONS}
 
 
 def main() -> None:
@@ -159,7 +158,7 @@ def main() -> None:
         model = load_model(checkpoint or None).eval()
         flops[rows[-1]["model"]] = model_flops(model)
         if checkpoint and args.data:
-            accuracy[checkpoint] = peak_f1(checkpoint, args.data)
+            accuracy[checkpoint] = peak_f1(model, args.data)
     ceiling = {p: gemm_flops(getattr(torch, p), args.device) for p in PRECISIONS}
     for row in rows:
         per_item = flops[row["model"]] * (1 if row["task"] == "inference" else 3)  # backward: about twice forward
