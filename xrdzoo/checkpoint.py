@@ -12,7 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from xrdzoo import __version__
-from xrdzoo.model import XRDModel, create_model
+from xrdzoo.model import XRDModel, from_config
 from xrdzoo.registry import PluginError
 
 FORMAT = "xrdzoo-checkpoint/1"
@@ -28,13 +28,14 @@ def save(path: str | Path, model: XRDModel, metadata: dict[str, Any] | None = No
     """Write ``model`` to ``path`` atomically (a crash mid-write leaves the old file intact).
 
     ``metadata`` (JSON-able: training settings, data hash and split, metrics) is stored beside the model config;
-    ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in a smaller type.
+    ``dtype`` (e.g. ``torch.float16``) stores float32 tensors in a smaller type (float64 ones, such as template
+    lattices, are kept exact).
     """
     path = Path(path)
     tensors = {}
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
-        tensors[name] = tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+        tensors[name] = tensor.to(dtype) if dtype is not None and tensor.dtype == torch.float32 else tensor
     meta = {"format": FORMAT, "xrdzoo_version": __version__, "model": model.config, **(metadata or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -66,8 +67,7 @@ def load(path: str | Path) -> XRDModel:
     meta = read_metadata(path)
     config = meta["model"]
     try:
-        model = create_model(config["encoder"], config["backbone"], encoder_options=config["encoder_options"],
-                             **config["backbone_options"])
+        model = from_config(config)
     except PluginError as error:
         made_with = ", ".join(sorted(set(config.get("packages", {}).values())))
         raise PluginError(f"{str(path)!r} needs a plugin that is not usable here ({error}); it was made with "
@@ -90,5 +90,7 @@ def load(path: str | Path) -> XRDModel:
 
 
 def _resizable(model: XRDModel, name: str) -> bool:
-    """Buffers of fitted backbones (e.g. the knn baseline's references) take whatever size the checkpoint holds."""
-    return hasattr(model.backbone, "fit") and name in dict(model.named_buffers())
+    """Buffers of fitted members (the knn baseline's references, a template predictor's structures) take whatever
+    size the checkpoint holds."""
+    fitted = hasattr(model, "fit") or hasattr(getattr(model, "backbone", None), "fit")
+    return fitted and name in dict(model.named_buffers())

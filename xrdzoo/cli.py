@@ -187,8 +187,11 @@ def train(
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 autocast (faster on CPUs with AVX-512 BF16)")] = "float32",
     resume: Annotated[bool, typer.Option(help="continue the run in --output from its last checkpoint "
                                                "(--epochs, --device and --precision may change)")] = False,
+    predictor: Annotated[Optional[str], typer.Option(help="fit a registered predictor (xrdzoo list predictors: "
+                                                          "retrieval, template) instead of encoder + backbone")] = None,
+    predictor_option: Annotated[Optional[list[str]], typer.Option(help="predictor key=value, repeatable")] = None,
 ) -> None:
-    """Train (or fit, for the mean and knn baselines) a model and save safetensors checkpoints."""
+    """Train a network, or fit a baseline (mean, knn) or predictor (retrieval, template); save safetensors."""
     from xrdzoo.train import TrainConfig, train as run
 
     config = TrainConfig(
@@ -197,7 +200,8 @@ def train(
         precision=precision,
         encoder_options=_options(encoder_option, "--encoder-option"),
         backbone_options=_options(backbone_option, "--backbone-option"),
-        loss_options=_options(loss_option, "--loss-option"),
+        loss_options=_options(loss_option, "--loss-option"), predictor=predictor,
+        predictor_options=_options(predictor_option, "--predictor-option"),
     )
     try:
         best = run(config, resume=resume)
@@ -253,8 +257,8 @@ def predict(
         patterns = model.predict(formulas, batch_size, precision)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="FORMULAS") from error
-    for formula, pattern in zip(formulas, patterns):
-        typer.echo(api.peak_table(formula, pattern, threshold))
+    for formula, pattern, how in zip(formulas, patterns, model.explain(formulas)):
+        typer.echo(api.peak_table(formula, pattern, threshold) + f"\n  answered by: {how}")
     if output:
         typer.echo(f"wrote {', '.join(map(str, api.write_patterns(output, formulas, patterns)))}")
     if plot:

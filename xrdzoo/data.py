@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "xrdzoo-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the structures of the rows are stored too (lattices, sites), for template predictors
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 NAMED_SUBSETS = ("ternary", "abc3")
@@ -33,14 +33,58 @@ STRUCTURE_FILES = ("*.cif", "*.mcif", "*.vasp", "*.poscar", "POSCAR*", "CONTCAR*
 CSV_COLUMNS = ("material_id", "formula", "nsites", "cif")  # required; e_above_hull and spacegroup are optional
 SELECTION_RULE = "per reduced formula: lowest e_above_hull (empty last), then fewest sites, then id (natural order)"
 _EXAMPLES_PER_REASON = 5
+_STRUCTURE_ARRAYS = ("lattices", "offsets", "frac_coords", "numbers")  # Structures' fields, as stored
 
 
 # --- the dataset --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
+class Structures:
+    """The crystal structures of a dataset's rows as flat arrays: ``lattices`` (n, 3, 3) Angstrom (rows a, b, c),
+    ``offsets`` (n + 1) so that row i's sites are ``offsets[i]:offsets[i + 1]``, ``frac_coords`` (sites, 3) and
+    ``numbers`` (sites,) atomic numbers. Ordered structures only (the simulator refuses disorder)."""
+
+    lattices: np.ndarray
+    offsets: np.ndarray
+    frac_coords: np.ndarray
+    numbers: np.ndarray
+
+    @classmethod
+    def of(cls, cells) -> Structures:
+        """The arrays of ``(lattice, frac_coords, numbers)`` triples, one per structure (see :func:`cell_of`)."""
+        lattices, coords, numbers = zip(*cells) if cells else ((), (), ())
+        return cls(np.array(lattices, dtype=np.float64).reshape(-1, 3, 3),
+                   np.concatenate([[0], np.cumsum([len(n) for n in numbers])]).astype(np.int64),
+                   np.concatenate([*coords, np.zeros((0, 3))]).astype(np.float64),
+                   np.concatenate([*numbers, np.zeros(0)]).astype(np.int16))
+
+    def __len__(self) -> int:
+        return len(self.lattices)
+
+    def sites(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lattice (3, 3), fractional coordinates (m, 3), atomic numbers (m,)) of row ``i``."""
+        start, end = self.offsets[i], self.offsets[i + 1]
+        return self.lattices[i], self.frac_coords[start:end], self.numbers[start:end]
+
+    def take(self, rows) -> Structures:
+        """The structures of the given rows, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        sites = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
+        return Structures(self.lattices[rows], np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64),
+                          self.frac_coords[sites], self.numbers[sites])
+
+
+def cell_of(structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lattice matrix, fractional coordinates, atomic numbers) of an ordered pymatgen Structure."""
+    return structure.lattice.matrix, structure.frac_coords, np.array([site.specie.Z for site in structure])
+
+
+@dataclass(frozen=True, eq=False)
 class Dataset:
     """Formulas and their simulated patterns ``(n, 1024)`` float32 on the 0..100 scale, with ids, space groups,
-    the split of each row and the settings it was built with. ``hash`` identifies the rows' content."""
+    the split of each row and the settings it was built with. ``hash`` identifies the rows' content.
+    ``structures`` holds each row's crystal structure (None in files of format 1, built before they were kept)."""
 
     formulas: list[str]
     patterns: np.ndarray
@@ -49,15 +93,23 @@ class Dataset:
     split: np.ndarray
     settings: dict
     hash: str
+    structures: Structures | None = None
 
     @classmethod
-    def of(cls, formulas, patterns, ids, spacegroups, split, settings) -> Dataset:
-        """A dataset of these rows, its hash computed from them."""
+    def of(cls, formulas, patterns, ids, spacegroups, split, settings, structures: Structures | None = None) -> Dataset:
+        """A dataset of these rows, its hash computed from them (the structures are identified by the ids)."""
         formulas, ids = list(formulas), list(ids)
         patterns = np.asarray(patterns, dtype=np.float32)
         spacegroups, split = np.asarray(spacegroups, dtype=np.int64), np.asarray(split, dtype="<U5")
         return cls(formulas, patterns, ids, spacegroups, split, settings,
-                   content_hash(formulas, patterns, ids, spacegroups, split))
+                   content_hash(formulas, patterns, ids, spacegroups, split), structures)
+
+    def require_structures(self) -> Structures:
+        """The rows' structures, or a one-line error saying how to get them."""
+        if self.structures is None:
+            raise ValueError("this dataset file holds no structures (it was built by an older xrdzoo); rebuild it "
+                             "with `xrdzoo data build ... --force`")
+        return self.structures
 
     def __len__(self) -> int:
         return len(self.formulas)
@@ -68,7 +120,8 @@ class Dataset:
             raise ValueError(f"unknown split {split_name!r}; choose one of: {', '.join(SPLITS)}")
         rows = np.flatnonzero(self.split == split_name)
         return Dataset.of([self.formulas[i] for i in rows], self.patterns[rows], [self.ids[i] for i in rows],
-                          self.spacegroups[rows], self.split[rows], self.settings)
+                          self.spacegroups[rows], self.split[rows], self.settings,
+                          None if self.structures is None else self.structures.take(rows))
 
     def describe(self) -> str:
         """A few lines for people: rows per split, build settings and the skip report."""
@@ -102,8 +155,10 @@ def load_dataset(path) -> Dataset:
     if not path.is_file():
         raise FileNotFoundError(f"no dataset file at {str(path)!r}; build one with `xrdzoo data build`")
     settings, arrays = _read(path)
+    structures = (Structures(*(arrays[name] for name in _STRUCTURE_ARRAYS))
+                  if settings.get("format_version", 1) >= 2 else None)
     return Dataset.of(arrays["formulas"].tolist(), arrays["patterns"], arrays["ids"].tolist(), arrays["spacegroups"],
-                      arrays["split"], settings)
+                      arrays["split"], settings, structures)
 
 
 def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
@@ -120,6 +175,8 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
             if settings.get("format_version", 0) > FORMAT_VERSION:
                 raise ValueError(f"{str(path)!r} is a dataset of format {settings['format_version']}, newer than "
                                  f"this xrdzoo reads ({FORMAT_VERSION}); upgrade xrdzoo")
+            if arrays and settings.get("format_version", 1) >= 2:
+                names += _STRUCTURE_ARRAYS
             return settings, {name: npz[name] for name in names}
     except (KeyError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile) as error:
         raise ValueError(f"{not_ours} ({type(error).__name__}: {error})") from error
@@ -247,22 +304,24 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
     jobs = [(c.structure, c.formula, c.spacegroup) for c in candidates]
     rows = []
     simulate = partial(_simulate_candidate, simulator=simulator)
-    for candidate, (pattern, spacegroup, reason, message) in zip(
+    for candidate, (pattern, spacegroup, structure, reason, message) in zip(
             candidates, _map(simulate, jobs, workers, f"simulating ({simulator})", progress)):
         if reason:
             report.skip(reason, candidate.id, message)
         else:
-            rows.append((candidate.formula, pattern, candidate.id, spacegroup, split_of(candidate.formula, seed)))
+            rows.append((candidate.formula, pattern, candidate.id, spacegroup, split_of(candidate.formula, seed),
+                         structure))
     if not rows:
         skips = ", ".join(f"{n} {reason}" for reason, n in report.skipped.items()) or "nothing matched"
         raise ValueError(f"no usable structure in {str(source)!r}" + (f" for subset {subset}" if subset else "")
                          + f" ({report.rows} read; skipped: {skips})")
 
-    formulas, patterns, ids, spacegroups, split = zip(*rows)
+    formulas, patterns, ids, spacegroups, split, structures = zip(*rows)
     report.kept = len(rows)
     report.splits = {name: split.count(name) for name in SPLITS}
     report.seconds = time.perf_counter() - start
-    _write(output, formulas, np.stack(patterns), ids, spacegroups, split, {**inputs, "report": report.stored()})
+    _write(output, formulas, np.stack(patterns), ids, spacegroups, split, Structures.of(structures),
+           {**inputs, "report": report.stored()})
     return report
 
 
@@ -469,21 +528,23 @@ def _read_structure(item):
 
 
 def _simulate_candidate(job, simulator: str):
-    """(pattern, space group, None, None) for one chosen structure, or (None, 0, reason, message) if unusable."""
+    """(pattern, space group, cell, None, None) for one chosen structure (the cell as :func:`cell_of` gives it), or (None, 0, None, reason, message)
+    if unusable."""
     from xrdzoo.xrd.simulate import simulate
 
     structure, formula, spacegroup = job
     if isinstance(structure, str):
         structure, message = _read_structure(structure)
         if structure is None:
-            return None, 0, "unreadable", message
+            return None, 0, None, "unreadable", message
     if structure.composition.reduced_formula != formula:
-        return None, 0, "formula_mismatch", f"the structure is {structure.composition.reduced_formula}, not {formula}"
+        return (None, 0, None, "formula_mismatch",
+                f"the structure is {structure.composition.reduced_formula}, not {formula}")
     try:
         pattern = simulate([structure], simulator)[0]
     except Exception as error:  # a SimulationError carries a reason; anything else is still one row, counted
-        return None, 0, getattr(error, "reason", "simulation_failed"), _first_line(error)
-    return pattern, _spacegroup(structure) if spacegroup is None else spacegroup, None, None
+        return None, 0, None, getattr(error, "reason", "simulation_failed"), _first_line(error)
+    return pattern, _spacegroup(structure) if spacegroup is None else spacegroup, cell_of(structure), None, None
 
 
 def _spacegroup(structure) -> int:
@@ -500,7 +561,7 @@ def _spacegroup(structure) -> int:
 
 # --- the file -----------------------------------------------------------------------------------------------------
 
-def _write(output: Path, formulas, patterns, ids, spacegroups, split, settings: dict) -> None:
+def _write(output: Path, formulas, patterns, ids, spacegroups, split, structures: Structures, settings: dict) -> None:
     """Write the ``.npz`` atomically (a temporary file renamed over ``output``)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     partial_file = output.with_name(output.name + ".partial")
@@ -508,7 +569,8 @@ def _write(output: Path, formulas, patterns, ids, spacegroups, split, settings: 
         np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
                             patterns=np.asarray(patterns, dtype=np.float32),
                             spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
-                            settings=np.array(json.dumps(settings)))
+                            settings=np.array(json.dumps(settings)),
+                            **{name: getattr(structures, name) for name in _STRUCTURE_ARRAYS})
     os.replace(partial_file, output)
 
 

@@ -7,7 +7,6 @@ import numpy as np
 from xrdzoo.data import Dataset
 from xrdzoo.metrics import evaluate
 from xrdzoo.model import XRDModel
-from xrdzoo.train import encode_split
 
 
 def evaluate_model(model: XRDModel, data: Dataset, split: str = "test") -> dict[str, float]:
@@ -16,7 +15,7 @@ def evaluate_model(model: XRDModel, data: Dataset, split: str = "test") -> dict[
     Formulas the model's encoder cannot take are left out and counted under ``"n_unencodable"``.
     """
     rows = data.select(split)
-    inputs, targets, skipped = encode_split(model, rows)
-    predicted = model.predict_encoded(inputs)
-    results = evaluate(predicted, targets.numpy() * 100.0)
-    return {"n": len(targets), "n_unencodable": len(skipped), **{k: float(np.mean(v)) for k, v in results.items()}}
+    keep, skipped = model.encodable(rows.formulas)
+    predicted = model.predict([rows.formulas[i] for i in keep])
+    results = evaluate(predicted, rows.patterns[keep])
+    return {"n": len(keep), "n_unencodable": len(skipped), **{k: float(np.mean(v)) for k, v in results.items()}}

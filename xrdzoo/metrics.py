@@ -107,8 +107,25 @@ def dtw(pred, true) -> np.ndarray:
     return dtw_distance(pred, true)
 
 
-def _pick(pattern: np.ndarray) -> Peaks:
+def pick_peaks(pattern: np.ndarray) -> Peaks:
+    """The peaks the peak metrics compare: points >= 10 of 100, merged within 2 degrees."""
     return find_peaks(pattern, threshold=PEAK_THRESHOLD, merge_within=PEAK_TOLERANCE)
+
+
+def peak_pair_scores(predicted: Peaks, true: Peaks) -> tuple[float, float]:
+    """(recall, precision) of one pair of picked peak lists; see :func:`peak_scores` for the empty cases."""
+    n_true, n_pred = len(true.positions), len(predicted.positions)
+    if n_true == 0 or n_pred == 0:
+        return float(n_true == n_pred), float(n_true == n_pred)
+    matched_true, matched_pred = match_counts(predicted, true, tolerance=PEAK_TOLERANCE)
+    return matched_true / n_true, matched_pred / n_pred
+
+
+def f1_score(recall, precision):
+    """Harmonic mean, 0 where both are 0."""
+    recall, precision = np.asarray(recall, float), np.asarray(precision, float)
+    total = recall + precision
+    return np.divide(2 * recall * precision, total, out=np.zeros_like(total), where=total > 0)
 
 
 def peak_scores(pred, true) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -118,19 +135,9 @@ def peak_scores(pred, true) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     have no peaks and 0 otherwise; F1 is 0 where recall + precision is 0.
     """
     pred, true = _pair(pred, true)
-    scores = np.empty((len(pred), 2))
-    for row, (p, t) in enumerate(zip(pred, true)):
-        p_peaks, t_peaks = _pick(p), _pick(t)
-        n_true, n_pred = len(t_peaks.positions), len(p_peaks.positions)
-        if n_true == 0 or n_pred == 0:
-            scores[row] = float(n_true == n_pred)
-            continue
-        matched_true, matched_pred = match_counts(p_peaks, t_peaks, tolerance=PEAK_TOLERANCE)
-        scores[row] = matched_true / n_true, matched_pred / n_pred
+    scores = np.array([peak_pair_scores(pick_peaks(p), pick_peaks(t)) for p, t in zip(pred, true)]).reshape(-1, 2)
     recall, precision = scores.T
-    total = recall + precision
-    f1 = np.divide(2 * recall * precision, total, out=np.zeros_like(total), where=total > 0)
-    return recall, precision, f1
+    return recall, precision, f1_score(recall, precision)
 
 
 def peak_recall(pred, true) -> np.ndarray:
@@ -154,7 +161,7 @@ def aligned_vectors(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.
     Each true peak contributes (intensity of its aligned predicted peak or 0, its intensity); each predicted peak
     aligned to no true peak contributes (its intensity, 0).
     """
-    p_peaks, t_peaks = _pick(pred), _pick(true)
+    p_peaks, t_peaks = pick_peaks(pred), pick_peaks(true)
     match = align_peaks(p_peaks, t_peaks, tolerance=PEAK_TOLERANCE)
     p_int, t_int = np.asarray(p_peaks.intensities, float), np.asarray(t_peaks.intensities, float)
     hit = match >= 0

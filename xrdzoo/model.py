@@ -70,6 +70,10 @@ class XRDModel(nn.Module):
                    for i in range(0, len(formulas), batch_size)]
         return np.concatenate(batches) if batches else np.empty((0, N_POINTS), np.float32)
 
+    def explain(self, formulas: Sequence[str]) -> list[str]:
+        """How each pattern is made: by this network, from the formula alone."""
+        return [f"network {self.config['encoder']} + {self.config['backbone']}"] * len(formulas)
+
     @torch.inference_mode()
     def predict_encoded(self, inputs: torch.Tensor, batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """Like :meth:`predict` for inputs already encoded by ``self.encoder``."""
@@ -110,6 +114,21 @@ def create_model(
         "packages": {kind: _provider(kind, name) for kind, name in (("encoders", encoder), ("backbones", backbone))},
     }
     return XRDModel(enc, net, config)
+
+
+def create_predictor(name: str, **options: Any) -> nn.Module:
+    """Build a registered predictor (a zoo member fitted on structures, e.g. ``retrieval``, ``template``)."""
+    member = registry.create("predictors", name, **options)
+    member.config = {"predictor": name, "options": options, "packages": {"predictors": _provider("predictors", name)}}
+    return member
+
+
+def from_config(config: dict) -> nn.Module:
+    """The (unfitted, untrained) model a checkpoint's ``model`` config describes: a predictor or a network."""
+    if "predictor" in config:
+        return create_predictor(config["predictor"], **config["options"])
+    return create_model(config["encoder"], config["backbone"], encoder_options=config["encoder_options"],
+                        **config["backbone_options"])
 
 
 def _provider(kind: str, name: str) -> str:

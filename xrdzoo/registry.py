@@ -1,4 +1,4 @@
-"""The plugin registry: encoders, backbones, losses, metrics and weights, all found through entry points.
+"""The plugin registry: encoders, backbones, predictors, losses, metrics and weights, all found through entry points.
 
 Every component, xrdzoo's own included, is an entry point in the group ``xrdzoo.<kind>``. Names are read from
 package metadata without importing anything; a plugin's module is imported the first time it is used. A plugin
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-SINGULAR = {"encoders": "encoder", "backbones": "backbone", "losses": "loss", "metrics": "metric", "weights": "weight"}
+SINGULAR = {"encoders": "encoder", "backbones": "backbone", "predictors": "predictor", "losses": "loss",
+            "metrics": "metric", "weights": "weight"}
 KINDS = tuple(SINGULAR)
 RAISE_ENV = "XRDZOO_RAISE_PLUGIN_ERRORS"
 

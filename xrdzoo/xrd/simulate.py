@@ -120,7 +120,7 @@ def _site_symbols(structure) -> list[str]:
     if not isinstance(structure, IStructure):
         raise TypeError(f"expected a pymatgen Structure, got {type(structure).__name__}")
     if not len(structure):
-        raise _no_peaks(structure)
+        raise _no_peaks(structure.composition.reduced_formula)
     species = [site.species for site in structure]
     if any(len(s) != 1 or s.num_atoms != 1 for s in species):
         raise SimulationError(f"{structure.composition.reduced_formula} has partial occupancy or mixed sites; only "
@@ -134,8 +134,9 @@ def _site_symbols(structure) -> list[str]:
     return symbols
 
 
-def _no_peaks(structure) -> SimulationError:
-    return SimulationError(f"{structure.composition.reduced_formula or 'an empty structure'} yields no diffraction peak between 0 and 180 "
+def _no_peaks(name: str) -> SimulationError:
+    """The error for a structure (named by its formula) without any reflection."""
+    return SimulationError(f"{name or 'an empty structure'} yields no diffraction peak between 0 and 180 "
                            f"degrees 2-theta (lattice too small for wavelength {WAVELENGTH} A?)", "no_peaks")
 
 
@@ -145,7 +146,7 @@ def _pymatgen_reflections(structure):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
     if not len(_reciprocal_points(structure.lattice.matrix)[1]):
-        raise _no_peaks(structure)  # pymatgen itself fails with "max() arg is an empty sequence"
+        raise _no_peaks(structure.composition.reduced_formula)  # pymatgen itself fails with "max() arg is an empty sequence"
     pattern = XRDCalculator("CuKa").get_pattern(structure, two_theta_range=TWO_THETA_RANGE)
     labels = [" ".join("(" + " ".join(map(str, family["hkl"])) + ")" for family in peak) for peak in pattern.hkls]
     return np.asarray(pattern.x, float), np.asarray(pattern.y, float), labels
@@ -215,13 +216,33 @@ def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, hkl: np.ndarr
     return sums
 
 
+def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """The binned pattern (1024,) of an ordered cell given as arrays: lattice rows (3, 3) in Angstrom, fractional
+    coordinates (m, 3) and atomic numbers (m,). What template predictors use: no pymatgen Structure is built."""
+    rows, z, _ = _scattering_table()
+    by_z = {int(number): symbol for symbol, number in zip(rows, z)}
+    missing = sorted(set(map(int, numbers)) - by_z.keys())
+    if missing:
+        raise SimulationError(f"no X-ray scattering factors for atomic number(s) {missing}", "unknown_element")
+    with _blas().limit(limits=1, user_api="blas"):
+        two_theta, intensities = _cell_reflections(np.asarray(lattice, float), np.asarray(frac_coords, float),
+                                                   [by_z[int(n)] for n in numbers], "the cell")
+    return bin_peaks(two_theta, intensities)
+
+
 def _fast_reflections(structure, symbols: list[str]):
     if "U11_cif" in structure.site_properties:
         raise ValueError("the fast simulator does not apply anisotropic Debye-Waller factors (U11_cif, ... site "
                          "properties); use simulator='pymatgen' for this structure")
-    hkl, g, bounds = _reciprocal_points(structure.lattice.matrix)
+    two_theta, intensities = _cell_reflections(structure.lattice.matrix, structure.frac_coords, symbols,
+                                               structure.composition.reduced_formula)
+    return two_theta, intensities, None
+
+
+def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: list[str], name: str):
+    hkl, g, bounds = _reciprocal_points(lattice)
     if not len(g):
-        raise _no_peaks(structure)
+        raise _no_peaks(name)
     rows, z, coefficients = _scattering_table()
     element_row = np.array([rows[symbol] for symbol in symbols])
     elements, site_element = np.unique(element_row, return_inverse=True)
@@ -242,12 +263,12 @@ def _fast_reflections(structure, symbols: list[str]):
     sin2 = sin_theta[first] ** 2
     lorentz_polarisation = (1 + (1 - 2 * sin2) ** 2) / (sin2 * np.sqrt(1 - sin2))
 
-    structure_factor = np.einsum("me,me->m", f[peak], _phase_sums(structure.frac_coords, site_element, hkl, bounds))
+    structure_factor = np.einsum("me,me->m", f[peak], _phase_sums(frac_coords, site_element, hkl, bounds))
     intensity = np.add.reduceat(structure_factor.real**2 + structure_factor.imag**2, first) * lorentz_polarisation
     two_theta = two_theta[first]
     top = intensity.max()
     if not top > 0:
-        raise _no_peaks(structure)
+        raise _no_peaks(name)
     scaled = intensity * (FULL_SCALE / top)
     keep = scaled > _MIN_SCALED_INTENSITY
-    return two_theta[keep], scaled[keep], None
+    return two_theta[keep], scaled[keep]

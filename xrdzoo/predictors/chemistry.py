@@ -1,0 +1,112 @@
+"""Compositions as the structure-aware members see them: integer counts, formula types, element fractions,
+element properties, and the chemically closest way to put one formula's elements on another's sites."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from xrdzoo.encoders import parse
+
+N_ELEMENTS = 94  # H..Pu: element fractions are vectors indexed by atomic number - 1
+PROPERTIES = ("electronegativity", "radius", "mendeleev", "row", "group", "Z")
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A reduced formula as atomic numbers and counts, its elements ordered by count, then atomic number.
+
+    ``kind`` is the formula type, the sorted counts (``(1, 1, 3)`` for ABC3: pymatgen's anonymized formula);
+    two formulas can share a crystal structure only if they share a type.
+    """
+
+    numbers: tuple[int, ...]
+    counts: tuple[float, ...]
+
+    @property
+    def kind(self) -> tuple[float, ...]:
+        return self.counts
+
+    def fractions(self) -> np.ndarray:
+        """Element fractions, a vector of :data:`N_ELEMENTS` indexed by atomic number - 1."""
+        vector = np.zeros(N_ELEMENTS)
+        vector[np.array(self.numbers) - 1] = np.array(self.counts) / sum(self.counts)
+        return vector
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def formula_of(formula: str) -> Formula:
+    """The :class:`Formula` of a chemical formula (``xrdzoo.encoders.parse`` rules and errors); fractional counts
+    are scaled to the smallest whole numbers within 1e-3 (``Fe0.5O0.5`` is FeO)."""
+    pairs = parse(formula)
+    numbers = [_atomic_number(symbol) for symbol, _ in pairs]
+    counts = np.array([amount for _, amount in pairs], dtype=float)
+    for scale in range(1, 101):
+        scaled = counts * scale
+        if np.allclose(scaled, np.round(scaled), atol=1e-3 * scale):
+            counts = np.round(scaled)
+            break
+    divisor = functools.reduce(math.gcd, counts.astype(np.int64).tolist()) if np.all(counts == np.round(counts)) else 1
+    order = sorted(range(len(numbers)), key=lambda i: (counts[i], numbers[i]))
+    return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
+
+
+def formula_of_cell(numbers: np.ndarray) -> Formula:
+    """The reduced :class:`Formula` of a cell's sites (atomic numbers)."""
+    elements, counts = np.unique(np.asarray(numbers, dtype=np.int64), return_counts=True)
+    divisor = functools.reduce(math.gcd, counts.tolist())
+    order = sorted(range(len(elements)), key=lambda i: (counts[i], elements[i]))
+    return Formula(tuple(int(elements[i]) for i in order), tuple(float(counts[i] // divisor) for i in order))
+
+
+@functools.cache
+def _atomic_number(symbol: str) -> int:
+    from pymatgen.core import Element
+
+    return Element(symbol).Z
+
+
+@functools.cache
+def element_table() -> np.ndarray:
+    """(N_ELEMENTS, len(PROPERTIES)) element properties, each column scaled to unit standard deviation:
+    Pauling electronegativity (0 where undefined), atomic radius, Mendeleev number, row, group, Z."""
+    from pymatgen.core import Element
+
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymatgen warns for the noble gases' missing electronegativity
+        for z in range(1, N_ELEMENTS + 1):
+            e = Element.from_Z(z)
+            x = e.X if e.X == e.X else 0.0
+            radius = e.atomic_radius or e.atomic_radius_calculated or e.van_der_waals_radius
+            rows.append([x, float(radius), float(e.mendeleev_no), e.row, e.group, z])
+    table = np.array(rows, dtype=float)
+    return table / table.std(axis=0)
+
+
+def mapping_cost(query: Formula, template: Formula) -> tuple[float, tuple[int, ...]]:
+    """The chemically closest assignment of the query's elements to the template's (same type): the summed
+    element-property distance and, for each template element, the query element put in its place."""
+    if query.kind != template.kind:
+        raise ValueError(f"formula types differ: {query.kind} and {template.kind}")
+    table = element_table()
+    q, t = np.array(query.numbers) - 1, np.array(template.numbers) - 1
+    distance = np.abs(table[q][:, None, :] - table[t][None, :, :]).sum(-1)  # (query element, template element)
+    best = (math.inf, query.numbers)
+    for permutation in _permutations(query.counts):  # query element permutation[j] goes to template element j
+        cost = float(distance[list(permutation), range(len(t))].sum())
+        if cost < best[0]:
+            best = (cost, tuple(query.numbers[i] for i in permutation))
+    return best
+
+
+@functools.lru_cache(maxsize=1024)
+def _permutations(counts: tuple[float, ...]) -> tuple[tuple[int, ...], ...]:
+    """Permutations of element positions that only swap elements of equal count (counts are sorted)."""
+    groups = [list(g) for _, g in itertools.groupby(range(len(counts)), key=lambda i: counts[i])]
+    return tuple(tuple(itertools.chain(*parts)) for parts in itertools.product(*map(itertools.permutations, groups)))

@@ -1,0 +1,85 @@
+"""Retrieval: copy the pattern of the nearest training formula of the same formula type. The bar every model must
+clear (a structure is shared far more often within a formula type than across)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from xrdzoo.data import Dataset
+from xrdzoo.predictors import FittedPredictor, strings_tensor, tensor_strings
+from xrdzoo.predictors.chemistry import Formula, formula_of
+
+
+class FormulaIndex:
+    """Training formulas by formula type, for nearest-neighbour search by element-fraction L1 distance.
+
+    Ties are broken by position: the first of the tied formulas in training order (datasets are sorted by formula,
+    so the alphabetically first reduced formula) wins.
+    """
+
+    def __init__(self, formulas: Sequence[Formula]):
+        self.formulas = list(formulas)
+        self.fractions = np.array([f.fractions() for f in self.formulas]).reshape(len(self.formulas), -1)
+        by_kind: dict[tuple, list[int]] = {}
+        for i, f in enumerate(self.formulas):
+            by_kind.setdefault(f.kind, []).append(i)
+        self.by_kind = {kind: np.array(rows) for kind, rows in by_kind.items()}
+
+    def nearest(self, query: Formula, k: int = 1, same_kind: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the ``k`` nearest training formulas (of the query's type if ``same_kind``; none if that type has
+        no training formula) and their L1 distances, nearest first."""
+        rows = self.by_kind.get(query.kind, np.zeros(0, np.int64)) if same_kind else np.arange(len(self.formulas))
+        distance = np.abs(self.fractions[rows] - query.fractions()).sum(axis=1)
+        order = np.lexsort((rows, np.round(distance, 9)))[:k]
+        return rows[order], distance[order]
+
+
+class Retrieval(FittedPredictor):
+    """The pattern of the nearest training formula of the same type (element-fraction L1), else of any type."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("patterns", torch.zeros(0, 1024))
+        self.register_buffer("formulas", torch.zeros(0, dtype=torch.uint8))
+        self._index: FormulaIndex | None = None
+
+    @property
+    def fitted(self) -> bool:
+        return len(self.patterns) > 0
+
+    @property
+    def index(self) -> FormulaIndex:
+        if self._index is None:
+            self._check_fitted()
+            self._index = FormulaIndex([formula_of(f) for f in tensor_strings(self.formulas)])
+        return self._index
+
+    def fit(self, train: Dataset, val: Dataset | None = None, progress: bool = True) -> dict:
+        """Keep the training formulas and patterns."""
+        self.patterns = torch.from_numpy(train.patterns.astype(np.float32))
+        self.formulas = strings_tensor(train.formulas)
+        self._index = None
+        return {}
+
+    def _nearest(self, formula: str) -> tuple[int, bool]:
+        query = formula_of(formula)
+        rows, _ = self.index.nearest(query)
+        return (int(rows[0]), True) if len(rows) else (int(self.index.nearest(query, same_kind=False)[0][0]), False)
+
+    def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
+        """The retrieved patterns, ``(n, 1024)``."""
+        rows = [self._nearest(f)[0] for f in formulas]
+        return self.patterns[rows].numpy().reshape(len(rows), -1).astype(np.float32)
+
+    def explain(self, formulas: Sequence[str]) -> list[str]:
+        """Which training formula each pattern was copied from."""
+        names = tensor_strings(self.formulas)
+        lines = []
+        for formula in formulas:
+            row, same = self._nearest(formula)
+            lines.append(f"copied from {names[row]}" + ("" if same else " (no training formula of its type: "
+                                                                         "nearest of any type)"))
+        return lines
