@@ -11,13 +11,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.core import Composition, Element, Lattice, Structure
 from typer.testing import CliRunner
 
 from xrdzoo.cli import app
 from xrdzoo.data import (SPLIT_FRACTIONS, SPLITS, Dataset, build_dataset, canonical_subset, content_hash, in_subset,
                          load_dataset, split_of)
-from xrdzoo.xrd.simulate import simulate
+from xrdzoo.xrd.simulate import simulate, simulate_cell
 
 COLUMNS = ["material_id", "formula", "spacegroup", "nsites", "e_above_hull", "cif"]
 
@@ -251,8 +251,17 @@ def test_select(mixed):
 def test_round_trip(mixed, mixed_csv):
     report, data = mixed
     with np.load(report.output, allow_pickle=False) as npz:  # plain arrays: no pickle needed
-        assert set(npz.files) == {"formulas", "ids", "patterns", "spacegroups", "split", "settings"}
+        assert set(npz.files) == {"formulas", "ids", "patterns", "spacegroups", "split", "settings", "lattices",
+                                  "offsets", "frac_coords", "numbers"}
     assert data.patterns.dtype == np.float32 and data.patterns.shape == (3, 1024)
+    for i, formula in enumerate(data.formulas):  # each row's structure is stored, and simulates to its pattern
+        lattice, coords, numbers = data.structures.sites(i)
+        elements, counts = np.unique(numbers, return_counts=True)
+        assert Composition({Element.from_Z(int(z)): int(c) for z, c in zip(elements, counts)}).reduced_formula == formula
+        assert np.allclose(simulate_cell(lattice, coords, numbers), data.patterns[i], atol=1e-3)
+    part = data.select("train")
+    assert len(part.structures) == len(part) and part.structures.sites(0)[2].tolist() == \
+        data.structures.sites(data.formulas.index(part.formulas[0]))[2].tolist()
     assert np.allclose(data.patterns.max(axis=1), 100)
     settings = data.settings
     assert settings["source"]["sha256"] == hashlib.sha256(mixed_csv.read_bytes()).hexdigest()

@@ -170,12 +170,15 @@ class Template(FittedPredictor):
             return None
         mapped = [mapping_cost(query, index.formulas[r]) for r in rows]
         costs = np.array([cost for cost, _ in mapped])
-        features = np.array([self._features(query, r, d, rank, cost, assignment)
-                             for rank, (r, d, (cost, assignment)) in enumerate(zip(rows, distance, mapped))])
+        spacegroups = state["spacegroups"][rows]
+        consensus = (spacegroups[:, None] == spacegroups[None, :]).mean(1)  # how many candidates share its group
+        features = np.array([self._features(query, r, d, rank, cost, assignment, agree)
+                             for rank, (r, d, (cost, assignment), agree) in
+                             enumerate(zip(rows, distance, mapped, consensus))])
         return rows, costs, [assignment for _, assignment in mapped], features
 
     def _features(self, query: Formula, row: int, distance: float, rank: int, cost: float,
-                  assignment: tuple[int, ...]) -> np.ndarray:
+                  assignment: tuple[int, ...], consensus: float) -> np.ndarray:
         """What the learned ranker sees of one (query, template) pair."""
         state = self._state()
         template = state["index"].formulas[row]
@@ -187,36 +190,48 @@ class Template(FittedPredictor):
         nsites = self.offsets[row + 1] - self.offsets[row]
         same = np.mean(np.array(assignment) == np.array(template.numbers))
         volume_change = math.log(self._volume_per_atom(query) / self._volume_per_atom(template))
+        of_kind, of_prototype = len(state["index"].by_kind[template.kind]), state["prototypes"][template.kind, spacegroup]
         return np.concatenate([
-            [cost, distance, rank / self.k, same, volume_change, abs(volume_change),
-             math.log1p(state["prototypes"][template.kind, spacegroup]),
-             math.log1p(len(state["index"].by_kind[template.kind])), math.log(float(nsites))],
+            [cost, distance, rank / self.k, same, volume_change, abs(volume_change), math.log1p(of_prototype),
+             math.log1p(of_kind), of_prototype / of_kind, consensus, math.log(float(nsites))],
             np.abs(q - t).sum(0), q.mean(0), q.max(0) - q.min(0), system])
 
     def _volume_per_atom(self, formula: Formula) -> float:
         return max(float(formula.fractions() @ self.volume_per_element.numpy()), 1.0)
 
-    def _choose(self, query: Formula) -> tuple[int, tuple[int, ...] | None]:
-        """The template row for a formula and the element put in place of each template element (None: no
+    @torch.no_grad()
+    def choose(self, formulas: Sequence[str]) -> list[tuple[int, tuple[int, ...] | None]]:
+        """For each formula, the template row and the element put in place of each template element (None: no
         template of its type; the row is then the nearest formula of any type, used as it is)."""
-        candidates = self._candidates(query)
-        if candidates is None:
-            rows, _ = self._state()["index"].nearest(query, same_kind=False)
-            return int(rows[0]), None
-        rows, costs, assignments, features = candidates
-        if self.scorer is None:
-            best = int(np.argmin(costs))  # stable: ties go to the nearer (by L1) candidate
-        else:
-            with torch.no_grad():
-                self.scorer.eval()
-                best = int(self.scorer(torch.tensor(features, dtype=torch.float32)).squeeze(-1).argmax())
-        return int(rows[best]), assignments[best]
+        queries = [formula_of(f) for f in formulas]
+        found = [self._candidates(q) for q in queries]
+        if self.scorer is not None and any(c is not None for c in found):
+            self.scorer.eval()
+            features = np.concatenate([c[3] for c in found if c is not None])
+            scores = self.scorer(torch.tensor(features, dtype=torch.float32)).squeeze(-1).numpy()
+            splits = np.cumsum([len(c[0]) for c in found if c is not None])[:-1]
+            scores = iter(np.split(scores, splits))
+        choices = []
+        for query, candidates in zip(queries, found):
+            if candidates is None:
+                rows, _ = self._state()["index"].nearest(query, same_kind=False)
+                choices.append((int(rows[0]), None))
+                continue
+            rows, costs, assignments, features = candidates
+            # ties go to the nearer (by L1) candidate: argmin and argmax return the first
+            best = int(np.argmin(costs)) if self.scorer is None else int(np.argmax(next(scores)))
+            if features[0, 1] == 0:  # the formula itself is a training formula: its own structure is known
+                best = 0
+            choices.append((int(rows[best]), assignments[best]))
+        return choices
 
-    def cell(self, formula: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]:
-        """The substituted cell for a formula: (lattice, fractional coordinates, atomic numbers, template row,
+    def cells(self, formulas: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]]:
+        """The substituted cell of each formula: (lattice, fractional coordinates, atomic numbers, template row,
         whether a template of its type was found)."""
-        query = formula_of(formula)
-        row, assignment = self._choose(query)
+        return [self._cell(formula_of(f), row, assignment) for f, (row, assignment) in zip(formulas,
+                                                                                            self.choose(formulas))]
+
+    def _cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None):
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
         lattice = self.lattices[row].numpy()
         coords = (self.coords[a:b].numpy().astype(np.float64) + _COORD_SCALE // 2) / _COORD_SCALE
@@ -239,14 +254,13 @@ class Template(FittedPredictor):
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """Simulated patterns of the substituted templates, ``(n, 1024)``."""
-        return np.array([simulate_cell(*self.cell(f)[:3]) for f in formulas], dtype=np.float32).reshape(-1, 1024)
+        return np.array([simulate_cell(*cell[:3]) for cell in self.cells(formulas)], dtype=np.float32).reshape(-1, 1024)
 
     def explain(self, formulas: Sequence[str]) -> list[str]:
         """Which template each pattern came from (material id, formula, space group) and how."""
         state = self._state()
         lines = []
-        for formula in formulas:
-            _, _, _, row, substituted = self.cell(formula)
+        for _, _, _, row, substituted in self.cells(formulas):
             name = f"{state['ids'][row]} ({_formula_text(state['index'].formulas[row])}, space group " \
                    f"{state['spacegroups'][row]})"
             lines.append(f"template {name}, elements substituted, volume rescaled" if substituted else
@@ -261,7 +275,7 @@ def _formula_text(formula: Formula) -> str:
 
 
 def _scorer(hidden: int) -> nn.Module:
-    n_features = 9 + 6 * 3 + len(_CRYSTAL_SYSTEMS)
+    n_features = 11 + 6 * 3 + len(_CRYSTAL_SYSTEMS)
     return nn.Sequential(nn.LayerNorm(n_features), nn.Linear(n_features, hidden), nn.GELU(),
                          nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 

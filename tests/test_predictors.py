@@ -1,0 +1,145 @@
+"""Predictors fitted on structures: retrieval and template substitution, on the prototype dataset the tests build."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.core import Composition, Element
+from typer.testing import CliRunner
+
+import xrdzoo
+from xrdzoo import checkpoint, registry
+from xrdzoo.cli import app
+from xrdzoo.data import load_dataset
+from xrdzoo.encoders import EncodingError
+from xrdzoo.metrics import peak_f1
+from xrdzoo.model import create_predictor
+from xrdzoo.predictors.chemistry import formula_of, mapping_cost
+from xrdzoo.xrd.simulate import simulate_cell
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data(tiny_dataset):
+    return load_dataset(tiny_dataset)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    members = {"retrieval": create_predictor("retrieval"), "template": create_predictor("template"),
+               "learned": create_predictor("template", ranker="learned", k=4)}
+    for member in members.values():
+        member.fit(data.select("train"), data.select("val"), progress=False)
+    return members
+
+
+def test_formula_types_and_fractions():
+    assert formula_of("BaTiO3").kind == formula_of("SrZrO3").kind == (1.0, 1.0, 3.0)
+    assert formula_of("Ba2Ti2O6") == formula_of("BaTiO3")
+    assert formula_of("Fe0.5O0.5").kind == (1.0, 1.0)
+    assert formula_of("MgAl2O4").kind == (1.0, 2.0, 4.0)
+    fractions = formula_of("BaTiO3").fractions()
+    assert fractions.sum() == pytest.approx(1) and fractions[8 - 1] == pytest.approx(0.6)
+    with pytest.raises(EncodingError):
+        formula_of("Xx2O")
+
+
+def test_mapping_puts_each_element_on_the_chemically_closest_site():
+    # Sr is closer to Ba than to Ti, so SrZrO3 on BaTiO3's sites puts Sr where Ba was and Zr where Ti was
+    cost, assignment = mapping_cost(formula_of("SrZrO3"), formula_of("BaTiO3"))
+    template = formula_of("BaTiO3")
+    placed = dict(zip(template.numbers, assignment))
+    assert placed[Element("Ba").Z] == Element("Sr").Z and placed[Element("Ti").Z] == Element("Zr").Z
+    assert placed[Element("O").Z] == Element("O").Z and cost > 0
+    assert mapping_cost(formula_of("BaTiO3"), template)[0] == 0
+    with pytest.raises(ValueError, match="types differ"):
+        mapping_cost(formula_of("NaCl"), template)
+
+
+@pytest.mark.parametrize("name", ["retrieval", "template", "learned"])
+def test_a_training_formula_gets_its_own_pattern_back(fitted, data, name):
+    train = data.select("train")
+    predicted = fitted[name].predict(train.formulas)
+    assert np.abs(predicted - train.patterns).max() < 0.05  # templates keep coordinates to 1.5e-5 of an edge
+
+
+def test_template_substitutes_elements_and_rescales_the_volume(fitted, data):
+    member = fitted["template"]
+    test = data.select("test")
+    lattice, coords, numbers, row, substituted = member.cells(["BaTiO3"])[0]
+    assert substituted and data.select("train").formulas[row] in {"SrTiO3", "BaZrO3", "CaTiO3", "BaSnO3",
+                                                                  "BaHfO3", "SrZrO3", "SrSnO3", "SrHfO3"}
+    elements, counts = np.unique(numbers, return_counts=True)
+    assert Composition({Element.from_Z(int(z)): int(c) for z, c in zip(elements, counts)}).reduced_formula == "BaTiO3"
+    template_lattice = data.select("train").structures.sites(row)[0]
+    assert not np.allclose(lattice, template_lattice)  # the volume follows the elements
+    assert np.allclose(lattice / np.linalg.norm(lattice, axis=1)[:, None],
+                       template_lattice / np.linalg.norm(template_lattice, axis=1)[:, None])  # same cell shape
+    pattern = member.predict(["BaTiO3"])[0]
+    assert np.allclose(pattern, simulate_cell(lattice, coords, numbers))
+    true = test.patterns[test.formulas.index("BaTiO3")]
+    assert peak_f1(pattern[None], true[None])[0] == pytest.approx(1.0)  # a perovskite from a perovskite
+
+
+def test_template_beats_retrieval_on_the_held_out_prototypes(fitted, data):
+    train, test = data.select("train"), data.select("test")
+    scores = {name: peak_f1(fitted[name].predict(test.formulas), test.patterns).mean() for name in fitted}
+    assert scores["template"] > scores["retrieval"] + 0.2
+    # every held-out formula gets a template of its own prototype (its space group); the prototypes' made-up
+    # lattice constants are what keeps some scores below 1
+    rows = [cell[3] for cell in fitted["template"].cells(test.formulas)]
+    assert train.spacegroups[rows].tolist() == test.spacegroups.tolist()
+
+
+def test_a_formula_without_a_template_of_its_type_falls_back_and_says_so(fitted):
+    for name in ("retrieval", "template"):
+        member = fitted[name]
+        pattern = member.predict(["Fe2O3"])[0]
+        assert pattern.shape == (1024,) and pattern.max() == pytest.approx(100)
+        assert "type" in member.explain(["Fe2O3"])[0]
+    assert fitted["template"].explain(["BaTiO3"])[0].startswith("template ")
+
+
+def test_encodable_refuses_unknown_elements_with_the_reason(fitted):
+    keep, errors = fitted["template"].encodable(["BaTiO3", "Qq2O", "NaCl"])
+    assert keep == [0, 2] and "Qq2O" in errors and "Qq" in errors["Qq2O"]
+
+
+def test_unfitted_member_says_how_to_fit_it():
+    with pytest.raises(RuntimeError, match="xrdzoo train --predictor template"):
+        create_predictor("template").predict(["BaTiO3"])
+
+
+@pytest.mark.parametrize("options", [{"k": 0}, {"ranker": "best"}, {"volume": "magic"}])
+def test_bad_options_are_one_line_errors(options):
+    with pytest.raises(ValueError, match=next(iter(options))):
+        create_predictor("template", **options)
+
+
+def test_every_registered_predictor_fits_saves_loads_and_exports_exactly(data, tmp_path):
+    formulas = ["BaTiO3", "NaCl", "MgAl2O4", "Fe2O3"]
+    for name in registry.list_names("predictors"):
+        member = create_predictor(name)
+        member.fit(data.select("train"), data.select("val"), progress=False)
+        path = checkpoint.save(tmp_path / f"{name}.safetensors", member, {"note": "test"})
+        loaded = xrdzoo.load(str(path))
+        assert loaded.config == member.config and loaded.metadata["note"] == "test"
+        assert np.array_equal(loaded.predict(formulas), member.predict(formulas))
+        half = checkpoint.load(checkpoint.save(tmp_path / f"{name}16.safetensors", member, dtype=__import__(
+            "torch").float16))
+        assert peak_f1(half.predict(formulas), member.predict(formulas)).min() == 1.0
+
+
+def test_train_and_predict_from_the_command_line(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(tiny_dataset), "--predictor", "template", "--output",
+                                 str(out)])
+    assert result.exit_code == 0, result.output
+    assert "validation peak F1" in result.output
+    result = runner.invoke(app, ["predict", "BaTiO3", "Fe2O3", "--checkpoint", str(out / "best.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert "answered by: template" in result.output and "no template of its formula type" in result.output
+    result = runner.invoke(app, ["train", "--data", str(tiny_dataset), "--predictor", "nonesuch", "--output",
+                                 str(tmp_path / "x")])
+    assert result.exit_code == 1 and "nonesuch" in result.output
