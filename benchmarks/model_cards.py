@@ -30,14 +30,28 @@ def scores(weight: str, set_name: str, accuracy: dict) -> list[str]:
             markdown_table(peaks, ["model", "n", "peak recall", "peak precision", "peak F1"])]
 
 
+def training(meta: dict) -> str:
+    """How the weight was made: a network's recipe and chosen epoch, or what a fitted predictor learned."""
+    train = meta["train"]
+    if train["config"].get("predictor"):
+        options = ", ".join(f"{k} {v}" for k, v in train["config"]["predictor_options"].items()) or "defaults"
+        fit = {k: round(v, 4) for k, v in meta.get("fit", {}).items() if isinstance(v, float)}
+        return (f"- fitted, not trained by gradient: predictor `{train['config']['predictor']}` ({options}); it "
+                f"holds the training split's structures; validation peak F1 {train['history'][-1]['val_peak_f1']:.4f}"
+                + (f"; ranker validation figures {fit}" if fit else ""))
+    best = min(train["history"], key=lambda h: h["val_loss"])
+    recipe = {k: v for k, v in train["config"].items() if k in ("loss", "lr", "batch_size", "seed") or
+              (k.endswith("options") and v)}
+    return (f"- training: {', '.join(f'{k} {v}' for k, v in recipe.items())}; the weights are those of epoch "
+            f"{best['epoch']} (lowest validation loss, {best['val_loss']:.4f}); the per-epoch history up to it is "
+            "in the file's metadata")
+
+
 def card(weight: dict, accuracy: dict) -> str:
     """One model card: what the weight is, how it was made, and its test figures beside the baselines."""
     sets = [label.split("/", 1)[0] for label in accuracy["results"] if label.split("/", 1)[1] == weight["name"]]
     size = f"{weight['size'] / 2**20:.1f} MiB" if weight.get("size") else "?"
-    train = checkpoint.read_metadata(ROOT / "weights" / weight["file"])["train"]
-    best = min(train["history"], key=lambda h: h["val_loss"])
-    recipe = {k: v for k, v in train["config"].items() if k in ("loss", "lr", "batch_size", "seed") or
-              (k.endswith("options") and v)}
+    meta = checkpoint.read_metadata(ROOT / "weights" / weight["file"])
     return "\n\n".join([
         f"## `{weight['name']}`",
         weight.get("description", ""),
@@ -47,9 +61,7 @@ def card(weight: dict, accuracy: dict) -> str:
             f"- licence: {weight.get('license', '')}",
             f"- training data: {weight.get('data', '')}",
             f"- trained with: `{weight.get('command', '')}`",
-            f"- training: {', '.join(f'{k} {v}' for k, v in recipe.items())}; the weights are those of epoch "
-            f"{best['epoch']} (lowest validation loss, {best['val_loss']:.4f}); the per-epoch history up to it is "
-            "in the file's metadata",
+            training(meta),
         ]),
         *([line for set_name in sets for line in scores(weight["name"], set_name, accuracy)]
           or ["(not scored yet: run benchmarks/accuracy.py)"]),

@@ -29,13 +29,15 @@ RANKERS = ("chemistry", "learned")
 VOLUMES = ("ratio", "fit", "template")
 _COORD_SCALE = 1 << 16  # fractional coordinates are stored as int16 fixed point: 1.5e-5 of a cell edge
 _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of triclinic .. cubic
+_ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
 
 
 class Template(FittedPredictor):
     """Template substitution: the chemically closest of the k nearest same-type training structures, its sites
     given the formula's elements, its volume rescaled, simulated; options: k, ranker, volume."""
 
-    def __init__(self, k: int = 10, ranker: str = "chemistry", volume: str = "ratio", hidden: int = 64):
+    def __init__(self, k: int = 10, ranker: str = "chemistry", volume: str = "ratio", hidden: int = 64,
+                 ranker_queries: int = 6000):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -43,7 +45,7 @@ class Template(FittedPredictor):
             raise ValueError(f"ranker must be one of {', '.join(RANKERS)}, got {ranker!r}")
         if volume not in VOLUMES:
             raise ValueError(f"volume must be one of {', '.join(VOLUMES)}, got {volume!r}")
-        self.k, self.ranker, self.volume = k, ranker, volume
+        self.k, self.ranker, self.volume, self.ranker_queries = k, ranker, volume, ranker_queries
         self.register_buffer("lattices", torch.zeros(0, 3, 3, dtype=torch.float64))
         self.register_buffer("offsets", torch.zeros(1, dtype=torch.int64))
         self.register_buffer("coords", torch.zeros(0, 3, dtype=torch.int16))
@@ -79,22 +81,19 @@ class Template(FittedPredictor):
             return {}
         return self._fit_scorer(train, val, progress)
 
-    def _fit_scorer(self, train: Dataset, val: Dataset | None, progress: bool, epochs: int = 30) -> dict:
-        """Train the ranker: for each training formula, its k nearest other training formulas of its type, scored
-        by the peak F1 of their patterns against its own; a listwise loss teaches it to put the best first."""
-        peaks = [pick_peaks(p) for p in tqdm(train.patterns, desc="peaks", disable=not progress, leave=False)]
-        x, f1, mask = self._pairs(train.formulas, peaks, peaks, exclude_self=True, progress=progress)
-        if val is not None and len(val):
-            vx, vf1, vmask = self._pairs(val.formulas, peaks, [pick_peaks(p) for p in val.patterns],
-                                         exclude_self=False, progress=progress)
-        else:
-            vx, vf1, vmask = x, f1, mask
+    def _fit_scorer(self, train: Dataset, val: Dataset | None, progress: bool, epochs: int = 40) -> dict:
+        """Train the ranker on (training formula, one of its k nearest other training formulas of its type) pairs,
+        each scored by the peak F1 of the substituted, simulated template against the formula's own pattern; a
+        listwise loss teaches it to put the best first. Early stopping on the validation split's pairs."""
+        x, f1, mask = self._pairs(train, exclude_self=True, limit=self.ranker_queries, progress=progress)
+        vx, vf1, vmask = (self._pairs(val, exclude_self=False, limit=self.ranker_queries // 5, progress=progress)
+                          if val is not None and len(val) else (x, f1, mask))
         generator = torch.Generator().manual_seed(0)
         optimizer = torch.optim.Adam(self.scorer.parameters(), lr=1e-3, weight_decay=1e-5)
         best, best_state, history = -1.0, None, []
-        for epoch in range(epochs):
+        for epoch in tqdm(range(epochs), desc="ranker epochs", disable=not progress, leave=False):
             self.scorer.train()
-            for batch in torch.randperm(len(x), generator=generator).split(256):
+            for batch in torch.randperm(len(x), generator=generator).split(128):
                 logits = self.scorer(x[batch]).squeeze(-1).masked_fill(~mask[batch], -1e9)
                 target = torch.softmax((f1[batch] / 0.05).masked_fill(~mask[batch], -1e9), dim=1)
                 loss = -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
@@ -106,10 +105,10 @@ class Template(FittedPredictor):
             if chosen > best:
                 best, best_state = chosen, {k: v.clone() for k, v in self.scorer.state_dict().items()}
         self.scorer.load_state_dict(best_state)
-        first = float(vf1[:, 0][vmask[:, 0]].mean())
-        oracle = float(vf1.masked_fill(~vmask, 0).max(1).values.mean())
-        return {"val_nearest_template_f1": first, "val_ranked_template_f1": best, "val_oracle_template_f1": oracle,
-                "history": history}
+        chemistry = vf1.gather(1, vx[:, :, 0].masked_fill(~vmask, 1e9).argmin(1, keepdim=True))  # feature 0: cost
+        return {"val_queries": len(vx), "val_nearest_template_f1": float(vf1[:, 0].mean()),
+                "val_chemistry_template_f1": float(chemistry.mean()), "val_ranked_template_f1": best,
+                "val_oracle_template_f1": float(vf1.masked_fill(~vmask, 0).max(1).values.mean()), "history": history}
 
     @torch.no_grad()
     def _chosen_f1(self, x: torch.Tensor, f1: torch.Tensor, mask: torch.Tensor) -> float:
@@ -118,23 +117,29 @@ class Template(FittedPredictor):
         logits = self.scorer(x).squeeze(-1).masked_fill(~mask, -1e9)
         return float(f1.gather(1, logits.argmax(1, keepdim=True)).mean())
 
-    def _pairs(self, formulas: Sequence[str], template_peaks: list, query_peaks: list, exclude_self: bool,
-               progress: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Features (queries, k, features), pattern peak F1 of each (query, candidate) pair, and the mask of real
-        candidates, for queries whose type has a template."""
+    def _pairs(self, data: Dataset, exclude_self: bool, limit: int, progress: bool):
+        """Features (queries, k, features), the peak F1 of each substituted candidate against the query's pattern,
+        and the mask of real candidates, for up to ``limit`` formulas of ``data`` (a seeded sample) whose type has a
+        template; ``exclude_self``: the formulas are the templates' own (the training split)."""
+        order = np.random.default_rng(0).permutation(len(data))
         xs, f1s, masks = [], [], []
-        for i, formula in enumerate(tqdm(formulas, desc="ranker pairs", disable=not progress, leave=False)):
-            query = formula_of(formula)
-            candidates = self._candidates(query, skip=i if exclude_self else None)
-            if candidates is None:
-                continue
-            rows, features = candidates[0], candidates[3]
-            scores = [peak_pair_scores(template_peaks[r], query_peaks[i]) for r in rows]
-            f1 = f1_score(*np.array(scores).T)
-            pad = self.k - len(rows)
-            xs.append(np.pad(features, ((0, pad), (0, 0))))
-            f1s.append(np.pad(f1, (0, pad)))
-            masks.append(np.arange(self.k) < len(rows))
+        with tqdm(total=min(limit, len(data)), desc="ranker pairs", disable=not progress, leave=False) as bar:
+            for i in order:
+                if len(xs) == limit:
+                    break
+                query = formula_of(data.formulas[i])
+                candidates = self._candidates(query, skip=i if exclude_self else None)
+                if candidates is None:
+                    continue
+                rows, _, assignments, features = candidates
+                truth = pick_peaks(data.patterns[i])
+                cells = [self.substituted_cell(query, r, a) for r, a in zip(rows, assignments)]
+                scores = [peak_pair_scores(pick_peaks(simulate_cell(*cell[:3])), truth) for cell in cells]
+                pad = self.k - len(rows)
+                xs.append(np.pad(features, ((0, pad), (0, 0))))
+                f1s.append(np.pad(f1_score(*np.array(scores).T), (0, pad)))
+                masks.append(np.arange(self.k) < len(rows))
+                bar.update()
         return (torch.tensor(np.array(xs), dtype=torch.float32), torch.tensor(np.array(f1s), dtype=torch.float32),
                 torch.tensor(np.array(masks)))
 
@@ -170,15 +175,16 @@ class Template(FittedPredictor):
             return None
         mapped = [mapping_cost(query, index.formulas[r]) for r in rows]
         costs = np.array([cost for cost, _ in mapped])
-        spacegroups = state["spacegroups"][rows]
-        consensus = (spacegroups[:, None] == spacegroups[None, :]).mean(1)  # how many candidates share its group
+        spacegroups, sizes = state["spacegroups"][rows], np.diff(self.offsets.numpy())[rows]
+        same_group = spacegroups[:, None] == spacegroups[None, :]
+        consensus = np.stack([same_group.mean(1), (same_group & (sizes[:, None] == sizes[None, :])).mean(1)], 1)
         features = np.array([self._features(query, r, d, rank, cost, assignment, agree)
                              for rank, (r, d, (cost, assignment), agree) in
                              enumerate(zip(rows, distance, mapped, consensus))])
         return rows, costs, [assignment for _, assignment in mapped], features
 
     def _features(self, query: Formula, row: int, distance: float, rank: int, cost: float,
-                  assignment: tuple[int, ...], consensus: float) -> np.ndarray:
+                  assignment: tuple[int, ...], consensus: np.ndarray) -> np.ndarray:
         """What the learned ranker sees of one (query, template) pair."""
         state = self._state()
         template = state["index"].formulas[row]
@@ -191,10 +197,14 @@ class Template(FittedPredictor):
         same = np.mean(np.array(assignment) == np.array(template.numbers))
         volume_change = math.log(self._volume_per_atom(query) / self._volume_per_atom(template))
         of_kind, of_prototype = len(state["index"].by_kind[template.kind]), state["prototypes"][template.kind, spacegroup]
+        roles = np.lexsort((t[:, 0], template.counts))[:_ROLES]  # sites by count, then electronegativity
+        per_role = np.zeros((2, _ROLES, t.shape[1]))
+        per_role[0, : len(roles)], per_role[1, : len(roles)] = q[roles], t[roles]
         return np.concatenate([
             [cost, distance, rank / self.k, same, volume_change, abs(volume_change), math.log1p(of_prototype),
-             math.log1p(of_kind), of_prototype / of_kind, consensus, math.log(float(nsites))],
-            np.abs(q - t).sum(0), q.mean(0), q.max(0) - q.min(0), system])
+             math.log1p(of_kind), of_prototype / of_kind, *consensus, math.log(float(nsites))],
+            np.abs(q - t).sum(0), np.abs(q - t).max(0), q.mean(0), t.mean(0), q.max(0) - q.min(0), system,
+            per_role.ravel()])
 
     def _volume_per_atom(self, formula: Formula) -> float:
         return max(float(formula.fractions() @ self.volume_per_element.numpy()), 1.0)
@@ -228,10 +238,11 @@ class Template(FittedPredictor):
     def cells(self, formulas: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]]:
         """The substituted cell of each formula: (lattice, fractional coordinates, atomic numbers, template row,
         whether a template of its type was found)."""
-        return [self._cell(formula_of(f), row, assignment) for f, (row, assignment) in zip(formulas,
-                                                                                            self.choose(formulas))]
+        return [self.substituted_cell(formula_of(f), row, assignment)
+                for f, (row, assignment) in zip(formulas, self.choose(formulas))]
 
-    def _cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None):
+    def substituted_cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None):
+        """Template ``row`` with ``assignment``'s elements on its sites and its volume rescaled (as :meth:`cells`)."""
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
         lattice = self.lattices[row].numpy()
         coords = (self.coords[a:b].numpy().astype(np.float64) + _COORD_SCALE // 2) / _COORD_SCALE
@@ -275,7 +286,7 @@ def _formula_text(formula: Formula) -> str:
 
 
 def _scorer(hidden: int) -> nn.Module:
-    n_features = 11 + 6 * 3 + len(_CRYSTAL_SYSTEMS)
+    n_features = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6
     return nn.Sequential(nn.LayerNorm(n_features), nn.Linear(n_features, hidden), nn.GELU(),
                          nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
