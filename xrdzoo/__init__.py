@@ -10,17 +10,19 @@ DEFAULT_MODEL = "resnet20bn_onehot.smooth_pearson_mp_ternary"  # the shipped wei
 import numpy as np  # noqa: E402
 
 from xrdzoo import registry  # noqa: E402
-from xrdzoo.model import XRDModel, create_model  # noqa: E402
+from xrdzoo.model import XRDModel, create_model, create_predictor  # noqa: E402
 
 list_encoders = partial(registry.list_names, "encoders")
 list_backbones = partial(registry.list_names, "backbones")
+list_predictors = partial(registry.list_names, "predictors")
 list_losses = partial(registry.list_names, "losses")
 list_metrics = partial(registry.list_names, "metrics")
 list_weights = partial(registry.list_names, "weights")
 
 
 def load(name_or_path: str) -> XRDModel:
-    """A model from a checkpoint path or a pretrained weight name (hash-checked; downloaded if needed)."""
+    """A zoo member (network or predictor) from a checkpoint path or a pretrained weight name (hash-checked;
+    downloaded if needed)."""
     from xrdzoo import checkpoint, hub
 
     return checkpoint.load(hub.resolve(name_or_path))
@@ -31,5 +33,6 @@ def predict(formulas: list[str], model: str | XRDModel = DEFAULT_MODEL) -> np.nd
     return (load(model) if isinstance(model, str) else model).predict(list(formulas))
 
 
-__all__ = ["XRDModel", "create_model", "load", "predict", "DEFAULT_MODEL", "list_encoders", "list_backbones", "list_losses", "list_metrics",
-           "list_weights", "registry", "__version__"]
+__all__ = ["XRDModel", "create_model", "create_predictor", "load", "predict", "DEFAULT_MODEL", "list_encoders",
+           "list_backbones", "list_predictors", "list_losses", "list_metrics", "list_weights", "registry",
+           "__version__"]
