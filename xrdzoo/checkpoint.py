@@ -12,6 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from xrdzoo import __version__
+from xrdzoo.errors import InputError
 from xrdzoo.model import XRDModel, create_model
 from xrdzoo.registry import PluginError
 
@@ -19,7 +20,7 @@ FORMAT = "xrdzoo-checkpoint/1"
 METADATA_KEY = "xrdzoo"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A file that is not a usable xrdzoo checkpoint."""
 
 

@@ -13,8 +13,14 @@ from typer.core import TyperGroup
 
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
+from xrdzoo.errors import XRDZooError
 from xrdzoo.plot import plot_patterns
 
+
+
+# What a user can fix: xrdzoo's own errors and the files they named that cannot be opened. Anything else is a bug
+# and keeps its traceback.
+USER_ERRORS = (XRDZooError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 class _Group(TyperGroup):
@@ -24,7 +30,7 @@ class _Group(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (ValueError, LookupError, OSError) as error:
+        except USER_ERRORS as error:
             if os.environ.get("XRDZOO_DEBUG"):
                 raise
             typer.echo(f"Error: {str(error).splitlines()[0] if str(error) else repr(error)}", err=True)
@@ -103,10 +109,7 @@ def simulate_command(
     from xrdzoo.xrd import simulate as xrd
     from xrdzoo.xrd.pattern import d_spacing
 
-    try:
-        structure = xrd.read_structure(structure_file)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="STRUCTURE_FILE") from error
+    structure = xrd.read_structure(structure_file)
     formula = structure.composition.reduced_formula
     two_theta, intensities, hkls = xrd.reflections(structure, simulator)
     rows = [{"two_theta": f"{t:.3f}", "intensity": f"{i:.2f}", "d_spacing": f"{d:.4f}", "hkl": h}
@@ -241,6 +244,7 @@ def predict(
 ) -> None:
     """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file."""
     from xrdzoo import prediction as api
+    from xrdzoo.encoders import EncodingError
 
     model = xrdzoo.load(checkpoint)
     if from_file is not None:
@@ -251,7 +255,7 @@ def predict(
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
     try:
         patterns = model.predict(formulas, batch_size, precision)
-    except ValueError as error:
+    except EncodingError as error:
         raise typer.BadParameter(str(error), param_hint="FORMULAS") from error
     for formula, pattern in zip(formulas, patterns):
         typer.echo(api.peak_table(formula, pattern, threshold))

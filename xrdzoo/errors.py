@@ -9,3 +9,10 @@ class XRDZooError(Exception):
 
 class InputError(XRDZooError, ValueError):
     """A value, option or file content that xrdzoo cannot take (also a ``ValueError``)."""
+
+
+def at_least_one(value: int, name: str) -> int:
+    """``value`` itself if it is a whole number >= 1, else a one-line :class:`InputError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return value

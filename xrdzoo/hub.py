@@ -17,13 +17,15 @@ from typing import Any
 import pooch
 import requests
 
+from xrdzoo.errors import InputError, XRDZooError
+
 HOME_ENV = "XRDZOO_HOME"
 OFFLINE_ENV = "XRDZOO_OFFLINE"
 TIMEOUT = 30.0  # seconds a server may stay silent before a download is abandoned
 _CHECKED = ".checked.json"  # in the cache folder: {absolute path: [sha256, size, mtime_ns, inode]}
 
 
-class WeightError(OSError):
+class WeightError(XRDZooError, OSError):
     """A weight file that cannot be found, downloaded or trusted; the message is one line saying how to fix it."""
 
 
@@ -51,14 +53,14 @@ class WeightConfig:
 
     def __post_init__(self):
         if not self.name or self.name != self.name.strip() or "/" in self.name:
-            raise ValueError(f"weight name {self.name!r} must be non-empty, without spaces at the ends or '/'")
+            raise InputError(f"weight name {self.name!r} must be non-empty, without spaces at the ends or '/'")
         digest = self.sha256.lower().removeprefix("sha256:")
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(f"weight {self.name!r}: sha256 {self.sha256!r} is not 64 hexadecimal digits")
+            raise InputError(f"weight {self.name!r}: sha256 {self.sha256!r} is not 64 hexadecimal digits")
         object.__setattr__(self, "sha256", digest)
         object.__setattr__(self, "file", self.file or f"{self.name}.safetensors")
         if Path(self.file).name != self.file:
-            raise ValueError(f"weight {self.name!r}: file {self.file!r} must be a bare file name, not a path")
+            raise InputError(f"weight {self.name!r}: file {self.file!r} must be a bare file name, not a path")
         object.__setattr__(self, "urls", (self.urls,) if isinstance(self.urls, str) else tuple(self.urls))
 
     @property
@@ -87,16 +89,16 @@ def weights_from_manifest(package: str, manifest: str = "manifest.json") -> list
     try:
         entries = json.loads((root / manifest).read_text(encoding="utf-8"))["weights"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"cannot read weights manifest {where}: {type(error).__name__}: {error}") from error
+        raise InputError(f"cannot read weights manifest {where}: {type(error).__name__}: {error}") from error
     configs = []
     for i, entry in enumerate(entries):
         unknown = set(entry) - _MANIFEST_KEYS if isinstance(entry, dict) else {"(not an object)"}
         if unknown:
-            raise ValueError(f"{where} entry {i}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_MANIFEST_KEYS)}")
+            raise InputError(f"{where} entry {i}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_MANIFEST_KEYS)}")
         try:
             config = WeightConfig(**entry)
         except TypeError as error:  # a required key missing
-            raise ValueError(f"{where} entry {i}: {error}") from error
+            raise InputError(f"{where} entry {i}: {error}") from error
         candidate = root / config.file
         shipped = Path(candidate) if isinstance(candidate, Path) and candidate.is_file() else None
         configs.append(replace(config, shipped=shipped))
