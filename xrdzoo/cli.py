@@ -192,7 +192,7 @@ def train(
                                                "(--epochs, --device and --precision may change)")] = False,
 ) -> None:
     """Train (or fit, for the mean and knn baselines) a model and save safetensors checkpoints."""
-    from xrdzoo.train import TrainConfig, train as run
+    from xrdzoo.train import TrainConfig, TrainingInterrupted, train as run
 
     config = TrainConfig(
         data=str(data), output=str(output), encoder=encoder, backbone=backbone, loss=loss, epochs=epochs, lr=lr,
@@ -204,8 +204,8 @@ def train(
     )
     try:
         best = run(config, resume=resume)
-    except KeyboardInterrupt:
-        raise typer.Exit(130)
+    except TrainingInterrupted as stop:
+        raise typer.Exit(stop.exit_code) from None
     typer.echo(f"best checkpoint: {best}")
 
 
