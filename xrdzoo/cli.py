@@ -312,7 +312,7 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("list")
 def cache_list() -> None:
-    """Cached weight files, their sizes, and whether their sha256 has been checked since they last changed."""
+    """Cached weight files, their sizes, and whether their sha256 matches their weight (each file hashed now)."""
     from xrdzoo import hub
 
     rows = [{"file": f.path.name, "weight": f.weight or "(not registered)", "size": f"{f.size / 2**20:.1f} MiB",

@@ -17,6 +17,7 @@ import re
 import time
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import accumulate
@@ -127,8 +128,11 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
                 raise DatasetError(f"{str(path)!r} is a dataset of format {settings['format_version']}, newer than "
                                  f"this xrdzoo reads ({FORMAT_VERSION}); upgrade xrdzoo")
             return settings, {name: npz[name] for name in names}
-    except (KeyError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile) as error:
+    except (KeyError, AttributeError, json.JSONDecodeError) as error:
         raise DatasetError(f"{not_ours} ({type(error).__name__}: {error})") from error
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # bit rot, a cut copy
+        raise DatasetError(f"{str(path)!r} is damaged ({type(error).__name__}: {error}); build it again with "
+                           "`xrdzoo data build`") from error
 
 
 # --- subsets and split --------------------------------------------------------------------------------------------
@@ -228,6 +232,9 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
     rebuild when ``output`` was built from the same source content and settings, unless ``force``.
     """
     source, output = Path(source), Path(output)
+    if output.is_dir() or (output.exists() and source.exists() and output.samefile(source)):
+        raise DatasetError(f"--output {str(output)!r} is " + ("a folder" if output.is_dir() else "the source itself")
+                           + "; give a new dataset file such as data/mine.npz")
     subset = canonical_subset(subset)
     if workers is not None and workers < 1:
         raise DatasetError(f"workers must be at least 1, got {workers}")
@@ -510,12 +517,15 @@ def _write(output: Path, formulas, patterns, ids, spacegroups, split, settings: 
     """Write the ``.npz`` atomically (a temporary file renamed over ``output``)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     partial_file = output.with_name(output.name + ".partial")
-    with partial_file.open("wb") as file:
-        np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
-                            patterns=np.asarray(patterns, dtype=np.float32),
-                            spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
-                            settings=np.array(json.dumps(settings)))
-    os.replace(partial_file, output)
+    try:
+        with partial_file.open("wb") as file:
+            np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
+                                patterns=np.asarray(patterns, dtype=np.float32),
+                                spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
+                                settings=np.array(json.dumps(settings)))
+        os.replace(partial_file, output)
+    finally:
+        partial_file.unlink(missing_ok=True)
 
 
 def _skip_lines(skipped: dict[str, int], examples: dict[str, list[str]]) -> list[str]:

@@ -2,13 +2,16 @@
 
 A weight name (``arch.tag`` in timm's style, e.g. ``resnet20_onehot.mp_ternary``) resolves, in order, to a
 verified file in the local cache, the file shipped inside its package, or a download from its URLs. Every file is
-sha256-checked before use; a check is remembered by the file's size, mtime and inode so that it is not repeated.
+sha256-checked each time it is served (about 10 ms for a 6 MiB weight), so a file that rots on disk is caught; a
+damaged cached copy is reported, removed and replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
@@ -22,7 +25,6 @@ from xrdzoo.errors import InputError, XRDZooError
 HOME_ENV = "XRDZOO_HOME"
 OFFLINE_ENV = "XRDZOO_OFFLINE"
 TIMEOUT = 30.0  # seconds a server may stay silent before a download is abandoned
-_CHECKED = ".checked.json"  # in the cache folder: {absolute path: [sha256, size, mtime_ns, inode]}
 
 
 class WeightError(XRDZooError, OSError):
@@ -123,52 +125,11 @@ def _offline(offline: bool | None) -> bool:
     return os.environ.get(OFFLINE_ENV, "").lower() not in ("", "0", "false", "no") if offline is None else offline
 
 
-def _stamp(path: Path) -> list[int]:
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-
-
-def _read_checks() -> dict[str, list]:
-    try:
-        return json.loads((cache_dir() / _CHECKED).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_checks(checks: dict[str, list]) -> None:
-    """Save the remembered checks atomically; a read-only cache only means files are hashed again next time."""
-    record = cache_dir() / _CHECKED
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        partial = record.with_name(f"{_CHECKED}.{os.getpid()}")
-        partial.write_text(json.dumps(checks, indent=1))
-        os.replace(partial, record)
-    except OSError:
-        pass
-
-
-def _remember(path: Path, sha256: str) -> None:
-    checks = _read_checks()
-    checks[str(path.resolve())] = [sha256, *_stamp(path)]
-    _write_checks(checks)
-
-
-def _was_checked(path: Path, sha256: str | None = None) -> bool:
-    """Whether ``path`` was hashed (to ``sha256``, if given) and has not changed since."""
-    record = _read_checks().get(str(path.resolve()))
-    return bool(record) and record[1:] == _stamp(path) and sha256 in (None, record[0])
-
-
 def verify(path: Path, config: WeightConfig) -> bool:
-    """Whether the file at ``path`` is ``config``'s file: its size and sha256 match (checks are remembered)."""
+    """Whether the file at ``path`` is ``config``'s file: its size and sha256 match (hashed every time)."""
     if not path.is_file() or (config.size is not None and path.stat().st_size != config.size):
         return False
-    if _was_checked(path, config.sha256):
-        return True
-    if pooch.file_hash(str(path), alg="sha256") != config.sha256:
-        return False
-    _remember(path, config.sha256)
-    return True
+    return pooch.file_hash(str(path), alg="sha256") == config.sha256
 
 
 # --- resolution and download ----------------------------------------------------------------------------------
@@ -201,10 +162,16 @@ def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None
     cached = cache_dir() / config.file
     if verify(cached, config):
         return cached
+    damaged = cached.exists()
+    if damaged:
+        print(f"warning: the cached copy of weight {config.name!r} ({cached}) failed its sha256 check (damaged on "
+              "disk); removed, it is replaced", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            cached.unlink()
     if config.shipped is not None and verify(config.shipped, config):
         return config.shipped
     if _offline(offline):
-        bad = " (the cached copy failed its sha256 check)" if cached.exists() else ""
+        bad = " (the cached copy failed its sha256 check)" if damaged else ""
         raise WeightError(f"weight {config.name!r} is not available offline{bad}: run `xrdzoo download "
                           f"{config.name}` on a connected machine and copy {config.file} into {cached.parent}, "
                           f"or unset {OFFLINE_ENV}")
@@ -235,7 +202,6 @@ def download(name: str | WeightConfig, progress: bool = True, timeout: float = T
         except (requests.RequestException, ValueError) as error:
             failures.append(f"{url}: {_reason(error, timeout)}")
         else:
-            _remember(target, config.sha256)
             return target
     raise WeightError(f"cannot download weight {config.name!r}: {'; '.join(failures)}; nothing was saved, "
                       "so retrying is safe")
@@ -261,7 +227,7 @@ def _reason(error: Exception, timeout: float) -> str:
 
 @dataclass(frozen=True)
 class CachedFile:
-    """A file in the weights cache, the weight it belongs to (``None`` if unknown), and whether it is checked."""
+    """A file in the weights cache, the weight it belongs to (``None`` if unknown), and whether its sha256 matches."""
 
     path: Path
     size: int
@@ -279,12 +245,12 @@ def _known(configs) -> dict[str, WeightConfig]:
 
 
 def cached_files(configs=None) -> list[CachedFile]:
-    """The files in the cache; ``checked`` means sha256-verified against its weight and unchanged since."""
+    """The files in the cache; ``checked`` means its sha256 (hashed now) matches its weight's."""
     folder, known = cache_dir(), _known(configs)
     paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if folder.is_dir() else []
     return [CachedFile(p, p.stat().st_size, known[p.name].name if p.name in known else None,
-                       p.name in known and _was_checked(p, known[p.name].sha256)) for p in paths]
+                       p.name in known and verify(p, known[p.name])) for p in paths]
 
 
 def clear_cache(names=None) -> list[Path]:
@@ -295,10 +261,6 @@ def clear_cache(names=None) -> list[Path]:
         removed = [p for p in (cache_dir() / get_config(n).file for n in names) if p.is_file()]
     for path in removed:
         path.unlink()
-    checks = _read_checks()
-    gone = {str(p.resolve()) for p in removed}
-    if gone & checks.keys():
-        _write_checks({k: v for k, v in checks.items() if k not in gone})
     return removed
 
 
