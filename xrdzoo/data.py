@@ -164,13 +164,12 @@ def in_subset(formula: str, subset: str | None) -> bool:
 def _in_subset(formula: str, subset: str) -> bool:
     from pymatgen.core import Composition
 
-    try:
-        composition = Composition(formula)
-    except Exception as error:  # pymatgen raises ValueError, KeyError ... for text that is not a formula
-        raise DatasetError(f"cannot read formula {formula!r} ({error})") from error
+    from xrdzoo.encoders import parse  # the strict reader: an EncodingError (a ValueError) names what is wrong
+
+    amounts = dict(parse(formula))
     if subset == "ternary":
-        return len(composition.elements) == 3
-    return composition.anonymized_formula == subset
+        return len(amounts) == 3
+    return Composition(amounts).anonymized_formula == subset
 
 
 def split_of(formula: str, seed: int = 0) -> str:
