@@ -7,7 +7,11 @@ import random
 import numpy as np
 import pytest
 
+from typer.testing import CliRunner
+
 import xrdzoo
+from xrdzoo import checkpoint
+from xrdzoo.cli import app
 from xrdzoo.encoders import ALL_ELEMENTS, EncodingError, parse
 from xrdzoo.errors import XRDZooError
 
@@ -68,6 +72,15 @@ def test_a_bare_string_is_one_formula(model):
 def test_encodable_reports_an_absurd_count_instead_of_overflowing(model):
     keep, errors = model.encodable(["BaTiO3", "Ba1e400TiO3"])
     assert keep == [0] and "not a finite number" in errors["Ba1e400TiO3"]
+
+
+@pytest.mark.parametrize("formula, reason", [("Ba1e400TiO3", "not a finite number"), ("BaTIO3", "did you mean Ti?"),
+                                             ("Fe(II)O", "Roman numeral")])
+def test_the_cli_refuses_a_trap_in_one_line(model, tmp_path, formula, reason):
+    weights = checkpoint.save(tmp_path / "mlp.safetensors", model)
+    result = CliRunner().invoke(app, ["predict", formula, "--checkpoint", str(weights)])
+    assert result.exit_code == 2 and reason in result.output, result.output
+    assert "Traceback" not in result.output and "predicted peaks" not in result.output
 
 
 # --- fuzz: formulas built from known parts, so the right answer (a composition or a refusal) is known ----------

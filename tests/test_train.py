@@ -64,6 +64,23 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path):
     assert straight.exists()
 
 
+def test_a_state_one_epoch_behind_the_other_files_resumes_exactly(tiny_dataset, tmp_path):
+    """A kill after an epoch's checkpoints but before its state: the resume does that epoch again, to the same end."""
+    fast = {"encoder": "fraction", "backbone": "mlp", "backbone_options": {"hidden": [32]}, "encoder_options": {}}
+    train(config(tiny_dataset, tmp_path / "straight", epochs=4, **fast), progress=False)
+    run = tmp_path / "killed"
+    train(config(tiny_dataset, run, epochs=2, **fast), progress=False)
+    state = (run / "train_state.safetensors").read_bytes()
+    train(config(tiny_dataset, run, epochs=3, **fast), resume=True, progress=False)
+    (run / "train_state.safetensors").write_bytes(state)  # epoch 3's best, last and history are written, not its state
+    train(config(tiny_dataset, run, epochs=4, **fast), resume=True, progress=False)
+    for name in ("last.safetensors", "best.safetensors"):
+        a, b = load_file(str(tmp_path / "straight" / name)), load_file(str(run / name))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert json.loads((run / "history.json").read_text()) == json.loads((tmp_path / "straight" /
+                                                                         "history.json").read_text())
+
+
 def test_bfloat16_training_learns_and_resume_may_change_only_runtime_settings(tiny_dataset, tmp_path):
     train(config(tiny_dataset, tmp_path, epochs=4, precision="bfloat16"), progress=False)
     history = json.loads((tmp_path / "history.json").read_text())
