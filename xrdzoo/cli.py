@@ -188,8 +188,9 @@ def train(
     loss_option: Annotated[Optional[list[str]], typer.Option(help="loss key=value, repeatable")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 autocast (faster on CPUs with AVX-512 BF16)")] = "float32",
-    resume: Annotated[bool, typer.Option(help="continue the run in --output from its last checkpoint "
-                                               "(--epochs, --device and --precision may change)")] = False,
+    resume: Annotated[bool, typer.Option(help="continue the run in --output from its last finished epoch "
+                                               "(--epochs, --device, --precision and the --data path may change; "
+                                               "the data's content may not)")] = False,
 ) -> None:
     """Train (or fit, for the mean and knn baselines) a model and save safetensors checkpoints."""
     from xrdzoo.train import TrainConfig, TrainingInterrupted, train as run
