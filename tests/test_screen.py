@@ -32,13 +32,13 @@ def weights(model, tmp_path_factory):
 @pytest.fixture
 def source(tmp_path):
     path = tmp_path / "formulas.txt"
-    path.write_text("\n".join(LINES) + "\n")
+    path.write_bytes(("\n".join(LINES) + "\n").encode() + b"Ba\xffTiO3\n")  # the last line is not UTF-8
     return path
 
 
 def _expected():
     return [(number, text.strip()) for number, text in enumerate(LINES, start=1)
-            if text.strip() and not text.strip().startswith("#")]
+            if text.strip() and not text.strip().startswith("#")] + [(len(LINES) + 1, "Ba\ufffdTiO3")]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 64])
@@ -48,7 +48,7 @@ def test_one_record_per_line_in_input_order(model, source, tmp_path, batch_size)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["line"], r["formula"]) for r in records] == _expected()
     errors = {r["line"]: r["error"] for r in records if "error" in r}
-    assert sorted(errors) == [3, 5, 6, 8, 10, 11]  # repeated bad formulas each keep their own line
+    assert sorted(errors) == [3, 5, 6, 8, 10, 11, 14]  # repeated bad formulas each keep their own line
     assert "spaces" in errors[5] and "not a finite number" in errors[8] and "did you mean Cd" in errors[10]
     assert all("peaks" in r for r in records if r["line"] not in errors)
 
@@ -104,4 +104,4 @@ def test_cli_screen_writes_the_suffix_format(weights, source, tmp_path):
     result = runner.invoke(app, ["predict", "--from-file", str(source), "--checkpoint", str(weights), "--output",
                                  str(out), "--batch-size", "4"])
     assert result.exit_code == 0, result.output
-    assert out.read_text().startswith("line,formula,peaks,error\n") and len(out.read_text().splitlines()) == 11
+    assert out.read_text().startswith("line,formula,peaks,error\n") and len(out.read_text().splitlines()) == 12

@@ -63,8 +63,9 @@ def _record(formula: str, pattern: np.ndarray, threshold: float = 10.0) -> dict:
 
 
 def _read_formulas(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, the line as written) of every line that is neither blank nor a ``#`` comment."""
-    with open(path) as lines:
+    """(line number, the line as written) of every line that is neither blank nor a ``#`` comment; bytes that are
+    not UTF-8 become U+FFFD, so such a line is one error record, not a failed run."""
+    with open(path, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             if line.strip() and not line.lstrip().startswith("#"):
                 yield number, line.strip()
