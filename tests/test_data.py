@@ -201,8 +201,9 @@ def test_subset_membership():
     assert in_subset("SrTiO3", "ABC3") and in_subset("CsInBr3", "ABC3") and not in_subset("MgAl2O4", "ABC3")
     assert in_subset("MgAl2O4", "AB2C4") and in_subset("MgAl2O4", "ternary") and not in_subset("NaCl", "ternary")
     assert not in_subset("Ca3BiSb", "AB2C4") and in_subset("NaCl", None)
-    with pytest.raises(ValueError, match="cannot read formula"):
-        in_subset("Na(Cl", "ternary")
+    for formula, reason in [("Na(Cl", "unbalanced brackets"), ("CDS", "did you mean Cd?")]:
+        with pytest.raises(ValueError, match=reason):
+            in_subset(formula, "ternary")
 
 
 def test_subset_builds(mixed_csv, tmp_path):

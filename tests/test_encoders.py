@@ -47,7 +47,7 @@ def test_onehot_reduces_and_takes_the_default_vocabulary():
     (lambda: OneHotEncoder(preset="paper"), "XeF2", "element 'Xe' of formula 'XeF2' is not among"),
     (FractionEncoder, "Am2O3", "element 'Am'"),
     (FractionEncoder, None, "not a string"),
-    (MagpieEncoder, "O2-", "malformed formula 'O2-'"),
+    (MagpieEncoder, "O2-", "formula 'O2-' has a sign '-'"),
 ])
 def test_encoding_errors_name_the_formula_and_reason(make, formula, message):
     with pytest.raises(EncodingError, match=message.replace("(", r"\(")) as error:

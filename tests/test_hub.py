@@ -191,10 +191,34 @@ def test_a_copied_in_file_is_hashed_before_use(server, home, monkeypatch):
     monkeypatch.setenv(hub.OFFLINE_ENV, "1")
     config = weight(server)
     (home / "weights").mkdir(parents=True)
-    (home / "weights" / config.file).write_bytes(PAYLOAD)
+    (home / "weights" / config.file).write_bytes(PAYLOAD[:-1] + b"\x00")
     assert hub.cached_files([config])[0].checked is False
-    assert hub.resolve(config).read_bytes() == PAYLOAD
+    (home / "weights" / config.file).write_bytes(PAYLOAD)
     assert hub.cached_files([config])[0].checked is True
+    assert hub.resolve(config).read_bytes() == PAYLOAD
+
+
+def test_a_cached_file_that_rots_after_its_check_is_caught_reported_and_replaced(server, home, capsys):
+    config = weight(server)
+    path = hub.resolve(config, progress=False)
+    before = path.stat()
+    with open(path, "r+b") as file:  # a bit flips in place: same size, inode and (restored) mtime
+        file.seek(1000)
+        file.write(bytes([PAYLOAD[1000] ^ 0x10]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_ino, path.stat().st_mtime_ns) == \
+        (before.st_size, before.st_ino, before.st_mtime_ns)
+    assert hub.resolve(config, progress=False).read_bytes() == PAYLOAD and server.hits == ["/good", "/good"]
+    assert "cached copy of weight 'tiny.test'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("record", ["[1, 2]", "{not json", '{"PATH": 5}', '{"PATH": ["x"]}', '{"PATH": null}'])
+def test_a_malformed_record_of_checks_is_shrugged_off(server, home, record):
+    config = weight(server)
+    path = hub.resolve(config, progress=False)
+    record = record.replace("PATH", str(path.resolve()))  # an entry for the very file being served
+    (home / "weights" / ".checked.json").write_text(record)  # left by an older xrdzoo, or damaged
+    assert hub.resolve(config) == path and hub.cached_files([config])[0].checked
 
 
 def test_a_changed_cached_file_is_rejected_and_downloaded_again(server, home, monkeypatch):

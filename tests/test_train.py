@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from typer.testing import CliRunner
 import xrdzoo
 import xrdzoo.evaluate
 from xrdzoo.cli import app
-from xrdzoo.data import load_dataset
+from xrdzoo.data import build_dataset, load_dataset
+from xrdzoo.errors import InputError
 from xrdzoo.xrd.pattern import TWO_THETA
 from xrdzoo.train import TrainConfig, train
 
@@ -62,6 +64,23 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path):
     assert straight.exists()
 
 
+def test_a_state_one_epoch_behind_the_other_files_resumes_exactly(tiny_dataset, tmp_path):
+    """A kill after an epoch's checkpoints but before its state: the resume does that epoch again, to the same end."""
+    fast = {"encoder": "fraction", "backbone": "mlp", "backbone_options": {"hidden": [32]}, "encoder_options": {}}
+    train(config(tiny_dataset, tmp_path / "straight", epochs=4, **fast), progress=False)
+    run = tmp_path / "killed"
+    train(config(tiny_dataset, run, epochs=2, **fast), progress=False)
+    state = (run / "train_state.safetensors").read_bytes()
+    train(config(tiny_dataset, run, epochs=3, **fast), resume=True, progress=False)
+    (run / "train_state.safetensors").write_bytes(state)  # epoch 3's best, last and history are written, not its state
+    train(config(tiny_dataset, run, epochs=4, **fast), resume=True, progress=False)
+    for name in ("last.safetensors", "best.safetensors"):
+        a, b = load_file(str(tmp_path / "straight" / name)), load_file(str(run / name))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert json.loads((run / "history.json").read_text()) == json.loads((tmp_path / "straight" /
+                                                                         "history.json").read_text())
+
+
 def test_bfloat16_training_learns_and_resume_may_change_only_runtime_settings(tiny_dataset, tmp_path):
     train(config(tiny_dataset, tmp_path, epochs=4, precision="bfloat16"), progress=False)
     history = json.loads((tmp_path / "history.json").read_text())
@@ -79,23 +98,84 @@ def _xrdzoo(*args: str) -> list[str]:
     return [sys.executable, "-m", "xrdzoo", *args]
 
 
-def test_ctrl_c_leaves_a_usable_checkpoint_and_resume_continues(tiny_dataset, tmp_path):
-    args = ["train", "--data", str(tiny_dataset), "--output", str(tmp_path), "--backbone", "resnet10",
-            "--encoder-option", "max_count=8", "--batch-size", "4", "--epochs", "500"]
-    proc = subprocess.Popen(_xrdzoo(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+FAST = ["--encoder", "fraction", "--backbone", "mlp", "--backbone-option", "hidden=[32]", "--batch-size", "4",
+        "--patience", "1000"]
+SERIAL = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same threads in every process: the same floating-point sums
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a job started in the background by a shell inherits it
+
+
+def _epochs_done(run: Path) -> int:
+    try:
+        return len(json.loads((run / "history.json").read_text()))
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.parametrize("stop, ignored, code", [(signal.SIGINT, False, 130), (signal.SIGINT, True, 130),
+                                                 (signal.SIGTERM, False, 143)])
+def test_a_stop_signal_leaves_a_usable_checkpoint_and_resume_continues(tiny_dataset, tmp_path, stop, ignored, code):
+    args = ["train", "--data", str(tiny_dataset), "--output", str(tmp_path), *FAST, "--epochs", "500"]
+    proc = subprocess.Popen(_xrdzoo(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=SERIAL,
+                            preexec_fn=_ignore_sigint if ignored else None)
     deadline = time.time() + 120
-    while not (tmp_path / "history.json").exists() and time.time() < deadline:
+    while not (tmp_path / "train_state.safetensors").exists() and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     output, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, output
-    assert "--resume" in output
-    done = len(json.loads((tmp_path / "history.json").read_text()))
+    assert proc.returncode == code, output
+    assert f"stopped by {stop.name}" in output and f"xrdzoo train --resume --data {tiny_dataset}" in output
+    done = _epochs_done(tmp_path)
     assert xrdzoo.load(str(tmp_path / "last.safetensors")).predict(["BaTiO3"]).shape == (1, 1024)
-    args[-1] = str(done + 1)
-    result = subprocess.run(_xrdzoo(*args, "--resume"), capture_output=True, text=True, timeout=120)
+    args[args.index("--epochs") + 1] = str(done + 1)
+    result = subprocess.run(_xrdzoo(*args, "--resume"), capture_output=True, text=True, timeout=120, env=SERIAL)
     assert result.returncode == 0, result.stderr
-    assert len(json.loads((tmp_path / "history.json").read_text())) == done + 1
+    assert _epochs_done(tmp_path) == done + 1
+
+
+def test_killed_at_random_instants_resumes_exactly(tiny_dataset, tmp_path):
+    epochs = 60
+    args = ["train", "--data", str(tiny_dataset), *FAST, "--epochs", str(epochs)]
+    straight = subprocess.run(_xrdzoo(*args, "--output", str(tmp_path / "straight")), capture_output=True,
+                              text=True, timeout=300, env=SERIAL)
+    assert straight.returncode == 0, straight.stderr
+    run, rng, kills = tmp_path / "killed", random.Random(13), 0
+    while kills < 4 and _epochs_done(run) < epochs:
+        resume = ["--resume"] if (run / "train_state.safetensors").exists() else []
+        proc = subprocess.Popen(_xrdzoo(*args, "--output", str(run), *resume), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=SERIAL)
+        before, deadline = _epochs_done(run), time.time() + 120
+        while _epochs_done(run) == before and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.1))  # somewhere in an epoch, or in the middle of writing one
+        proc.kill()
+        proc.wait()
+        kills += 1
+    resume = ["--resume"] if (run / "train_state.safetensors").exists() else []
+    final = subprocess.run(_xrdzoo(*args, "--output", str(run), *resume), capture_output=True, text=True,
+                           timeout=300, env=SERIAL)
+    assert final.returncode == 0, final.stderr
+    assert kills == 4 and _epochs_done(run) == epochs
+    for name in ("last.safetensors", "best.safetensors"):
+        a, b = load_file(str(tmp_path / "straight" / name)), load_file(str(run / name))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert (run / "history.json").read_text() == (tmp_path / "straight" / "history.json").read_text()
+
+
+def test_resume_refuses_other_data_and_settings_are_checked_up_front(tiny_dataset, structure_dir, tmp_path):
+    train(config(tiny_dataset, tmp_path / "run", epochs=1), progress=False)
+    other = tmp_path / "other.npz"
+    build_dataset(structure_dir, other, seed=1, workers=1, progress=False)  # the same rows, split otherwise
+    with pytest.raises(InputError, match=r"--data .*other.npz is not the dataset the run in .* was trained on"):
+        train(config(other, tmp_path / "run", epochs=2), resume=True, progress=False)
+    for setting in ("epochs", "batch_size"):
+        result = runner.invoke(app, ["train", "--data", str(tiny_dataset), "--output", str(tmp_path / "zero"),
+                                     f"--{setting.replace('_', '-')}", "0"])
+        assert result.exit_code == 1 and f"Error: {setting} must be a whole number of at least 1, got 0" in \
+            result.output and "best checkpoint" not in result.output
+    assert not (tmp_path / "zero").exists()
 
 
 def test_two_process_torchrun(tiny_dataset, tmp_path):

@@ -28,9 +28,11 @@ def load(name_or_path: str) -> XRDModel:
     return checkpoint.load(hub.resolve(name_or_path))
 
 
-def predict(formulas: list[str], model: str | XRDModel = DEFAULT_MODEL) -> np.ndarray:
-    """Predicted XRD patterns ``(n, 1024)`` over 2-theta 0..180 degrees (max 100) for chemical formulas."""
-    return (load(model) if isinstance(model, str) else model).predict(list(formulas))
+def predict(formulas: list[str] | str, model: str | XRDModel = DEFAULT_MODEL) -> np.ndarray:
+    """Predicted XRD patterns ``(n, 1024)`` over 2-theta 0..180 degrees (max 100) for chemical formulas; a single
+    string is one formula (``n = 1``)."""
+    formulas = [formulas] if isinstance(formulas, str) else list(formulas)
+    return (load(model) if isinstance(model, str) else model).predict(formulas)
 
 
 __all__ = ["XRDModel", "create_model", "create_predictor", "load", "predict", "DEFAULT_MODEL", "list_encoders",

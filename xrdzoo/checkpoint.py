@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -12,14 +13,16 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from xrdzoo import __version__
+from xrdzoo.errors import InputError
 from xrdzoo.model import XRDModel, from_config
 from xrdzoo.registry import PluginError
 
 FORMAT = "xrdzoo-checkpoint/1"
 METADATA_KEY = "xrdzoo"
+DIGEST_KEY = "tensors_sha256"  # in the metadata: sha256 of every tensor's name, dtype, shape and bytes (see digest)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A file that is not a usable xrdzoo checkpoint."""
 
 
@@ -36,7 +39,8 @@ def save(path: str | Path, model: XRDModel, metadata: dict[str, Any] | None = No
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         tensors[name] = tensor.to(dtype) if dtype is not None and tensor.dtype == torch.float32 else tensor
-    meta = {"format": FORMAT, "xrdzoo_version": __version__, "model": model.config, **(metadata or {})}
+    meta = {"format": FORMAT, "xrdzoo_version": __version__, "model": model.config, **(metadata or {}),
+            DIGEST_KEY: digest(tensors)}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     save_file(tensors, str(partial), metadata={METADATA_KEY: json.dumps(meta)})
@@ -56,7 +60,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({error}); re-download or re-save it")
     if raw is None:
         raise CheckpointError(f"{str(path)!r} has no xrdzoo metadata; save checkpoints with xrdzoo.checkpoint.save")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{str(path)!r} has damaged metadata ({error}); re-download or re-save it") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} has format {meta.get('format')!r}; this xrdzoo reads {FORMAT!r}")
     return meta
@@ -73,7 +80,14 @@ def load(path: str | Path) -> XRDModel:
         raise PluginError(f"{str(path)!r} needs a plugin that is not usable here ({error}); it was made with "
                           f"{made_with}: install those packages") from error
     expected = model.state_dict()
-    tensors = load_file(str(path))
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({error}); re-download or re-save "
+                              "it") from None
+    if DIGEST_KEY in meta and digest(tensors) != meta[DIGEST_KEY]:
+        raise CheckpointError(f"{str(path)!r} is damaged: its tensors do not match the digest saved with them; "
+                              "re-download or re-save it")
     missing, unexpected = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
     if missing or unexpected:
         raise CheckpointError(f"{str(path)!r} does not match its config: missing {missing[:3]}, "
@@ -87,6 +101,18 @@ def load(path: str | Path) -> XRDModel:
     model.load_state_dict(tensors)
     model.metadata = meta
     return model
+
+
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 (hex) of tensors' names, dtypes, shapes and bytes, in name order. ``load`` checks it where the file
+    has one; files saved without (older checkpoints, the shipped weights, which the hub checks by sha256) load
+    without this check."""
+    hasher = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        hasher.update(f"{name}:{str(tensor.dtype)}:{tuple(tensor.shape)}\n".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return hasher.hexdigest()
 
 
 def _resizable(model: XRDModel, name: str) -> bool:

@@ -13,8 +13,14 @@ from typer.core import TyperGroup
 
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
+from xrdzoo.errors import XRDZooError
 from xrdzoo.plot import plot_patterns
 
+
+
+# What a user can fix: xrdzoo's own errors and the files they named that cannot be opened. Anything else is a bug
+# and keeps its traceback.
+USER_ERRORS = (XRDZooError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 class _Group(TyperGroup):
@@ -24,7 +30,7 @@ class _Group(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (ValueError, LookupError, OSError) as error:
+        except USER_ERRORS as error:
             if os.environ.get("XRDZOO_DEBUG"):
                 raise
             typer.echo(f"Error: {str(error).splitlines()[0] if str(error) else repr(error)}", err=True)
@@ -103,10 +109,7 @@ def simulate_command(
     from xrdzoo.xrd import simulate as xrd
     from xrdzoo.xrd.pattern import d_spacing
 
-    try:
-        structure = xrd.read_structure(structure_file)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="STRUCTURE_FILE") from error
+    structure = xrd.read_structure(structure_file)
     formula = structure.composition.reduced_formula
     two_theta, intensities, hkls = xrd.reflections(structure, simulator)
     rows = [{"two_theta": f"{t:.3f}", "intensity": f"{i:.2f}", "d_spacing": f"{d:.4f}", "hkl": h}
@@ -185,14 +188,15 @@ def train(
     loss_option: Annotated[Optional[list[str]], typer.Option(help="loss key=value, repeatable")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 autocast (faster on CPUs with AVX-512 BF16)")] = "float32",
-    resume: Annotated[bool, typer.Option(help="continue the run in --output from its last checkpoint "
-                                               "(--epochs, --device and --precision may change)")] = False,
+    resume: Annotated[bool, typer.Option(help="continue the run in --output from its last finished epoch "
+                                               "(--epochs, --device, --precision and the --data path may change; "
+                                               "the data's content may not)")] = False,
     predictor: Annotated[Optional[str], typer.Option(help="fit a registered predictor (xrdzoo list predictors: "
                                                           "retrieval, template) instead of encoder + backbone")] = None,
     predictor_option: Annotated[Optional[list[str]], typer.Option(help="predictor key=value, repeatable")] = None,
 ) -> None:
     """Train a network, or fit a baseline (mean, knn) or predictor (retrieval, template); save safetensors."""
-    from xrdzoo.train import TrainConfig, train as run
+    from xrdzoo.train import TrainConfig, TrainingInterrupted, train as run
 
     config = TrainConfig(
         data=str(data), output=str(output), encoder=encoder, backbone=backbone, loss=loss, epochs=epochs, lr=lr,
@@ -205,8 +209,8 @@ def train(
     )
     try:
         best = run(config, resume=resume)
-    except KeyboardInterrupt:
-        raise typer.Exit(130)
+    except TrainingInterrupted as stop:
+        raise typer.Exit(stop.exit_code) from None
     typer.echo(f"best checkpoint: {best}")
 
 
@@ -245,6 +249,7 @@ def predict(
 ) -> None:
     """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file."""
     from xrdzoo import prediction as api
+    from xrdzoo.encoders import EncodingError
 
     model = xrdzoo.load(checkpoint)
     if from_file is not None:
@@ -255,7 +260,7 @@ def predict(
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
     try:
         patterns = model.predict(formulas, batch_size, precision)
-    except ValueError as error:
+    except EncodingError as error:
         raise typer.BadParameter(str(error), param_hint="FORMULAS") from error
     for formula, pattern, how in zip(formulas, patterns, model.explain(formulas)):
         typer.echo(api.peak_table(formula, pattern, threshold) + f"\n  answered by: {how}")
@@ -312,7 +317,7 @@ app.add_typer(cache_app, name="cache")
 
 @cache_app.command("list")
 def cache_list() -> None:
-    """Cached weight files, their sizes, and whether their sha256 has been checked since they last changed."""
+    """Cached weight files, their sizes, and whether their sha256 matches their weight (each file hashed now)."""
     from xrdzoo import hub
 
     rows = [{"file": f.path.name, "weight": f.weight or "(not registered)", "size": f"{f.size / 2**20:.1f} MiB",

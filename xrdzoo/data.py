@@ -17,12 +17,15 @@ import re
 import time
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
+
+from xrdzoo.errors import InputError
 
 FORMAT = "xrdzoo-dataset"
 FORMAT_VERSION = 2  # 2: the structures of the rows are stored too (lattices, sites), for template predictors
@@ -34,6 +37,10 @@ CSV_COLUMNS = ("material_id", "formula", "nsites", "cif")  # required; e_above_h
 SELECTION_RULE = "per reduced formula: lowest e_above_hull (empty last), then fewest sites, then id (natural order)"
 _EXAMPLES_PER_REASON = 5
 _STRUCTURE_ARRAYS = ("lattices", "offsets", "frac_coords", "numbers")  # Structures' fields, as stored
+
+
+class DatasetError(InputError):
+    """A dataset file, structure source or build setting that xrdzoo cannot use; the message says how to fix it."""
 
 
 # --- the dataset --------------------------------------------------------------------------------------------------
@@ -107,7 +114,7 @@ class Dataset:
     def require_structures(self) -> Structures:
         """The rows' structures, or a one-line error saying how to get them."""
         if self.structures is None:
-            raise ValueError("this dataset file holds no structures (it was built by an older xrdzoo); rebuild it "
+            raise DatasetError("this dataset file holds no structures (it was built by an older xrdzoo); rebuild it "
                              "with `xrdzoo data build ... --force`")
         return self.structures
 
@@ -117,7 +124,7 @@ class Dataset:
     def select(self, split_name: str) -> Dataset:
         """The rows of one split: ``"train"``, ``"val"`` or ``"test"``."""
         if split_name not in SPLITS:
-            raise ValueError(f"unknown split {split_name!r}; choose one of: {', '.join(SPLITS)}")
+            raise DatasetError(f"unknown split {split_name!r}; choose one of: {', '.join(SPLITS)}")
         rows = np.flatnonzero(self.split == split_name)
         return Dataset.of([self.formulas[i] for i in rows], self.patterns[rows], [self.ids[i] for i in rows],
                           self.spacegroups[rows], self.split[rows], self.settings,
@@ -166,20 +173,23 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
     names = ("formulas", "patterns", "ids", "spacegroups", "split") if arrays else ()
     not_ours = f"{str(path)!r} is not an xrdzoo dataset file; build one with `xrdzoo data build`"
     if not zipfile.is_zipfile(path):
-        raise ValueError(not_ours)
+        raise DatasetError(not_ours)
     try:
         with np.load(path, allow_pickle=False) as npz:
             settings = json.loads(str(npz["settings"]))
             if settings.get("format") != FORMAT:
-                raise ValueError(not_ours)
+                raise DatasetError(not_ours)
             if settings.get("format_version", 0) > FORMAT_VERSION:
-                raise ValueError(f"{str(path)!r} is a dataset of format {settings['format_version']}, newer than "
+                raise DatasetError(f"{str(path)!r} is a dataset of format {settings['format_version']}, newer than "
                                  f"this xrdzoo reads ({FORMAT_VERSION}); upgrade xrdzoo")
             if arrays and settings.get("format_version", 1) >= 2:
                 names += _STRUCTURE_ARRAYS
             return settings, {name: npz[name] for name in names}
-    except (KeyError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{not_ours} ({type(error).__name__}: {error})") from error
+    except (KeyError, AttributeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{not_ours} ({type(error).__name__}: {error})") from error
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # bit rot, a cut copy
+        raise DatasetError(f"{str(path)!r} is damaged ({type(error).__name__}: {error}); build it again with "
+                           "`xrdzoo data build`") from error
 
 
 # --- subsets and split --------------------------------------------------------------------------------------------
@@ -194,7 +204,7 @@ def canonical_subset(subset: str | None) -> str | None:
     letters = re.findall(r"([A-Z])(\d*)", subset)
     if (not re.fullmatch(r"(?:[A-Z]\d*)+", subset) or len({letter for letter, _ in letters}) != len(letters)
             or any(count and int(count) == 0 for _, count in letters)):
-        raise ValueError(f"unknown subset {subset!r}; give ternary, abc3 or an anonymous formula of distinct capital "
+        raise DatasetError(f"unknown subset {subset!r}; give ternary, abc3 or an anonymous formula of distinct capital "
                          "letters with whole counts, such as AB2C4")
     counts = [int(count or 1) for _, count in letters]
     divisor = math.gcd(*counts)
@@ -211,13 +221,12 @@ def in_subset(formula: str, subset: str | None) -> bool:
 def _in_subset(formula: str, subset: str) -> bool:
     from pymatgen.core import Composition
 
-    try:
-        composition = Composition(formula)
-    except Exception as error:  # pymatgen raises ValueError, KeyError ... for text that is not a formula
-        raise ValueError(f"cannot read formula {formula!r} ({error})") from error
+    from xrdzoo.encoders import parse  # the strict reader: an EncodingError (a ValueError) names what is wrong
+
+    amounts = dict(parse(formula))
     if subset == "ternary":
-        return len(composition.elements) == 3
-    return composition.anonymized_formula == subset
+        return len(amounts) == 3
+    return Composition(amounts).anonymized_formula == subset
 
 
 def split_of(formula: str, seed: int = 0) -> str:
@@ -279,9 +288,12 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
     rebuild when ``output`` was built from the same source content and settings, unless ``force``.
     """
     source, output = Path(source), Path(output)
+    if output.is_dir() or (output.exists() and source.exists() and output.samefile(source)):
+        raise DatasetError(f"--output {str(output)!r} is " + ("a folder" if output.is_dir() else "the source itself")
+                           + "; give a new dataset file such as data/mine.npz")
     subset = canonical_subset(subset)
     if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise DatasetError(f"workers must be at least 1, got {workers}")
     inputs = _inputs(source, subset, seed, simulator)
     if not force and output.is_file():
         try:
@@ -313,7 +325,7 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
                          structure))
     if not rows:
         skips = ", ".join(f"{n} {reason}" for reason, n in report.skipped.items()) or "nothing matched"
-        raise ValueError(f"no usable structure in {str(source)!r}" + (f" for subset {subset}" if subset else "")
+        raise DatasetError(f"no usable structure in {str(source)!r}" + (f" for subset {subset}" if subset else "")
                          + f" ({report.rows} read; skipped: {skips})")
 
     formulas, patterns, ids, spacegroups, split, structures = zip(*rows)
@@ -332,7 +344,7 @@ def _inputs(source: Path, subset: str | None, seed: int, simulator: str) -> dict
     from xrdzoo.xrd.simulate import simulator_version
 
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be a whole number, got {seed!r}")
+        raise DatasetError(f"seed must be a whole number, got {seed!r}")
     version = simulator_version(simulator)  # refuses an unknown simulator before any work
     return {"format": FORMAT, "format_version": FORMAT_VERSION,
             "source": {"path": str(source.resolve()), "kind": _source_kind(source), "sha256": _source_sha256(source)},
@@ -354,7 +366,7 @@ def _source_kind(source: Path) -> str:
     for suffix in ("csv", "json"):
         if name.endswith("." + suffix):
             return suffix
-    raise ValueError(f"cannot tell what {str(source)!r} holds; give a .csv or .csv.gz with a cif column, a folder "
+    raise DatasetError(f"cannot tell what {str(source)!r} holds; give a .csv or .csv.gz with a cif column, a folder "
                      "of structure files, or a .json (.json.gz) list of pymatgen Structure dicts")
 
 
@@ -421,7 +433,7 @@ def _csv_candidates(path: Path, subset: str | None, report: BuildReport, progres
         reader = csv.DictReader(file)
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{str(path)!r} lacks column(s) {', '.join(missing)}; a structure CSV needs "
+            raise DatasetError(f"{str(path)!r} lacks column(s) {', '.join(missing)}; a structure CSV needs "
                              f"{', '.join(CSV_COLUMNS)} (e_above_hull and spacegroup optional)")
         for line, row in enumerate(tqdm(reader, desc="reading rows", unit=" rows", disable=not progress), start=2):
             report.rows += 1
@@ -478,9 +490,9 @@ def _json_entries(path: Path) -> list[dict]:
         with opener(path, "rt", encoding="utf-8") as file:
             entries = json.load(file)
     except (json.JSONDecodeError, UnicodeDecodeError, gzip.BadGzipFile) as error:
-        raise ValueError(f"{str(path)!r} is not JSON ({error}); give a list of pymatgen Structure dicts") from error
+        raise DatasetError(f"{str(path)!r} is not JSON ({error}); give a list of pymatgen Structure dicts") from error
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        raise ValueError(f"{str(path)!r} should hold a JSON list of pymatgen Structure dicts (Structure.as_dict()) "
+        raise DatasetError(f"{str(path)!r} should hold a JSON list of pymatgen Structure dicts (Structure.as_dict()) "
                          'or of {"structure": ..., "material_id": ...} objects')
     return entries
 
@@ -565,13 +577,16 @@ def _write(output: Path, formulas, patterns, ids, spacegroups, split, structures
     """Write the ``.npz`` atomically (a temporary file renamed over ``output``)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     partial_file = output.with_name(output.name + ".partial")
-    with partial_file.open("wb") as file:
-        np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
-                            patterns=np.asarray(patterns, dtype=np.float32),
-                            spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
-                            settings=np.array(json.dumps(settings)),
-                            **{name: getattr(structures, name) for name in _STRUCTURE_ARRAYS})
-    os.replace(partial_file, output)
+    try:
+        with partial_file.open("wb") as file:
+            np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
+                                patterns=np.asarray(patterns, dtype=np.float32),
+                                spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
+                                settings=np.array(json.dumps(settings)),
+                                **{name: getattr(structures, name) for name in _STRUCTURE_ARRAYS})
+        os.replace(partial_file, output)
+    finally:
+        partial_file.unlink(missing_ok=True)
 
 
 def _skip_lines(skipped: dict[str, int], examples: dict[str, list[str]]) -> list[str]:

@@ -2,13 +2,16 @@
 
 A weight name (``arch.tag`` in timm's style, e.g. ``resnet20_onehot.mp_ternary``) resolves, in order, to a
 verified file in the local cache, the file shipped inside its package, or a download from its URLs. Every file is
-sha256-checked before use; a check is remembered by the file's size, mtime and inode so that it is not repeated.
+sha256-checked each time it is served (about 10 ms for a 6 MiB weight), so a file that rots on disk is caught; a
+damaged cached copy is reported, removed and replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
@@ -17,13 +20,14 @@ from typing import Any
 import pooch
 import requests
 
+from xrdzoo.errors import InputError, XRDZooError
+
 HOME_ENV = "XRDZOO_HOME"
 OFFLINE_ENV = "XRDZOO_OFFLINE"
 TIMEOUT = 30.0  # seconds a server may stay silent before a download is abandoned
-_CHECKED = ".checked.json"  # in the cache folder: {absolute path: [sha256, size, mtime_ns, inode]}
 
 
-class WeightError(OSError):
+class WeightError(XRDZooError, OSError):
     """A weight file that cannot be found, downloaded or trusted; the message is one line saying how to fix it."""
 
 
@@ -51,14 +55,14 @@ class WeightConfig:
 
     def __post_init__(self):
         if not self.name or self.name != self.name.strip() or "/" in self.name:
-            raise ValueError(f"weight name {self.name!r} must be non-empty, without spaces at the ends or '/'")
+            raise InputError(f"weight name {self.name!r} must be non-empty, without spaces at the ends or '/'")
         digest = self.sha256.lower().removeprefix("sha256:")
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(f"weight {self.name!r}: sha256 {self.sha256!r} is not 64 hexadecimal digits")
+            raise InputError(f"weight {self.name!r}: sha256 {self.sha256!r} is not 64 hexadecimal digits")
         object.__setattr__(self, "sha256", digest)
         object.__setattr__(self, "file", self.file or f"{self.name}.safetensors")
         if Path(self.file).name != self.file:
-            raise ValueError(f"weight {self.name!r}: file {self.file!r} must be a bare file name, not a path")
+            raise InputError(f"weight {self.name!r}: file {self.file!r} must be a bare file name, not a path")
         object.__setattr__(self, "urls", (self.urls,) if isinstance(self.urls, str) else tuple(self.urls))
 
     @property
@@ -87,16 +91,16 @@ def weights_from_manifest(package: str, manifest: str = "manifest.json") -> list
     try:
         entries = json.loads((root / manifest).read_text(encoding="utf-8"))["weights"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"cannot read weights manifest {where}: {type(error).__name__}: {error}") from error
+        raise InputError(f"cannot read weights manifest {where}: {type(error).__name__}: {error}") from error
     configs = []
     for i, entry in enumerate(entries):
         unknown = set(entry) - _MANIFEST_KEYS if isinstance(entry, dict) else {"(not an object)"}
         if unknown:
-            raise ValueError(f"{where} entry {i}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_MANIFEST_KEYS)}")
+            raise InputError(f"{where} entry {i}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_MANIFEST_KEYS)}")
         try:
             config = WeightConfig(**entry)
         except TypeError as error:  # a required key missing
-            raise ValueError(f"{where} entry {i}: {error}") from error
+            raise InputError(f"{where} entry {i}: {error}") from error
         candidate = root / config.file
         shipped = Path(candidate) if isinstance(candidate, Path) and candidate.is_file() else None
         configs.append(replace(config, shipped=shipped))
@@ -121,52 +125,11 @@ def _offline(offline: bool | None) -> bool:
     return os.environ.get(OFFLINE_ENV, "").lower() not in ("", "0", "false", "no") if offline is None else offline
 
 
-def _stamp(path: Path) -> list[int]:
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-
-
-def _read_checks() -> dict[str, list]:
-    try:
-        return json.loads((cache_dir() / _CHECKED).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_checks(checks: dict[str, list]) -> None:
-    """Save the remembered checks atomically; a read-only cache only means files are hashed again next time."""
-    record = cache_dir() / _CHECKED
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        partial = record.with_name(f"{_CHECKED}.{os.getpid()}")
-        partial.write_text(json.dumps(checks, indent=1))
-        os.replace(partial, record)
-    except OSError:
-        pass
-
-
-def _remember(path: Path, sha256: str) -> None:
-    checks = _read_checks()
-    checks[str(path.resolve())] = [sha256, *_stamp(path)]
-    _write_checks(checks)
-
-
-def _was_checked(path: Path, sha256: str | None = None) -> bool:
-    """Whether ``path`` was hashed (to ``sha256``, if given) and has not changed since."""
-    record = _read_checks().get(str(path.resolve()))
-    return bool(record) and record[1:] == _stamp(path) and sha256 in (None, record[0])
-
-
 def verify(path: Path, config: WeightConfig) -> bool:
-    """Whether the file at ``path`` is ``config``'s file: its size and sha256 match (checks are remembered)."""
+    """Whether the file at ``path`` is ``config``'s file: its size and sha256 match (hashed every time)."""
     if not path.is_file() or (config.size is not None and path.stat().st_size != config.size):
         return False
-    if _was_checked(path, config.sha256):
-        return True
-    if pooch.file_hash(str(path), alg="sha256") != config.sha256:
-        return False
-    _remember(path, config.sha256)
-    return True
+    return pooch.file_hash(str(path), alg="sha256") == config.sha256
 
 
 # --- resolution and download ----------------------------------------------------------------------------------
@@ -199,10 +162,16 @@ def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None
     cached = cache_dir() / config.file
     if verify(cached, config):
         return cached
+    damaged = cached.exists()
+    if damaged:
+        print(f"warning: the cached copy of weight {config.name!r} ({cached}) failed its sha256 check (damaged on "
+              "disk); removed, it is replaced", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            cached.unlink()
     if config.shipped is not None and verify(config.shipped, config):
         return config.shipped
     if _offline(offline):
-        bad = " (the cached copy failed its sha256 check)" if cached.exists() else ""
+        bad = " (the cached copy failed its sha256 check)" if damaged else ""
         raise WeightError(f"weight {config.name!r} is not available offline{bad}: run `xrdzoo download "
                           f"{config.name}` on a connected machine and copy {config.file} into {cached.parent}, "
                           f"or unset {OFFLINE_ENV}")
@@ -233,7 +202,6 @@ def download(name: str | WeightConfig, progress: bool = True, timeout: float = T
         except (requests.RequestException, ValueError) as error:
             failures.append(f"{url}: {_reason(error, timeout)}")
         else:
-            _remember(target, config.sha256)
             return target
     raise WeightError(f"cannot download weight {config.name!r}: {'; '.join(failures)}; nothing was saved, "
                       "so retrying is safe")
@@ -259,7 +227,7 @@ def _reason(error: Exception, timeout: float) -> str:
 
 @dataclass(frozen=True)
 class CachedFile:
-    """A file in the weights cache, the weight it belongs to (``None`` if unknown), and whether it is checked."""
+    """A file in the weights cache, the weight it belongs to (``None`` if unknown), and whether its sha256 matches."""
 
     path: Path
     size: int
@@ -277,12 +245,12 @@ def _known(configs) -> dict[str, WeightConfig]:
 
 
 def cached_files(configs=None) -> list[CachedFile]:
-    """The files in the cache; ``checked`` means sha256-verified against its weight and unchanged since."""
+    """The files in the cache; ``checked`` means its sha256 (hashed now) matches its weight's."""
     folder, known = cache_dir(), _known(configs)
     paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if folder.is_dir() else []
     return [CachedFile(p, p.stat().st_size, known[p.name].name if p.name in known else None,
-                       p.name in known and _was_checked(p, known[p.name].sha256)) for p in paths]
+                       p.name in known and verify(p, known[p.name])) for p in paths]
 
 
 def clear_cache(names=None) -> list[Path]:
@@ -293,10 +261,6 @@ def clear_cache(names=None) -> list[Path]:
         removed = [p for p in (cache_dir() / get_config(n).file for n in names) if p.is_file()]
     for path in removed:
         path.unlink()
-    checks = _read_checks()
-    gone = {str(p.resolve()) for p in removed}
-    if gone & checks.keys():
-        _write_checks({k: v for k, v in checks.items() if k not in gone})
     return removed
 
 

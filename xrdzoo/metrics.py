@@ -14,6 +14,7 @@ import numba
 import numpy as np
 from tqdm.auto import tqdm
 
+from xrdzoo.errors import InputError
 from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, match_counts
 
 MODES = ("all", "peaks", "aligned")
@@ -216,10 +217,10 @@ def evaluate(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = 
     """
     pred, true = _pair(pred, true)
     if not len(pred):
-        raise ValueError("nothing to evaluate: the pattern arrays are empty")
+        raise InputError("nothing to evaluate: the pattern arrays are empty")
     unknown = set(modes) - set(MODES)
     if unknown:
-        raise ValueError(f"unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
+        raise InputError(f"unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
     funcs = _resolve(metrics)
     views = {"all": (pred, true)}
     if "peaks" in modes:

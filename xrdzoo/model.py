@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from xrdzoo import registry
+from xrdzoo.errors import InputError, at_least_one
 
 N_POINTS = 1024  # the pattern length every backbone predicts (2-theta 0..180 degrees)
 PRECISIONS = ("float32", "bfloat16")
@@ -19,7 +20,7 @@ PRECISIONS = ("float32", "bfloat16")
 def check_precision(precision: str) -> str:
     """``precision`` itself if it is one of :data:`PRECISIONS`, else a one-line ``ValueError``."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise InputError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     return precision
 
 
@@ -66,6 +67,7 @@ class XRDModel(nn.Module):
         ``precision="bfloat16"`` runs the backbone under bfloat16 autocast, faster on CPUs with AVX-512 BF16
         or AMX; docs/benchmarks.md has the measured speed and what it costs in accuracy.
         """
+        at_least_one(batch_size, "batch_size")
         batches = [self.predict_encoded(self.encoder.encode(formulas[i : i + batch_size]), precision=precision)
                    for i in range(0, len(formulas), batch_size)]
         return np.concatenate(batches) if batches else np.empty((0, N_POINTS), np.float32)

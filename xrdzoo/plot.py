@@ -6,9 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
+from xrdzoo.errors import InputError
+
+SUFFIXES = (".png", ".pdf", ".svg")
+
 
 def plot_patterns(path: str | Path, patterns: dict[str, np.ndarray], title: str = "") -> Path:
-    """Draw labelled patterns (0..100 over 2-theta 0..180 degrees) into a PNG; the first is drawn on top."""
+    """Draw labelled patterns (0..100 over 2-theta 0..180 degrees) into a PNG (or PDF, SVG); the first is drawn on
+    top. Returns the path written: ``path`` itself."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"cannot draw into {str(path)!r}: give a file name ending in {', '.join(SUFFIXES)}")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,4 +34,4 @@ def plot_patterns(path: str | Path, patterns: dict[str, np.ndarray], title: str 
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-    return Path(path)
+    return path

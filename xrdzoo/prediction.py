@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.model import XRDModel
 from xrdzoo.xrd.pattern import TWO_THETA, d_spacing
 from xrdzoo.xrd.peaks import find_peaks
@@ -38,7 +41,7 @@ def write_patterns(path: Path, formulas: Sequence[str], patterns: np.ndarray) ->
     peaks per formula) or .xy (two columns; one file per formula when there are several)."""
     path = Path(path)
     if path.suffix not in FORMATS:
-        raise ValueError(f"cannot write {path.name!r}: use one of {', '.join(FORMATS)}")
+        raise InputError(f"cannot write {path.name!r}: use one of {', '.join(FORMATS)}")
     if path.suffix == ".csv":
         header = ",".join(["two_theta", *formulas])
         np.savetxt(path, np.column_stack([TWO_THETA, *patterns]), delimiter=",", header=header, comments="",
@@ -59,37 +62,63 @@ def _record(formula: str, pattern: np.ndarray, threshold: float = 10.0) -> dict:
     return {"formula": formula, "peaks": peak_rows(pattern, threshold), "pattern": np.round(pattern, 3).tolist()}
 
 
-def _read_formulas(path: Path) -> Iterator[str]:
-    with open(path) as lines:
-        for line in lines:
+def _read_formulas(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, the line as written) of every line that is neither blank nor a ``#`` comment; bytes that are
+    not UTF-8 become U+FFFD, so such a line is one error record, not a failed run."""
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
             if line.strip() and not line.lstrip().startswith("#"):
-                yield line.split()[0]
+                yield number, line.strip()
+
+
+SCREEN_FORMATS = (".jsonl", ".csv")
 
 
 def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 64, threshold: float = 10.0,
            precision: str = "float32") -> int:
-    """Predict every formula in ``source`` (one per line), streaming JSON lines to ``output`` batch by batch.
+    """Predict every formula in ``source`` (one per line) into ``output`` (``.jsonl`` or ``.csv``, by its suffix).
 
-    A formula the encoder cannot take becomes a line with its ``error`` instead of stopping the run. Prints the
+    Exactly one record per formula line, in input order, with its line number and the line as written: its peaks,
+    or the ``error`` that stopped it (a line such as ``Ba Ti O3`` is one error, not ``Ba``). The records go to a
+    temporary file renamed over ``output`` at the end, so a failed run leaves what ``output`` held. Prints the
     throughput to stderr and returns the number of formulas predicted.
     """
+    output = Path(output)
+    if output.suffix not in SCREEN_FORMATS:
+        raise InputError(f"cannot screen into {output.name!r}: use a {' or '.join(SCREEN_FORMATS)} file")
+    at_least_one(batch_size, "batch_size")
     start, done, failed = time.perf_counter(), 0, 0
-    formulas = list(_read_formulas(source))
-    with open(output, "w") as out:
-        for i in range(0, len(formulas), batch_size):
-            batch = formulas[i : i + batch_size]
-            keep, errors = model.encodable(batch)
-            for formula, reason in errors.items():
-                out.write(json.dumps({"formula": formula, "error": reason}) + "\n")
-            good = [batch[k] for k in keep]
-            for formula, pattern in zip(good, model.predict(good, batch_size, precision) if good else []):
-                out.write(json.dumps({"formula": formula, "peaks": peak_rows(pattern, threshold)}) + "\n")
-            failed += len(errors)
-            done += len(good)
-            rate = done / (time.perf_counter() - start)
-            print(f"\r{done + failed}/{len(formulas)} formulas, {rate:.0f} formulas/s", end="", file=sys.stderr)
+    lines = list(_read_formulas(source))
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with open(partial, "w", newline="") as file:
+            write = _record_writer(file, output.suffix)
+            for i in range(0, len(lines), batch_size):
+                batch = lines[i : i + batch_size]
+                keep, errors = model.encodable([text for _, text in batch])
+                patterns = dict(zip(keep, model.predict([batch[k][1] for k in keep], batch_size, precision)))
+                for k, (number, text) in enumerate(batch):
+                    write({"line": number, "formula": text, "peaks": peak_rows(patterns[k], threshold)}
+                          if k in patterns else {"line": number, "formula": text, "error": errors[text]})
+                failed += len(batch) - len(keep)
+                done += len(keep)
+                rate = done / (time.perf_counter() - start)
+                print(f"\r{done + failed}/{len(lines)} formulas, {rate:.0f} formulas/s", end="", file=sys.stderr)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
     print(f"\npredicted {done} formulas ({failed} could not be encoded) into {output}", file=sys.stderr)
     return done
+
+
+def _record_writer(file, suffix: str):
+    """A function writing one screening record as a JSON line, or as a CSV row (peaks as ``2theta:intensity``)."""
+    if suffix == ".jsonl":
+        return lambda record: file.write(json.dumps(record) + "\n")
+    rows = csv.DictWriter(file, ["line", "formula", "peaks", "error"])
+    rows.writeheader()
+    return lambda record: rows.writerow({**record, "peaks": " ".join(
+        f"{p['two_theta']}:{p['intensity']}" for p in record.get("peaks", []))})
 
 
 def simulated_pattern(structure_file: Path) -> np.ndarray:

@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from xrdzoo.errors import InputError, XRDZooError
+
 SINGULAR = {"encoders": "encoder", "backbones": "backbone", "predictors": "predictor", "losses": "loss",
             "metrics": "metric", "weights": "weight"}
 KINDS = tuple(SINGULAR)
 RAISE_ENV = "XRDZOO_RAISE_PLUGIN_ERRORS"
 
 
-class PluginError(LookupError):
+class PluginError(XRDZooError, LookupError):
     """A component that cannot be found, is ambiguous, or failed to import or build."""
 
 
@@ -180,8 +182,10 @@ def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
         return factory(*args, **options)
     except TypeError as error:  # wrong options are the caller's mistake, not a broken plugin
         raise PluginError(f"cannot build {SINGULAR[kind]} {name!r} with options {options}: {error}") from error
-    except ValueError:  # how a factory reports bad option values: the caller's to fix, as it is
+    except XRDZooError:
         raise
+    except ValueError as error:  # how a factory reports bad option values: the caller's to fix
+        raise InputError(f"cannot build {SINGULAR[kind]} {name!r}: {error}") from error
     except Exception as error:
         raise _record_failure(kind, entry.name, entry.package, error) from error
 

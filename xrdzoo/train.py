@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,15 +19,30 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from xrdzoo import checkpoint, registry
+from xrdzoo.checkpoint import CheckpointError
 from xrdzoo.data import Dataset, load_dataset
+from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.model import XRDModel, autocast, check_precision, create_model, create_predictor
 
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.safetensors"
-RNG, SHUFFLE_RNG = "rng.torch", "rng.shuffle"  # random states saved with the optimizer so a resume is exact
+# The state file holds one finished epoch whole: the model, Adam's state and the random states (tensors, by these
+# prefixes and names) and the run's settings and history (JSON metadata), so a resume from it is exact.
+MODEL, OPTIMIZER, RNG, SHUFFLE_RNG = "model.", "optimizer.", "rng.torch", "rng.shuffle"
+STATE_KEY = "xrdzoo-train"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what schedulers and containers send
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM after saving; ``exit_code`` is the shell's 128 + signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
 
 
 @dataclass
@@ -52,9 +70,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        at_least_one(self.epochs, "epochs")
+        at_least_one(self.batch_size, "batch_size")
 
 
-RUNTIME_SETTINGS = ("epochs", "output", "device", "precision")  # what a resumed run may change
+RUNTIME_SETTINGS = ("data", "epochs", "output", "device", "precision")  # what a resumed run may change (data:
+# its path only; the content must be the same)
 
 
 def encode_split(model: XRDModel, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -91,7 +112,7 @@ def _sync_gradients(model: torch.nn.Module, world: int) -> None:
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Adam's state as flat tensors for safetensors, plus its JSON-able hyper-parameters."""
     state = optimizer.state_dict()
-    tensors = {f"{idx}.{key}": torch.as_tensor(value).contiguous()
+    tensors = {f"{OPTIMIZER}{idx}.{key}": torch.as_tensor(value).contiguous()
                for idx, slots in state["state"].items() for key, value in slots.items()}
     return tensors, {"param_groups": state["param_groups"]}
 
@@ -99,9 +120,44 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
 def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: dict) -> None:
     slots: dict[int, dict[str, torch.Tensor]] = {}
     for name, tensor in tensors.items():
-        idx, key = name.split(".", 1)
+        idx, key = name.removeprefix(OPTIMIZER).split(".", 1)
         slots.setdefault(int(idx), {})[key] = tensor
     optimizer.load_state_dict({"state": slots, **groups})
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM raise :class:`TrainingInterrupted`, but never while files are being written: a signal
+    then waits for the write to finish. SIGINT is handled even where it arrived ignored (a background job)."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self.writing = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self.previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = signum
+        if not self.writing:
+            raise TrainingInterrupted(signum)
+
+    @contextmanager
+    def deferred(self):
+        """Hold a signal until the block has finished."""
+        self.writing = True
+        try:
+            yield
+        finally:
+            self.writing = False
+        if self.received is not None:
+            raise TrainingInterrupted(self.received)
 
 
 def _evaluate_loss(model: XRDModel, loss_fn, inputs, targets, batch_size: int) -> tuple[float, float]:
@@ -122,17 +178,36 @@ def _evaluate_loss(model: XRDModel, loss_fn, inputs, targets, batch_size: int) -
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train a model as ``config`` says and return the path of its best checkpoint.
 
-    The output folder gets ``best.safetensors`` (lowest validation loss), ``last.safetensors`` and
-    ``train_state.safetensors`` (optimizer and progress, for ``resume``), and ``history.json``. Ctrl-C saves the
-    last state before stopping.
+    The output folder gets ``best.safetensors`` (lowest validation loss), ``last.safetensors``,
+    ``train_state.safetensors`` (the last epoch's model, optimizer and progress in one file, for ``resume``) and
+    ``history.json``. SIGINT (Ctrl-C) and SIGTERM stop it at once with the last finished epoch saved, print the
+    command that continues, and raise :class:`TrainingInterrupted`. ``resume`` refuses a dataset of other content.
     """
+    with _StopSignals() as signals:
+        try:
+            return _train(config, resume, progress, signals)
+        except TrainingInterrupted as stop:
+            if _distributed(config.device)[0] == 0:
+                saved = (Path(config.output) / STATE).is_file()
+                print(f"\nstopped by {stop}; " + (
+                      "the last finished epoch is saved. Continue with: xrdzoo train --resume --data "
+                      f"{config.data} --output {config.output}" if saved else "no epoch had finished, nothing saved"),
+                      flush=True)
+            raise
+
+
+def _train(config: TrainConfig, resume: bool, progress: bool, signals: _StopSignals) -> Path:
     rank, world = _distributed(config.device)
     out = Path(config.output)
     if resume:
-        saved = checkpoint.read_metadata(out / LAST)["train"]
+        state, saved = _read_state(out / STATE)
         config = TrainConfig(**{**saved["config"], **{key: getattr(config, key) for key in RUNTIME_SETTINGS}})
     _seed_everything(config.seed)
     data = load_dataset(config.data)
+    if resume and data.hash != saved["data_hash"]:
+        raise InputError(f"--data {config.data} is not the dataset the run in {out} was trained on (content hash "
+                         f"{data.hash[:16]}, the run's {saved['data_hash'][:16]}); resume with that dataset, or "
+                         "train into a new --output")
     if config.predictor is not None:
         return _fit_predictor(config, data, out, progress)
     backbone_options = dict(config.backbone_options)
@@ -163,53 +238,47 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict] = []
     if resume:
-        model.load_state_dict(_load_tensors(out / LAST))
-        state = _load_tensors(out / STATE)
-        torch.set_rng_state(state.pop(RNG))
-        generator.set_state(state.pop(SHUFFLE_RNG))
-        _restore_optimizer(optimizer, state, saved["optimizer"])
+        model.load_state_dict({k.removeprefix(MODEL): v for k, v in state.items() if k.startswith(MODEL)})
+        torch.set_rng_state(state[RNG])
+        generator.set_state(state[SHUFFLE_RNG])
+        _restore_optimizer(optimizer, {k: v for k, v in state.items() if k.startswith(OPTIMIZER)},
+                           saved["optimizer"])
         history = saved["history"]
     best = min((h["val_loss"] for h in history), default=float("inf"))
     since_best = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_loss"]) if history else 0
 
-    epoch = len(history)
-    try:
-        for epoch in range(len(history) + 1, config.epochs + 1):
-            model.train()
-            order = torch.randperm(len(x_train), generator=generator)
-            batches = range(0, len(order) - world + 1, config.batch_size)  # every process gets a sample
-            bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress or rank != 0,
-                       leave=False, unit="batch")
-            total = 0.0
-            for start in bar:
-                idx = order[start : start + config.batch_size][rank::world]
-                with autocast(torch.device(config.device).type, config.precision):
-                    pred = model(x_train[idx])
-                loss = loss_fn(pred.float(), y_train[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                _sync_gradients(model, world)
-                optimizer.step()
-                total += loss.item() * len(idx)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            val_loss, val_r = _evaluate_loss(model, loss_fn, x_val, y_val, 256)
-            history.append({"epoch": epoch, "train_loss": total / len(x_train) * world, "val_loss": val_loss,
-                            "val_pearson_r": val_r})
-            improved = val_loss < best
-            best, since_best = (val_loss, 0) if improved else (best, since_best + 1)
-            if rank == 0:
-                print(f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f}  val loss {val_loss:.4f}  "
-                      f"val pearson r {val_r:.4f}" + ("  (best)" if improved else ""), flush=True)
-                _write(out, model, config, meta, history, best=improved, optimizer=optimizer, generator=generator)
-            if since_best >= config.patience:
-                if rank == 0:
-                    print(f"early stop: no better validation loss in {config.patience} epochs")
-                break
-    except KeyboardInterrupt:
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        batches = range(0, len(order) - world + 1, config.batch_size)  # every process gets a sample
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress or rank != 0,
+                   leave=False, unit="batch")
+        total = 0.0
+        for start in bar:
+            idx = order[start : start + config.batch_size][rank::world]
+            with autocast(torch.device(config.device).type, config.precision):
+                pred = model(x_train[idx])
+            loss = loss_fn(pred.float(), y_train[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            _sync_gradients(model, world)
+            optimizer.step()
+            total += loss.item() * len(idx)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        val_loss, val_r = _evaluate_loss(model, loss_fn, x_val, y_val, 256)
+        history.append({"epoch": epoch, "train_loss": total / len(x_train) * world, "val_loss": val_loss,
+                        "val_pearson_r": val_r})
+        improved = val_loss < best
+        best, since_best = (val_loss, 0) if improved else (best, since_best + 1)
         if rank == 0:
-            print(f"\ninterrupted in epoch {epoch}; the last finished epoch is saved. "
-                  f"Continue with: xrdzoo train --resume --output {out}")
-        raise
+            print(f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f}  val loss {val_loss:.4f}  "
+                  f"val pearson r {val_r:.4f}" + ("  (best)" if improved else ""), flush=True)
+            with signals.deferred():
+                _write(out, model, config, meta, history, best=improved, optimizer=optimizer, generator=generator)
+        if since_best >= config.patience:
+            if rank == 0:
+                print(f"early stop: no better validation loss in {config.patience} epochs")
+            break
     return out / BEST
 
 
@@ -232,21 +301,34 @@ def _fit_predictor(config: TrainConfig, data: Dataset, out: Path, progress: bool
 
 def _write(out: Path, model: XRDModel, config: TrainConfig, meta: dict, history: list[dict], best: bool,
            optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None) -> None:
-    """Save last (and best) checkpoints, the optimizer state and the history; every file is replaced atomically."""
+    """Save best (if improved) and last checkpoints, the history, then the run's state; each file is replaced
+    atomically. The state goes last and whole (model, Adam, random states, history), so a kill at any instant
+    leaves a state that resumes exactly: it redoes an epoch whose other files were written ahead of it."""
     out.mkdir(parents=True, exist_ok=True)
     train_meta = {"config": asdict(config), "history": history, "epoch": len(history)}
-    if optimizer is not None:
-        tensors, groups = _optimizer_tensors(optimizer)
-        tensors[RNG], tensors[SHUFFLE_RNG] = torch.get_rng_state(), generator.get_state()
-        save_file(tensors, str(out / (STATE + ".partial")))
-        os.replace(out / (STATE + ".partial"), out / STATE)
-        train_meta["optimizer"] = groups
     metadata = {**meta, "train": train_meta, "metrics": {"val": history[-1]}}
-    checkpoint.save(out / LAST, model, metadata)
     if best:
         checkpoint.save(out / BEST, model, metadata)
+    checkpoint.save(out / LAST, model, metadata)
     (out / "history.json").write_text(json.dumps(history, indent=1))
+    if optimizer is not None:
+        tensors, groups = _optimizer_tensors(optimizer)
+        tensors.update({MODEL + k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+        tensors[RNG], tensors[SHUFFLE_RNG] = torch.get_rng_state(), generator.get_state()
+        state_meta = {**train_meta, "optimizer": groups, "data_hash": meta["data"]["hash"]}
+        save_file(tensors, str(out / (STATE + ".partial")), metadata={STATE_KEY: json.dumps(state_meta)})
+        os.replace(out / (STATE + ".partial"), out / STATE)
 
 
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and settings of a run's state file (see :func:`_write`)."""
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            raw = (file.metadata() or {}).get(STATE_KEY)
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"cannot resume from {str(path)!r} ({error}); train into a new --output") from error
+    if raw is None:
+        raise CheckpointError(f"{str(path)!r} was written by an older xrdzoo and cannot be resumed exactly; "
+                              "train into a new --output")
+    return tensors, json.loads(raw)

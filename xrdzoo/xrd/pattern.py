@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xrdzoo.errors import InputError
+
 N_POINTS = 1024
 TWO_THETA_RANGE = (0.0, 180.0)
 WAVELENGTH = 1.54184  # Cu K-alpha in Angstrom, as pymatgen's "CuKa"
@@ -60,7 +62,7 @@ def broaden(pattern, fwhm_deg: float) -> np.ndarray:
     from scipy.ndimage import gaussian_filter1d
 
     if not fwhm_deg > 0:
-        raise ValueError(f"fwhm must be a positive width in degrees, got {fwhm_deg}")
+        raise InputError(f"fwhm must be a positive width in degrees, got {fwhm_deg}")
     pattern = np.asarray(pattern, dtype=np.float32)
     low, high = TWO_THETA_RANGE
     bin_width = (high - low) / pattern.shape[-1]

@@ -15,6 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
+from xrdzoo.errors import InputError
 from xrdzoo.xrd.pattern import FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, bin_peaks, broaden
 
 SIMULATORS = ("fast", "pymatgen")
@@ -24,7 +25,7 @@ _MERGE_TOLERANCE = 1e-5  # degrees: reflections whose 2-theta round to the same 
 _MIN_SCALED_INTENSITY = 1e-3  # peaks at or below this (of 100) are dropped
 
 
-class SimulationError(ValueError):
+class SimulationError(InputError):
     """A structure that cannot be simulated; ``reason`` is a short key for counting skips
     (``partial_occupancy``, ``unknown_element``, ``no_peaks``)."""
 
@@ -87,14 +88,14 @@ def read_structure(path):
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"no structure file at {str(path)!r}")
+        raise InputError(f"no structure file at {str(path)!r}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pymatgen's CIF parser warns about rounding coordinates
             return Structure.from_file(str(path))
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"cannot read a structure from {str(path)!r} ({reason}); give a CIF, POSCAR or other "
+        raise InputError(f"cannot read a structure from {str(path)!r} ({reason}); give a CIF, POSCAR or other "
                          "file pymatgen's Structure.from_file reads") from error
 
 
@@ -108,7 +109,7 @@ def _blas():
 
 def _check_name(simulator: str) -> None:
     if simulator not in SIMULATORS:
-        raise ValueError(f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}")
+        raise InputError(f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}")
 
 
 def _site_symbols(structure) -> list[str]:
@@ -232,7 +233,7 @@ def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndar
 
 def _fast_reflections(structure, symbols: list[str]):
     if "U11_cif" in structure.site_properties:
-        raise ValueError("the fast simulator does not apply anisotropic Debye-Waller factors (U11_cif, ... site "
+        raise InputError("the fast simulator does not apply anisotropic Debye-Waller factors (U11_cif, ... site "
                          "properties); use simulator='pymatgen' for this structure")
     two_theta, intensities = _cell_reflections(structure.lattice.matrix, structure.frac_coords, symbols,
                                                structure.composition.reduced_formula)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from pymatgen.core import Composition, Element
+from pymatgen.core import Element
 
-from xrdzoo.encoders import EncodingError
+from xrdzoo.encoders import EncodingError, parse
 
 ALL_ELEMENTS = tuple(Element.from_Z(z).symbol for z in range(1, 104))  # H .. Lr
 
@@ -43,13 +43,10 @@ class ElementCounts:
 
     def _shares(self, formula: str) -> dict[str, float]:
         try:
-            amounts = Composition(formula).get_el_amt_dict()
-        except Exception as error:  # pymatgen raises ValueError, TypeError, ... on malformed text
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise EncodingError(f"cannot encode {formula!r}: not a chemical formula ({reason})") from None
+            amounts = dict(parse(formula))  # xrdzoo's strict reader: what every encoder should use
+        except EncodingError as error:
+            raise EncodingError(f"cannot encode {formula!r}: not a chemical formula ({error})") from None
         total = sum(amounts.values())
-        if total <= 0:
-            raise EncodingError(f"cannot encode {formula!r}: it has no atoms")
         outside = sorted(set(amounts) - self._column.keys())
         if outside:
             raise EncodingError(f"cannot encode {formula!r}: {', '.join(outside)} not in the encoder's "

@@ -1,0 +1,142 @@
+"""The strict formula parser: the traps a hostile user tried, hydrates and brackets, and a seeded fuzz test."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from typer.testing import CliRunner
+
+import xrdzoo
+from xrdzoo import checkpoint
+from xrdzoo.cli import app
+from xrdzoo.encoders import ALL_ELEMENTS, EncodingError, parse
+from xrdzoo.errors import XRDZooError
+
+
+@pytest.fixture(scope="module")
+def model():
+    return xrdzoo.create_model("fraction", "mlp", hidden=[16])
+
+
+@pytest.mark.parametrize("formula, message", [
+    ("BaTIO3", "'T' is not read as a hydrogen isotope; write H, or did you mean Ti?"),
+    ("CDS", "'D' is not read as a hydrogen isotope; write H, or did you mean Cd?"),
+    ("PD", "or did you mean Pd?"),
+    ("D2O", "write H"),
+    ("Fe(II)O", r"\(II\) is a Roman numeral .* e.g. 'FeO'"),
+    ("Ba0TiO3", "count 0 after 'Ba' is zero"),
+    ("Ba1e-9TiO3", "count 1e-9 after 'Ba' is outside 0.001..10000"),
+    ("Ba1e400TiO3", "count 1e400 after 'Ba' is not a finite number"),
+    ("(Ba1000)1000O", "Ba amounts to 1e\\+06 is outside"),
+    ("H@f", "has '@'"),
+    ("Fe3+", "sign '\\+'"),
+    ("Ba-1TiO3", "sign '-': no charges or negative counts"),
+    ("Ba Ti O3", "has spaces inside; write one formula without them, e.g. 'BaTiO3'"),
+    ("bATiO3", "'b' starts no element"),
+    ("Fe.5O", "decimal point between digits"),
+    ("2H2O", "the number '2' follows no element"),
+    ("Ba(TiO3", "unbalanced brackets"),
+    ("CuSO4·", "hydrate dot must join two formula units"),
+])
+def test_traps_are_refused_with_one_line_saying_which(formula, message):
+    with pytest.raises(EncodingError, match=message) as error:
+        parse(formula)
+    assert "\n" not in str(error.value) and isinstance(error.value, ValueError)
+    assert isinstance(error.value, XRDZooError)
+
+
+@pytest.mark.parametrize("formula, expected", [
+    ("Ba2Ti2O6", {"Ba": 1, "Ti": 1, "O": 3}),
+    ("CuSO4·5H2O", {"Cu": 1, "S": 1, "O": 9, "H": 10}),
+    ("CuSO4.5H2O", {"Cu": 1, "S": 1, "O": 9, "H": 10}),  # the hydrate dot, not 4.5 oxygens
+    ("Na2CO3.10H2O", {"Na": 2, "C": 1, "O": 13, "H": 20}),
+    ("CaSO4·0.5H2O", {"Ca": 1, "S": 1, "O": 4.5, "H": 1}),
+    ("K3{Fe[CN]6}", {"K": 3, "Fe": 1, "C": 6, "N": 6}),
+    ("Fe2(SO4)3", {"Fe": 2, "S": 3, "O": 12}),
+    ("Li0.5CoO2", {"Li": 0.5, "Co": 1, "O": 2}),
+    (" CO ", {"C": 1, "O": 1}),
+])
+def test_brackets_hydrates_and_fractions_read_as_written(formula, expected):
+    assert dict(parse(formula)) == pytest.approx(expected)
+
+
+def test_a_bare_string_is_one_formula(model):
+    assert xrdzoo.predict("CO", model).shape == (1, 1024)
+    assert xrdzoo.predict("BaTiO3", model).shape == (1, 1024)
+    assert np.array_equal(xrdzoo.predict("BaTiO3", model), xrdzoo.predict(["BaTiO3"], model))
+
+
+def test_encodable_reports_an_absurd_count_instead_of_overflowing(model):
+    keep, errors = model.encodable(["BaTiO3", "Ba1e400TiO3"])
+    assert keep == [0] and "not a finite number" in errors["Ba1e400TiO3"]
+
+
+@pytest.mark.parametrize("formula, reason", [("Ba1e400TiO3", "not a finite number"), ("BaTIO3", "did you mean Ti?"),
+                                             ("Fe(II)O", "Roman numeral")])
+def test_the_cli_refuses_a_trap_in_one_line(model, tmp_path, formula, reason):
+    weights = checkpoint.save(tmp_path / "mlp.safetensors", model)
+    result = CliRunner().invoke(app, ["predict", formula, "--checkpoint", str(weights)])
+    assert result.exit_code == 2 and reason in result.output, result.output
+    assert "Traceback" not in result.output and "predicted peaks" not in result.output
+
+
+# --- fuzz: formulas built from known parts, so the right answer (a composition or a refusal) is known ----------
+
+TRAPS = [
+    lambda r, f: f + "D" + str(r.randint(1, 3)),  # isotopes
+    lambda r, f: f + "T",
+    lambda r, f: f.replace(f[0], f[0] + "(" + r.choice(["I", "II", "III", "IV", "V", "VI"]) + ")", 1),
+    lambda r, f: f + r.choice(["Ba0", "O0.0", "Ba1e-9", "Sr0.0001", "Ti1e400", "O" + "9" * 400, "Ca20000"]),
+    lambda r, f: f + r.choice(["+", "2+", "-", "3-", "^2+"]),
+    lambda r, f: f[: r.randint(1, len(f))] + "@" + f[r.randint(1, len(f)):],
+    lambda r, f: f[: r.randint(1, len(f) - 1)] + " " + f[r.randint(1, len(f) - 1):] if len(f) > 2 else f + " O",
+    lambda r, f: r.choice(["b", "c", "x"]) + f,  # a symbol in the wrong case
+    lambda r, f: f + r.choice(["(", ")", "[]", "·", "."]),
+]
+
+
+def _clean(r: random.Random) -> tuple[str, dict[str, float]]:
+    """A well-formed formula and its composition."""
+    text, amounts = "", {}
+    for _ in range(r.randint(1, 4)):
+        group = [(r.choice(ALL_ELEMENTS), r.choice([1, 1, 2, 3, 4, 0.5, 0.25, 12])) for _ in range(r.randint(1, 3))]
+        multiplier = r.choice([1, 1, 1, 2, 3]) if len(group) > 1 else 1  # a lone symbol in brackets may be Roman
+        part = "".join(s + ("" if n == 1 else f"{n:g}") for s, n in group)
+        text += part if multiplier == 1 and r.random() < 0.7 else f"({part}){multiplier if multiplier > 1 else ''}"
+        for symbol, n in group:
+            amounts[symbol] = amounts.get(symbol, 0) + n * multiplier
+    if r.random() < 0.2:
+        text += f"·{r.randint(1, 9)}H2O"
+        amounts["H"] = amounts.get("H", 0) + 2 * int(text.rsplit("·", 1)[1][0])
+        amounts["O"] = amounts.get("O", 0) + int(text.rsplit("·", 1)[1][0])
+    return text, amounts
+
+
+def _fractions(amounts) -> dict[str, float]:
+    total = sum(amounts.values())
+    return {symbol: amount / total for symbol, amount in amounts.items()}
+
+
+def test_fuzz_formulas_are_read_exactly_or_refused_with_a_value_error(model):
+    r = random.Random(13)
+    refused = read = 0
+    for _ in range(1500):
+        formula, amounts = _clean(r)
+        trap = r.random() < 0.5
+        if trap:
+            formula = r.choice(TRAPS)(r, formula)
+        try:
+            pattern = xrdzoo.predict(formula, model)
+        except ValueError as error:
+            assert isinstance(error, EncodingError) and "\n" not in str(error), (formula, error)
+            assert trap, f"{formula!r} is well formed but was refused: {error}"
+            refused += 1
+            continue
+        assert not trap, f"{formula!r} was read as {parse(formula)} instead of refused"
+        assert pattern.shape == (1, 1024) and np.isfinite(pattern).all()
+        assert _fractions(dict(parse(formula))) == pytest.approx(_fractions(amounts)), formula
+        read += 1
+    assert refused > 500 and read > 500
