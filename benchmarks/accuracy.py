@@ -4,8 +4,9 @@
         --model abc3=resnet20_onehot.mp_abc3 --model ternary=resnet20_onehot.mp_ternary
 
 Each ``--model SET=CHECKPOINT`` (a path or weight name) is scored on that set's test split; the ``mean`` and
-``knn`` baselines and the ``retrieval`` predictor (the bar: the pattern of the nearest training formula of the same
-formula type) are fitted on the same set's training split through ``xrdzoo train``'s own code path.
+``knn`` baselines, the ``retrieval`` predictor (the bar: the pattern of the nearest training formula of the same
+formula type) and the ``template`` predictor with its chemistry ranker are fitted on the same set's training split
+through ``xrdzoo train``'s own code path.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main() -> None:
             candidates += [(f"{b} baseline (onehot)", lambda b=b: fit_baseline(data_path, scratch, backbone=b))
                            for b in ("mean", "knn")]
             candidates.append((BAR, lambda: fit_baseline(data_path, scratch, predictor="retrieval")))
+            candidates.append(("template (chemistry ranker, fitted here)",
+                               lambda: fit_baseline(data_path, scratch, predictor="template")))
             for model_name, build in candidates:
                 start = time.perf_counter()
                 scores = evaluate_model(build(), data, args.split)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 __version__ = "0.1.0"
-DEFAULT_MODEL = "resnet20bn_onehot.smooth_pearson_mp_ternary"  # the shipped weights `xrdzoo predict` uses unless told otherwise
+DEFAULT_MODEL = "template_learned.mp_ternary"  # the shipped weights `xrdzoo predict` uses unless told otherwise
 
 import numpy as np  # noqa: E402
 

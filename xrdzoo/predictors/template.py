@@ -81,7 +81,7 @@ class Template(FittedPredictor):
             return {}
         return self._fit_scorer(train, val, progress)
 
-    def _fit_scorer(self, train: Dataset, val: Dataset | None, progress: bool, epochs: int = 40) -> dict:
+    def _fit_scorer(self, train: Dataset, val: Dataset | None, progress: bool, epochs: int = 20) -> dict:
         """Train the ranker on (training formula, one of its k nearest other training formulas of its type) pairs,
         each scored by the peak F1 of the substituted, simulated template against the formula's own pattern; a
         listwise loss teaches it to put the best first. Early stopping on the validation split's pairs."""
@@ -89,11 +89,11 @@ class Template(FittedPredictor):
         vx, vf1, vmask = (self._pairs(val, exclude_self=False, limit=self.ranker_queries // 5, progress=progress)
                           if val is not None and len(val) else (x, f1, mask))
         generator = torch.Generator().manual_seed(0)
-        optimizer = torch.optim.Adam(self.scorer.parameters(), lr=1e-3, weight_decay=1e-5)
+        optimizer = torch.optim.Adam(self.scorer.parameters(), lr=3e-3, weight_decay=1e-5)
         best, best_state, history = -1.0, None, []
         for epoch in tqdm(range(epochs), desc="ranker epochs", disable=not progress, leave=False):
             self.scorer.train()
-            for batch in torch.randperm(len(x), generator=generator).split(128):
+            for batch in torch.randperm(len(x), generator=generator).split(512):
                 logits = self.scorer(x[batch]).squeeze(-1).masked_fill(~mask[batch], -1e9)
                 target = torch.softmax((f1[batch] / 0.05).masked_fill(~mask[batch], -1e9), dim=1)
                 loss = -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
