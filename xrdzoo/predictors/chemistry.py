@@ -94,15 +94,21 @@ def mapping_cost(query: Formula, template: Formula) -> tuple[float, tuple[int, .
     element-property distance and, for each template element, the query element put in its place."""
     if query.kind != template.kind:
         raise ValueError(f"formula types differ: {query.kind} and {template.kind}")
+    costs, assignments = mapping_costs(query, np.array([template.numbers]))
+    return float(costs[0]), tuple(int(n) for n in assignments[0])
+
+
+def mapping_costs(query: Formula, templates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mapping_cost` for several templates of the query's type at once, given as their element numbers
+    ``(templates, elements)`` in :class:`Formula` order: costs ``(templates,)`` and assignments (same shape)."""
     table = element_table()
-    q, t = np.array(query.numbers) - 1, np.array(template.numbers) - 1
-    distance = np.abs(table[q][:, None, :] - table[t][None, :, :]).sum(-1)  # (query element, template element)
-    best = (math.inf, query.numbers)
-    for permutation in _permutations(query.counts):  # query element permutation[j] goes to template element j
-        cost = float(distance[list(permutation), range(len(t))].sum())
-        if cost < best[0]:
-            best = (cost, tuple(query.numbers[i] for i in permutation))
-    return best
+    q, t = np.array(query.numbers) - 1, templates - 1
+    distance = np.abs(table[q][None, :, None, :] - table[t][:, None, :, :]).sum(-1)  # (template, query el., t. el.)
+    permutations = np.array(_permutations(query.counts))  # query element permutation[j] goes to template element j
+    columns = np.arange(templates.shape[1])
+    costs = distance[:, permutations, columns].sum(-1)  # (templates, permutations)
+    best = costs.argmin(1)  # the first of equal costs, as the permutations are listed
+    return costs[np.arange(len(templates)), best], np.array(query.numbers)[permutations[best]]
 
 
 @functools.lru_cache(maxsize=1024)

@@ -32,7 +32,10 @@ class FormulaIndex:
         """Rows of the ``k`` nearest training formulas (of the query's type if ``same_kind``; none if that type has
         no training formula) and their L1 distances, nearest first."""
         rows = self.by_kind.get(query.kind, np.zeros(0, np.int64)) if same_kind else np.arange(len(self.formulas))
-        distance = np.abs(self.fractions[rows] - query.fractions()).sum(axis=1)
+        columns = np.array(query.numbers) - 1
+        # fractions sum to 1, so sum |a - b| = 2 - 2 sum min(a, b), and only the query's elements can share a minimum
+        shared = np.minimum(self.fractions[rows[:, None], columns], query.fractions()[columns]).sum(axis=1)
+        distance = 2 - 2 * shared
         order = np.lexsort((rows, np.round(distance, 9)))[:k]
         return rows[order], distance[order]
 

@@ -21,7 +21,7 @@ from xrdzoo.data import Dataset, Structures
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import FittedPredictor, strings_tensor, tensor_strings
 from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formula_of_cell,
-                                         mapping_cost)
+                                         mapping_costs)
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -160,51 +160,50 @@ class Template(FittedPredictor):
             prototypes: dict[tuple, int] = {}
             for f, sg in zip(formulas, spacegroups):
                 prototypes[f.kind, sg] = prototypes.get((f.kind, sg), 0) + 1
+            fitted_volumes = np.maximum(index.fractions @ self.volume_per_element.numpy(), 1.0)
             self._cache = {"index": index, "prototypes": prototypes, "spacegroups": spacegroups,
-                           "ids": tensor_strings(self.ids), "volumes": np.abs(np.linalg.det(self.lattices.numpy()))}
+                           "ids": tensor_strings(self.ids), "volumes": np.abs(np.linalg.det(self.lattices.numpy())),
+                           "fitted_volumes": fitted_volumes}
         return self._cache
 
     def _candidates(self, query: Formula, skip: int | None = None):
         """(rows, costs, assignments, features) of the query's k nearest same-type templates, or None."""
-        state = self._state()
-        index = state["index"]
+        index = self._state()["index"]
         rows, distance = index.nearest(query, self.k + (skip is not None))
         keep = rows != skip
         rows, distance = rows[keep][: self.k], distance[keep][: self.k]
         if not len(rows):
             return None
-        mapped = [mapping_cost(query, index.formulas[r]) for r in rows]
-        costs = np.array([cost for cost, _ in mapped])
+        costs, assignments = mapping_costs(query, np.array([index.formulas[r].numbers for r in rows]))
+        return rows, costs, [tuple(a) for a in assignments.tolist()], self._features(query, rows, distance, costs,
+                                                                                      assignments)
+
+    def _features(self, query: Formula, rows: np.ndarray, distance: np.ndarray, costs: np.ndarray,
+                  assignments: np.ndarray) -> np.ndarray:
+        """What the learned ranker sees of each (query, candidate template) pair, one row per candidate."""
+        state = self._state()
+        k = len(rows)
+        templates = np.array([state["index"].formulas[r].numbers for r in rows])  # (k, elements)
+        counts = np.broadcast_to(query.counts, templates.shape)  # one formula type: the same counts
+        table = element_table()
+        q, t = table[assignments - 1], table[templates - 1]  # (k, elements, properties)
         spacegroups, sizes = state["spacegroups"][rows], np.diff(self.offsets.numpy())[rows]
         same_group = spacegroups[:, None] == spacegroups[None, :]
-        consensus = np.stack([same_group.mean(1), (same_group & (sizes[:, None] == sizes[None, :])).mean(1)], 1)
-        features = np.array([self._features(query, r, d, rank, cost, assignment, agree)
-                             for rank, (r, d, (cost, assignment), agree) in
-                             enumerate(zip(rows, distance, mapped, consensus))])
-        return rows, costs, [assignment for _, assignment in mapped], features
-
-    def _features(self, query: Formula, row: int, distance: float, rank: int, cost: float,
-                  assignment: tuple[int, ...], consensus: np.ndarray) -> np.ndarray:
-        """What the learned ranker sees of one (query, template) pair."""
-        state = self._state()
-        template = state["index"].formulas[row]
-        table = element_table()
-        q, t = table[np.array(assignment) - 1], table[np.array(template.numbers) - 1]
-        spacegroup = state["spacegroups"][row]
-        system = np.zeros(len(_CRYSTAL_SYSTEMS))
-        system[min(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroup), len(_CRYSTAL_SYSTEMS) - 1)] = 1
-        nsites = self.offsets[row + 1] - self.offsets[row]
-        same = np.mean(np.array(assignment) == np.array(template.numbers))
-        volume_change = math.log(self._volume_per_atom(query) / self._volume_per_atom(template))
-        of_kind, of_prototype = len(state["index"].by_kind[template.kind]), state["prototypes"][template.kind, spacegroup]
-        roles = np.lexsort((t[:, 0], template.counts))[:_ROLES]  # sites by count, then electronegativity
-        per_role = np.zeros((2, _ROLES, t.shape[1]))
-        per_role[0, : len(roles)], per_role[1, : len(roles)] = q[roles], t[roles]
-        return np.concatenate([
-            [cost, distance, rank / self.k, same, volume_change, abs(volume_change), math.log1p(of_prototype),
-             math.log1p(of_kind), of_prototype / of_kind, *consensus, math.log(float(nsites))],
-            np.abs(q - t).sum(0), np.abs(q - t).max(0), q.mean(0), t.mean(0), q.max(0) - q.min(0), system,
-            per_role.ravel()])
+        system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
+                                                          len(_CRYSTAL_SYSTEMS) - 1)]
+        volume_change = np.log(self._volume_per_atom(query) / state["fitted_volumes"][rows])
+        of_kind = len(state["index"].by_kind[query.kind])
+        of_prototype = np.array([state["prototypes"][query.kind, g] for g in spacegroups])
+        roles = np.lexsort((t[:, :, 0], counts), axis=-1)[:, :_ROLES]  # sites by count, then electronegativity
+        per_role = np.zeros((k, 2, _ROLES, t.shape[2]))
+        per_role[:, 0, : roles.shape[1]] = np.take_along_axis(q, roles[:, :, None], 1)
+        per_role[:, 1, : roles.shape[1]] = np.take_along_axis(t, roles[:, :, None], 1)
+        return np.column_stack([
+            costs, distance, np.arange(k) / self.k, (assignments == templates).mean(1), volume_change,
+            np.abs(volume_change), np.log1p(of_prototype), np.full(k, math.log1p(of_kind)), of_prototype / of_kind,
+            same_group.mean(1), (same_group & (sizes[:, None] == sizes[None, :])).mean(1), np.log(sizes),
+            np.abs(q - t).sum(1), np.abs(q - t).max(1), q.mean(1), t.mean(1), q.max(1) - q.min(1), system,
+            per_role.reshape(k, -1)])
 
     def _volume_per_atom(self, formula: Formula) -> float:
         return max(float(formula.fractions() @ self.volume_per_element.numpy()), 1.0)
