@@ -143,3 +143,14 @@ def test_train_and_predict_from_the_command_line(tiny_dataset, tmp_path):
     result = runner.invoke(app, ["train", "--data", str(tiny_dataset), "--predictor", "nonesuch", "--output",
                                  str(tmp_path / "x")])
     assert result.exit_code == 1 and "nonesuch" in result.output
+
+
+def test_the_default_answers_formulas_the_networks_refuse():
+    model = xrdzoo.load(xrdzoo.DEFAULT_MODEL)  # the shipped template predictor
+    formulas = ["Al2(SO4)3", "Ag12SBr", "BaTiO3", "NaCl"]  # counts above 10; a binary
+    assert model.encodable(formulas) == ([0, 1, 2, 3], {})
+    patterns = xrdzoo.predict(formulas)
+    assert patterns.shape == (4, 1024) and np.allclose(patterns.max(axis=1), 100)
+    ways = model.explain(formulas)
+    assert all(way.startswith(("template mp-", "no template of its formula type")) for way in ways)
+    assert "space group 221" in ways[2]  # BaTiO3 from a cubic perovskite
