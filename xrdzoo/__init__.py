@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-__version__ = "0.1.0"
+from xrdzoo.version import __version__
+
 DEFAULT_MODEL = "template_learned.mp_ternary"  # the shipped weights `xrdzoo predict` uses unless told otherwise
 
 import numpy as np  # noqa: E402

@@ -12,7 +12,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from xrdzoo import __version__
+from xrdzoo.version import __version__
 from xrdzoo.errors import InputError
 from xrdzoo.model import XRDModel, from_config
 from xrdzoo.registry import PluginError

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from xrdzoo.errors import InputError
+from xrdzoo.version import __version__
 
 FORMAT = "xrdzoo-dataset"
 FORMAT_VERSION = 2  # 2: the structures of the rows are stored too (lattices, sites), for template predictors
@@ -339,7 +340,6 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
 
 def _inputs(source: Path, subset: str | None, seed: int, simulator: str) -> dict:
     """The build settings that decide the file's content (compared to decide whether to rebuild)."""
-    import xrdzoo
     from xrdzoo.xrd import pattern
     from xrdzoo.xrd.simulate import simulator_version
 
@@ -353,7 +353,7 @@ def _inputs(source: Path, subset: str | None, seed: int, simulator: str) -> dict
             "pattern": {"n_points": pattern.N_POINTS, "two_theta_range": list(pattern.TWO_THETA_RANGE),
                         "wavelength": pattern.WAVELENGTH, "scale": pattern.FULL_SCALE,
                         "bin_rule": "largest reflection per bin (xrdzoo.xrd.pattern.bin_peaks)"},
-            "simulator": simulator, "simulator_version": version, "xrdzoo_version": xrdzoo.__version__}
+            "simulator": simulator, "simulator_version": version, "xrdzoo_version": __version__}
 
 
 def _source_kind(source: Path) -> str:

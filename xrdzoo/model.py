@@ -68,7 +68,7 @@ class XRDModel(nn.Module):
         or AMX; docs/benchmarks.md has the measured speed and what it costs in accuracy.
         """
         at_least_one(batch_size, "batch_size")
-        batches = [self.predict_encoded(self.encoder.encode(formulas[i : i + batch_size]), precision=precision)
+        batches = [self.predict_encoded(self.encoder.encode(formulas[i : i + batch_size]), batch_size, precision)
                    for i in range(0, len(formulas), batch_size)]
         return np.concatenate(batches) if batches else np.empty((0, N_POINTS), np.float32)
 

@@ -75,6 +75,13 @@ def _atomic_number(symbol: str) -> int:
 def element_table() -> np.ndarray:
     """(N_ELEMENTS, len(PROPERTIES)) element properties, each column scaled to unit standard deviation:
     Pauling electronegativity (0 where undefined), atomic radius, Mendeleev number, row, group, Z."""
+    table = element_properties()
+    return table / table.std(axis=0)
+
+
+@functools.cache
+def element_properties() -> np.ndarray:
+    """The unscaled :func:`element_table`: radii in Angstrom."""
     from pymatgen.core import Element
 
     rows = []
@@ -85,8 +92,7 @@ def element_table() -> np.ndarray:
             x = e.X if e.X == e.X else 0.0
             radius = e.atomic_radius or e.atomic_radius_calculated or e.van_der_waals_radius
             rows.append([x, float(radius), float(e.mendeleev_no), e.row, e.group, z])
-    table = np.array(rows, dtype=float)
-    return table / table.std(axis=0)
+    return np.array(rows, dtype=float)
 
 
 def mapping_cost(query: Formula, template: Formula) -> tuple[float, tuple[int, ...]]:
