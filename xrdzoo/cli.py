@@ -304,10 +304,10 @@ def export(
     description: Annotated[str, typer.Option(help="one line for `xrdzoo list weights`")] = "",
 ) -> None:
     """Turn a checkpoint into a shippable weight file (16-bit by default) with its sha256 and manifest entry."""
-    from xrdzoo import hub
+    from xrdzoo.publish import export as publish
 
     card = {"data": data, "command": command, "license": license, "description": description}
-    config = hub.export(checkpoint, folder, name, dtype, manifest, test_data, **card)
+    config = publish(checkpoint, folder, name, dtype, manifest, test_data, **card)
     typer.echo(f"wrote {folder / config.file} ({config.size / 2**20:.1f} MiB, sha256 {config.sha256})")
 
 

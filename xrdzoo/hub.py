@@ -12,10 +12,9 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import pooch
 import requests
@@ -262,42 +261,3 @@ def clear_cache(names=None) -> list[Path]:
     for path in removed:
         path.unlink()
     return removed
-
-
-# --- publishing -----------------------------------------------------------------------------------------------
-
-
-def export(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, name: str, dtype: str = "float16",
-           manifest: str | os.PathLike | None = None, test_data: str | os.PathLike | None = None,
-           **card: Any) -> WeightConfig:
-    """Write a checkpoint as a shippable weight ``<folder>/<name>.safetensors`` (floating-point tensors stored as
-    ``dtype``) and return its config (sha256, size and the model-card fields in ``card``: urls, license, data,
-    command, description). With ``test_data`` (a dataset file), the written weight itself is scored on that
-    dataset's test split and the scores become its ``metrics``. With ``manifest``, the entry of that name in the
-    manifest file is replaced or added."""
-    import torch
-
-    from xrdzoo import checkpoint
-
-    meta = checkpoint.read_metadata(checkpoint_path)
-    model = checkpoint.load(checkpoint_path)
-    path = Path(folder) / f"{name}.safetensors"
-    extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
-    checkpoint.save(path, model, {**extra, "weight": name}, dtype=getattr(torch, dtype))
-    if test_data is not None:
-        from xrdzoo.data import load_dataset
-        from xrdzoo.evaluate import evaluate_model
-
-        data = load_dataset(test_data)
-        card["metrics"] = {"split": "test", "data_hash": data.hash,
-                           **evaluate_model(checkpoint.load(path), data, "test")}
-    config = WeightConfig(name=name, sha256=pooch.file_hash(str(path), alg="sha256"), file=path.name,
-                          size=path.stat().st_size, **card)
-    if manifest is not None:
-        manifest = Path(manifest)
-        entries = json.loads(manifest.read_text())["weights"] if manifest.exists() else []
-        entry = {k: v for k, v in asdict(config).items() if k != "shipped" and v not in ((), "", None, {})}
-        entry["urls"] = list(config.urls)
-        entries = [e for e in entries if e["name"] != name] + [entry]
-        manifest.write_text(json.dumps({"weights": sorted(entries, key=lambda e: e["name"])}, indent=2) + "\n")
-    return config
