@@ -9,7 +9,6 @@ trained on the training split to predict how well a template's pattern matches (
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -21,8 +20,8 @@ from tqdm.auto import tqdm
 from xrdzoo.data import Dataset, Structures
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import FittedPredictor, strings_tensor, tensor_strings
-from xrdzoo.predictors.chemistry import (N_ELEMENTS, PROPERTIES, Formula, element_properties, element_table,
-                                         formula_of, formula_of_cell, mapping_costs)
+from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formula_of_cell,
+                                         mapping_costs)
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -176,13 +175,8 @@ class Template(FittedPredictor):
         if not len(rows):
             return None
         costs, assignments = mapping_costs(query, np.array([index.formulas[r].numbers for r in rows]))
-        assignments_list = [tuple(a) for a in assignments.tolist()]
-        features = self._features(query, rows, distance, costs, assignments)
-        if self.scorer is not None:  # how well the substituted atoms fit their sites: closest contacts
-            contacts = np.array([_contacts(*self.substituted_cell(query, r, a)[:3])
-                                 for r, a in zip(rows, assignments_list)])
-            features = np.column_stack([features, contacts])
-        return rows, costs, assignments_list, features
+        return rows, costs, [tuple(a) for a in assignments.tolist()], self._features(query, rows, distance, costs,
+                                                                                      assignments)
 
     def _features(self, query: Formula, rows: np.ndarray, distance: np.ndarray, costs: np.ndarray,
                   assignments: np.ndarray) -> np.ndarray:
@@ -290,22 +284,8 @@ def _formula_text(formula: Formula) -> str:
     return Composition({Element.from_Z(z): c for z, c in zip(formula.numbers, formula.counts)}).reduced_formula
 
 
-def _contacts(lattice: np.ndarray, coords: np.ndarray, numbers: np.ndarray, sites: int = 48) -> np.ndarray:
-    """Closest contacts of a cell's atoms: for each of its first ``sites`` atoms, the smallest distance to another
-    atom (periodic images included) over the sum of their atomic radii; returns the minimum, mean and spread.
-    Below 1 the substituted atoms overlap: a sign that the template does not suit the formula."""
-    radii = element_properties()[numbers - 1, PROPERTIES.index("radius")]
-    cart = coords @ lattice
-    shifts = np.array(list(itertools.product((-1, 0, 1), repeat=3))) @ lattice
-    offsets = cart[None, :, None, :] + shifts[None, None, :, :] - cart[:sites, None, None, :]
-    distance = np.linalg.norm(offsets, axis=-1)  # (site, other atom, image)
-    distance[np.arange(min(sites, len(cart))), np.arange(min(sites, len(cart))), 13] = np.inf  # image 13: no shift
-    ratio = (distance / (radii[:sites, None, None] + radii[None, :, None])).min(axis=(1, 2))
-    return np.array([ratio.min(), ratio.mean(), ratio.std()])
-
-
 def _scorer(hidden: int) -> nn.Module:
-    n_features = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6 + 3
+    n_features = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6
     return nn.Sequential(nn.LayerNorm(n_features), nn.Linear(n_features, hidden), nn.GELU(),
                          nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
