@@ -46,7 +46,7 @@ def _cosine_similarity(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (p * t).mean(1) / torch.sqrt(((p * p).mean(1) + EPS) * ((t * t).mean(1) + EPS))
 
 
-def _pearson_distance(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def pearson_distance(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """1 - Pearson r per row: the cosine distance of the mean-centred rows (a flat row has r = 0)."""
     return 1 - _cosine_similarity(p - p.mean(1, keepdim=True), t - t.mean(1, keepdim=True))
 
@@ -76,7 +76,7 @@ class PearsonLoss(PatternLoss):
     """Pearson distance, 1 - Pearson r (the paper's default); a flat prediction scores 1 with finite gradients."""
 
     def distance(self, pred, true):
-        return _pearson_distance(pred, true)
+        return pearson_distance(pred, true)
 
 
 class SmoothPearsonLoss(PatternLoss):
@@ -98,7 +98,7 @@ class SmoothPearsonLoss(PatternLoss):
         return F.conv1d(F.pad(patterns.unsqueeze(1), (radius, radius), mode="replicate"), kernel).squeeze(1)
 
     def distance(self, pred, true):
-        return _pearson_distance(self.smooth(pred), self.smooth(true))
+        return pearson_distance(self.smooth(pred), self.smooth(true))
 
 
 class WassersteinLoss(PatternLoss):

@@ -27,6 +27,7 @@ from xrdzoo import checkpoint, registry
 from xrdzoo.checkpoint import CheckpointError
 from xrdzoo.data import Dataset, load_dataset
 from xrdzoo.errors import InputError, at_least_one
+from xrdzoo.losses import pearson_distance
 from xrdzoo.model import XRDModel, autocast, check_precision, create_model, create_predictor
 
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.safetensors"
@@ -169,9 +170,7 @@ def _evaluate_loss(model: XRDModel, loss_fn, inputs, targets, batch_size: int) -
             pred = model(inputs[i : i + batch_size])
             losses.append(float(loss_fn(pred, targets[i : i + batch_size])) * len(pred))
             preds.append(pred)
-    pred = torch.cat(preds)
-    p, t = pred - pred.mean(1, keepdim=True), targets - targets.mean(1, keepdim=True)
-    r = (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1)).clamp(min=1e-12)
+    r = 1 - pearson_distance(torch.cat(preds), targets)
     return sum(losses) / len(inputs), float(r.mean())
 
 
