@@ -10,7 +10,7 @@ from xrdzoo.model import XRDModel
 
 
 def evaluate_model(model: XRDModel, data: Dataset, split: str = "test") -> dict[str, float]:
-    """Every registered metric (three modes for distances, peak recall/precision/F1) averaged over ``split``.
+    """The default metrics (three modes for distances, peak recall/precision/F1) averaged over ``split``.
 
     Formulas the model's encoder cannot take are left out and counted under ``"n_unencodable"``.
     """

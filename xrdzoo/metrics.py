@@ -7,7 +7,6 @@ is better for distances, higher for the ``peak_`` scores. Definitions, modes and
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import numba
@@ -22,6 +21,14 @@ PEAK_THRESHOLD = 10.0  # of 100: a point is part of a peak at or above this (the
 PEAK_TOLERANCE = 2.0  # degrees: peaks closer than this merge; a predicted peak this close matches a true one
 
 Metric = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# What evaluate scores when not told: the paper's distances and our peak scores. A plugin metric is scored when named.
+DEFAULT_METRICS = ("mse", "msle", "cosine", "pearson", "jsd", "dtw", "peak_recall", "peak_precision", "peak_f1")
+
+
+def takes_modes(metric: Metric) -> bool:
+    """Whether ``evaluate`` scores ``metric`` in each mode (a distance) or once on the whole patterns (a peak score):
+    a metric declares the latter with the attribute ``takes_modes = False``."""
+    return getattr(metric, "takes_modes", True)
 
 
 def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +163,10 @@ def peak_f1(pred, true) -> np.ndarray:
     return peak_scores(pred, true)[2]
 
 
+for _score in (peak_recall, peak_precision, peak_f1):
+    _score.takes_modes = False  # they pick and match peaks themselves: modes do not apply
+
+
 def aligned_vectors(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One pair's peak-intensity vectors for the ``aligned`` mode, ordered by 2-theta.
 
@@ -188,30 +199,20 @@ def _aligned_groups(pred: np.ndarray, true: np.ndarray) -> list[tuple[np.ndarray
 
 
 def _resolve(metrics: Mapping[str, Metric] | Sequence[str] | None) -> dict[str, Metric]:
-    """Metric functions by name: given, looked up by name, or every registered one that loads."""
+    """Metric functions by name: given, looked up by registered name, or :data:`DEFAULT_METRICS`."""
     if isinstance(metrics, Mapping):
         return dict(metrics)
     from xrdzoo import registry
 
-    if metrics is not None:
-        return {name: registry.load("metrics", name) for name in metrics}
-    entries = registry.entries("metrics")
-    names = [e.name for e in entries]
-    found = {}
-    for entry in entries:  # a name two packages share is spelled package:name
-        name = entry.name if names.count(entry.name) == 1 else entry.qualified_name
-        try:
-            found[name] = registry.load("metrics", entry.qualified_name)
-        except registry.PluginError as error:
-            warnings.warn(f"metric {name!r} left out: {error}", stacklevel=3)
-    return found
+    return {name: registry.load("metrics", name) for name in (DEFAULT_METRICS if metrics is None else metrics)}
 
 
 def evaluate(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = None,
              modes: Sequence[str] = MODES, progress: bool = True) -> dict[str, float]:
     """Mean of each metric over the pairs: distances as ``name/mode`` for each mode, ``peak_*`` scores once.
 
-    ``metrics``: functions by name, or registered names, or None for every registered metric (plugins included).
+    ``metrics``: functions by name, or registered names (plugins' included), or None for :data:`DEFAULT_METRICS`,
+    so that results do not change with the plugins installed. A metric with ``takes_modes = False`` is scored once.
     Modes: ``all`` (the 1,024 points), ``peaks`` (points below 10 set to 0 in both patterns), ``aligned`` (the
     peak-intensity vectors of :func:`aligned_vectors`; pairs with no peak at all are left out).
     """
@@ -227,9 +228,8 @@ def evaluate(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = 
         views["peaks"] = (np.where(pred >= PEAK_THRESHOLD, pred, 0), np.where(true >= PEAK_THRESHOLD, true, 0))
     if "aligned" in modes:
         views["aligned"] = _aligned_groups(pred, true)
-    is_peak = {name: name.rpartition(":")[2].startswith("peak_") for name in funcs}  # peak scores take no mode
-    jobs = [(name, mode) for name in funcs if not is_peak[name] for mode in modes]
-    jobs += [(name, None) for name in funcs if is_peak[name]]
+    jobs = [(name, mode) for name in funcs if takes_modes(funcs[name]) for mode in modes]
+    jobs += [(name, None) for name in funcs if not takes_modes(funcs[name])]
     results = {}
     for name, mode in tqdm(jobs, desc="metrics", disable=not progress, leave=False):
         if mode is None:
