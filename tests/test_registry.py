@@ -30,6 +30,11 @@ def family(input_shape, out_dim=1024, variant="base"):
     return Thing(input_shape, out_dim=out_dim, variant=variant)
 
 
+def buggy(size=1):
+    """A factory with a bug: a TypeError of its own, whatever the options."""
+    return len(size)
+
+
 def strict(size=1):
     """A factory that checks its options."""
     if size < 1:
@@ -100,7 +105,8 @@ def plugins(tmp_path, monkeypatch):
 def components(plugins):
     """One healthy package, ``pkg-a``, with a module of components: ``comp:Thing`` etc."""
     plugins.add("pkg-a", "2.3", modules={"comp": COMPONENTS},
-                losses={"huber": "comp:Thing", "mse": "comp:Thing", "explodes": "comp:explode", "strict": "comp:strict"},
+                losses={"huber": "comp:Thing", "mse": "comp:Thing", "explodes": "comp:explode", "strict": "comp:strict",
+                        "buggy": "comp:buggy"},
                 backbones={"fam": "comp:family"})
     return plugins
 
@@ -239,6 +245,14 @@ def test_wrong_options_are_the_callers_mistake_not_a_plugin_failure(components):
     with pytest.raises(PluginError, match=r"cannot build backbone 'fam' with options \{'colour': 'red'\}"):
         registry.create("backbones", "fam", (3,), colour="red")
     assert registry.failures() == []
+
+
+def test_a_type_error_inside_a_factory_is_a_plugin_failure_not_bad_options(components):
+    """Options are checked against the factory's signature; a TypeError raised by its own code is its bug."""
+    with pytest.raises(PluginError, match="'buggy' from package 'pkg-a' failed: TypeError") as error:
+        registry.create("losses", "buggy", size=3)
+    assert "cannot build" not in str(error.value)
+    assert [f.name for f in registry.failures()] == ["buggy"]
 
 
 def test_bad_option_values_are_the_callers_mistake_not_a_plugin_failure(components):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import inspect
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -178,10 +179,14 @@ def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
     factory = _load_entry(entry)
     if variant is not None:
         options["variant"] = variant
+    try:  # wrong options are the caller's mistake: checked against the factory's signature before the call
+        inspect.signature(factory).bind(*args, **options)
+    except TypeError as error:
+        raise PluginError(f"cannot build {SINGULAR[kind]} {name!r} with options {options}: {error}") from error
+    except ValueError:  # a factory without an inspectable signature (some builtins): the call itself checks
+        pass
     try:
         return factory(*args, **options)
-    except TypeError as error:  # wrong options are the caller's mistake, not a broken plugin
-        raise PluginError(f"cannot build {SINGULAR[kind]} {name!r} with options {options}: {error}") from error
     except XRDZooError:
         raise
     except ValueError as error:  # how a factory reports bad option values: the caller's to fix
