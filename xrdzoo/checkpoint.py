@@ -13,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from xrdzoo.version import __version__
+from xrdzoo.contracts import FittedBackbone, FittedPredictor
 from xrdzoo.errors import InputError
 from xrdzoo.model import XRDModel, from_config
 from xrdzoo.registry import PluginError
@@ -118,5 +119,5 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
 def _resizable(model: XRDModel, name: str) -> bool:
     """Buffers of fitted members (the knn baseline's references, a template predictor's structures) take whatever
     size the checkpoint holds."""
-    fitted = hasattr(model, "fit") or hasattr(getattr(model, "backbone", None), "fit")
+    fitted = isinstance(model, FittedPredictor) or isinstance(getattr(model, "backbone", None), FittedBackbone)
     return fitted and name in dict(model.named_buffers())

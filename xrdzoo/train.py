@@ -26,6 +26,7 @@ from tqdm import tqdm
 from xrdzoo import checkpoint, registry
 from xrdzoo.checkpoint import CheckpointError
 from xrdzoo.data import Dataset, load_dataset
+from xrdzoo.contracts import FittedBackbone
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.losses import pearson_distance
 from xrdzoo.model import XRDModel, autocast, check_precision, create_model, create_predictor
@@ -225,7 +226,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, signals: _StopSign
         print(f"{len(skipped) + len(skipped_val)} formulas the {config.encoder} encoder cannot take were left out, "
               f"e.g. {(skipped + skipped_val)[:3]}")
 
-    if hasattr(model.backbone, "fit"):  # baselines (mean, knn) are fitted, not trained
+    if isinstance(model.backbone, FittedBackbone):  # baselines (mean, knn) are fitted, not trained
         model.backbone.fit(x_train, y_train)
         val_loss, val_r = _evaluate_loss(model, loss_fn, x_val, y_val, config.batch_size)
         history = [{"epoch": 1, "train_loss": None, "val_loss": val_loss, "val_pearson_r": val_r}]

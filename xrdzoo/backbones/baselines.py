@@ -9,18 +9,12 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+
+from xrdzoo.buffers import ResizableBuffers
 
 
-class _Fitted(nn.Module):
+class _Fitted(ResizableBuffers):
     """A module whose buffers are set by ``fit`` and resize themselves when a state dict is loaded."""
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name, buffer in self._buffers.items():
-            incoming = state_dict.get(prefix + name)
-            if buffer is not None and incoming is not None and incoming.shape != buffer.shape:
-                self._buffers[name] = buffer.new_empty(incoming.shape)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _check(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         if len(inputs) != len(targets) or len(inputs) == 0:

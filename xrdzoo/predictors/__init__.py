@@ -2,7 +2,7 @@
 
 Each is a *predictor*, registered in the entry-point group ``xrdzoo.predictors`` and built by
 ``xrdzoo.create_predictor(name, **options)``. The contract they share with the encoder + backbone network
-(``xrdzoo.model.XRDModel``):
+(``xrdzoo.model.XRDModel``), written as ``xrdzoo.contracts.FittedPredictor``:
 
 - ``config``: JSON-able, enough to rebuild the member (stored in the checkpoint);
 - ``fit(train, val)``: learn from the training split of a ``xrdzoo.data.Dataset`` (its structures and patterns),
@@ -18,24 +18,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
+from xrdzoo.buffers import ResizableBuffers
 from xrdzoo.encoders import EncodingError
 from xrdzoo.predictors.chemistry import formula_of
 
 
-class FittedPredictor(nn.Module):
-    """Base of the fitted members: buffers take the size a loaded state dict gives them, formulas are checked by
-    :func:`~xrdzoo.predictors.chemistry.formula_of`."""
+class PredictorBase(ResizableBuffers):
+    """Base of the fitted members (``xrdzoo.contracts.FittedPredictor``): buffers take the size a loaded state dict
+    gives them, formulas are checked by :func:`~xrdzoo.predictors.chemistry.formula_of`."""
 
     config: dict
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name, buffer in self._buffers.items():
-            incoming = state_dict.get(prefix + name)
-            if buffer is not None and incoming is not None and incoming.shape != buffer.shape:
-                self._buffers[name] = buffer.new_empty(incoming.shape)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def fitted(self) -> bool:

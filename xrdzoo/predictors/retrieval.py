@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from xrdzoo.data import Dataset
-from xrdzoo.predictors import FittedPredictor, strings_tensor, tensor_strings
+from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
 from xrdzoo.predictors.chemistry import Formula, formula_of
 
 
@@ -40,7 +40,7 @@ class FormulaIndex:
         return rows[order], distance[order]
 
 
-class Retrieval(FittedPredictor):
+class Retrieval(PredictorBase):
     """The pattern of the nearest training formula of the same type (element-fraction L1), else of any type."""
 
     def __init__(self):

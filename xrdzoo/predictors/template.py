@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from xrdzoo.data import Dataset, Structures
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
-from xrdzoo.predictors import FittedPredictor, strings_tensor, tensor_strings
+from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
 from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formula_of_cell,
                                          mapping_costs)
 from xrdzoo.predictors.retrieval import FormulaIndex
@@ -32,7 +32,7 @@ _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of tricli
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
 
 
-class Template(FittedPredictor):
+class Template(PredictorBase):
     """Template substitution: the chemically closest of the k nearest same-type training structures, its sites
     given the formula's elements, its volume rescaled, simulated; options: k, ranker, volume."""
 

@@ -1,0 +1,73 @@
+"""The contracts between xrdzoo and its components, built-in or from plugins, as ``typing.Protocol`` classes.
+
+docs/architecture.md and docs/plugins.md describe them in words; these are what type checkers and ``isinstance``
+see. Nothing here is imported at run time by a component: meeting a contract needs no base class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from xrdzoo.data import Dataset
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Formulas to tensors ``(n, *shape)``; ``config()`` rebuilds it; a formula it cannot take raises
+    ``xrdzoo.encoders.EncodingError``."""
+
+    shape: tuple[int, ...]
+
+    def encode(self, formulas: Sequence[str]) -> torch.Tensor: ...
+
+    def config(self) -> dict: ...
+
+
+@runtime_checkable
+class FittedBackbone(Protocol):
+    """A backbone fitted rather than trained (``mean``, ``knn``): ``xrdzoo train`` calls ``fit`` once on the
+    training split (targets are patterns / 100); what it learns lives in buffers, which take the size a checkpoint
+    gives them."""
+
+    def fit(self, inputs: torch.Tensor, targets: torch.Tensor) -> None: ...
+
+
+class Loss(Protocol):
+    """``loss(pred, true)``: a scalar tensor from two ``(n, 1024)`` batches on the 0..1 scale."""
+
+    def __call__(self, pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor: ...
+
+
+class Metric(Protocol):
+    """``metric(pred, true)``: one value per pattern pair, ``(n,)``, from ``(n, 1024)`` arrays on the 0..100 scale;
+    an attribute ``takes_modes = False`` makes ``evaluate`` score it once instead of in each mode."""
+
+    def __call__(self, pred: np.ndarray, true: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What every zoo member meets, the encoder + backbone network included: formulas in, patterns out."""
+
+    config: dict
+
+    def encodable(self, formulas: Sequence[str]) -> tuple[list[int], dict[str, str]]: ...
+
+    def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray: ...
+
+    def explain(self, formulas: Sequence[str]) -> list[str]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class FittedPredictor(Predictor, Protocol):
+    """A predictor fitted on a dataset's training split (its structures and patterns): ``retrieval``,
+    ``template``; ``fit`` returns JSON-able validation figures."""
+
+    def fit(self, train: Dataset, val: Dataset | None = None, progress: bool = True) -> dict: ...
