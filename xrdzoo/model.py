@@ -12,8 +12,8 @@ from torch import nn
 
 from xrdzoo import registry
 from xrdzoo.errors import InputError, at_least_one
+from xrdzoo.xrd.pattern import N_POINTS, full_scale  # every backbone predicts the N_POINTS bins
 
-N_POINTS = 1024  # the pattern length every backbone predicts (2-theta 0..180 degrees)
 PRECISIONS = ("float32", "bfloat16")
 
 
@@ -84,14 +84,8 @@ class XRDModel(nn.Module):
         with autocast(device.type, precision):
             out = [self(inputs[i : i + batch_size].to(device)).float().cpu()
                    for i in range(0, len(inputs), batch_size)]
-        return normalize(torch.cat(out) if out else torch.empty(0, N_POINTS)).numpy()
-
-
-def normalize(patterns: torch.Tensor) -> torch.Tensor:
-    """Clip at zero and scale each pattern so its largest value is 100 (all-zero patterns stay zero)."""
-    patterns = patterns.clamp(min=0)
-    peak = patterns.amax(dim=1, keepdim=True)
-    return torch.where(peak > 0, patterns * (100.0 / peak.clamp(min=1e-12)), patterns)
+        raw = torch.cat(out).numpy() if out else np.zeros((0, N_POINTS), np.float32)
+        return full_scale(np.clip(raw, 0, None))  # negative values clipped, the largest scaled to 100
 
 
 def create_model(

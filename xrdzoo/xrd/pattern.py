@@ -27,8 +27,9 @@ def bin_centres(n_points: int = N_POINTS) -> np.ndarray:
 TWO_THETA = bin_centres(N_POINTS)
 
 
-def _scale(pattern: np.ndarray) -> np.ndarray:
-    """Each row (last axis) scaled so its largest value is 100; all-zero rows stay zero."""
+def full_scale(pattern: np.ndarray) -> np.ndarray:
+    """Each row (last axis) scaled so its largest value is 100; all-zero rows stay zero. The one place patterns
+    are put on the 0..100 scale (binning, broadening, predictions)."""
     top = pattern.max(axis=-1, keepdims=True)
     return np.divide(pattern * FULL_SCALE, top, out=np.zeros_like(pattern), where=top > 0)
 
@@ -51,7 +52,7 @@ def bin_peaks(two_theta, intensities, n_points: int = N_POINTS) -> np.ndarray:
     index = np.minimum(((two_theta - low) * (n_points / (high - low))).astype(int), n_points - 1)
     pattern = np.zeros(n_points)
     np.maximum.at(pattern, index, intensities)
-    return _scale(pattern).astype(np.float32)
+    return full_scale(pattern).astype(np.float32)
 
 
 def broaden(pattern, fwhm_deg: float) -> np.ndarray:
@@ -68,7 +69,7 @@ def broaden(pattern, fwhm_deg: float) -> np.ndarray:
     bin_width = (high - low) / pattern.shape[-1]
     sigma_bins = fwhm_deg / (2 * np.sqrt(2 * np.log(2))) / bin_width
     smooth = gaussian_filter1d(pattern, sigma_bins, axis=-1, mode="constant", truncate=4.0)
-    return _scale(smooth).astype(np.float32)
+    return full_scale(smooth).astype(np.float32)
 
 
 def d_spacing(two_theta_deg, wavelength: float = WAVELENGTH):
