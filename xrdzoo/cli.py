@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
+from xrdzoo.identify import DEFAULT_MAX_ATOMS
 from xrdzoo.plot import plot_patterns
 
 
@@ -463,7 +464,7 @@ def compare(
 def identify(
     measured: Annotated[Path, _MEASURED],
     elements: Annotated[str, typer.Option(help="the chemical system, e.g. Ba,Ti,O")],
-    max_atoms: Annotated[int, typer.Option(help="largest number of atoms in a candidate formula unit")] = 12,
+    max_atoms: Annotated[int, typer.Option(help="largest number of atoms in a candidate formula unit")] = DEFAULT_MAX_ATOMS,
     charge_balanced: Annotated[bool, typer.Option(help="keep only compositions pymatgen's oxidation-state guesses "
                                                        "can balance")] = False,
     structures: Annotated[Optional[Path], typer.Option(help="known structures (a CSV of CIFs, a folder, a pymatgen "

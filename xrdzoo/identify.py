@@ -26,7 +26,7 @@ from xrdzoo.measured import background
 from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.profiles import Profile
 
-DEFAULT_MAX_ATOMS = 12
+DEFAULT_MAX_ATOMS = 16  # atoms per formula unit: 85% of the Materials Project ternaries have at most 16
 TOP = 10
 
 
