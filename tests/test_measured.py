@@ -43,9 +43,9 @@ def test_bad_text_files_give_one_clear_line(tmp_path, content, message):
 
 
 def test_vendor_binary_and_missing_files(tmp_path):
-    for name in ("scan.raw", "scan.xrdml", "scan.ras"):
+    for name in ("scan.raw", "scan.ras", "scan.xrdml"):
         (tmp_path / name).write_bytes(b"\x00\x01binary")
-        with pytest.raises(MeasurementError, match="export the scan as .xy"):
+        with pytest.raises(MeasurementError, match="export the scan as .xy|not a readable XRDML scan"):
             read_measurement(tmp_path / name)
     (tmp_path / "scan.xy").write_bytes(bytes(range(256)) * 4)
     with pytest.raises(MeasurementError, match="not a text file"):
@@ -74,3 +74,24 @@ def test_measured_looking_round_trip(tmp_path):
     assert abs(grid[np.argmax(measured.intensities)] - 25.1) < 0.03
     back = read_measurement(write_xy(tmp_path / "m.xy", measured, "made by a test"))
     assert np.allclose(back.two_theta, grid) and np.array_equal(back.intensities, measured.intensities)
+
+
+def test_reads_an_xrdml_scan_through_xrayutilities(tmp_path):
+    pytest.importorskip("xrayutilities")
+    counts = " ".join(f"{v:.0f}" for v in Y)
+    (tmp_path / "scan.xrdml").write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<xrdMeasurements xmlns="http://www.xrdml.com/XRDMeasurement/1.5" status="Completed">
+ <xrdMeasurement measurementType="Scan" status="Completed">
+  <scan appendNumber="0" mode="Continuous" scanAxis="Gonio" status="Completed">
+   <dataPoints>
+    <positions axis="2Theta" unit="deg"><startPosition>{X[0]}</startPosition><endPosition>{X[-1]}</endPosition></positions>
+    <positions axis="Omega" unit="deg"><startPosition>{X[0] / 2}</startPosition><endPosition>{X[-1] / 2}</endPosition></positions>
+    <commonCountingTime unit="seconds">2.0</commonCountingTime>
+    <intensities unit="counts">{counts}</intensities>
+   </dataPoints>
+  </scan>
+ </xrdMeasurement>
+</xrdMeasurements>
+""")
+    measured = read_measurement(tmp_path / "scan.xrdml")
+    assert np.allclose(measured.two_theta, X) and np.allclose(measured.intensities, np.round(Y) / 2)  # counts/s

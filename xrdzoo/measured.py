@@ -26,13 +26,32 @@ class MeasurementError(ValueError):
 def read_measurement(path, wavelength: float = WAVELENGTH) -> Pattern:
     """A measured pattern from a two-column text file (2-theta in degrees, intensity; more columns such as the
     ``.xye`` error are ignored), separated by spaces, tabs, commas or semicolons. Lines that do not start with two
-    numbers (headers, comments after ``#``, ``!``, ``;``, ``%`` ...) are skipped. Points are sorted by 2-theta."""
+    numbers (headers, comments after ``#``, ``!``, ``;``, ``%`` ...) are skipped. Points are sorted by 2-theta.
+    A PANalytical ``.xrdml`` scan is read through xrayutilities where it is installed (``xrdzoo[vendor]``)."""
     path = Path(path)
-    if path.suffix.lower() in VENDOR_SUFFIXES:
-        raise MeasurementError(f"{path.name}: xrdzoo reads two-column text only; export the scan as .xy or .csv "
-                               "from the instrument software (see docs/measured.md)")
+    suffix = path.suffix.lower()
+    if suffix in VENDOR_SUFFIXES and suffix != ".xrdml":
+        raise MeasurementError(f"{path.name}: xrdzoo reads two-column text and .xrdml; export the scan as .xy or "
+                               ".csv from the instrument software (see docs/measured.md)")
     if not path.is_file():
         raise MeasurementError(f"no measurement file at {str(path)!r}")
+    two_theta, counts = _read_xrdml(path) if suffix == ".xrdml" else _read_text(path)
+    if not (np.isfinite(two_theta).all() and np.isfinite(counts).all()):
+        raise MeasurementError(f"{path.name} holds NaN or infinite values; remove those lines")
+    order = np.argsort(two_theta, kind="stable")
+    two_theta, counts = two_theta[order], counts[order]
+    if two_theta[0] <= 0 or two_theta[-1] >= 180:
+        raise MeasurementError(f"{path.name}: 2-theta runs {two_theta[0]:g}..{two_theta[-1]:g}, outside 0..180 "
+                               "degrees; is the first column 2-theta in degrees (not q or d)?")
+    if (np.diff(two_theta) <= 0).any():
+        raise MeasurementError(f"{path.name}: repeated 2-theta values (e.g. {two_theta[1:][np.diff(two_theta) <= 0][0]:g}); "
+                               "give one scan, each 2-theta once")
+    if not np.ptp(counts) > 0:
+        raise MeasurementError(f"{path.name}: the intensity column is constant; nothing to compare")
+    return Pattern(two_theta, counts, wavelength, span=(float(two_theta[0]), float(two_theta[-1])))
+
+
+def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
     points = []
     try:
         with open(path, encoding="utf-8", errors="strict") as lines:
@@ -48,20 +67,25 @@ def read_measurement(path, wavelength: float = WAVELENGTH) -> Pattern:
     if len(points) < MIN_POINTS:
         raise MeasurementError(f"{path.name}: found {len(points)} lines of two numbers, need at least {MIN_POINTS}; "
                                "give two columns of 2-theta (degrees) and intensity")
-    two_theta, counts = np.array(points).T
-    if not (np.isfinite(two_theta).all() and np.isfinite(counts).all()):
-        raise MeasurementError(f"{path.name} holds NaN or infinite values; remove those lines")
-    order = np.argsort(two_theta, kind="stable")
-    two_theta, counts = two_theta[order], counts[order]
-    if two_theta[0] <= 0 or two_theta[-1] >= 180:
-        raise MeasurementError(f"{path.name}: 2-theta runs {two_theta[0]:g}..{two_theta[-1]:g}, outside 0..180 "
-                               "degrees; is the first column 2-theta in degrees (not q or d)?")
-    if (np.diff(two_theta) <= 0).any():
-        raise MeasurementError(f"{path.name}: repeated 2-theta values (e.g. {two_theta[1:][np.diff(two_theta) <= 0][0]:g}); "
-                               "give one scan, each 2-theta once")
-    if not np.ptp(counts) > 0:
-        raise MeasurementError(f"{path.name}: the intensity column is constant; nothing to compare")
-    return Pattern(two_theta, counts, wavelength, span=(float(two_theta[0]), float(two_theta[-1])))
+    return tuple(np.array(points).T)
+
+
+def _read_xrdml(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """2-theta and counts per second of a PANalytical XRDML scan, by xrayutilities' reader."""
+    try:
+        from xrayutilities.io import getxrdml_scan
+    except ImportError:
+        raise MeasurementError(f"{path.name}: reading .xrdml needs xrayutilities (pip install 'xrdzoo[vendor]'); "
+                               "or export the scan as .xy") from None
+    try:
+        _, two_theta, counts = getxrdml_scan(str(path), "tt")
+    except Exception as error:  # the XML parser and the reader raise many kinds
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MeasurementError(f"{path.name} is not a readable XRDML scan ({reason})") from None
+    if np.size(two_theta) < MIN_POINTS or np.shape(two_theta) != np.shape(counts):
+        raise MeasurementError(f"{path.name}: the XRDML scan has {np.size(two_theta)} points, need at least "
+                               f"{MIN_POINTS} of 2-theta and intensity")
+    return np.asarray(two_theta, float), np.asarray(counts, float)
 
 
 def background(measured: Pattern, width: float = 3.0) -> np.ndarray:
