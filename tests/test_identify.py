@@ -61,8 +61,12 @@ def test_rank_puts_the_true_formula_first(tube):
 def test_known_structures_rank_beside_predictions(structure_dir):
     known = known_structures(structure_dir, ["O", "Ti", "Ba"])
     assert list(known) == ["BaTiO3"]
+    disordered = STRUCTURES["BaTiO3"].copy()
+    disordered.replace_species({"Ti": {"Ti": 0.5, "Zr": 0.5}})
+    known["BaTi(Zr)O3"] = ("disordered", disordered)
     ranking = rank(measured("BaTiO3"), ["SrTiO3", "CaTiO3"], SimulatingModel(), known)
     assert ranking.matches[0].source.startswith("known ") and ranking.matches[0].formula == "BaTiO3"
+    assert len(ranking.matches) == 3 and "partial occupancy" in ranking.skipped["BaTi(Zr)O3 (disordered)"]
     assert ranking.rank_of("BaTiO3") is None and ranking.rank_of("BaTiO3", ranking.matches[0].source) == 1
 
 

@@ -151,7 +151,8 @@ class _Frame:
 @app.command("simulate")
 def simulate_command(
     structure_file: Annotated[Path, typer.Argument(help="structure file pymatgen reads: CIF, POSCAR, ...")],
-    fwhm: Annotated[Optional[float], typer.Option(help="Gaussian broadening: FWHM in degrees 2-theta")] = None,
+    fwhm: Annotated[Optional[float], typer.Option(help="Gaussian broadening, or the peak width of --profile: FWHM "
+                                                       "in degrees 2-theta")] = None,
     simulator: Annotated[str, typer.Option(help="fast, or pymatgen (the reference; also gives hkl)")] = "fast",
     output: Annotated[Optional[Path], typer.Option(help="write the 1,024-point pattern: .csv, .json, .jsonl, .xy")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="draw the pattern to this PNG")] = None,

@@ -112,10 +112,11 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
          batch_size: int = 256, progress: bool = False) -> Ranking:
     """Score the model's predicted patterns of ``formulas`` (and, from ``structures`` = {formula: (id, Structure)},
     the simulated patterns of known structures, at the measurement's wavelength) against a measurement, best
-    first. Formulas the model cannot encode are left out and reported in ``skipped``."""
+    first. Formulas the model cannot encode and structures that cannot be simulated are left out and reported in
+    ``skipped``."""
     from tqdm.auto import tqdm
 
-    from xrdzoo.xrd.simulate import reflections
+    from xrdzoo.xrd.simulate import SimulationError, reflections
 
     keep, skipped = model.encodable(formulas)
     kept = [formulas[i] for i in keep]
@@ -130,7 +131,11 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
                     for f, s, d, c in zip(batch, *scorer.score(grid, curve, predicted))]
     for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
                                           disable=not progress or not structures):
-        two_theta, intensities, _ = reflections(structure, "fast", measured.wavelength)
+        try:
+            two_theta, intensities, _ = reflections(structure, "fast", measured.wavelength)
+        except SimulationError as error:
+            skipped[f"{formula} ({name})"] = str(error)
+            continue
         score, shift, drawn = scorer.score(grid, curve, Pattern(two_theta, intensities, measured.wavelength))
         matches.append(Match(formula, float(score[0]), float(shift[0]), f"known {name}", drawn[0]))
     matches.sort(key=lambda m: -m.score)
