@@ -434,8 +434,10 @@ _MAX_SHIFT = typer.Option(help="largest zero shift (degrees) tried either way")
 def _report(ranking, plot: Optional[Path], title: str, top: int) -> None:
     from xrdzoo.plot import plot_ranking
 
-    for formula, reason in ranking.skipped.items():
-        typer.echo(f"skipped {formula}: {reason}", err=True)
+    if ranking.skipped:
+        first, reason = next(iter(ranking.skipped.items()))
+        typer.echo(f"left out {len(ranking.skipped)} candidate(s) the model cannot encode or the simulator cannot "
+                   f"take, e.g. {first}: {reason}", err=True)
     typer.echo(ranking.table(top))
     if plot:
         typer.echo(f"wrote {plot_ranking(plot, ranking, title)}")
