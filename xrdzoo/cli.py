@@ -121,7 +121,10 @@ class _Frame:
             raise typer.BadParameter(f"choose one of: {', '.join(AXES)}", param_hint="--axis")
         if doublet and fwhm is None and caglioti is None:
             raise typer.BadParameter("the doublet needs a peak width: add --fwhm or --caglioti", param_hint="--doublet")
-        widths = None if caglioti is None else tuple(float(v) for v in caglioti.split(","))
+        try:
+            widths = None if caglioti is None else tuple(float(v) for v in caglioti.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"{caglioti!r} is not three numbers U,V,W", param_hint="--caglioti") from None
         profile = None if fwhm is None and widths is None else Profile(shape, fwhm, widths, doublet=doublet)
         default = wavelength is None and two_theta is None and axis == "two_theta" and caglioti is None and not doublet \
             and shape == "gaussian"
@@ -136,7 +139,8 @@ class _Frame:
         from xrdzoo.prediction import write_patterns
         from xrdzoo.xrd.pattern import TWO_THETA, axis_values
 
-        x = axis_values(TWO_THETA if self.grid is None else self.grid, self.axis, self.wavelength)
+        on_frame = self.grid is None and self.axis == "two_theta"  # files and plots as on the model frame
+        x = None if on_frame else axis_values(TWO_THETA if self.grid is None else self.grid, self.axis, self.wavelength)
         if output:
             written = write_patterns(output, list(curves), np.stack(list(curves.values())), x, self.axis)
             typer.echo(f"wrote {', '.join(map(str, written))}")
@@ -164,7 +168,6 @@ def simulate_command(
     doublet: Annotated[bool, _DOUBLET] = False,
 ) -> None:
     """Simulate a structure's powder XRD pattern (Cu K-alpha or --wavelength, 2-theta 0..180): peak list, pattern, plot."""
-    from xrdzoo.prediction import write_patterns
     from xrdzoo.xrd import simulate as xrd
     from xrdzoo.xrd.pattern import Pattern, d_spacing
 

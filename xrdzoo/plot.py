@@ -8,7 +8,7 @@ import numpy as np
 
 
 def plot_patterns(path: str | Path, patterns: dict[str, np.ndarray], title: str = "", x: np.ndarray | None = None,
-                  xlabel: str = "2θ (degrees)") -> Path:
+                  xlabel: str = "2θ (degrees, Cu Kα)") -> Path:
     """Draw labelled patterns (0..100 over 2-theta 0..180 degrees, or as curves over ``x``) into a PNG; the first is
     drawn on top."""
     import matplotlib
@@ -27,7 +27,7 @@ def plot_patterns(path: str | Path, patterns: dict[str, np.ndarray], title: str 
         else:
             ax.plot(x, sign * np.asarray(pattern), **style)
     ax.axhline(0, color="black", lw=0.6)
-    ax.set(xlabel="2θ (degrees, Cu Kα)" if x is None else xlabel, ylabel="intensity (max 100)",
+    ax.set(xlabel=xlabel, ylabel="intensity (max 100)",
            xlim=(0, 180) if x is None else (min(x[0], x[-1]), max(x[0], x[-1])), title=title)
     ax.legend(loc="upper right", frameon=False)
     fig.tight_layout()
