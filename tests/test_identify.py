@@ -46,6 +46,9 @@ def test_score_finds_the_zero_shift():
     (best,), (shift,), _ = scorer.score(grid, curve, truth)
     (worse,), _, _ = scorer.score(grid, curve, other)
     assert best > 0.9 and shift == pytest.approx(0.12, abs=0.021) and worse < best - 0.2
+    for bad in ({"fwhm": 0}, {"max_shift": -0.1}, {"step": 0}):
+        with pytest.raises(ValueError, match="the score needs"):
+            Scorer(**bad)
 
 
 @pytest.mark.parametrize("tube", ["CuKa", "MoKa"])

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from xrdzoo.measured import background
-from xrdzoo.xrd.pattern import Pattern
+from xrdzoo.xrd.pattern import N_POINTS, Pattern
 from xrdzoo.xrd.profiles import Profile
 
 DEFAULT_MAX_ATOMS = 16  # atoms per formula unit: 85% of the Materials Project ternaries have at most 16
@@ -73,6 +73,11 @@ class Scorer:
     step: float = 0.02
     background_width: float = 3.0
 
+    def __post_init__(self):
+        if not (self.fwhm > 0 and self.max_shift >= 0 and self.step > 0 and self.background_width > 0):
+            raise ValueError(f"the score needs a positive --fwhm and step and a --max-shift of 0 or more, got fwhm "
+                             f"{self.fwhm}, max_shift {self.max_shift}, step {self.step}")
+
     def window(self, measured: Pattern, span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
         """The scoring grid and the measurement on it (background removed, broadened, largest 100)."""
         from scipy.ndimage import gaussian_filter1d
@@ -120,7 +125,7 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
 
     keep, skipped = model.encodable(formulas)
     kept = [formulas[i] for i in keep]
-    span = Pattern.from_frame(np.zeros((1, 1024))).at_wavelength(measured.wavelength).span
+    span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
     grid, curve = scorer.window(measured, span)
     matches = []
     batches = range(0, len(kept), batch_size)
