@@ -5,15 +5,18 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from typer.core import TyperGroup
 
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
 from xrdzoo.errors import XRDZooError
+from xrdzoo.identify import DEFAULT_MAX_ATOMS
 from xrdzoo.plot import plot_patterns
 
 
@@ -93,34 +96,99 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
     for row in rows:
         typer.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
 
+# --- xrd: wavelengths, grids and profiles (simulate, predict) -------------------------------------------------
+
+_WAVELENGTH = typer.Option(help="CuKa, MoKa, CoKa, FeKa, CrKa, AgKa or a wavelength in Angstrom (default CuKa)")
+_GRID = typer.Option("--two-theta", help="output grid start:stop:step in degrees, e.g. 5:90:0.02")
+_AXIS = typer.Option(help="x axis of written files and plots: two_theta, q (1/A) or d (A)")
+_PROFILE = typer.Option(help="peak shape with --fwhm or --caglioti: gaussian, lorentzian, pseudo-voigt")
+_CAGLIOTI = typer.Option(help="peak widths by Caglioti U,V,W (degrees^2), e.g. 0.02,-0.01,0.01")
+_DOUBLET = typer.Option(help="split peaks into K-alpha1 and K-alpha2 (2:1); needs a tube name and a width")
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where simulate and predict put their patterns: wavelength, 2-theta grid (None: the model frame's bins), axis
+    and peak profile (None: sticks); ``default`` when no option but --fwhm is given."""
+
+    wavelength: float
+    radiation: str
+    grid: Optional[object]
+    axis: str
+    profile: Optional[object]
+    default: bool
+
+    @classmethod
+    def of(cls, wavelength, two_theta, axis, shape, fwhm, caglioti, doublet) -> "_Frame":
+        from xrdzoo.xrd.pattern import AXES, parse_grid
+        from xrdzoo.xrd.profiles import Profile, wavelength as wavelength_of
+
+        if axis not in AXES:
+            raise typer.BadParameter(f"choose one of: {', '.join(AXES)}", param_hint="--axis")
+        if doublet and fwhm is None and caglioti is None:
+            raise typer.BadParameter("the doublet needs a peak width: add --fwhm or --caglioti", param_hint="--doublet")
+        try:
+            widths = None if caglioti is None else tuple(float(v) for v in caglioti.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"{caglioti!r} is not three numbers U,V,W", param_hint="--caglioti") from None
+        profile = None if fwhm is None and widths is None else Profile(shape, fwhm, widths, doublet=doublet)
+        default = wavelength is None and two_theta is None and axis == "two_theta" and caglioti is None and not doublet \
+            and shape == "gaussian"
+        return cls(wavelength_of(wavelength or "CuKa"), f"wavelength {wavelength}" if wavelength else "Cu K-alpha",
+                   None if two_theta is None else parse_grid(two_theta), axis, profile, default)
+
+    def draw(self, pattern) -> np.ndarray:
+        """A Pattern (one or a batch) at this wavelength, on this grid, with this profile."""
+        return pattern.at_wavelength(self.wavelength).on_grid(self.grid, self.profile)
+
+    def write_and_plot(self, output, plot, curves: dict, source: str, title: str) -> None:
+        from xrdzoo.prediction import write_patterns
+        from xrdzoo.xrd.pattern import TWO_THETA, axis_values
+
+        on_frame = self.grid is None and self.axis == "two_theta"  # files and plots as on the model frame
+        x = None if on_frame else axis_values(TWO_THETA if self.grid is None else self.grid, self.axis, self.wavelength)
+        if output:
+            written = write_patterns(output, list(curves), np.stack(list(curves.values())), x, self.axis)
+            typer.echo(f"wrote {', '.join(map(str, written))}")
+        if plot:
+            label = {"two_theta": f"2θ (degrees, {self.radiation})", "q": "q (1/Å)", "d": "d (Å)"}[self.axis]
+            labelled = {f"{name} {source}": curve for name, curve in curves.items()}
+            typer.echo(f"wrote {plot_patterns(plot, labelled, title=title, x=x, xlabel=label)}")
+
 # --- xrd: simulate ----------------------------------------------------------------------------
 
 
 @app.command("simulate")
 def simulate_command(
     structure_file: Annotated[Path, typer.Argument(help="structure file pymatgen reads: CIF, POSCAR, ...")],
-    fwhm: Annotated[Optional[float], typer.Option(help="Gaussian broadening: FWHM in degrees 2-theta")] = None,
+    fwhm: Annotated[Optional[float], typer.Option(help="Gaussian broadening, or the peak width of --profile: FWHM "
+                                                       "in degrees 2-theta")] = None,
     simulator: Annotated[str, typer.Option(help="fast, or pymatgen (the reference; also gives hkl)")] = "fast",
     output: Annotated[Optional[Path], typer.Option(help="write the 1,024-point pattern: .csv, .json, .jsonl, .xy")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="draw the pattern to this PNG")] = None,
+    wavelength: Annotated[Optional[str], _WAVELENGTH] = None,
+    two_theta: Annotated[Optional[str], _GRID] = None,
+    axis: Annotated[str, _AXIS] = "two_theta",
+    profile: Annotated[str, _PROFILE] = "gaussian",
+    caglioti: Annotated[Optional[str], _CAGLIOTI] = None,
+    doublet: Annotated[bool, _DOUBLET] = False,
 ) -> None:
-    """Simulate a structure's powder XRD pattern (Cu K-alpha, 2-theta 0..180): peak list, pattern, plot."""
-    from xrdzoo.prediction import write_patterns
+    """Simulate a structure's powder XRD pattern (Cu K-alpha or --wavelength, 2-theta 0..180): peak list, pattern, plot."""
     from xrdzoo.xrd import simulate as xrd
-    from xrdzoo.xrd.pattern import d_spacing
+    from xrdzoo.xrd.pattern import Pattern, d_spacing
 
     structure = xrd.read_structure(structure_file)
+    frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
     formula = structure.composition.reduced_formula
-    two_theta, intensities, hkls = xrd.reflections(structure, simulator)
+    two_theta, intensities, hkls = xrd.reflections(structure, simulator, frame.wavelength)
     rows = [{"two_theta": f"{t:.3f}", "intensity": f"{i:.2f}", "d_spacing": f"{d:.4f}", "hkl": h}
-            for t, i, d, h in zip(two_theta, intensities, d_spacing(two_theta), hkls or [""] * len(two_theta))]
-    typer.echo(f"{formula}: {len(rows)} peaks ({simulator} simulator, Cu K-alpha)")
+            for t, i, d, h in zip(two_theta, intensities, d_spacing(two_theta, frame.wavelength),
+                                  hkls or [""] * len(two_theta))]
+    typer.echo(f"{formula}: {len(rows)} peaks ({simulator} simulator, {frame.radiation})")
     _print_table(rows, ["two_theta", "intensity", "d_spacing"] + (["hkl"] if hkls else []))
-    pattern = xrd.simulate([structure], simulator, fwhm)
-    if output:
-        typer.echo(f"wrote {', '.join(map(str, write_patterns(output, [formula], pattern)))}")
-    if plot:
-        typer.echo(f"wrote {plot_patterns(plot, {f'{formula} ({simulator})': pattern[0]}, title=structure_file.name)}")
+    pattern = (xrd.simulate([structure], simulator, fwhm) if frame.default else
+               frame.draw(Pattern(two_theta, intensities, frame.wavelength))[None])
+    frame.write_and_plot(output, plot, {formula: pattern[0]}, f"({simulator})", structure_file.name)
 
 # --- data: build ------------------------------------------------------------------------------
 
@@ -246,8 +314,18 @@ def predict(
     threshold: Annotated[float, typer.Option(help="peak threshold (of 100)")] = 10.0,
     batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",
+    wavelength: Annotated[Optional[str], _WAVELENGTH] = None,
+    two_theta: Annotated[Optional[str], _GRID] = None,
+    axis: Annotated[str, _AXIS] = "two_theta",
+    profile: Annotated[str, _PROFILE] = "gaussian",
+    fwhm: Annotated[Optional[float], typer.Option(help="peak width (FWHM, degrees) of --profile")] = None,
+    caglioti: Annotated[Optional[str], _CAGLIOTI] = None,
+    doublet: Annotated[bool, _DOUBLET] = False,
 ) -> None:
-    """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file."""
+    """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file.
+
+    --wavelength, --two-theta, --axis and the profile options move the predictions out of the model's frame (Cu
+    K-alpha, 0..180 degrees, 1,024 bins) through d-spacing: approximate, see docs/measured.md."""
     from xrdzoo import prediction as api
     from xrdzoo.encoders import EncodingError
 
@@ -262,8 +340,15 @@ def predict(
         patterns = model.predict(formulas, batch_size, precision)
     except EncodingError as error:
         raise typer.BadParameter(str(error), param_hint="FORMULAS") from error
+    frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
     for formula, pattern, how in zip(formulas, patterns, model.explain(formulas)):
-        typer.echo(api.peak_table(formula, pattern, threshold) + f"\n  answered by: {how}")
+        typer.echo(api.peak_table(formula, pattern, threshold, frame.wavelength) + f"\n  answered by: {how}")
+    if not (frame.default and fwhm is None):
+        from xrdzoo.xrd.pattern import Pattern
+
+        frame.write_and_plot(output, plot, dict(zip(formulas, frame.draw(Pattern.from_frame(patterns)))),
+                             "(predicted)", checkpoint)
+        return
     if output:
         typer.echo(f"wrote {', '.join(map(str, api.write_patterns(output, formulas, patterns)))}")
     if plot:
@@ -347,3 +432,77 @@ def cache_dir() -> None:
     from xrdzoo import hub
 
     typer.echo(str(hub.cache_dir()))
+
+# --- measured: compare, identify --------------------------------------------------------------------------------
+
+_MEASURED = typer.Argument(help="measured pattern: two columns of 2-theta (degrees) and intensity (.xy, .xye, .csv, "
+                                ".dat)")
+_MEASURED_WAVELENGTH = typer.Option(help="the measurement's radiation: CuKa, MoKa, CoKa, FeKa, CrKa, AgKa or Angstrom")
+_MODEL = typer.Option(help="predictor: pretrained weight name or checkpoint path")
+_SCORE_FWHM = typer.Option("--fwhm", help="common Gaussian width (degrees) both patterns are broadened to")
+_MAX_SHIFT = typer.Option(help="largest zero shift (degrees) tried either way")
+
+
+def _report(ranking, plot: Optional[Path], title: str, top: int) -> None:
+    from xrdzoo.plot import plot_ranking
+
+    if ranking.skipped:
+        first, reason = next(iter(ranking.skipped.items()))
+        typer.echo(f"left out {len(ranking.skipped)} candidate(s) the model cannot encode or the simulator cannot "
+                   f"take, e.g. {first}: {reason}", err=True)
+    typer.echo(ranking.table(top))
+    if plot:
+        typer.echo(f"wrote {plot_ranking(plot, ranking, title)}")
+
+
+@app.command()
+def compare(
+    measured: Annotated[Path, _MEASURED],
+    formulas: Annotated[list[str], typer.Argument(help="candidate formulas, e.g. BaTiO3 BaTi2O5 Ba2TiO4")],
+    wavelength: Annotated[str, _MEASURED_WAVELENGTH] = "CuKa",
+    model: Annotated[str, _MODEL] = DEFAULT_MODEL,
+    plot: Annotated[Optional[Path], typer.Option(help="draw the measurement over the best candidates to this PNG")] = None,
+    fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
+    max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
+) -> None:
+    """Rank candidate formulas by how well their predicted patterns fit a measurement (docs/measured.md)."""
+    from xrdzoo.identify import Scorer, rank
+    from xrdzoo.measured import read_measurement
+    from xrdzoo.xrd.profiles import wavelength as wavelength_of
+
+    pattern = read_measurement(measured, wavelength_of(wavelength))
+    ranking = rank(pattern, list(dict.fromkeys(formulas)), xrdzoo.load(model), scorer=Scorer(fwhm, max_shift))
+    _report(ranking, plot, f"{measured.name}: candidates by {model}", len(ranking.matches))
+
+
+@app.command()
+def identify(
+    measured: Annotated[Path, _MEASURED],
+    elements: Annotated[str, typer.Option(help="the chemical system, e.g. Ba,Ti,O")],
+    max_atoms: Annotated[int, typer.Option(help="largest number of atoms in a candidate formula unit")] = DEFAULT_MAX_ATOMS,
+    charge_balanced: Annotated[bool, typer.Option(help="keep only compositions pymatgen's oxidation-state guesses "
+                                                       "can balance")] = False,
+    structures: Annotated[Optional[Path], typer.Option(help="known structures (a CSV of CIFs, a folder, a pymatgen "
+                                                            "JSON, as `data build` reads) to rank beside the "
+                                                            "predictions")] = None,
+    wavelength: Annotated[str, _MEASURED_WAVELENGTH] = "CuKa",
+    model: Annotated[str, _MODEL] = DEFAULT_MODEL,
+    plot: Annotated[Optional[Path], typer.Option(help="draw the measurement over the best candidates to this PNG")] = None,
+    top: Annotated[int, typer.Option(help="how many candidates to print")] = 10,
+    fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
+    max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
+) -> None:
+    """Which composition of a chemical system is this measurement? Predicts every composition, ranks them."""
+    from xrdzoo.identify import Scorer, compositions, known_structures, rank
+    from xrdzoo.measured import read_measurement
+    from xrdzoo.xrd.profiles import wavelength as wavelength_of
+
+    pattern = read_measurement(measured, wavelength_of(wavelength))
+    symbols = elements.split(",")
+    formulas = compositions(symbols, max_atoms, charge_balanced)
+    known = known_structures(structures, symbols) if structures else {}
+    typer.echo(f"{len(formulas)} {'charge-balanced ' if charge_balanced else ''}compositions of "
+               f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
+               + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
+    ranking = rank(pattern, formulas, xrdzoo.load(model), known, Scorer(fwhm, max_shift), progress=True)
+    _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top)

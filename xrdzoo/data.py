@@ -356,6 +356,25 @@ def _inputs(source: Path, subset: str | None, seed: int, simulator: str) -> dict
             "simulator": simulator, "simulator_version": version, "xrdzoo_version": __version__}
 
 
+def structures_of(source, keep) -> dict:
+    """{formula: (id, Structure)} from a source ``build_dataset`` reads, for the formulas where ``keep(formula)`` is
+    true: one structure per formula by the same selection rule; rows that cannot be read are left out."""
+    source = Path(source)
+    kind = _source_kind(source)
+    report = BuildReport(source)
+    chosen = (_csv_candidates(source, None, report, False) if kind == "csv"
+              else _structure_candidates(source, kind, None, report, 1, False))
+    found = {}
+    for formula, candidate in sorted(chosen.items()):
+        if keep(formula):
+            structure = candidate.structure
+            if isinstance(structure, str):
+                structure, _ = _read_structure(structure)
+            if structure is not None:
+                found[formula] = (candidate.id, structure)
+    return found
+
+
 def _source_kind(source: Path) -> str:
     if not source.exists():
         raise FileNotFoundError(f"no structure source at {str(source)!r}; give a CSV of CIFs, a folder of structure "

@@ -14,45 +14,50 @@ import numpy as np
 
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.model import XRDModel
-from xrdzoo.xrd.pattern import TWO_THETA, d_spacing
+from xrdzoo.xrd.pattern import TWO_THETA, WAVELENGTH, d_spacing, two_theta_at
 from xrdzoo.xrd.peaks import find_peaks
 
 FORMATS = (".csv", ".json", ".jsonl", ".xy")
 
 
-def peak_rows(pattern: np.ndarray, threshold: float = 10.0) -> list[dict[str, float]]:
+def peak_rows(pattern: np.ndarray, threshold: float = 10.0, wavelength: float = WAVELENGTH) -> list[dict[str, float]]:
     """The pattern's peaks (threshold, merged within 2 degrees) as rows of 2-theta and d-spacing at each peak's apex
-    (its largest point) and intensity."""
+    (its largest point) and intensity; 2-theta at ``wavelength`` (peaks beyond 180 degrees there are left out)."""
     peaks = find_peaks(pattern, threshold=threshold)
+    d = d_spacing(peaks.apexes)
     return [{"two_theta": round(float(t), 3), "intensity": round(float(i), 2), "d_spacing": round(float(d), 4)}
-            for t, i, d in zip(peaks.apexes, peaks.intensities, d_spacing(peaks.apexes))]
+            for t, i, d in zip(two_theta_at(d, wavelength), peaks.intensities, d) if np.isfinite(t)]
 
 
-def peak_table(formula: str, pattern: np.ndarray, threshold: float = 10.0) -> str:
-    """A readable peak list for one formula."""
+def peak_table(formula: str, pattern: np.ndarray, threshold: float = 10.0, wavelength: float = WAVELENGTH) -> str:
+    """A readable peak list for one formula (2-theta at ``wavelength``)."""
     lines = [f"{formula}: predicted peaks (intensity >= {threshold:g})", "  2theta(deg)  intensity  d(A)"]
     lines += [f"  {r['two_theta']:10.2f}  {r['intensity']:9.1f}  {r['d_spacing']:.4f}" for r in
-              peak_rows(pattern, threshold)]
+              peak_rows(pattern, threshold, wavelength)]
     return "\n".join(lines)
 
 
-def write_patterns(path: Path, formulas: Sequence[str], patterns: np.ndarray) -> list[Path]:
+def write_patterns(path: Path, formulas: Sequence[str], patterns: np.ndarray, x: np.ndarray | None = None,
+                   axis: str = "two_theta") -> list[Path]:
     """Write patterns by the file's suffix: .csv (a 2-theta column and one per formula), .json/.jsonl (pattern and
-    peaks per formula) or .xy (two columns; one file per formula when there are several)."""
+    peaks per formula) or .xy (two columns; one file per formula when there are several). ``x``: the points of
+    patterns not on the model frame, on ``axis`` (two_theta, q or d); their JSON records give ``x``, not peaks."""
     path = Path(path)
+    columns = TWO_THETA if x is None else x
     if path.suffix not in FORMATS:
         raise InputError(f"cannot write {path.name!r}: use one of {', '.join(FORMATS)}")
     if path.suffix == ".csv":
-        header = ",".join(["two_theta", *formulas])
-        np.savetxt(path, np.column_stack([TWO_THETA, *patterns]), delimiter=",", header=header, comments="",
+        header = ",".join([axis, *formulas])
+        np.savetxt(path, np.column_stack([columns, *patterns]), delimiter=",", header=header, comments="",
                    fmt="%.4f")
         return [path]
     if path.suffix == ".xy":
         paths = [path] if len(formulas) == 1 else [path.with_name(f"{path.stem}_{f}.xy") for f in formulas]
         for p, pattern in zip(paths, patterns):
-            np.savetxt(p, np.column_stack([TWO_THETA, pattern]), fmt="%.4f")
+            np.savetxt(p, np.column_stack([columns, pattern]), fmt="%.4f")
         return paths
-    records = [_record(f, p) for f, p in zip(formulas, patterns)]
+    records = [_record(f, p) if x is None else {"formula": f, axis: np.round(x, 5).tolist(),
+                                                 "pattern": np.round(p, 3).tolist()} for f, p in zip(formulas, patterns)]
     text = (json.dumps(records) if path.suffix == ".json" else "".join(json.dumps(r) + "\n" for r in records))
     path.write_text(text)
     return [path]

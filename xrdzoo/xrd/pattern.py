@@ -7,6 +7,8 @@ with weak ones, so the same reflection would get a different height depending on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from xrdzoo.errors import InputError
@@ -77,3 +79,136 @@ def d_spacing(two_theta_deg, wavelength: float = WAVELENGTH):
     theta = np.radians(np.asarray(two_theta_deg, dtype=float)) / 2
     with np.errstate(divide="ignore"):
         return wavelength / (2 * np.abs(np.sin(theta)))
+
+
+def two_theta_at(d, wavelength: float) -> np.ndarray:
+    """2-theta (degrees) of interplanar spacing ``d`` (Angstrom) at ``wavelength``; NaN where d < wavelength / 2."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sine = wavelength / (2 * np.asarray(d, dtype=float))
+    return np.degrees(2 * np.arcsin(np.where(sine <= 1, sine, np.nan)))
+
+
+def lorentz_polarisation(sin2_theta):
+    """The Lorentz-polarisation factor (1 + cos^2 2theta) / (sin^2 theta cos theta), from sin^2 theta."""
+    return (1 + (1 - 2 * sin2_theta) ** 2) / (sin2_theta * np.sqrt(1 - sin2_theta))
+
+
+AXES = ("two_theta", "q", "d")
+
+
+def axis_values(two_theta, axis: str, wavelength: float = WAVELENGTH) -> np.ndarray:
+    """2-theta (degrees) on another axis: ``two_theta`` itself, ``q`` = 4 pi sin(theta) / wavelength (1/Angstrom)
+    or ``d`` (Angstrom)."""
+    if axis not in AXES:
+        raise ValueError(f"unknown axis {axis!r}; choose one of: {', '.join(AXES)}")
+    two_theta = np.asarray(two_theta, dtype=float)
+    if axis == "q":
+        return 4 * np.pi * np.sin(np.radians(two_theta) / 2) / wavelength
+    return two_theta if axis == "two_theta" else d_spacing(two_theta, wavelength)
+
+
+def parse_grid(text: str) -> np.ndarray:
+    """A 2-theta grid from ``"start:stop:step"`` in degrees (stop included when it falls on a step), e.g. ``5:90:0.02``."""
+    try:
+        start, stop, step = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise ValueError(f"cannot read the 2-theta grid {text!r}; give start:stop:step in degrees, e.g. 5:90:0.02") \
+            from None
+    if not (0 <= start < stop <= 180 and 0 < step <= stop - start):
+        raise ValueError(f"2-theta grid {text!r}: need 0 <= start < stop <= 180 and 0 < step <= stop - start")
+    return start + step * np.arange(int(np.floor((stop - start) / step + 1e-9)) + 1)
+
+
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """Peaks at 2-theta positions (degrees) for one wavelength, the one value every conversion goes through.
+
+    ``intensities`` has the shape of ``two_theta`` or is a batch ``(n, m)`` sharing the positions (the points of
+    binned model-frame patterns); ``hkls`` optionally labels each peak; ``span`` is the 2-theta range where the
+    pattern is known (a model-frame pattern moved to a shorter wavelength knows nothing beyond its old 180 degrees).
+    """
+
+    two_theta: np.ndarray
+    intensities: np.ndarray
+    wavelength: float = WAVELENGTH
+    hkls: tuple[str, ...] | None = None
+    span: tuple[float, float] = TWO_THETA_RANGE
+
+    def __post_init__(self):
+        object.__setattr__(self, "two_theta", np.asarray(self.two_theta, dtype=float))
+        object.__setattr__(self, "intensities", np.asarray(self.intensities, dtype=float))
+        if self.intensities.shape[-1:] != self.two_theta.shape:
+            raise ValueError(f"{self.two_theta.size} positions but intensities of shape {self.intensities.shape}")
+
+    @classmethod
+    def from_frame(cls, patterns) -> Pattern:
+        """Binned model-frame patterns (``(1024,)`` or ``(n, 1024)``, Cu K-alpha, 0..180 degrees) as peaks at the
+        bin centres."""
+        patterns = np.asarray(patterns, dtype=float)
+        return cls(bin_centres(patterns.shape[-1]), patterns)
+
+    @property
+    def d(self) -> np.ndarray:
+        """Interplanar spacing (Angstrom) of each peak."""
+        return d_spacing(self.two_theta, self.wavelength)
+
+    def at_wavelength(self, wavelength: float) -> Pattern:
+        """The same d-spacings seen at another wavelength: 2-theta moved by Bragg's law and intensities reweighted by
+        the ratio of the Lorentz-polarisation factors (the structure factors depend on d alone); peaks beyond 180
+        degrees are dropped, and ``span`` shrinks to what the old span covered."""
+        d = self.d
+        two_theta = two_theta_at(d, wavelength)
+        keep = np.isfinite(two_theta) & (two_theta > 0)
+        old = np.sin(np.radians(self.two_theta[keep]) / 2) ** 2
+        new = np.sin(np.radians(two_theta[keep]) / 2) ** 2
+        weight = lorentz_polarisation(new) / lorentz_polarisation(old)
+        span = two_theta_at(d_spacing(np.asarray(self.span), self.wavelength), wavelength)
+        hkls = None if self.hkls is None else tuple(h for h, k in zip(self.hkls, keep) if k)
+        return Pattern(two_theta[keep], self.intensities[..., keep] * weight, wavelength, hkls,
+                       (float(span[0]), float(np.nan_to_num(span[1], nan=TWO_THETA_RANGE[1]))))
+
+    def on_grid(self, grid=None, profile=None) -> np.ndarray:
+        """Intensities on a 2-theta grid (degrees; default: the model frame's 1,024 bin centres), scaled to a largest
+        value of 100 per pattern. With a ``profile`` (``xrdzoo.xrd.profiles.Profile``) each peak becomes its shape;
+        without one each grid point takes the largest peak nearest to it (the frame's binning rule)."""
+        if grid is None and profile is None:
+            return bin_peaks(self.two_theta, self.intensities) if self.intensities.ndim == 1 else \
+                np.stack([bin_peaks(self.two_theta, row) for row in self.intensities])
+        grid = TWO_THETA if grid is None else np.asarray(grid, dtype=float)
+        curve = _binned(self, grid) if profile is None else _profiled(self, grid, profile)
+        return _scale(curve).astype(np.float32)
+
+
+def _binned(pattern: Pattern, grid: np.ndarray) -> np.ndarray:
+    """Each grid point takes the largest peak closer to it than to its neighbours (none beyond half a step)."""
+    edges = np.concatenate([[1.5 * grid[0] - 0.5 * grid[1]], (grid[1:] + grid[:-1]) / 2,
+                            [1.5 * grid[-1] - 0.5 * grid[-2]]])
+    index = np.searchsorted(edges, pattern.two_theta, side="right") - 1
+    inside = (index >= 0) & (index < grid.size)
+    rows = np.atleast_2d(pattern.intensities)
+    out = np.zeros((rows.shape[0], grid.size))
+    for row, values in zip(out, rows):
+        np.maximum.at(row, index[inside], values[inside])
+    return out if pattern.intensities.ndim > 1 else out[0]
+
+
+def _profiled(pattern: Pattern, grid: np.ndarray, profile, chunk: int = 1024) -> np.ndarray:
+    """The sum of each peak's profile on the grid: a (peaks x grid) matrix per chunk of peaks, one product for a batch."""
+    from xrdzoo.xrd.profiles import KA2_RATIO, ka_lines
+
+    if profile.doublet:
+        lines = ka_lines(pattern.wavelength)
+        components = [(two_theta_at(pattern.d, line), share) for line, share in
+                      zip(lines, (1 / (1 + KA2_RATIO), KA2_RATIO / (1 + KA2_RATIO)))]
+    else:
+        components = [(pattern.two_theta, 1.0)]
+    out = np.zeros(pattern.intensities.shape[:-1] + grid.shape)
+    for centres, share in components:
+        width = profile.width(np.nan_to_num(centres, nan=180.0))
+        reach = 40 * width.max() if profile.shape != "gaussian" else 3 * width.max()
+        near = np.flatnonzero(np.isfinite(centres) & (centres > grid[0] - reach) & (centres < grid[-1] + reach))
+        for start in range(0, near.size, chunk):
+            peaks = near[start : start + chunk]
+            shapes = profile(grid[None, :] - centres[peaks, None], width[peaks, None])
+            out += share * (pattern.intensities[..., peaks] @ shapes)
+    return out

@@ -16,7 +16,8 @@ from typing import Iterable
 import numpy as np
 
 from xrdzoo.errors import InputError
-from xrdzoo.xrd.pattern import FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, bin_peaks, broaden
+from xrdzoo.xrd.pattern import (FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, bin_peaks, broaden,
+                                lorentz_polarisation)
 
 SIMULATORS = ("fast", "pymatgen")
 
@@ -42,8 +43,10 @@ def simulator_version(name: str) -> str:
     return f"xrdzoo {version('xrdzoo')} fast (pymatgen {version('pymatgen')} scattering factors)"
 
 
-def reflections(structure, simulator: str = "fast") -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """The peaks of one structure over 2-theta 0..180 degrees (Cu K-alpha), sorted by 2-theta.
+def reflections(structure, simulator: str = "fast", wavelength: float = WAVELENGTH
+                ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """The peaks of one structure over 2-theta 0..180 degrees (Cu K-alpha, or ``wavelength`` in Angstrom), sorted by
+    2-theta.
 
     Returns (2-theta in degrees, intensities scaled to a largest of 100, hkl labels per peak or None): the
     ``pymatgen`` simulator labels each peak with its hkl families, ``fast`` gives None.
@@ -54,8 +57,8 @@ def reflections(structure, simulator: str = "fast") -> tuple[np.ndarray, np.ndar
     symbols = _site_symbols(structure)
     with _blas().limit(limits=1, user_api="blas"):  # the matrix products are small: threads only add overhead
         if simulator == "pymatgen":
-            return _pymatgen_reflections(structure)
-        return _fast_reflections(structure, symbols)
+            return _pymatgen_reflections(structure, wavelength)
+        return _fast_reflections(structure, symbols, wavelength)
 
 
 def simulate(structures: Iterable, simulator: str = "fast", fwhm: float | None = None,
@@ -135,20 +138,20 @@ def _site_symbols(structure) -> list[str]:
     return symbols
 
 
-def _no_peaks(name: str) -> SimulationError:
+def _no_peaks(name: str, wavelength: float = WAVELENGTH) -> SimulationError:
     """The error for a structure (named by its formula) without any reflection."""
     return SimulationError(f"{name or 'an empty structure'} yields no diffraction peak between 0 and 180 "
-                           f"degrees 2-theta (lattice too small for wavelength {WAVELENGTH} A?)", "no_peaks")
+                           f"degrees 2-theta (lattice too small for wavelength {wavelength} A?)", "no_peaks")
 
 
 # --- the oracle ------------------------------------------------------------------------------------------------
 
-def _pymatgen_reflections(structure):
+def _pymatgen_reflections(structure, wavelength: float):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    if not len(_reciprocal_points(structure.lattice.matrix)[1]):
-        raise _no_peaks(structure.composition.reduced_formula)  # pymatgen itself fails with "max() arg is an empty sequence"
-    pattern = XRDCalculator("CuKa").get_pattern(structure, two_theta_range=TWO_THETA_RANGE)
+    if not len(_reciprocal_points(structure.lattice.matrix, wavelength)[1]):
+        raise _no_peaks(structure.composition.reduced_formula, wavelength)  # pymatgen itself fails with "max() arg is an empty sequence"
+    pattern = XRDCalculator(wavelength).get_pattern(structure, two_theta_range=TWO_THETA_RANGE)
     labels = [" ".join("(" + " ".join(map(str, family["hkl"])) + ")" for family in peak) for peak in pattern.hkls]
     return np.asarray(pattern.x, float), np.asarray(pattern.y, float), labels
 
@@ -166,13 +169,14 @@ def _scattering_table() -> tuple[dict[str, int], np.ndarray, np.ndarray]:
     return ({s: i for i, s in enumerate(symbols)}, np.array([Element(s).Z for s in symbols], float), coefficients)
 
 
-def _reciprocal_points(lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
+                       ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
     """One Friedel half of the reciprocal-lattice points with 0 < |g| <= 2 / wavelength (the limiting sphere).
 
     g = h b1 + k b2 + l b3 with b_i . a_j = delta_ij. Returns the Miller indices (M, 3) and |g| (M,) sorted by
     |g|, and the bounds (h_max, k_max, l_max) of the box searched: h in 0..h_max, k in -k_max..k_max, l in -l_max..l_max.
     """
-    g_max = 2 / WAVELENGTH
+    g_max = 2 / wavelength
     # |h| = |g . a1| <= g_max |a1|, and likewise for k and l.
     bounds = tuple(int(n) for n in np.floor(g_max * np.linalg.norm(lattice, axis=1) + 1e-9))
     h_max, k_max, l_max = bounds
@@ -217,7 +221,8 @@ def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, hkl: np.ndarr
     return sums
 
 
-def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray,
+                  wavelength: float = WAVELENGTH) -> np.ndarray:
     """The binned pattern (1024,) of an ordered cell given as arrays: lattice rows (3, 3) in Angstrom, fractional
     coordinates (m, 3) and atomic numbers (m,). What template predictors use: no pymatgen Structure is built."""
     rows, z, _ = _scattering_table()
@@ -227,30 +232,31 @@ def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndar
         raise SimulationError(f"no X-ray scattering factors for atomic number(s) {missing}", "unknown_element")
     with _blas().limit(limits=1, user_api="blas"):
         two_theta, intensities = _cell_reflections(np.asarray(lattice, float), np.asarray(frac_coords, float),
-                                                   [by_z[int(n)] for n in numbers], "the cell")
+                                                   [by_z[int(n)] for n in numbers], "the cell", wavelength)
     return bin_peaks(two_theta, intensities)
 
 
-def _fast_reflections(structure, symbols: list[str]):
+def _fast_reflections(structure, symbols: list[str], wavelength: float):
     if "U11_cif" in structure.site_properties:
         raise InputError("the fast simulator does not apply anisotropic Debye-Waller factors (U11_cif, ... site "
                          "properties); use simulator='pymatgen' for this structure")
     two_theta, intensities = _cell_reflections(structure.lattice.matrix, structure.frac_coords, symbols,
-                                               structure.composition.reduced_formula)
+                                               structure.composition.reduced_formula, wavelength)
     return two_theta, intensities, None
 
 
-def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: list[str], name: str):
-    hkl, g, bounds = _reciprocal_points(lattice)
+def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: list[str], name: str,
+                      wavelength: float):
+    hkl, g, bounds = _reciprocal_points(lattice, wavelength)
     if not len(g):
-        raise _no_peaks(name)
+        raise _no_peaks(name, wavelength)
     rows, z, coefficients = _scattering_table()
     element_row = np.array([rows[symbol] for symbol in symbols])
     elements, site_element = np.unique(element_row, return_inverse=True)
 
     # Reflections whose 2-theta round to the same multiple of the tolerance are one peak, at the group's smallest
     # 2-theta; sorted by |g|, each group is a run starting at its smallest.
-    sin_theta = np.minimum(WAVELENGTH * g / 2, 1.0)
+    sin_theta = np.minimum(wavelength * g / 2, 1.0)
     two_theta = np.degrees(2 * np.arcsin(sin_theta))
     key = np.round(two_theta / _MERGE_TOLERANCE).astype(np.int64)
     starts = np.r_[True, key[1:] != key[:-1]]
@@ -260,16 +266,14 @@ def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: lis
     s2 = (g[first] / 2) ** 2
     a, b = coefficients[elements, :, 0], coefficients[elements, :, 1]  # (E, 4)
     f = z[elements] - 41.78214 * s2[:, None] * (a * np.exp(-b * s2[:, None, None])).sum(-1)  # (peaks, E)
-    # Lorentz-polarisation factor (1 + cos^2 2theta) / (sin^2 theta cos theta).
-    sin2 = sin_theta[first] ** 2
-    lorentz_polarisation = (1 + (1 - 2 * sin2) ** 2) / (sin2 * np.sqrt(1 - sin2))
 
     structure_factor = np.einsum("me,me->m", f[peak], _phase_sums(frac_coords, site_element, hkl, bounds))
-    intensity = np.add.reduceat(structure_factor.real**2 + structure_factor.imag**2, first) * lorentz_polarisation
+    intensity = (np.add.reduceat(structure_factor.real**2 + structure_factor.imag**2, first)
+                 * lorentz_polarisation(sin_theta[first] ** 2))
     two_theta = two_theta[first]
     top = intensity.max()
     if not top > 0:
-        raise _no_peaks(name)
+        raise _no_peaks(name, wavelength)
     scaled = intensity * (FULL_SCALE / top)
     keep = scaled > _MIN_SCALED_INTENSITY
     return two_theta[keep], scaled[keep]

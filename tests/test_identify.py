@@ -1,0 +1,116 @@
+"""Scoring candidates against a measurement, enumerating compositions, ranking, and `xrdzoo compare` / `identify`,
+on measured-looking patterns the tests make from structures they build themselves."""
+
+import numpy as np
+import pytest
+from pymatgen.core import Composition
+from typer.testing import CliRunner
+
+from conftest import prototype_structures
+from xrdzoo.cli import app
+from xrdzoo.identify import Scorer, compositions, known_structures, rank
+from xrdzoo.measured import measured_looking, write_xy
+from xrdzoo.xrd.pattern import Pattern, parse_grid
+from xrdzoo.xrd.profiles import Profile, wavelength
+from xrdzoo.xrd.simulate import reflections, simulate
+
+STRUCTURES = {s.composition.reduced_formula: s for s in prototype_structures()}
+GRID = parse_grid("10:80:0.02")
+
+
+def measured(formula: str, tube: str = "CuKa", shift: float = 0.12, seed: int = 0) -> Pattern:
+    line = wavelength(tube)
+    peaks = Pattern(*reflections(STRUCTURES[formula], "fast", line)[:2], wavelength=line)
+    profile = Profile("pseudo-voigt", caglioti=(0.02, -0.01, 0.01), doublet=True)
+    return measured_looking(peaks, GRID, profile, np.random.default_rng(seed), zero_shift=shift)
+
+
+class SimulatingModel:
+    """A perfect predictor of the prototype formulas: their simulated model-frame patterns."""
+
+    def encodable(self, formulas):
+        keep = [i for i, f in enumerate(formulas) if f in STRUCTURES]
+        return keep, {f: "not a prototype" for f in formulas if f not in STRUCTURES}
+
+    def predict(self, formulas):
+        return simulate([STRUCTURES[f] for f in formulas])
+
+
+def test_score_finds_the_zero_shift():
+    m = measured("SrTiO3", shift=0.12)
+    scorer = Scorer()
+    grid, curve = scorer.window(m, (0.0, 180.0))
+    assert grid[0] == pytest.approx(10) and grid[-1] == pytest.approx(80, abs=0.02)
+    truth = Pattern(*reflections(STRUCTURES["SrTiO3"])[:2])
+    other = Pattern(*reflections(STRUCTURES["SrZrO3"])[:2])
+    (best,), (shift,), _ = scorer.score(grid, curve, truth)
+    (worse,), _, _ = scorer.score(grid, curve, other)
+    assert best > 0.9 and shift == pytest.approx(0.12, abs=0.021) and worse < best - 0.2
+    for bad in ({"fwhm": 0}, {"max_shift": -0.1}, {"step": 0}):
+        with pytest.raises(ValueError, match="the score needs"):
+            Scorer(**bad)
+
+
+@pytest.mark.parametrize("tube", ["CuKa", "MoKa"])
+def test_rank_puts_the_true_formula_first(tube):
+    ranking = rank(measured("BaTiO3", tube), [*STRUCTURES, "XyZ"], SimulatingModel())
+    assert ranking.matches[0].formula == "BaTiO3" and ranking.rank_of("BaTiO3") == 1
+    assert ranking.skipped == {"XyZ": "not a prototype"} and len(ranking.matches) == len(STRUCTURES)
+    if tube == "MoKa":  # a Cu-frame prediction moved to Mo K-alpha is known up to about 55 degrees
+        assert ranking.grid[-1] == pytest.approx(54.9, abs=0.1)
+    assert "BaTiO3" in ranking.table().splitlines()[1]
+
+
+def test_known_structures_rank_beside_predictions(structure_dir):
+    known = known_structures(structure_dir, ["O", "Ti", "Ba"])
+    assert list(known) == ["BaTiO3"]
+    disordered = STRUCTURES["BaTiO3"].copy()
+    disordered.replace_species({"Ti": {"Ti": 0.5, "Zr": 0.5}})
+    known["BaTi(Zr)O3"] = ("disordered", disordered)
+    ranking = rank(measured("BaTiO3"), ["SrTiO3", "CaTiO3"], SimulatingModel(), known)
+    assert ranking.matches[0].source.startswith("known ") and ranking.matches[0].formula == "BaTiO3"
+    assert len(ranking.matches) == 3 and "partial occupancy" in ranking.skipped["BaTi(Zr)O3 (disordered)"]
+    assert ranking.rank_of("BaTiO3") is None and ranking.rank_of("BaTiO3", ranking.matches[0].source) == 1
+
+
+def test_compositions():
+    assert compositions(["Ba", "Ti", "O"], 5) == sorted(
+        Composition({"Ba": a, "Ti": b, "O": c}).reduced_formula
+        for a, b, c in [(1, 1, 1), (1, 1, 2), (1, 2, 1), (2, 1, 1), (1, 1, 3), (1, 3, 1), (3, 1, 1), (1, 2, 2),
+                        (2, 1, 2), (2, 2, 1)])
+    assert "BaTiO3" in compositions(["Ba", "Ti", "O"], 5, charge_balanced=True)
+    for bad, message in ((["Ba", "Xx"], "not an element"), (["Ba"], "at least two"), (["Ba", "Ti", "O"], "fewer")):
+        with pytest.raises(ValueError, match=message):
+            compositions(bad, 2)
+
+
+@pytest.mark.parametrize("elements", [["Ba", "Ti", "O"], ["Li", "Fe", "P"], ["Cs", "Sb", "Cl"], ["Fe", "Co", "O"]])
+def test_charge_balance_agrees_with_pymatgen(elements):
+    formulas = compositions(elements, 9)
+    balanced = set(compositions(elements, 9, charge_balanced=True))
+    assert balanced == {f for f in formulas if Composition(f).oxi_state_guesses()}
+
+
+def test_cli_compare_and_identify(tmp_path, structure_dir):
+    """The shipped model on a measured-looking BaTiO3 (cubic perovskite, Cu K-alpha) file the test writes."""
+    path = write_xy(tmp_path / "BaTiO3.xy", measured("BaTiO3"), "measured-looking BaTiO3")
+    runner = CliRunner()
+    png = tmp_path / "compare.png"
+    result = runner.invoke(app, ["compare", str(path), "BaTiO3", "BaTi2O5", "Ba2TiO4", "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:2] == ["rank", "formula"] and lines[1].split()[1] == "BaTiO3"
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+    png = tmp_path / "identify.png"
+    result = runner.invoke(app, ["identify", str(path), "--elements", "Ba,Ti,O", "--max-atoms", "8",
+                                 "--charge-balanced", "--structures", str(structure_dir), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "charge-balanced compositions of Ba-O-Ti" in result.output and "known s" in result.output
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+    (tmp_path / "bad.xy").write_text("2theta counts\n1 2\n")
+    result = runner.invoke(app, ["compare", str(tmp_path / "bad.xy"), "BaTiO3"])
+    assert result.exit_code == 1 and result.output.startswith("Error: bad.xy: found 1 lines")
+    result = runner.invoke(app, ["identify", str(path), "--elements", "Ba,Qq"])
+    assert result.exit_code == 1 and "'Qq' is not an element symbol" in result.output

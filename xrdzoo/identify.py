@@ -1,0 +1,216 @@
+"""Which phase is this? Scoring candidate patterns against a measurement, and ranking formulas and known structures.
+
+The score (``Scorer``), for a measurement and candidate patterns:
+
+1. the window is the measured 2-theta range, cut to where the candidates are known (a model-frame prediction
+   moved to Mo K-alpha knows nothing beyond about 55 degrees), on a uniform grid of ``step`` degrees;
+2. the measurement loses its background (``xrdzoo.measured.background``), is clipped at zero and broadened by a
+   Gaussian of FWHM ``fwhm``; each candidate is moved to the measurement's wavelength (through d-spacing) and drawn
+   with a Gaussian of the same FWHM: both end up with peaks at least ``fwhm`` wide, so small position errors
+   still overlap;
+3. the score is the Pearson correlation of the two curves on the window, the largest over zero shifts of the
+   candidate from ``-max_shift`` to ``+max_shift`` degrees in steps of ``step`` (a sample-height or zero error moves
+   every peak of a measurement alike).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from xrdzoo.measured import background
+from xrdzoo.xrd.pattern import N_POINTS, Pattern
+from xrdzoo.xrd.profiles import Profile
+
+DEFAULT_MAX_ATOMS = 16  # atoms per formula unit: 85% of the Materials Project ternaries have at most 16
+TOP = 10
+
+
+@dataclass(frozen=True)
+class Match:
+    """One ranked candidate: its ``formula``, ``score`` (Pearson r, at most 1), the zero ``shift`` (degrees) that gave
+    it, its ``source`` (``predicted`` or ``known <id>``) and its ``curve`` on the scoring grid (largest 100)."""
+
+    formula: str
+    score: float
+    shift: float
+    source: str
+    curve: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Ranking:
+    """Candidates best first, with the scoring ``grid`` and the ``measured`` curve they were scored against."""
+
+    matches: list[Match]
+    grid: np.ndarray
+    measured: np.ndarray
+    skipped: dict[str, str]
+
+    def rank_of(self, formula: str, source: str = "predicted") -> int | None:
+        """1-based rank of a formula from the given source, or None if it is not among the candidates."""
+        return next((i for i, m in enumerate(self.matches, 1) if m.formula == formula and m.source == source), None)
+
+    def table(self, top: int = TOP) -> str:
+        """The best ``top`` candidates as a text table."""
+        lines = [f"{'rank':>4}  {'formula':<14} {'score':>6}  {'shift':>6}  source"]
+        lines += [f"{i:>4}  {m.formula:<14} {m.score:6.3f}  {m.shift:+6.2f}  {m.source}"
+                  for i, m in enumerate(self.matches[:top], 1)]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The shift-tolerant score of the module docstring: common Gaussian width ``fwhm``, zero shifts up to
+    ``max_shift`` degrees either way, grid ``step`` degrees, background window ``background_width`` degrees."""
+
+    fwhm: float = 0.5
+    max_shift: float = 0.3
+    step: float = 0.02
+    background_width: float = 3.0
+
+    def __post_init__(self):
+        if not (self.fwhm > 0 and self.max_shift >= 0 and self.step > 0 and self.background_width > 0):
+            raise ValueError(f"the score needs a positive --fwhm and step and a --max-shift of 0 or more, got fwhm "
+                             f"{self.fwhm}, max_shift {self.max_shift}, step {self.step}")
+
+    def window(self, measured: Pattern, span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The scoring grid and the measurement on it (background removed, broadened, largest 100)."""
+        from scipy.ndimage import gaussian_filter1d
+
+        low, high = max(measured.span[0], span[0]), min(measured.span[1], span[1])
+        if high - low < 5:
+            raise ValueError(f"the measurement ({measured.span[0]:g}..{measured.span[1]:g} degrees) and the candidates "
+                             f"({span[0]:.1f}..{span[1]:.1f} degrees at {measured.wavelength} A) overlap by less than 5 "
+                             "degrees; check --wavelength")
+        grid = low + self.step * np.arange(int((high - low) / self.step) + 1)
+        signal = np.clip(measured.intensities - background(measured, self.background_width), 0, None)
+        curve = np.interp(grid, measured.two_theta, signal)
+        sigma = self.fwhm / (2 * np.sqrt(2 * np.log(2))) / self.step
+        curve = gaussian_filter1d(curve, sigma, mode="nearest")
+        return grid, curve * (100 / curve.max()) if curve.max() > 0 else curve
+
+    def score(self, grid: np.ndarray, measured: np.ndarray, candidates: Pattern) -> tuple[np.ndarray, np.ndarray,
+                                                                                         np.ndarray]:
+        """(scores, best shifts in degrees, curves on ``grid`` at the best shift) of candidate peaks (one pattern or a
+        batch sharing positions) at the measurement's wavelength."""
+        reach = int(round(self.max_shift / self.step))
+        wide = grid[0] + self.step * np.arange(-reach, grid.size + reach)
+        drawn = np.atleast_2d(candidates.on_grid(wide, Profile(fwhm=self.fwhm)))
+        target = (measured - measured.mean()) / (np.linalg.norm(measured - measured.mean()) or 1)
+        scores = np.full((drawn.shape[0], 2 * reach + 1), -1.0)
+        for k in range(2 * reach + 1):  # candidate shifted by (reach - k) steps
+            part = drawn[:, k : k + grid.size]
+            centred = part - part.mean(axis=1, keepdims=True)
+            norm = np.linalg.norm(centred, axis=1)
+            scores[:, k] = np.divide(centred @ target, norm, out=np.full(len(norm), -1.0), where=norm > 0)
+        best = scores.argmax(axis=1)
+        curves = np.stack([drawn[i, k : k + grid.size] for i, k in enumerate(best)])
+        return scores.max(axis=1), (reach - best) * self.step, curves
+
+
+def rank(measured: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),
+         batch_size: int = 256, progress: bool = False) -> Ranking:
+    """Score the model's predicted patterns of ``formulas`` (and, from ``structures`` = {formula: (id, Structure)},
+    the simulated patterns of known structures, at the measurement's wavelength) against a measurement, best
+    first. Formulas the model cannot encode and structures that cannot be simulated are left out and reported in
+    ``skipped``."""
+    from tqdm.auto import tqdm
+
+    from xrdzoo.xrd.simulate import SimulationError, reflections
+
+    keep, skipped = model.encodable(formulas)
+    kept = [formulas[i] for i in keep]
+    span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
+    grid, curve = scorer.window(measured, span)
+    matches = []
+    batches = range(0, len(kept), batch_size)
+    for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
+        batch = kept[start : start + batch_size]
+        predicted = Pattern.from_frame(model.predict(batch)).at_wavelength(measured.wavelength)
+        matches += [Match(f, float(s), float(d), "predicted", c)
+                    for f, s, d, c in zip(batch, *scorer.score(grid, curve, predicted))]
+    for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
+                                          disable=not progress or not structures):
+        try:
+            two_theta, intensities, _ = reflections(structure, "fast", measured.wavelength)
+        except SimulationError as error:
+            skipped[f"{formula} ({name})"] = str(error)
+            continue
+        score, shift, drawn = scorer.score(grid, curve, Pattern(two_theta, intensities, measured.wavelength))
+        matches.append(Match(formula, float(score[0]), float(shift[0]), f"known {name}", drawn[0]))
+    matches.sort(key=lambda m: -m.score)
+    return Ranking(matches, grid, curve, skipped)
+
+
+def compositions(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge_balanced: bool = False) -> list[str]:
+    """Every reduced formula with each of ``elements`` present and at most ``max_atoms`` atoms per formula unit,
+    sorted; with ``charge_balanced``, only those pymatgen's ``Composition.oxi_state_guesses`` can balance."""
+    from pymatgen.core import Element
+
+    elements = sorted({e.strip() for e in elements if e.strip()})
+    for symbol in elements:
+        if not Element.is_valid_symbol(symbol):
+            raise ValueError(f"{symbol!r} is not an element symbol; give elements like Ba,Ti,O")
+    if len(elements) < 2:
+        raise ValueError("give at least two elements, e.g. --elements Ba,Ti,O")
+    if max_atoms < len(elements):
+        raise ValueError(f"--max-atoms {max_atoms} is fewer than the {len(elements)} elements")
+    formulas = []
+    for counts in itertools.product(range(1, max_atoms - len(elements) + 2), repeat=len(elements)):
+        if sum(counts) <= max_atoms and math.gcd(*counts) == 1:
+            formula = _formula(tuple(zip(elements, counts)))
+            if not charge_balanced or _balanced(formula):
+                formulas.append(formula)
+    return sorted(formulas)
+
+
+@lru_cache(maxsize=None)
+def _formula(amounts: tuple) -> str:
+    from pymatgen.core import Composition
+
+    return Composition(dict(amounts)).reduced_formula
+
+
+def _balanced(formula: str) -> bool:
+    """Whether pymatgen's ``Composition(formula).oxi_state_guesses()`` finds a solution, decided as it does (each
+    element's sites take states from its ICSD list, else its common list, mixed valence allowed; the sums must reach
+    zero) but without its scoring of every combination, which takes seconds for large counts."""
+    from pymatgen.core import Composition
+
+    totals = {0}
+    for element, amount in Composition(formula).get_el_amt_dict().items():
+        totals = {t + s for t in totals for s in _site_sums(element, int(amount))}
+    return 0 in totals
+
+
+@lru_cache(maxsize=None)
+def _site_sums(element: str, sites: int) -> frozenset:
+    """The totals of ``sites`` oxidation states drawn (with repetition) from the element's list as pymatgen uses it."""
+    from pymatgen.core import Element
+
+    states = Element(element).icsd_oxidation_states or Element(element).common_oxidation_states
+    sums = {0}
+    for _ in range(sites):
+        sums = {t + s for t in sums for s in states}
+    return frozenset(sums)
+
+
+def known_structures(source, elements: list[str]) -> dict:
+    """{formula: (id, Structure)} of the structures in ``source`` (what ``xrdzoo data build`` reads: a CSV of CIFs, a
+    folder of structure files, a pymatgen JSON) whose elements are exactly ``elements``; one per formula by the
+    dataset selection rule."""
+    from xrdzoo.data import structures_of
+
+    wanted = set(elements)
+    return structures_of(source, lambda formula: {e.symbol for e in _composition(formula)} == wanted)
+
+
+def _composition(formula: str):
+    from pymatgen.core import Composition
+
+    return Composition(formula)

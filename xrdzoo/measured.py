@@ -1,0 +1,124 @@
+"""Measured powder patterns: reading two-column files, estimating the background, and making measured-looking ones.
+
+A measurement is a :class:`xrdzoo.xrd.pattern.Pattern` whose points are the measured 2-theta steps (degrees) and
+counts, at the wavelength the user names (files of this kind do not carry it), with ``span`` its measured range.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from xrdzoo.xrd.pattern import WAVELENGTH, Pattern
+
+TEXT_SUFFIXES = (".xy", ".xye", ".csv", ".dat", ".txt")
+VENDOR_SUFFIXES = (".raw", ".ras", ".xrdml", ".brml", ".uxd", ".rd", ".sd")
+MIN_POINTS = 20
+_SEPARATORS = re.compile(r"[,;\s]+")
+
+
+class MeasurementError(ValueError):
+    """A measurement file that cannot be used; the message says what is wrong and what to do."""
+
+
+def read_measurement(path, wavelength: float = WAVELENGTH) -> Pattern:
+    """A measured pattern from a two-column text file (2-theta in degrees, intensity; more columns such as the
+    ``.xye`` error are ignored), separated by spaces, tabs, commas or semicolons. Lines that do not start with two
+    numbers (headers, comments after ``#``, ``!``, ``;``, ``%`` ...) are skipped. Points are sorted by 2-theta.
+    A PANalytical ``.xrdml`` scan is read through xrayutilities where it is installed (``xrdzoo[vendor]``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in VENDOR_SUFFIXES and suffix != ".xrdml":
+        raise MeasurementError(f"{path.name}: xrdzoo reads two-column text and .xrdml; export the scan as .xy or "
+                               ".csv from the instrument software (see docs/measured.md)")
+    if not path.is_file():
+        raise MeasurementError(f"no measurement file at {str(path)!r}")
+    two_theta, counts = _read_xrdml(path) if suffix == ".xrdml" else _read_text(path)
+    if not (np.isfinite(two_theta).all() and np.isfinite(counts).all()):
+        raise MeasurementError(f"{path.name} holds NaN or infinite values; remove those lines")
+    order = np.argsort(two_theta, kind="stable")
+    two_theta, counts = two_theta[order], counts[order]
+    if two_theta[0] <= 0 or two_theta[-1] >= 180:
+        raise MeasurementError(f"{path.name}: 2-theta runs {two_theta[0]:g}..{two_theta[-1]:g}, outside 0..180 "
+                               "degrees; is the first column 2-theta in degrees (not q or d)?")
+    if (np.diff(two_theta) <= 0).any():
+        raise MeasurementError(f"{path.name}: repeated 2-theta values (e.g. {two_theta[1:][np.diff(two_theta) <= 0][0]:g}); "
+                               "give one scan, each 2-theta once")
+    if not np.ptp(counts) > 0:
+        raise MeasurementError(f"{path.name}: the intensity column is constant; nothing to compare")
+    return Pattern(two_theta, counts, wavelength, span=(float(two_theta[0]), float(two_theta[-1])))
+
+
+def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    points = []
+    try:
+        with open(path, encoding="utf-8", errors="strict") as lines:
+            for line in lines:
+                fields = _SEPARATORS.split(line.strip(), maxsplit=2)
+                try:
+                    points.append((float(fields[0]), float(fields[1])))
+                except (ValueError, IndexError):
+                    continue  # a header, comment or blank line
+    except UnicodeDecodeError:
+        raise MeasurementError(f"{path.name} is not a text file; give two columns of 2-theta and intensity "
+                               "(.xy, .xye, .csv, .dat)") from None
+    if len(points) < MIN_POINTS:
+        raise MeasurementError(f"{path.name}: found {len(points)} lines of two numbers, need at least {MIN_POINTS}; "
+                               "give two columns of 2-theta (degrees) and intensity")
+    return tuple(np.array(points).T)
+
+
+def _read_xrdml(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """2-theta and counts per second of a PANalytical XRDML scan, by xrayutilities' reader."""
+    try:
+        from xrayutilities.io import getxrdml_scan
+    except ImportError:
+        raise MeasurementError(f"{path.name}: reading .xrdml needs xrayutilities (pip install 'xrdzoo[vendor]'); "
+                               "or export the scan as .xy") from None
+    try:
+        _, two_theta, counts = getxrdml_scan(str(path), "tt")
+    except Exception as error:  # the XML parser and the reader raise many kinds
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MeasurementError(f"{path.name} is not a readable XRDML scan ({reason})") from None
+    if np.size(two_theta) < MIN_POINTS or np.shape(two_theta) != np.shape(counts):
+        raise MeasurementError(f"{path.name}: the XRDML scan has {np.size(two_theta)} points, need at least "
+                               f"{MIN_POINTS} of 2-theta and intensity")
+    return np.asarray(two_theta, float), np.asarray(counts, float)
+
+
+def background(measured: Pattern, width: float = 3.0) -> np.ndarray:
+    """A background estimate under the measured points by SNIP (Ryan et al. 1988, Morhac et al. 1997): on the
+    compressed counts v = log(log(sqrt(y + 1) + 1) + 1), each point is replaced, for k = 1 .. K, by the smaller of
+    itself and the mean of its neighbours k points away; K spans ``width`` degrees, so a feature narrower than about
+    2 x ``width`` (a peak) is clipped away and a slower one (the background) kept."""
+    y = np.clip(np.asarray(measured.intensities, float), 0, None)
+    v = np.log(np.log(np.sqrt(y + 1) + 1) + 1)
+    steps = int(round(width / np.median(np.diff(measured.two_theta))))
+    for k in range(1, min(steps, (y.size - 1) // 2) + 1):
+        mean = (v[: -2 * k] + v[2 * k :]) / 2
+        v[k:-k] = np.minimum(v[k:-k], mean)
+    return (np.exp(np.exp(v) - 1) - 1) ** 2 - 1
+
+
+def write_xy(path, measured: Pattern, header: str = "") -> Path:
+    """Write a measurement as a two-column ``.xy`` text file (2-theta in degrees, counts), with ``#`` header lines."""
+    np.savetxt(path, np.column_stack([measured.two_theta, measured.intensities]), fmt=["%.4f", "%.1f"],
+               header=header)
+    return Path(path)
+
+
+def measured_looking(pattern: Pattern, grid, profile, rng: np.random.Generator, zero_shift: float = 0.0,
+                     peak_counts: float = 5000.0, background_share: float = 0.1) -> Pattern:
+    """A measurement as an instrument would record ``pattern`` (peaks at its wavelength): drawn with ``profile`` on
+    ``grid`` shifted by ``zero_shift`` degrees, scaled to ``peak_counts`` at the largest peak, over a smooth
+    background (``background_share`` of the peak counts, falling with angle, plus a broad hump near 25 degrees),
+    with Poisson counting noise from ``rng``."""
+    grid = np.asarray(grid, dtype=float)
+    shifted = Pattern(pattern.two_theta + zero_shift, pattern.intensities, pattern.wavelength)
+    peaks = shifted.on_grid(grid, profile) * (peak_counts / 100)
+    x = (grid - grid[0]) / np.ptp(grid)
+    slope = background_share * peak_counts * (0.5 + np.exp(-3 * x) + 0.3 * np.exp(-(((grid - 25) / 8) ** 2)))
+    counts = rng.poisson(peaks + slope).astype(float)
+    return Pattern(grid, counts, pattern.wavelength, span=(float(grid[0]), float(grid[-1])))
