@@ -42,11 +42,16 @@ def test_score_finds_the_zero_shift():
     grid, curve = scorer.window(m, (0.0, 180.0))
     assert grid[0] == pytest.approx(10) and grid[-1] == pytest.approx(80, abs=0.02)
     truth = Pattern(*reflections(STRUCTURES["SrTiO3"])[:2])
-    other = Pattern(*reflections(STRUCTURES["SrZrO3"])[:2])
+    other = Pattern(*reflections(STRUCTURES["MgAl2O4"])[:2])  # another structure type
     (best,), (shift,), _ = scorer.score(grid, curve, truth)
     (worse,), _, _ = scorer.score(grid, curve, other)
     assert best > 0.9 and shift == pytest.approx(0.12, abs=0.021) and worse < best - 0.2
-    for bad in ({"fwhm": 0}, {"max_shift": -0.1}, {"step": 0}):
+    # the same structure with a cell 1.25% too large (SrZrO3's prototype): only the strain search recovers it
+    strained = Pattern(*reflections(STRUCTURES["SrZrO3"])[:2])
+    (rigid,), _, _ = Scorer(max_strain=0).score(grid, curve, strained)
+    (tolerant,), _, _ = scorer.score(grid, curve, strained)
+    assert tolerant > 0.9 and rigid < tolerant - 0.2
+    for bad in ({"fwhm": 0}, {"max_shift": -0.1}, {"step": 0}, {"max_strain": -0.01}):
         with pytest.raises(ValueError, match="the score needs"):
             Scorer(**bad)
 

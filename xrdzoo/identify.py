@@ -10,7 +10,9 @@ The score (``Scorer``), for a measurement and candidate patterns:
    still overlap;
 3. the score is the Pearson correlation of the two curves on the window, the largest over zero shifts of the
    candidate from ``-max_shift`` to ``+max_shift`` degrees in steps of ``step`` (a sample-height or zero error moves
-   every peak of a measurement alike).
+   every peak of a measurement alike), and over lattice strains of the candidate up to ``max_strain`` (every
+   d-spacing scaled alike, in steps of ``strain_step``: a predicted cell is rarely exact, and a 1% error in its
+   lattice moves a peak at 120 degrees by about 2 degrees, far beyond any zero shift).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from xrdzoo.errors import InputError
 from xrdzoo.measured import background
 from xrdzoo.xrd.pattern import N_POINTS, Pattern
 from xrdzoo.xrd.profiles import Profile
@@ -72,10 +75,13 @@ class Scorer:
     max_shift: float = 0.3
     step: float = 0.02
     background_width: float = 3.0
+    max_strain: float = 0.02
+    strain_step: float = 0.005
 
     def __post_init__(self):
-        if not (self.fwhm > 0 and self.max_shift >= 0 and self.step > 0 and self.background_width > 0):
-            raise ValueError(f"the score needs a positive --fwhm and step and a --max-shift of 0 or more, got fwhm "
+        if not (self.fwhm > 0 and self.max_shift >= 0 and self.step > 0 and self.background_width > 0
+                and 0 <= self.max_strain < 0.2 and self.strain_step > 0):
+            raise InputError(f"the score needs a positive --fwhm and step and a --max-shift of 0 or more, got fwhm "
                              f"{self.fwhm}, max_shift {self.max_shift}, step {self.step}")
 
     def window(self, measured: Pattern, span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +90,7 @@ class Scorer:
 
         low, high = max(measured.span[0], span[0]), min(measured.span[1], span[1])
         if high - low < 5:
-            raise ValueError(f"the measurement ({measured.span[0]:g}..{measured.span[1]:g} degrees) and the candidates "
+            raise InputError(f"the measurement ({measured.span[0]:g}..{measured.span[1]:g} degrees) and the candidates "
                              f"({span[0]:.1f}..{span[1]:.1f} degrees at {measured.wavelength} A) overlap by less than 5 "
                              "degrees; check --wavelength")
         grid = low + self.step * np.arange(int((high - low) / self.step) + 1)
@@ -96,21 +102,36 @@ class Scorer:
 
     def score(self, grid: np.ndarray, measured: np.ndarray, candidates: Pattern) -> tuple[np.ndarray, np.ndarray,
                                                                                          np.ndarray]:
-        """(scores, best shifts in degrees, curves on ``grid`` at the best shift) of candidate peaks (one pattern or a
-        batch sharing positions) at the measurement's wavelength."""
+        """(scores, best shifts in degrees, curves on ``grid`` at the best shift and strain) of candidate peaks (one
+        pattern or a batch sharing positions) at the measurement's wavelength."""
+        from xrdzoo.xrd.pattern import two_theta_at
+
         reach = int(round(self.max_shift / self.step))
         wide = grid[0] + self.step * np.arange(-reach, grid.size + reach)
-        drawn = np.atleast_2d(candidates.on_grid(wide, Profile(fwhm=self.fwhm)))
         target = (measured - measured.mean()) / (np.linalg.norm(measured - measured.mean()) or 1)
-        scores = np.full((drawn.shape[0], 2 * reach + 1), -1.0)
-        for k in range(2 * reach + 1):  # candidate shifted by (reach - k) steps
-            part = drawn[:, k : k + grid.size]
-            centred = part - part.mean(axis=1, keepdims=True)
-            norm = np.linalg.norm(centred, axis=1)
-            scores[:, k] = np.divide(centred @ target, norm, out=np.full(len(norm), -1.0), where=norm > 0)
-        best = scores.argmax(axis=1)
-        curves = np.stack([drawn[i, k : k + grid.size] for i, k in enumerate(best)])
-        return scores.max(axis=1), (reach - best) * self.step, curves
+        n_strains = int(round(self.max_strain / self.strain_step))
+        best_scores, best_shifts, best_curves = None, None, None
+        for strain in self.strain_step * np.arange(-n_strains, n_strains + 1):
+            strained = candidates if strain == 0 else Pattern(
+                two_theta_at(candidates.d * (1 + strain), candidates.wavelength), candidates.intensities,
+                candidates.wavelength)
+            drawn = np.atleast_2d(strained.on_grid(wide, Profile(fwhm=self.fwhm)))
+            scores = np.full((drawn.shape[0], 2 * reach + 1), -1.0)
+            for k in range(2 * reach + 1):  # candidate shifted by (reach - k) steps
+                part = drawn[:, k : k + grid.size]
+                centred = part - part.mean(axis=1, keepdims=True)
+                norm = np.linalg.norm(centred, axis=1)
+                scores[:, k] = np.divide(centred @ target, norm, out=np.full(len(norm), -1.0), where=norm > 0)
+            best = scores.argmax(axis=1)
+            curves = np.stack([drawn[i, k : k + grid.size] for i, k in enumerate(best)])
+            if best_scores is None:
+                best_scores, best_shifts, best_curves = scores.max(axis=1), (reach - best) * self.step, curves
+                continue
+            better = scores.max(axis=1) > best_scores
+            best_scores = np.where(better, scores.max(axis=1), best_scores)
+            best_shifts = np.where(better, (reach - best) * self.step, best_shifts)
+            best_curves[better] = curves[better]
+        return best_scores, best_shifts, best_curves
 
 
 def rank(measured: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),
@@ -155,11 +176,11 @@ def compositions(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge
     elements = sorted({e.strip() for e in elements if e.strip()})
     for symbol in elements:
         if not Element.is_valid_symbol(symbol):
-            raise ValueError(f"{symbol!r} is not an element symbol; give elements like Ba,Ti,O")
+            raise InputError(f"{symbol!r} is not an element symbol; give elements like Ba,Ti,O")
     if len(elements) < 2:
-        raise ValueError("give at least two elements, e.g. --elements Ba,Ti,O")
+        raise InputError("give at least two elements, e.g. --elements Ba,Ti,O")
     if max_atoms < len(elements):
-        raise ValueError(f"--max-atoms {max_atoms} is fewer than the {len(elements)} elements")
+        raise InputError(f"--max-atoms {max_atoms} is fewer than the {len(elements)} elements")
     formulas = []
     for counts in itertools.product(range(1, max_atoms - len(elements) + 2), repeat=len(elements)):
         if sum(counts) <= max_atoms and math.gcd(*counts) == 1:

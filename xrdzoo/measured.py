@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xrdzoo.errors import InputError
 from xrdzoo.xrd.pattern import WAVELENGTH, Pattern
 
 TEXT_SUFFIXES = (".xy", ".xye", ".csv", ".dat", ".txt")
@@ -19,7 +20,7 @@ MIN_POINTS = 20
 _SEPARATORS = re.compile(r"[,;\s]+")
 
 
-class MeasurementError(ValueError):
+class MeasurementError(InputError):
     """A measurement file that cannot be used; the message says what is wrong and what to do."""
 
 

@@ -100,7 +100,7 @@ def axis_values(two_theta, axis: str, wavelength: float = WAVELENGTH) -> np.ndar
     """2-theta (degrees) on another axis: ``two_theta`` itself, ``q`` = 4 pi sin(theta) / wavelength (1/Angstrom)
     or ``d`` (Angstrom)."""
     if axis not in AXES:
-        raise ValueError(f"unknown axis {axis!r}; choose one of: {', '.join(AXES)}")
+        raise InputError(f"unknown axis {axis!r}; choose one of: {', '.join(AXES)}")
     two_theta = np.asarray(two_theta, dtype=float)
     if axis == "q":
         return 4 * np.pi * np.sin(np.radians(two_theta) / 2) / wavelength
@@ -112,10 +112,10 @@ def parse_grid(text: str) -> np.ndarray:
     try:
         start, stop, step = (float(part) for part in text.split(":"))
     except ValueError:
-        raise ValueError(f"cannot read the 2-theta grid {text!r}; give start:stop:step in degrees, e.g. 5:90:0.02") \
+        raise InputError(f"cannot read the 2-theta grid {text!r}; give start:stop:step in degrees, e.g. 5:90:0.02") \
             from None
     if not (0 <= start < stop <= 180 and 0 < step <= stop - start):
-        raise ValueError(f"2-theta grid {text!r}: need 0 <= start < stop <= 180 and 0 < step <= stop - start")
+        raise InputError(f"2-theta grid {text!r}: need 0 <= start < stop <= 180 and 0 < step <= stop - start")
     return start + step * np.arange(int(np.floor((stop - start) / step + 1e-9)) + 1)
 
 
@@ -176,7 +176,7 @@ class Pattern:
                 np.stack([bin_peaks(self.two_theta, row) for row in self.intensities])
         grid = TWO_THETA if grid is None else np.asarray(grid, dtype=float)
         curve = _binned(self, grid) if profile is None else _profiled(self, grid, profile)
-        return _scale(curve).astype(np.float32)
+        return full_scale(curve).astype(np.float32)
 
 
 def _binned(pattern: Pattern, grid: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xrdzoo.errors import InputError
+
 TUBES = ("CuKa", "MoKa", "CoKa", "FeKa", "CrKa", "AgKa")
 SHAPES = ("gaussian", "lorentzian", "pseudo-voigt")
 KA2_RATIO = 0.5  # intensity of K-alpha2 relative to K-alpha1
@@ -32,10 +34,10 @@ def wavelength(spec: str | float) -> float:
         try:
             spec = float(spec)
         except ValueError:
-            raise ValueError(f"unknown wavelength {spec!r}; give one of {', '.join(TUBES)} or a number of Angstrom, "
+            raise InputError(f"unknown wavelength {spec!r}; give one of {', '.join(TUBES)} or a number of Angstrom, "
                              "e.g. 0.7093") from None
     if not (isinstance(spec, (int, float)) and 0.05 <= spec <= 5.0):
-        raise ValueError(f"wavelength {spec!r} A is outside 0.05..5 A; give a tube name ({', '.join(TUBES)}) or "
+        raise InputError(f"wavelength {spec!r} A is outside 0.05..5 A; give a tube name ({', '.join(TUBES)}) or "
                          "a wavelength in Angstrom")
     return float(spec)
 
@@ -46,7 +48,7 @@ def ka_lines(mean_wavelength: float) -> tuple[float, float]:
     for tube in TUBES:
         if abs(lines[tube] - mean_wavelength) < 1e-6:
             return lines[tube + "1"], lines[tube + "2"]
-    raise ValueError(f"no K-alpha doublet for wavelength {mean_wavelength} A; the doublet needs a tube line "
+    raise InputError(f"no K-alpha doublet for wavelength {mean_wavelength} A; the doublet needs a tube line "
                      f"({', '.join(TUBES)}), not a single wavelength")
 
 
@@ -65,15 +67,15 @@ class Profile:
 
     def __post_init__(self):
         if self.shape not in SHAPES:
-            raise ValueError(f"unknown peak shape {self.shape!r}; choose one of: {', '.join(SHAPES)}")
+            raise InputError(f"unknown peak shape {self.shape!r}; choose one of: {', '.join(SHAPES)}")
         if (self.fwhm is None) == (self.caglioti is None):
-            raise ValueError("give a peak width: either one FWHM (degrees) or Caglioti U, V, W, not both")
+            raise InputError("give a peak width: either one FWHM (degrees) or Caglioti U, V, W, not both")
         if self.fwhm is not None and not self.fwhm > 0:
-            raise ValueError(f"fwhm must be a positive width in degrees, got {self.fwhm}")
+            raise InputError(f"fwhm must be a positive width in degrees, got {self.fwhm}")
         if self.caglioti is not None and len(self.caglioti) != 3:
-            raise ValueError(f"Caglioti widths are three numbers U, V, W, got {self.caglioti!r}")
+            raise InputError(f"Caglioti widths are three numbers U, V, W, got {self.caglioti!r}")
         if not 0 <= self.eta <= 1:
-            raise ValueError(f"eta (the pseudo-Voigt's Lorentzian share) must lie in 0..1, got {self.eta}")
+            raise InputError(f"eta (the pseudo-Voigt's Lorentzian share) must lie in 0..1, got {self.eta}")
 
     def width(self, two_theta) -> np.ndarray:
         """FWHM in degrees at each 2-theta (degrees)."""
@@ -84,7 +86,7 @@ class Profile:
         tan = np.tan(np.radians(two_theta) / 2)
         squared = u * tan**2 + v * tan + w
         if (squared <= 0).any():
-            raise ValueError(f"Caglioti U, V, W = {u}, {v}, {w} give no positive width at 2-theta "
+            raise InputError(f"Caglioti U, V, W = {u}, {v}, {w} give no positive width at 2-theta "
                              f"{two_theta[squared <= 0].min():.2f} degrees; check the signs (V is usually negative, "
                              "W positive)")
         return np.sqrt(squared)
