@@ -40,7 +40,7 @@ def test_a_flipped_tensor_byte_is_caught_on_load(model, tmp_path):
     assert checkpoint.read_metadata(path)[checkpoint.DIGEST_KEY] == checkpoint.digest(model.state_dict())
     _flip(path, path.stat().st_size - 100)  # in the last tensor's data
     with pytest.raises(CheckpointError, match="is damaged: its tensors do not match the digest saved with them"):
-        checkpoint.load(path)
+        checkpoint.read_model(path)
     result = runner.invoke(app, ["predict", "BaTiO3", "--checkpoint", str(path)])
     assert result.exit_code == 1 and "is damaged" in result.output and "Traceback" not in result.output
 
@@ -50,7 +50,7 @@ def test_shipped_weights_without_a_digest_still_load():
     older = [p for p in shipped if checkpoint.DIGEST_KEY not in checkpoint.read_metadata(p)]
     assert older and len(older) < len(shipped)  # weights exported before digests; their sha256 is in the manifest
     for path in (older[0], ROOT / "weights" / f"{xrdzoo.DEFAULT_MODEL}.safetensors"):
-        assert checkpoint.load(path).predict(["BaTiO3"]).shape == (1, 1024)
+        assert checkpoint.read_model(path).predict(["BaTiO3"]).shape == (1, 1024)
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def test_evaluate_scores_the_default_metrics_and_each_declares_its_modes():
     pred = np.stack([pattern(*zip(rng.uniform(10, 170, 5), rng.uniform(20, 100, 5))) for _ in range(4)])
     assert set(metrics.DEFAULT_METRICS) <= set(registry.list_names("metrics"))
     results = metrics.evaluate(pred, true, progress=False)  # the default list, whatever plugins are installed
-    modeless = {n for n in metrics.DEFAULT_METRICS if not metrics.takes_modes(registry.load("metrics", n))}
+    modeless = {n for n in metrics.DEFAULT_METRICS if not metrics.takes_modes(registry.get("metrics", n))}
     assert modeless == set(PEAK_SCORES)
     assert set(results) == modeless | {f"{n}/{m}" for n in set(metrics.DEFAULT_METRICS) - modeless
                                        for m in metrics.MODES}

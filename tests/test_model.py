@@ -49,7 +49,7 @@ def test_half_precision_storage_is_smaller_and_close(model, tmp_path):
 
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
-        checkpoint.load(tmp_path / "nope.safetensors")
+        checkpoint.read_model(tmp_path / "nope.safetensors")
 
 
 @pytest.mark.parametrize("content", [b"", b"not a safetensors file at all", b"\xff" * 64])
@@ -57,21 +57,21 @@ def test_corrupt_file(tmp_path, content):
     path = tmp_path / "bad.safetensors"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
-        checkpoint.load(path)
+        checkpoint.read_model(path)
 
 
 def test_truncated_checkpoint(model, tmp_path):
     path = checkpoint.save(tmp_path / "m.safetensors", model)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CheckpointError):
-        checkpoint.load(path)
+        checkpoint.read_model(path)
 
 
 def test_safetensors_without_xrdzoo_metadata(tmp_path):
     path = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(CheckpointError, match="no xrdzoo metadata"):
-        checkpoint.load(path)
+        checkpoint.read_model(path)
 
 
 def _rewrite_config(path, **changes):
@@ -90,13 +90,13 @@ def _rewrite_config(path, **changes):
 def test_tensors_that_do_not_match_the_config(model, tmp_path):
     path = checkpoint.save(tmp_path / "m.safetensors", model)
     with pytest.raises(CheckpointError, match="does not match its config"):
-        checkpoint.load(_rewrite_config(path, backbone="resnet20"))
+        checkpoint.read_model(_rewrite_config(path, backbone="resnet20"))
     wider = _rewrite_config(path, encoder_options={**model.config["encoder_options"], "max_count": 9})
     with pytest.raises(CheckpointError, match="has shape"):
-        checkpoint.load(wider)
+        checkpoint.read_model(wider)
 
 
 def test_checkpoint_needing_a_missing_plugin(model, tmp_path):
     path = _rewrite_config(checkpoint.save(tmp_path / "m.safetensors", model), backbone="fancynet")
     with pytest.raises(PluginError, match="no backbone named 'fancynet'.*plugin package may be missing"):
-        checkpoint.load(path)
+        checkpoint.read_model(path)

@@ -124,7 +124,7 @@ def test_element_counts_vocabulary_and_config_round_trip(example):
     assert torch.allclose(small.encode(["BaTiO3"]), torch.tensor([[0.6, 0.2, 0.2]]))
     rebuilt = registry.create("encoders", "element_counts", **json.loads(json.dumps(small.config())))
     assert rebuilt.elements == small.elements and torch.equal(rebuilt.encode(["TiO2"]), small.encode(["TiO2"]))
-    factory = registry.load("encoders", "element_counts")
+    factory = registry.get("encoders", "element_counts")
     for bad in (["O", "Xx"], ["O", "O"], []):
         with pytest.raises(ValueError, match="element_counts: elements"):
             factory(elements=bad)
@@ -161,7 +161,7 @@ def test_conv1d_takes_any_input_shape(example, input_shape, out_dim):
 
 
 def test_conv1d_rejects_bad_options(example):
-    factory = registry.load("backbones", "conv1d")
+    factory = registry.get("backbones", "conv1d")
     with pytest.raises(ValueError, match="kernel_size odd"):
         factory((10,), kernel_size=4)
     with pytest.raises(ValueError, match="must be positive"):
@@ -178,7 +178,7 @@ def test_huber_is_quadratic_then_linear(example):
     assert loss(true + small, true).item() == pytest.approx(0.5 * small**2, rel=1e-4)
     assert loss(true + large, true).item() == pytest.approx(0.1 * (large - 0.5 * 0.1), rel=1e-4)
     with pytest.raises(ValueError, match="delta must be positive"):
-        registry.load("losses", "huber")(delta=0)
+        registry.get("losses", "huber")(delta=0)
 
 
 def _pattern(*peaks: tuple[int, float], points: int = 1024) -> np.ndarray:
@@ -191,7 +191,7 @@ def _pattern(*peaks: tuple[int, float], points: int = 1024) -> np.ndarray:
 
 
 def test_peak_position_error(example):
-    metric = registry.load("metrics", "peak_position_error")
+    metric = registry.get("metrics", "peak_position_error")
     bin_width = 180 / 1024
     true = _pattern((100, 100.0), (500, 40.0), (900, 5.0))  # the 5.0 peak is below the threshold
     cases = {
@@ -253,14 +253,14 @@ model = xrdzoo.create_model("element_counts", "conv1d", encoder_options={"elemen
                             channels=8)
 patterns = model.predict(["BaTiO3", "SrTiO3"])
 path = checkpoint.save(sys.argv[1], model)
-again = checkpoint.load(path).predict(["BaTiO3", "SrTiO3"])
+again = checkpoint.read_model(path).predict(["BaTiO3", "SrTiO3"])
 true = torch.rand(2, 1024)
 print(json.dumps({
     "shape": patterns.shape, "max": patterns.max(axis=1).tolist(),
     "same_after_load": bool(np.array_equal(patterns, again)),
     "packages": model.config["packages"], "encoder_options": model.config["encoder_options"],
     "huber": registry.create("losses", "huber")(torch.from_numpy(patterns) / 100, true).item(),
-    "metric": registry.load("metrics", "peak_position_error")(patterns, patterns).tolist(),
+    "metric": registry.get("metrics", "peak_position_error")(patterns, patterns).tolist(),
 }))
 """
 

@@ -126,7 +126,7 @@ def test_every_registered_predictor_fits_saves_loads_and_exports_exactly(data, t
         loaded = xrdzoo.load(str(path))
         assert loaded.config == member.config and loaded.metadata["note"] == "test"
         assert np.array_equal(loaded.predict(formulas), member.predict(formulas))
-        half = checkpoint.load(checkpoint.save(tmp_path / f"{name}16.safetensors", member, dtype=__import__(
+        half = checkpoint.read_model(checkpoint.save(tmp_path / f"{name}16.safetensors", member, dtype=__import__(
             "torch").float16))
         assert peak_f1(half.predict(formulas), member.predict(formulas)).min() == 1.0
 

@@ -146,7 +146,7 @@ def test_wildcards_are_case_sensitive(plugins):
 
 
 def test_create_and_load(components):
-    factory = registry.load("losses", "huber")
+    factory = registry.get("losses", "huber")
     built = registry.create("losses", "huber", delta=0.2)
     assert isinstance(built, factory) and built.options == {"delta": 0.2}
     assert registry.describe(registry.find("losses", "huber")[0]) == "A component that keeps how it was built."
@@ -159,7 +159,7 @@ def test_family_variant_names(components):
     entry, variant = registry.find("backbones", "pkg-a:fam/small")
     assert (entry.name, variant) == ("fam", "small")
     with pytest.raises(PluginError, match="has a variant; build it with create"):
-        registry.load("backbones", "fam/large")
+        registry.get("backbones", "fam/large")
 
 
 def test_unknown_name_suggests_close_matches(components):
@@ -184,12 +184,12 @@ def test_messages_name_the_kind_in_the_singular(plugins, kind, singular):
 def test_kinds_in_the_singular_work_everywhere(components):
     assert registry.list_names("loss") == registry.list_names("losses")
     assert registry.find("loss", "huber") == registry.find("losses", "huber")
-    assert registry.load("backbone", "fam") is registry.load("backbones", "fam")
+    assert registry.get("backbone", "fam") is registry.get("backbones", "fam")
     assert registry.create("backbone", "fam/large", (3,)).options["variant"] == "large"
     with pytest.raises(PluginError, match="^no loss named 'hubr'; did you mean huber"):
         registry.find("loss", "hubr")
     with pytest.raises(PluginError, match="has a variant"):
-        registry.load("backbone", "fam/large")
+        registry.get("backbone", "fam/large")
     with pytest.raises(PluginError, match="^loss 'explodes' from package 'pkg-a' failed"):
         registry.create("loss", "explodes")
     assert [f.kind for f in registry.failures()] == ["losses"]
@@ -210,10 +210,10 @@ def test_name_clash_names_both_packages_and_package_prefix_picks_one(components)
         registry.create("losses", "mse")
     message = str(info.value)
     assert "registered by both pkg-a and pkg-b" in message and "'pkg-a:mse' or 'pkg-b:mse'" in message
-    assert registry.load("losses", "pkg-a:mse").__module__ == "comp"
-    assert registry.load("losses", "pkg-b:mse").__module__ == "other"
-    assert registry.load("losses", "pkg-b:mse") is registry.load("losses", "pkg-b:mse")  # loaded once
-    assert registry.load("losses", "huber").__module__ == "comp"  # names without a clash need no prefix
+    assert registry.get("losses", "pkg-a:mse").__module__ == "comp"
+    assert registry.get("losses", "pkg-b:mse").__module__ == "other"
+    assert registry.get("losses", "pkg-b:mse") is registry.get("losses", "pkg-b:mse")  # loaded once
+    assert registry.get("losses", "huber").__module__ == "comp"  # names without a clash need no prefix
 
 
 def test_import_failure_is_recorded_with_package_and_others_keep_working(components):
@@ -269,7 +269,7 @@ def test_raise_plugin_errors_env_var(plugins, monkeypatch, value, raised):
                 encoders={"fancy": "needs_missing:Encoder"})
     monkeypatch.setenv(registry.RAISE_ENV, value)
     with pytest.raises(raised, match="package_that_is_not_installed"):
-        registry.load("encoders", "fancy")
+        registry.get("encoders", "fancy")
     assert [f.name for f in registry.failures()] == ["fancy"]  # recorded either way
 
 
@@ -285,7 +285,7 @@ def test_weights_are_indexed_by_what_providers_return(plugins):
     assert registry.list_names("weights") == ["alpha.v1", "beta.v1"]
     entry, _ = registry.find("weights", "beta.v1")
     assert (entry.package, entry.version) == ("pkg-a", "1.0")
-    assert registry.load("weights", "alpha.v1").name == "alpha.v1"
+    assert registry.get("weights", "alpha.v1").name == "alpha.v1"
     assert registry.describe(entry) == "weights beta.v1"
     assert registry.describe(registry.find("weights", "alpha.v1")[0]) == "weights alpha.v1 [test peak F1 0.432]"
     assert [(f.kind, f.name, f.package, f.error) for f in registry.failures()] == \

@@ -26,7 +26,7 @@ def load(name_or_path: str) -> XRDModel:
     downloaded if needed)."""
     from xrdzoo import checkpoint, hub
 
-    return checkpoint.load(hub.resolve(name_or_path))
+    return checkpoint.read_model(hub.resolve(name_or_path))
 
 
 def predict(formulas: list[str] | str, model: str | XRDModel = DEFAULT_MODEL) -> np.ndarray:

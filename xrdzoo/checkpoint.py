@@ -70,7 +70,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load(path: str | Path) -> XRDModel:
+def read_model(path: str | Path) -> XRDModel:
     """Rebuild a model from a checkpoint's metadata alone and load its tensors (float32, strict checks)."""
     meta = read_metadata(path)
     config = meta["model"]

@@ -140,7 +140,7 @@ def get_config(name: str | WeightConfig) -> WeightConfig:
         return name
     from xrdzoo import registry
 
-    return registry.load("weights", name)
+    return registry.get("weights", name)
 
 
 def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None = None,
@@ -239,7 +239,7 @@ def _known(configs) -> dict[str, WeightConfig]:
     if configs is None:
         from xrdzoo import registry
 
-        configs = [registry.load("weights", e.qualified_name) for e in registry.entries("weights")]
+        configs = [registry.get("weights", e.qualified_name) for e in registry.entries("weights")]
     return {c.file: c for c in map(get_config, configs)}
 
 

@@ -204,7 +204,7 @@ def _resolve(metrics: Mapping[str, Metric] | Sequence[str] | None) -> dict[str, 
         return dict(metrics)
     from xrdzoo import registry
 
-    return {name: registry.load("metrics", name) for name in (DEFAULT_METRICS if metrics is None else metrics)}
+    return {name: registry.get("metrics", name) for name in (DEFAULT_METRICS if metrics is None else metrics)}
 
 
 def evaluate(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = None,

@@ -29,14 +29,14 @@ def export(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, name: 
     dataset's test split and the scores become its ``metrics``. With ``manifest``, the entry of that name in the
     manifest file is replaced or added."""
     meta = checkpoint.read_metadata(checkpoint_path)
-    model = checkpoint.load(checkpoint_path)
+    model = checkpoint.read_model(checkpoint_path)
     path = Path(folder) / f"{name}.safetensors"
     extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
     checkpoint.save(path, model, {**extra, "weight": name}, dtype=getattr(torch, dtype))
     if test_data is not None:
         data = load_dataset(test_data)
         card["metrics"] = {"split": "test", "data_hash": data.hash,
-                           **evaluate_model(checkpoint.load(path), data, "test")}
+                           **evaluate_model(checkpoint.read_model(path), data, "test")}
     config = WeightConfig(name=name, sha256=pooch.file_hash(str(path), alg="sha256"), file=path.name,
                           size=path.stat().st_size, **card)
     if manifest is not None:

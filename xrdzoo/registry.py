@@ -156,7 +156,7 @@ def find(kind: str, name: str) -> tuple[Entry, str | None]:
     return candidates[0], variant
 
 
-def load(kind: str, name: str) -> Any:
+def get(kind: str, name: str) -> Any:
     """The object an entry point names (a factory, or a ``WeightConfig`` for weights), imported on first use."""
     kind = kind_name(kind)
     entry, variant = find(kind, name)
