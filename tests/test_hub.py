@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import xrdzoo as xrdzoo_package
 from xrdzoo import hub, registry
 from xrdzoo.cli import app
 from xrdzoo.hub import WeightConfig, WeightError
@@ -340,10 +341,13 @@ def test_cli_download_list_and_clear(provider, home):
     listed = xrdzoo("cache", "list").output.splitlines()
     assert listed[0].split() == ["FILE", "WEIGHT", "SIZE", "CHECKED"]
     assert listed[1].split() == ["tiny.test.safetensors", "tiny.test", "0.2", "MiB", "yes"]
-    assert xrdzoo("download", "--all").exit_code == 0 and provider.hits == ["/good"]
+    assert xrdzoo("download", "--all").exit_code == 0 and provider.hits == ["/good"]  # shipped ones are copied
+    everything = sorted(hub.get_config(n).file for n in registry.list_names("weights"))
+    assert cache_contents() == everything
     assert xrdzoo("cache", "clear", "tiny.test").output.strip() == f"removed {path}" and not path.exists()
     assert xrdzoo("download", "--all").exit_code == 0 and path.read_bytes() == PAYLOAD
-    assert xrdzoo("cache", "clear").output.strip() == f"removed {path}"
+    removed = xrdzoo("cache", "clear").output.splitlines()
+    assert f"removed {path}" in removed and len(removed) == len(everything)
     assert xrdzoo("cache", "clear").output.strip() == f"nothing to remove in {home / 'weights'}"
 
 
@@ -357,3 +361,13 @@ def test_cli_errors_are_one_line(provider, home, monkeypatch):
     offline = xrdzoo("download", "tiny.test")
     assert offline.exit_code == 1 and "'tiny.test' is not available offline" in offline.output
     assert provider.hits == [] and cache_contents() == []
+
+
+def test_download_puts_a_checked_copy_of_a_shipped_weight_in_the_cache(home, monkeypatch):
+    monkeypatch.setenv(hub.OFFLINE_ENV, "1")  # a shipped weight needs no network
+    result = xrdzoo("download", xrdzoo_package.DEFAULT_MODEL)
+    cached = home / "weights" / f"{xrdzoo_package.DEFAULT_MODEL}.safetensors"
+    assert result.exit_code == 0 and result.output.strip().endswith(str(cached)), result.output
+    assert cached.read_bytes() == hub.get_config(xrdzoo_package.DEFAULT_MODEL).shipped.read_bytes()
+    assert cache_contents() == [cached.name]  # no partial file left
+    assert hub.resolve(xrdzoo_package.DEFAULT_MODEL) == cached  # served from the cache from now on

@@ -371,7 +371,7 @@ def download(
     if every == bool(names):
         raise typer.BadParameter("give weight names or --all (not both)", param_hint="NAMES")
     for name in registry.list_names("weights") if every else names:
-        typer.echo(f"{name}: {hub.resolve(name)}")
+        typer.echo(f"{name}: {hub.download(name)}")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field, fields, replace
 from importlib.resources import files
@@ -169,25 +170,40 @@ def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None
             cached.unlink()
     if config.shipped is not None and verify(config.shipped, config):
         return config.shipped
-    if _offline(offline):
-        bad = " (the cached copy failed its sha256 check)" if damaged else ""
-        raise WeightError(f"weight {config.name!r} is not available offline{bad}: run `xrdzoo download "
-                          f"{config.name}` on a connected machine and copy {config.file} into {cached.parent}, "
-                          f"or unset {OFFLINE_ENV}")
+    _refuse_offline(config, offline, damaged)
     return download(config, progress=progress)
 
 
-def download(name: str | WeightConfig, progress: bool = True, timeout: float = TIMEOUT) -> Path:
-    """The weight's file in the cache, downloaded from each of its URLs in turn unless a checked copy is there.
+def _refuse_offline(config: WeightConfig, offline: bool | None, damaged: bool = False) -> None:
+    """Raise a one-line ``WeightError`` when offline (``offline``, else ``XRDZOO_OFFLINE``): nothing is fetched."""
+    if _offline(offline):
+        bad = " (the cached copy failed its sha256 check)" if damaged else ""
+        raise WeightError(f"weight {config.name!r} is not available offline{bad}: run `xrdzoo download "
+                          f"{config.name}` on a connected machine and copy {config.file} into {cache_dir()}, "
+                          f"or unset {OFFLINE_ENV}")
 
-    A cached copy that fails its check is deleted first. The download is streamed to a temporary file that is
-    moved into place only once its sha256 matches, so a failed or interrupted one leaves nothing behind and can
-    simply be retried.
+
+def download(name: str | WeightConfig, progress: bool = True, timeout: float = TIMEOUT) -> Path:
+    """The weight's file in the cache: a checked copy already there, else a copy of its checked shipped file, else a
+    download from each of its URLs in turn.
+
+    A cached copy that fails its check is deleted first. A copy or download goes to a temporary file that is moved
+    into place only once its sha256 matches, so a failed or interrupted one leaves nothing behind and can simply be
+    retried.
     """
     config = get_config(name)
     target = cache_dir() / config.file
     if verify(target, config):
         return target
+    if config.shipped is not None and verify(config.shipped, config):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        shutil.copyfile(config.shipped, partial)
+        if verify(partial, config):
+            os.replace(partial, target)
+            return target
+        partial.unlink(missing_ok=True)
+    _refuse_offline(config, None)
     if not config.urls:
         raise WeightError(f"weight {config.name!r} has no download URL and no usable shipped or cached file; "
                           f"copy {config.file} into {target.parent}")
