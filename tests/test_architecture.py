@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xrdzoo"
 
 # Bottom to top; a module not listed here fails the test, so every new module gets a place on purpose.
 LAYERS = [
-    ("foundation", {"xrdzoo.version", "xrdzoo.errors", "xrdzoo.contracts"}),
+    ("foundation", {"xrdzoo.version", "xrdzoo.errors", "xrdzoo.contracts", "xrdzoo.files"}),
     ("xrd", {"xrdzoo.xrd", "xrdzoo.xrd.pattern", "xrdzoo.xrd.peaks", "xrdzoo.xrd.simulate", "xrdzoo.xrd.profiles"}),
     ("components", {"xrdzoo.registry", "xrdzoo.buffers", "xrdzoo.encoders", "xrdzoo.losses", "xrdzoo.metrics", "xrdzoo.backbones",
                     "xrdzoo.backbones.baselines", "xrdzoo.backbones.mlp", "xrdzoo.backbones.resnet",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from xrdzoo.version import __version__
 from xrdzoo.contracts import FittedBackbone, FittedPredictor
 from xrdzoo.errors import InputError
+from xrdzoo.files import atomic_path
 from xrdzoo.model import XRDModel, from_config
 from xrdzoo.registry import PluginError
 
@@ -42,10 +42,8 @@ def save(path: str | Path, model: XRDModel, metadata: dict[str, Any] | None = No
         tensors[name] = tensor.to(dtype) if dtype is not None and tensor.dtype == torch.float32 else tensor
     meta = {"format": FORMAT, "xrdzoo_version": __version__, "model": model.config, **(metadata or {}),
             DIGEST_KEY: digest(tensors)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata={METADATA_KEY: json.dumps(meta)})
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        save_file(tensors, str(partial), metadata={METADATA_KEY: json.dumps(meta)})
     return path
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from xrdzoo.errors import InputError
+from xrdzoo.files import atomic_path
 from xrdzoo.version import __version__
 
 FORMAT = "xrdzoo-dataset"
@@ -594,18 +595,12 @@ def _spacegroup(structure) -> int:
 
 def _write(output: Path, formulas, patterns, ids, spacegroups, split, structures: Structures, settings: dict) -> None:
     """Write the ``.npz`` atomically (a temporary file renamed over ``output``)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial_file = output.with_name(output.name + ".partial")
-    try:
-        with partial_file.open("wb") as file:
-            np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
-                                patterns=np.asarray(patterns, dtype=np.float32),
-                                spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
-                                settings=np.array(json.dumps(settings)),
-                                **{name: getattr(structures, name) for name in _STRUCTURE_ARRAYS})
-        os.replace(partial_file, output)
-    finally:
-        partial_file.unlink(missing_ok=True)
+    with atomic_path(output) as partial, partial.open("wb") as file:
+        np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
+                            patterns=np.asarray(patterns, dtype=np.float32),
+                            spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
+                            settings=np.array(json.dumps(settings)),
+                            **{name: getattr(structures, name) for name in _STRUCTURE_ARRAYS})
 
 
 def _skip_lines(skipped: dict[str, int], examples: dict[str, list[str]]) -> list[str]:

@@ -21,6 +21,7 @@ import pooch
 import requests
 
 from xrdzoo.errors import InputError, XRDZooError
+from xrdzoo.files import atomic_path
 
 HOME_ENV = "XRDZOO_HOME"
 OFFLINE_ENV = "XRDZOO_OFFLINE"
@@ -196,13 +197,12 @@ def download(name: str | WeightConfig, progress: bool = True, timeout: float = T
     if verify(target, config):
         return target
     if config.shipped is not None and verify(config.shipped, config):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(config.shipped, partial)
-        if verify(partial, config):
-            os.replace(partial, target)
-            return target
-        partial.unlink(missing_ok=True)
+        with atomic_path(target) as partial:
+            shutil.copyfile(config.shipped, partial)
+            if not verify(partial, config):
+                raise WeightError(f"the shipped file of weight {config.name!r} changed while it was copied; "
+                                  "run the command again")
+        return target
     _refuse_offline(config, None)
     if not config.urls:
         raise WeightError(f"weight {config.name!r} has no download URL and no usable shipped or cached file; "

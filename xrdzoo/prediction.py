@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from xrdzoo.errors import InputError, at_least_one
+from xrdzoo.files import atomic_path
 from xrdzoo.model import XRDModel
 from xrdzoo.xrd.pattern import TWO_THETA, WAVELENGTH, d_spacing, two_theta_at
 from xrdzoo.xrd.peaks import find_peaks
@@ -94,24 +94,19 @@ def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 64, th
     at_least_one(batch_size, "batch_size")
     start, done, failed = time.perf_counter(), 0, 0
     lines = list(_read_formulas(source))
-    partial = output.with_name(output.name + ".partial")
-    try:
-        with open(partial, "w", newline="") as file:
-            write = _record_writer(file, output.suffix)
-            for i in range(0, len(lines), batch_size):
-                batch = lines[i : i + batch_size]
-                keep, errors = model.encodable([text for _, text in batch])
-                patterns = dict(zip(keep, model.predict([batch[k][1] for k in keep], batch_size, precision)))
-                for k, (number, text) in enumerate(batch):
-                    write({"line": number, "formula": text, "peaks": peak_rows(patterns[k], threshold)}
-                          if k in patterns else {"line": number, "formula": text, "error": errors[text]})
-                failed += len(batch) - len(keep)
-                done += len(keep)
-                rate = done / (time.perf_counter() - start)
-                print(f"\r{done + failed}/{len(lines)} formulas, {rate:.0f} formulas/s", end="", file=sys.stderr)
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(output) as partial, open(partial, "w", newline="") as file:
+        write = _record_writer(file, output.suffix)
+        for i in range(0, len(lines), batch_size):
+            batch = lines[i : i + batch_size]
+            keep, errors = model.encodable([text for _, text in batch])
+            patterns = dict(zip(keep, model.predict([batch[k][1] for k in keep], batch_size, precision)))
+            for k, (number, text) in enumerate(batch):
+                write({"line": number, "formula": text, "peaks": peak_rows(patterns[k], threshold)}
+                      if k in patterns else {"line": number, "formula": text, "error": errors[text]})
+            failed += len(batch) - len(keep)
+            done += len(keep)
+            rate = done / (time.perf_counter() - start)
+            print(f"\r{done + failed}/{len(lines)} formulas, {rate:.0f} formulas/s", end="", file=sys.stderr)
     print(f"\npredicted {done} formulas ({failed} could not be encoded) into {output}", file=sys.stderr)
     return done
 

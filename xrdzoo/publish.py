@@ -17,6 +17,7 @@ import torch
 from xrdzoo import checkpoint
 from xrdzoo.data import load_dataset
 from xrdzoo.evaluate import evaluate_model
+from xrdzoo.files import atomic_path
 from xrdzoo.hub import WeightConfig
 
 
@@ -45,5 +46,6 @@ def export(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, name: 
         entry = {k: v for k, v in asdict(config).items() if k != "shipped" and v not in ((), "", None, {})}
         entry["urls"] = list(config.urls)
         entries = [e for e in entries if e["name"] != name] + [entry]
-        manifest.write_text(json.dumps({"weights": sorted(entries, key=lambda e: e["name"])}, indent=2) + "\n")
+        with atomic_path(manifest) as partial:
+            partial.write_text(json.dumps({"weights": sorted(entries, key=lambda e: e["name"])}, indent=2) + "\n")
     return config

@@ -28,6 +28,7 @@ from xrdzoo.checkpoint import CheckpointError
 from xrdzoo.data import Dataset, load_dataset
 from xrdzoo.contracts import FittedBackbone
 from xrdzoo.errors import InputError, at_least_one
+from xrdzoo.files import atomic_path
 from xrdzoo.losses import pearson_distance
 from xrdzoo.model import XRDModel, autocast, check_precision, create_model, create_predictor
 
@@ -310,14 +311,15 @@ def _write(out: Path, model: XRDModel, config: TrainConfig, meta: dict, history:
     if best:
         checkpoint.save(out / BEST, model, metadata)
     checkpoint.save(out / LAST, model, metadata)
-    (out / "history.json").write_text(json.dumps(history, indent=1))
+    with atomic_path(out / "history.json") as partial:
+        partial.write_text(json.dumps(history, indent=1))
     if optimizer is not None:
         tensors, groups = _optimizer_tensors(optimizer)
         tensors.update({MODEL + k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
         tensors[RNG], tensors[SHUFFLE_RNG] = torch.get_rng_state(), generator.get_state()
         state_meta = {**train_meta, "optimizer": groups, "data_hash": meta["data"]["hash"]}
-        save_file(tensors, str(out / (STATE + ".partial")), metadata={STATE_KEY: json.dumps(state_meta)})
-        os.replace(out / (STATE + ".partial"), out / STATE)
+        with atomic_path(out / STATE) as partial:
+            save_file(tensors, str(partial), metadata={STATE_KEY: json.dumps(state_meta)})
 
 
 def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
