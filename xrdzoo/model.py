@@ -45,20 +45,25 @@ class XRDModel(nn.Module):
         """Raw backbone output for encoded inputs, on the training scale (patterns / 100)."""
         return self.backbone(inputs)
 
-    def encodable(self, formulas: Sequence[str]) -> tuple[list[int], dict[str, str]]:
-        """Indices of the formulas the encoder can take, and the reason for each it cannot."""
+    def encode(self, formulas: Sequence[str]) -> tuple[torch.Tensor, list[int], dict[str, str]]:
+        """The one encode path: the encoded formulas the encoder can take, their indices, and the reason for each it
+        cannot. One batch call when every formula is fine, one call per formula otherwise."""
         try:
-            self.encoder.encode(formulas)
-            return list(range(len(formulas))), {}
+            return self.encoder.encode(formulas), list(range(len(formulas))), {}
         except ValueError:
             pass
-        keep, errors = [], {}
+        rows, keep, errors = [], [], {}
         for i, formula in enumerate(formulas):
             try:
-                self.encoder.encode([formula])
+                rows.append(self.encoder.encode([formula]))
                 keep.append(i)
             except ValueError as error:
                 errors[formula] = str(error)
+        return (torch.cat(rows) if rows else torch.zeros(0, *self.encoder.shape)), keep, errors
+
+    def encodable(self, formulas: Sequence[str]) -> tuple[list[int], dict[str, str]]:
+        """Indices of the formulas the encoder can take, and the reason for each it cannot."""
+        _, keep, errors = self.encode(formulas)
         return keep, errors
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:

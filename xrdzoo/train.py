@@ -83,8 +83,7 @@ RUNTIME_SETTINGS = ("data", "epochs", "output", "device", "precision")  # what a
 
 def encode_split(model: XRDModel, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Encoded inputs and targets (patterns / 100) of every formula the encoder can take, and those it cannot."""
-    keep, errors = model.encodable(data.formulas)
-    inputs = model.encoder.encode([data.formulas[i] for i in keep])
+    inputs, keep, errors = model.encode(data.formulas)
     return inputs, torch.from_numpy(data.patterns[keep] / 100.0).float(), list(errors)
 
 
