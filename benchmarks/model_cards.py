@@ -4,7 +4,7 @@
     python benchmarks/model_cards.py
 
 Nothing is typed by hand: every figure comes from benchmarks/results/accuracy.json, which says the command that
-produced it, and every training detail from weights/manifest.json.
+produced it, and every training detail from the weights' manifest (read through ``xrdzoo.hub``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from common import DISTANCES, MODES, PAGE, RESULTS, ROOT, markdown_table
-from xrdzoo import checkpoint
+from xrdzoo import checkpoint, hub
 
 
 def scores(weight: str, set_name: str, accuracy: dict) -> list[str]:
@@ -51,7 +51,7 @@ def card(weight: dict, accuracy: dict) -> str:
     """One model card: what the weight is, how it was made, and its test figures beside the baselines."""
     sets = [label.split("/", 1)[0] for label in accuracy["results"] if label.split("/", 1)[1] == weight["name"]]
     size = f"{weight['size'] / 2**20:.1f} MiB" if weight.get("size") else "?"
-    meta = checkpoint.read_metadata(ROOT / "weights" / weight["file"])
+    meta = checkpoint.read_metadata(weight["shipped"])
     return "\n\n".join([
         f"## `{weight['name']}`",
         weight.get("description", ""),
@@ -70,7 +70,7 @@ def card(weight: dict, accuracy: dict) -> str:
 
 
 def main() -> None:
-    weights = json.loads((ROOT / "weights" / "manifest.json").read_text())["weights"]
+    weights = [vars(config) for config in hub.builtin_weights()]  # the manifest, through the API
     accuracy = json.loads((RESULTS / "accuracy.json").read_text())
     page = ["# Model cards", "The pretrained weights that ship with xrdzoo (`xrdzoo list weights`). Metrics are "
             "defined in [zoo.md](zoo.md#metrics); the same figures, with the paper's, are in "
