@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from xrdzoo.data import Dataset, Structures
+from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
 from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formula_of_cell,
@@ -74,9 +74,8 @@ class Template(PredictorBase):
         self.spacegroups = torch.from_numpy(train.spacegroups.astype(np.int16))
         self.ids = strings_tensor(train.ids)
         self._cache = None
-        fractions = np.array([f.fractions() for f in self.templates.formulas])
         volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
-        self.volume_per_element = torch.from_numpy(_least_squares(fractions, volumes))
+        self.volume_per_element = torch.from_numpy(_least_squares(self.templates.fractions, volumes))
         if self.scorer is None:
             return {}
         return self._fit_scorer(train, val, progress)
@@ -160,10 +159,8 @@ class Template(PredictorBase):
             prototypes: dict[tuple, int] = {}
             for f, sg in zip(formulas, spacegroups):
                 prototypes[f.kind, sg] = prototypes.get((f.kind, sg), 0) + 1
-            fitted_volumes = np.maximum(index.fractions @ self.volume_per_element.numpy(), 1.0)
             self._cache = {"index": index, "prototypes": prototypes, "spacegroups": spacegroups,
-                           "ids": tensor_strings(self.ids), "volumes": np.abs(np.linalg.det(self.lattices.numpy())),
-                           "fitted_volumes": fitted_volumes}
+                           "ids": tensor_strings(self.ids), "volumes": np.abs(np.linalg.det(self.lattices.numpy()))}
         return self._cache
 
     def _candidates(self, query: Formula, skip: int | None = None):
@@ -191,7 +188,8 @@ class Template(PredictorBase):
         same_group = spacegroups[:, None] == spacegroups[None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
-        volume_change = np.log(self._volume_per_atom(query) / state["fitted_volumes"][rows])
+        fitted = np.maximum(state["index"].fractions[rows] @ self.volume_per_element.numpy(), 1.0)
+        volume_change = np.log(self._volume_per_atom(query) / fitted)
         of_kind = len(state["index"].by_kind[query.kind])
         of_prototype = np.array([state["prototypes"][query.kind, g] for g in spacegroups])
         roles = np.lexsort((t[:, :, 0], counts), axis=-1)[:, :_ROLES]  # sites by count, then electronegativity
