@@ -197,35 +197,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
 
 
 def _train(config: TrainConfig, resume: bool, progress: bool, signals: _StopSignals) -> Path:
+    """The steps of a run: read what a resumed run saved, load the data, fit a predictor or baseline or train a
+    network epoch by epoch, writing after each."""
     rank, world = _distributed(config.device)
     out = Path(config.output)
-    if resume:
-        state, saved = _read_state(out / STATE)
-        config = TrainConfig(**{**saved["config"], **{key: getattr(config, key) for key in RUNTIME_SETTINGS}})
-    _seed_everything(config.seed)
-    data = load_dataset(config.data)
-    if resume and data.hash != saved["data_hash"]:
-        raise InputError(f"--data {config.data} is not the dataset the run in {out} was trained on (content hash "
-                         f"{data.hash[:16]}, the run's {saved['data_hash'][:16]}); resume with that dataset, or "
-                         "train into a new --output")
+    config, data, state, saved = _open_run(config, out, resume)
     if config.predictor is not None:
         return _fit_predictor(config, data, out, progress)
-    backbone_options = dict(config.backbone_options)
-    if config.dropout is not None:
-        backbone_options["dropout"] = config.dropout
-    model = create_model(config.encoder, config.backbone, encoder_options=config.encoder_options,
-                         **backbone_options).to(config.device)
-    loss_fn = registry.create("losses", config.loss, **config.loss_options)
-    x_train, y_train, skipped = encode_split(model, data.select("train"))
-    x_val, y_val, skipped_val = encode_split(model, data.select("val"))
-    x_train, y_train, x_val, y_val = (t.to(config.device) for t in (x_train, y_train, x_val, y_val))
-    meta = {"data": {"path": str(config.data), "hash": data.hash, "settings": data.settings,
-                     "split_sizes": {"train": len(x_train), "val": len(x_val)},
-                     "unencodable": len(skipped) + len(skipped_val)}}
-    if rank == 0 and (skipped or skipped_val):
-        print(f"{len(skipped) + len(skipped_val)} formulas the {config.encoder} encoder cannot take were left out, "
-              f"e.g. {(skipped + skipped_val)[:3]}")
-
+    model, loss_fn = _build(config)
+    (x_train, y_train), (x_val, y_val), meta = _encoded_splits(model, data, config, rank)
     if isinstance(model.backbone, FittedBackbone):  # baselines (mean, knn) are fitted, not trained
         model.backbone.fit(x_train, y_train)
         val_loss, val_r = _evaluate_loss(model, loss_fn, x_val, y_val, config.batch_size)
@@ -236,42 +216,18 @@ def _train(config: TrainConfig, resume: bool, progress: bool, signals: _StopSign
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict] = []
-    if resume:
-        model.load_state_dict({k.removeprefix(MODEL): v for k, v in state.items() if k.startswith(MODEL)})
-        torch.set_rng_state(state[RNG])
-        generator.set_state(state[SHUFFLE_RNG])
-        _restore_optimizer(optimizer, {k: v for k, v in state.items() if k.startswith(OPTIMIZER)},
-                           saved["optimizer"])
-        history = saved["history"]
+    history = _restore(model, optimizer, generator, state, saved) if resume else []
     best = min((h["val_loss"] for h in history), default=float("inf"))
     since_best = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_loss"]) if history else 0
-
     for epoch in range(len(history) + 1, config.epochs + 1):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        batches = range(0, len(order) - world + 1, config.batch_size)  # every process gets a sample
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress or rank != 0,
-                   leave=False, unit="batch")
-        total = 0.0
-        for start in bar:
-            idx = order[start : start + config.batch_size][rank::world]
-            with autocast(torch.device(config.device).type, config.precision):
-                pred = model(x_train[idx])
-            loss = loss_fn(pred.float(), y_train[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            _sync_gradients(model, world)
-            optimizer.step()
-            total += loss.item() * len(idx)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+        train_loss = _train_epoch(model, loss_fn, optimizer, generator, x_train, y_train, config, epoch,
+                                  progress and rank == 0, world, rank)
         val_loss, val_r = _evaluate_loss(model, loss_fn, x_val, y_val, 256)
-        history.append({"epoch": epoch, "train_loss": total / len(x_train) * world, "val_loss": val_loss,
-                        "val_pearson_r": val_r})
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_pearson_r": val_r})
         improved = val_loss < best
         best, since_best = (val_loss, 0) if improved else (best, since_best + 1)
         if rank == 0:
-            print(f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f}  val loss {val_loss:.4f}  "
+            print(f"epoch {epoch}: train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
                   f"val pearson r {val_r:.4f}" + ("  (best)" if improved else ""), flush=True)
             with signals.deferred():
                 _write(out, model, config, meta, history, best=improved, optimizer=optimizer, generator=generator)
@@ -280,6 +236,78 @@ def _train(config: TrainConfig, resume: bool, progress: bool, signals: _StopSign
                 print(f"early stop: no better validation loss in {config.patience} epochs")
             break
     return out / BEST
+
+
+def _open_run(config: TrainConfig, out: Path, resume: bool):
+    """(config, dataset, saved tensors, saved settings): a resumed run's own config with the runtime settings given
+    now, its state, and the data checked against the data it was trained on; the random generators seeded."""
+    state, saved = _read_state(out / STATE) if resume else ({}, {})
+    if resume:
+        config = TrainConfig(**{**saved["config"], **{key: getattr(config, key) for key in RUNTIME_SETTINGS}})
+    _seed_everything(config.seed)
+    data = load_dataset(config.data)
+    if resume and data.hash != saved["data_hash"]:
+        raise InputError(f"--data {config.data} is not the dataset the run in {out} was trained on (content hash "
+                         f"{data.hash[:16]}, the run's {saved['data_hash'][:16]}); resume with that dataset, or "
+                         "train into a new --output")
+    return config, data, state, saved
+
+
+def _build(config: TrainConfig):
+    """The network and the loss the config names, on its device."""
+    backbone_options = dict(config.backbone_options)
+    if config.dropout is not None:
+        backbone_options["dropout"] = config.dropout
+    model = create_model(config.encoder, config.backbone, encoder_options=config.encoder_options,
+                         **backbone_options).to(config.device)
+    return model, registry.create("losses", config.loss, **config.loss_options)
+
+
+def _encoded_splits(model: XRDModel, data: Dataset, config: TrainConfig, rank: int):
+    """The encoded training and validation splits on the device, and the data's description for the checkpoints;
+    says how many formulas the encoder left out."""
+    x_train, y_train, skipped = encode_split(model, data.select("train"))
+    x_val, y_val, skipped_val = encode_split(model, data.select("val"))
+    x_train, y_train, x_val, y_val = (t.to(config.device) for t in (x_train, y_train, x_val, y_val))
+    meta = {"data": {"path": str(config.data), "hash": data.hash, "settings": data.settings,
+                     "split_sizes": {"train": len(x_train), "val": len(x_val)},
+                     "unencodable": len(skipped) + len(skipped_val)}}
+    if rank == 0 and (skipped or skipped_val):
+        print(f"{len(skipped) + len(skipped_val)} formulas the {config.encoder} encoder cannot take were left out, "
+              f"e.g. {(skipped + skipped_val)[:3]}")
+    return (x_train, y_train), (x_val, y_val), meta
+
+
+def _restore(model: XRDModel, optimizer, generator: torch.Generator, state: dict, saved: dict) -> list[dict]:
+    """Put a resumed run's model, Adam and random states back; returns its history."""
+    model.load_state_dict({k.removeprefix(MODEL): v for k, v in state.items() if k.startswith(MODEL)})
+    torch.set_rng_state(state[RNG])
+    generator.set_state(state[SHUFFLE_RNG])
+    _restore_optimizer(optimizer, {k: v for k, v in state.items() if k.startswith(OPTIMIZER)}, saved["optimizer"])
+    return saved["history"]
+
+
+def _train_epoch(model: XRDModel, loss_fn, optimizer, generator: torch.Generator, x_train, y_train,
+                 config: TrainConfig, epoch: int, progress: bool, world: int, rank: int) -> float:
+    """One pass over the training split in shuffled batches (process ``rank`` of ``world`` takes its share); the
+    mean loss."""
+    model.train()
+    order = torch.randperm(len(x_train), generator=generator)
+    batches = range(0, len(order) - world + 1, config.batch_size)  # every process gets a sample
+    bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False, unit="batch")
+    total = 0.0
+    for start in bar:
+        idx = order[start : start + config.batch_size][rank::world]
+        with autocast(torch.device(config.device).type, config.precision):
+            pred = model(x_train[idx])
+        loss = loss_fn(pred.float(), y_train[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        _sync_gradients(model, world)
+        optimizer.step()
+        total += loss.item() * len(idx)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    return total / len(x_train) * world
 
 
 def _fit_predictor(config: TrainConfig, data: Dataset, out: Path, progress: bool) -> Path:
