@@ -1,4 +1,5 @@
-"""Checkpoints: a model's tensors in safetensors and everything else as JSON metadata. Nothing is unpickled."""
+"""Checkpoints: a model's tensors in safetensors and everything else as JSON metadata, and the run folders training
+writes (best, last, history, the state to resume from). Nothing is unpickled."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from xrdzoo.version import __version__
 from xrdzoo.contracts import FittedBackbone, FittedPredictor
 from xrdzoo.errors import InputError
 from xrdzoo.files import atomic_path
 from xrdzoo.model import XRDModel, from_config
 from xrdzoo.registry import PluginError
+from xrdzoo.version import __version__
 
 FORMAT = "xrdzoo-checkpoint/1"
+# A run folder: the best and last checkpoints, the history as JSON, and the state a run resumes from (tensors whose
+# names its trainer chooses, with its settings as JSON metadata under STATE_KEY).
+BEST, LAST, STATE, HISTORY = "best.safetensors", "last.safetensors", "train_state.safetensors", "history.json"
+STATE_KEY = "xrdzoo-train"
 METADATA_KEY = "xrdzoo"
 DIGEST_KEY = "tensors_sha256"  # in the metadata: sha256 of every tensor's name, dtype, shape and bytes (see digest)
 
@@ -119,3 +124,36 @@ def _resizable(model: XRDModel, name: str) -> bool:
     size the checkpoint holds."""
     fitted = isinstance(model, FittedPredictor) or isinstance(getattr(model, "backbone", None), FittedBackbone)
     return fitted and name in dict(model.named_buffers())
+
+
+def write_run(out: str | Path, model: XRDModel, metadata: dict[str, Any], history: list[dict], best: bool,
+              state: tuple[dict[str, torch.Tensor], dict] | None = None) -> None:
+    """Write a run folder: the best checkpoint (if ``best``), the last one, the history, then the ``state``
+    (tensors, JSON-able settings) to resume from. Each file is replaced atomically and the state goes last and
+    whole, so a kill at any instant leaves a state that resumes exactly (it redoes an epoch whose other files were
+    written ahead of it)."""
+    out = Path(out)
+    if best:
+        save(out / BEST, model, metadata)
+    save(out / LAST, model, metadata)
+    with atomic_path(out / HISTORY) as partial:
+        partial.write_text(json.dumps(history, indent=1))
+    if state is not None:
+        tensors, settings = state
+        with atomic_path(out / STATE) as partial:
+            save_file(tensors, str(partial), metadata={STATE_KEY: json.dumps(settings)})
+
+
+def read_run_state(out: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and settings of a run folder's state (see :func:`write_run`)."""
+    path = Path(out) / STATE
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            raw = (file.metadata() or {}).get(STATE_KEY)
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"cannot resume from {str(path)!r} ({error}); train into a new --output") from error
+    if raw is None:
+        raise CheckpointError(f"{str(path)!r} was written by an older xrdzoo and cannot be resumed exactly; "
+                              "train into a new --output")
+    return tensors, json.loads(raw)

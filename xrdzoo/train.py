@@ -6,7 +6,6 @@ Several processes use PyTorch's own distributed engine: ``torchrun --nproc_per_n
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -19,24 +18,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from xrdzoo import checkpoint, registry
-from xrdzoo.checkpoint import CheckpointError
 from xrdzoo.data import Dataset, load_dataset
 from xrdzoo.contracts import FittedBackbone
 from xrdzoo.errors import InputError, at_least_one
-from xrdzoo.files import atomic_path
 from xrdzoo.losses import pearson_distance
 from xrdzoo.model import XRDModel, autocast, check_precision, create_model, create_predictor
 
-BEST, LAST, STATE = "best.safetensors", "last.safetensors", "train_state.safetensors"
 # The state file holds one finished epoch whole: the model, Adam's state and the random states (tensors, by these
 # prefixes and names) and the run's settings and history (JSON metadata), so a resume from it is exact.
 MODEL, OPTIMIZER, RNG, SHUFFLE_RNG = "model.", "optimizer.", "rng.torch", "rng.shuffle"
-STATE_KEY = "xrdzoo-train"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what schedulers and containers send
 
 
@@ -188,7 +181,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
             return _train(config, resume, progress, signals)
         except TrainingInterrupted as stop:
             if _distributed(config.device)[0] == 0:
-                saved = (Path(config.output) / STATE).is_file()
+                saved = (Path(config.output) / checkpoint.STATE).is_file()
                 print(f"\nstopped by {stop}; " + (
                       "the last finished epoch is saved. Continue with: xrdzoo train --resume --data "
                       f"{config.data} --output {config.output}" if saved else "no epoch had finished, nothing saved"),
@@ -212,7 +205,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, signals: _StopSign
         history = [{"epoch": 1, "train_loss": None, "val_loss": val_loss, "val_pearson_r": val_r}]
         if rank == 0:
             _write(out, model, config, meta, history, best=True)
-        return out / BEST
+        return out / checkpoint.BEST
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
@@ -235,13 +228,13 @@ def _train(config: TrainConfig, resume: bool, progress: bool, signals: _StopSign
             if rank == 0:
                 print(f"early stop: no better validation loss in {config.patience} epochs")
             break
-    return out / BEST
+    return out / checkpoint.BEST
 
 
 def _open_run(config: TrainConfig, out: Path, resume: bool):
     """(config, dataset, saved tensors, saved settings): a resumed run's own config with the runtime settings given
     now, its state, and the data checked against the data it was trained on; the random generators seeded."""
-    state, saved = _read_state(out / STATE) if resume else ({}, {})
+    state, saved = checkpoint.read_run_state(out) if resume else ({}, {})
     if resume:
         config = TrainConfig(**{**saved["config"], **{key: getattr(config, key) for key in RUNTIME_SETTINGS}})
     _seed_everything(config.seed)
@@ -324,40 +317,19 @@ def _fit_predictor(config: TrainConfig, data: Dataset, out: Path, progress: bool
             "fit": report}
     history = [{"epoch": 1, "train_loss": None, "val_loss": None, "val_peak_f1": scores["peak_f1"]}]
     _write(out, model, config, meta, history, best=True)
-    return out / BEST
+    return out / checkpoint.BEST
 
 
 def _write(out: Path, model: XRDModel, config: TrainConfig, meta: dict, history: list[dict], best: bool,
            optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None) -> None:
-    """Save best (if improved) and last checkpoints, the history, then the run's state; each file is replaced
-    atomically. The state goes last and whole (model, Adam, random states, history), so a kill at any instant
-    leaves a state that resumes exactly: it redoes an epoch whose other files were written ahead of it."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the run folder (``checkpoint.write_run``): checkpoints with the run's settings and history, and for a
+    trained network its state (model, Adam, random states) to resume from."""
     train_meta = {"config": asdict(config), "history": history, "epoch": len(history)}
-    metadata = {**meta, "train": train_meta, "metrics": {"val": history[-1]}}
-    if best:
-        checkpoint.save(out / BEST, model, metadata)
-    checkpoint.save(out / LAST, model, metadata)
-    with atomic_path(out / "history.json") as partial:
-        partial.write_text(json.dumps(history, indent=1))
+    state = None
     if optimizer is not None:
         tensors, groups = _optimizer_tensors(optimizer)
         tensors.update({MODEL + k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
         tensors[RNG], tensors[SHUFFLE_RNG] = torch.get_rng_state(), generator.get_state()
-        state_meta = {**train_meta, "optimizer": groups, "data_hash": meta["data"]["hash"]}
-        with atomic_path(out / STATE) as partial:
-            save_file(tensors, str(partial), metadata={STATE_KEY: json.dumps(state_meta)})
-
-
-def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """The tensors and settings of a run's state file (see :func:`_write`)."""
-    try:
-        with safe_open(str(path), framework="pt") as file:
-            raw = (file.metadata() or {}).get(STATE_KEY)
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"cannot resume from {str(path)!r} ({error}); train into a new --output") from error
-    if raw is None:
-        raise CheckpointError(f"{str(path)!r} was written by an older xrdzoo and cannot be resumed exactly; "
-                              "train into a new --output")
-    return tensors, json.loads(raw)
+        state = tensors, {**train_meta, "optimizer": groups, "data_hash": meta["data"]["hash"]}
+    checkpoint.write_run(out, model, {**meta, "train": train_meta, "metrics": {"val": history[-1]}}, history,
+                         best, state)
