@@ -110,7 +110,7 @@ class Scorer:
         wide = grid[0] + self.step * np.arange(-reach, grid.size + reach)
         target = (measured - measured.mean()) / (np.linalg.norm(measured - measured.mean()) or 1)
         n_strains = int(round(self.max_strain / self.strain_step))
-        best_scores, best_shifts, best_curves = None, None, None
+        found = []  # per strain: (best score, its shift, its curve) of each candidate
         for strain in self.strain_step * np.arange(-n_strains, n_strains + 1):
             strained = candidates if strain == 0 else Pattern(
                 two_theta_at(candidates.d * (1 + strain), candidates.wavelength), candidates.intensities,
@@ -123,15 +123,12 @@ class Scorer:
                 norm = np.linalg.norm(centred, axis=1)
                 scores[:, k] = np.divide(centred @ target, norm, out=np.full(len(norm), -1.0), where=norm > 0)
             best = scores.argmax(axis=1)
-            curves = np.stack([drawn[i, k : k + grid.size] for i, k in enumerate(best)])
-            if best_scores is None:
-                best_scores, best_shifts, best_curves = scores.max(axis=1), (reach - best) * self.step, curves
-                continue
-            better = scores.max(axis=1) > best_scores
-            best_scores = np.where(better, scores.max(axis=1), best_scores)
-            best_shifts = np.where(better, (reach - best) * self.step, best_shifts)
-            best_curves[better] = curves[better]
-        return best_scores, best_shifts, best_curves
+            found.append((scores.max(axis=1), (reach - best) * self.step,
+                          np.stack([drawn[i, k : k + grid.size] for i, k in enumerate(best)])))
+        scores, shifts, curves = (np.stack(parts) for parts in zip(*found))  # (strains, candidates, ...)
+        pick = scores.argmax(axis=0)  # on a tie, the first strain in order (from -max_strain)
+        every = np.arange(scores.shape[1])
+        return scores[pick, every], shifts[pick, every], curves[pick, every]
 
 
 def rank(measured: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),

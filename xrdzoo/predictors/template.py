@@ -130,7 +130,7 @@ class Template(PredictorBase):
                 candidates = self._candidates(query, skip=i if exclude_self else None)
                 if candidates is None:
                     continue
-                rows, _, assignments, features = candidates
+                rows, _, _, assignments, features = candidates
                 truth = pick_peaks(data.patterns[i])
                 cells = [self.substituted_cell(query, r, a) for r, a in zip(rows, assignments)]
                 scores = [peak_pair_scores(pick_peaks(simulate_cell(*cell[:3])), truth) for cell in cells]
@@ -164,7 +164,8 @@ class Template(PredictorBase):
         return self._cache
 
     def _candidates(self, query: Formula, skip: int | None = None):
-        """(rows, costs, assignments, features) of the query's k nearest same-type templates, or None."""
+        """(rows, L1 distances, costs, assignments, ranker features or None without a learned ranker) of the query's
+        k nearest same-type templates, or None."""
         index = self._state()["index"]
         rows, distance = index.nearest(query, self.k + (skip is not None))
         keep = rows != skip
@@ -172,8 +173,8 @@ class Template(PredictorBase):
         if not len(rows):
             return None
         costs, assignments = mapping_costs(query, np.array([index.formulas[r].numbers for r in rows]))
-        return rows, costs, [tuple(a) for a in assignments.tolist()], self._features(query, rows, distance, costs,
-                                                                                      assignments)
+        features = None if self.scorer is None else self._features(query, rows, distance, costs, assignments)
+        return rows, distance, costs, [tuple(a) for a in assignments.tolist()], features
 
     def _features(self, query: Formula, rows: np.ndarray, distance: np.ndarray, costs: np.ndarray,
                   assignments: np.ndarray) -> np.ndarray:
@@ -188,8 +189,8 @@ class Template(PredictorBase):
         same_group = spacegroups[:, None] == spacegroups[None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
-        fitted = np.maximum(state["index"].fractions[rows] @ self.volume_per_element.numpy(), 1.0)
-        volume_change = np.log(self._volume_per_atom(query) / fitted)
+        volume_change = np.log(self._volume_per_atom(query.fractions()) /
+                               self._volume_per_atom(state["index"].fractions[rows]))
         of_kind = len(state["index"].by_kind[query.kind])
         of_prototype = np.array([state["prototypes"][query.kind, g] for g in spacegroups])
         roles = np.lexsort((t[:, :, 0], counts), axis=-1)[:, :_ROLES]  # sites by count, then electronegativity
@@ -203,8 +204,9 @@ class Template(PredictorBase):
             np.abs(q - t).sum(1), np.abs(q - t).max(1), q.mean(1), t.mean(1), q.max(1) - q.min(1), system,
             per_role.reshape(k, -1)])
 
-    def _volume_per_atom(self, formula: Formula) -> float:
-        return max(float(formula.fractions() @ self.volume_per_element.numpy()), 1.0)
+    def _volume_per_atom(self, fractions: np.ndarray) -> np.ndarray:
+        """The fitted volume per atom (at least 1 cubic Angstrom) of element fractions, one vector or a stack."""
+        return np.maximum(fractions @ self.volume_per_element.numpy(), 1.0)
 
     @torch.no_grad()
     def choose(self, formulas: Sequence[str]) -> list[tuple[int, tuple[int, ...] | None]]:
@@ -214,7 +216,7 @@ class Template(PredictorBase):
         found = [self._candidates(q) for q in queries]
         if self.scorer is not None and any(c is not None for c in found):
             self.scorer.eval()
-            features = np.concatenate([c[3] for c in found if c is not None])
+            features = np.concatenate([c[4] for c in found if c is not None])
             scores = self.scorer(torch.tensor(features, dtype=torch.float32)).squeeze(-1).numpy()
             splits = np.cumsum([len(c[0]) for c in found if c is not None])[:-1]
             scores = iter(np.split(scores, splits))
@@ -224,10 +226,10 @@ class Template(PredictorBase):
                 rows, _ = self._state()["index"].nearest(query, same_kind=False)
                 choices.append((int(rows[0]), None))
                 continue
-            rows, costs, assignments, features = candidates
+            rows, distance, costs, assignments, _ = candidates
             # ties go to the nearer (by L1) candidate: argmin and argmax return the first
             best = int(np.argmin(costs)) if self.scorer is None else int(np.argmax(next(scores)))
-            if features[0, 1] == 0:  # the formula itself is a training formula: its own structure is known
+            if distance[0] == 0:  # the formula itself is a training formula: its own structure is known
                 best = 0
             choices.append((int(rows[best]), assignments[best]))
         return choices
@@ -256,9 +258,9 @@ class Template(PredictorBase):
         if self.volume == "template":
             return 1.0
         if self.volume == "ratio":
-            return self._volume_per_atom(query) / self._volume_per_atom(template)
+            return float(self._volume_per_atom(query.fractions()) / self._volume_per_atom(template.fractions()))
         nsites = int(self.offsets[row + 1] - self.offsets[row])
-        return self._volume_per_atom(query) * nsites / self._state()["volumes"][row]
+        return float(self._volume_per_atom(query.fractions())) * nsites / self._state()["volumes"][row]
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """Simulated patterns of the substituted templates, ``(n, 1024)``."""
