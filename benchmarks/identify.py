@@ -58,7 +58,7 @@ def sample(path: Path, n: int, seed: int, max_atoms: int, model) -> tuple[list[s
     for formula in test:
         seen += 1
         if formula in compositions(list(system(formula)), max_atoms, charge_balanced=True) and \
-                model.encodable([formula])[0]:
+                model.answer([formula]).kept:
             chosen.append(formula)
             if len(chosen) == n:
                 break
@@ -88,15 +88,12 @@ class _Remembered:
     with known phases costs only the known phases' simulation and scoring."""
 
     def __init__(self, model):
-        self.model, self.formulas, self.patterns = model, None, None
+        self.model, self.formulas, self.answers = model, None, None
 
-    def encodable(self, formulas):
-        return self.model.encodable(formulas)
-
-    def predict(self, formulas):
+    def answer(self, formulas):
         if formulas != self.formulas:
-            self.formulas, self.patterns = list(formulas), self.model.predict(formulas)
-        return self.patterns
+            self.formulas, self.answers = list(formulas), self.model.answer(formulas)
+        return self.answers
 
 
 def run(args) -> dict:

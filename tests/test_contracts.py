@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 import xrdzoo
 from xrdzoo import contracts, registry
@@ -25,3 +27,9 @@ def test_the_network_meets_the_predictor_contract_and_fitted_backbones_say_so(ba
     model = xrdzoo.create_model("fraction", backbone)
     assert isinstance(model, contracts.Predictor)
     assert isinstance(model.backbone, contracts.FittedBackbone) == (backbone in ("mean", "knn"))
+    if backbone in ("mean", "knn"):
+        model.backbone.fit(model.encoder.encode(["SrTiO3", "KCl"]), torch.rand(2, 1024))
+    answers = model.answer(["BaTiO3", "Qq2O", "NaCl"])  # one encoding pass: what it kept, what it refused and why
+    assert answers.kept == [0, 2] and list(answers.refused) == ["Qq2O"] and "Qq" in answers.refused["Qq2O"]
+    assert np.allclose(answers.patterns, model.predict(["BaTiO3", "NaCl"]), atol=1e-4)
+    assert answers.how == [f"network fraction + {backbone}, from the formula alone"] * 2

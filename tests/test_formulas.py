@@ -69,9 +69,10 @@ def test_a_bare_string_is_one_formula(model):
     assert np.array_equal(xrdzoo.predict("BaTiO3", model), xrdzoo.predict(["BaTiO3"], model))
 
 
-def test_encodable_reports_an_absurd_count_instead_of_overflowing(model):
-    keep, errors = model.encodable(["BaTiO3", "Ba1e400TiO3"])
-    assert keep == [0] and "not a finite number" in errors["Ba1e400TiO3"]
+def test_answer_reports_an_absurd_count_instead_of_overflowing(model):
+    answers = model.answer(["BaTiO3", "Ba1e400TiO3"])
+    assert answers.kept == [0] and "not a finite number" in answers.refused["Ba1e400TiO3"]
+    assert np.array_equal(answers.patterns, model.predict(["BaTiO3"]))
 
 
 @pytest.mark.parametrize("formula, reason", [("Ba1e400TiO3", "not a finite number"), ("BaTIO3", "did you mean Ti?"),

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import prototype_structures
 from xrdzoo.cli import app
+from xrdzoo.contracts import Answers
 from xrdzoo.identify import Scorer, compositions, known_structures, rank
 from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo.xrd.pattern import Pattern, parse_grid
@@ -28,12 +29,10 @@ def measured(formula: str, tube: str = "CuKa", shift: float = 0.12, seed: int = 
 class SimulatingModel:
     """A perfect predictor of the prototype formulas: their simulated model-frame patterns."""
 
-    def encodable(self, formulas):
-        keep = [i for i, f in enumerate(formulas) if f in STRUCTURES]
-        return keep, {f: "not a prototype" for f in formulas if f not in STRUCTURES}
-
-    def predict(self, formulas):
-        return simulate([STRUCTURES[f] for f in formulas])
+    def answer(self, formulas):
+        kept = [i for i, f in enumerate(formulas) if f in STRUCTURES]
+        return Answers(kept, {f: "not a prototype" for f in formulas if f not in STRUCTURES},
+                       simulate([STRUCTURES[formulas[i]] for i in kept]), ["simulated"] * len(kept))
 
 
 def test_score_finds_the_zero_shift():

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA, WAVELENGTH, bin_peaks, broaden, d_spacing
+from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA, WAVELENGTH, Pattern, bin_peaks, d_spacing
+from xrdzoo.xrd.profiles import Profile
 
 WIDTH = 180 / N_POINTS
 
@@ -43,16 +44,17 @@ def test_bin_rejects_length_mismatch():
         bin_peaks([10.0, 20.0], [1.0])
 
 
-def test_broaden_width_and_scale():
-    pattern = bin_peaks([90.0], [1.0])
-    wide = broaden(pattern, 2.0)
-    assert wide.max() == pytest.approx(100.0)
-    above_half = TWO_THETA[wide >= 50]
+def test_a_frame_pattern_drawn_with_a_profile_has_its_width_and_scale():
+    frame = Pattern.from_frame(np.stack([bin_peaks([90.0], [1.0]), np.zeros(N_POINTS)]))
+    assert frame.on_frame and len(frame) == 2
+    wide = frame.resampled(profile=Profile(fwhm=2.0))
+    assert wide.on_frame and wide.intensities.shape == (2, N_POINTS)
+    assert wide[0].intensities.max() == pytest.approx(100.0) and not wide[1].intensities.any()
+    above_half = TWO_THETA[wide[0].intensities >= 50]
     assert above_half.max() - above_half.min() == pytest.approx(2.0, abs=2 * WIDTH)
-    batch = broaden(np.stack([pattern, np.zeros_like(pattern)]), 1.0)
-    assert batch.shape == (2, N_POINTS) and batch[0].max() == pytest.approx(100.0) and not batch[1].any()
+    assert np.array_equal(frame.resampled().intensities, frame.intensities)  # no profile: the same peaks
     with pytest.raises(ValueError, match="fwhm"):
-        broaden(pattern, 0.0)
+        Profile(fwhm=0.0)
 
 
 def test_d_spacing():

@@ -97,13 +97,18 @@ def test_a_formula_without_a_template_of_its_type_falls_back_and_says_so(fitted)
         member = fitted[name]
         pattern = member.predict(["Fe2O3"])[0]
         assert pattern.shape == (1024,) and pattern.max() == pytest.approx(100)
-        assert "type" in member.explain(["Fe2O3"])[0]
-    assert fitted["template"].explain(["BaTiO3"])[0].startswith("template ")
+        assert "type" in member.answer(["Fe2O3"]).how[0]
+    assert fitted["template"].answer(["BaTiO3"]).how[0].startswith("template ")
 
 
-def test_encodable_refuses_unknown_elements_with_the_reason(fitted):
-    keep, errors = fitted["template"].encodable(["BaTiO3", "Qq2O", "NaCl"])
-    assert keep == [0, 2] and "Qq2O" in errors and "Qq" in errors["Qq2O"]
+@pytest.mark.parametrize("name", ["retrieval", "template"])
+def test_answer_refuses_unknown_elements_with_the_reason_and_predicts_the_rest(fitted, name):
+    member = fitted[name]
+    answers = member.answer(["BaTiO3", "Qq2O", "NaCl"])
+    assert answers.kept == [0, 2] and list(answers.refused) == ["Qq2O"] and "Qq" in answers.refused["Qq2O"]
+    assert np.array_equal(answers.patterns, member.predict(["BaTiO3", "NaCl"])) and len(answers.how) == 2
+    with pytest.raises(EncodingError, match="Qq"):
+        member.predict(["BaTiO3", "Qq2O"])
 
 
 def test_unfitted_member_says_how_to_fit_it():
@@ -148,9 +153,10 @@ def test_train_and_predict_from_the_command_line(tiny_dataset, tmp_path):
 def test_the_default_answers_formulas_the_networks_refuse():
     model = xrdzoo.load(xrdzoo.DEFAULT_MODEL)  # the shipped template predictor
     formulas = ["Al2(SO4)3", "Ag12SBr", "BaTiO3", "NaCl"]  # counts above 10; a binary
-    assert model.encodable(formulas) == ([0, 1, 2, 3], {})
+    answers = model.answer(formulas)
+    assert answers.kept == [0, 1, 2, 3] and answers.refused == {}
     patterns = xrdzoo.predict(formulas)
-    assert patterns.shape == (4, 1024) and np.allclose(patterns.max(axis=1), 100)
-    ways = model.explain(formulas)
+    assert np.array_equal(answers.patterns, patterns) and np.allclose(patterns.max(axis=1), 100)
+    ways = answers.how
     assert all(way.startswith(("template mp-", "no template of its formula type")) for way in ways)
     assert "space group 221" in ways[2]  # BaTiO3 from a cubic perovskite

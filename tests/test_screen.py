@@ -68,13 +68,13 @@ def test_a_failed_run_leaves_the_old_output(model, source, tmp_path, monkeypatch
     out.write_text("earlier results\n")
     calls = []
 
-    def predict_then_fail(formulas, *args):
+    def answer_then_fail(formulas, *args):
         calls.append(formulas)
         if len(calls) > 1:
             raise RuntimeError("the machine went away")
-        return xrdzoo.model.XRDModel.predict(model, formulas, *args)
+        return xrdzoo.model.XRDModel.answer(model, formulas, *args)
 
-    monkeypatch.setattr(model, "predict", predict_then_fail)
+    monkeypatch.setattr(model, "answer", answer_then_fail)
     with pytest.raises(RuntimeError):
         screen(model, source, out, batch_size=2)
     assert out.read_text() == "earlier results\n"

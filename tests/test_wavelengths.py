@@ -4,6 +4,7 @@ conversions, the profiles, and `xrdzoo simulate` / `xrdzoo predict` with them.""
 import csv
 import gzip
 import itertools
+import json
 import random
 import sys
 import warnings
@@ -158,7 +159,7 @@ def test_cli_simulate_and_predict_at_other_wavelengths(tmp_path):
                                  "--profile", "pseudo-voigt", "--caglioti", "0.01,-0.005,0.01", "--doublet",
                                  "--output", str(out), "--plot", str(png)])
     assert result.exit_code == 0, result.output
-    assert "wavelength MoKa" in result.output
+    assert "Mo Kα" in result.output
     first = float(result.output.splitlines()[2].split()[0])  # (100) of a = 3.905 A at Mo K-alpha
     assert first == pytest.approx(two_theta_at([3.905], MO)[0], abs=1e-3)
     table = np.loadtxt(out, delimiter=",", skiprows=1)
@@ -174,6 +175,12 @@ def test_cli_simulate_and_predict_at_other_wavelengths(tmp_path):
     # the default frame is unchanged
     result = runner.invoke(app, ["predict", "SrTiO3", "--output", str(tmp_path / "frame.xy")])
     assert np.allclose(np.loadtxt(tmp_path / "frame.xy")[:, 0], TWO_THETA, atol=1e-4)
+    # a file's peaks carry the file's own wavelength: the d-spacings of the strongest peak agree
+    for tube in ("CuKa", "MoKa"):
+        runner.invoke(app, ["predict", "SrTiO3", "--wavelength", tube, "--output", str(tmp_path / f"{tube}.json")])
+    cu, mo = (max(json.loads((tmp_path / f"{t}.json").read_text())[0]["peaks"], key=lambda p: p["intensity"])
+              for t in ("CuKa", "MoKa"))
+    assert mo["d_spacing"] == pytest.approx(cu["d_spacing"], rel=0.01) and mo["two_theta"] < cu["two_theta"] / 2
     result = runner.invoke(app, ["simulate", str(cif), "--doublet"])
     assert result.exit_code != 0 and "needs a peak width" in result.output
     result = runner.invoke(app, ["simulate", str(cif), "--wavelength", "XKa"])

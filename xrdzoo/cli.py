@@ -109,14 +109,12 @@ _DOUBLET = typer.Option(help="split peaks into K-alpha1 and K-alpha2 (2:1); need
 @dataclass(frozen=True)
 class _Frame:
     """Where simulate and predict put their patterns: wavelength, 2-theta grid (None: the model frame's bins), axis
-    and peak profile (None: sticks); ``default`` when no option but --fwhm is given."""
+    and peak profile (None: peaks, drawn as sticks)."""
 
     wavelength: float
-    radiation: str
     grid: Optional[object]
     axis: str
     profile: Optional[object]
-    default: bool
 
     @classmethod
     def of(cls, wavelength, two_theta, axis, shape, fwhm, caglioti, doublet) -> "_Frame":
@@ -132,28 +130,30 @@ class _Frame:
         except ValueError:
             raise typer.BadParameter(f"{caglioti!r} is not three numbers U,V,W", param_hint="--caglioti") from None
         profile = None if fwhm is None and widths is None else Profile(shape, fwhm, widths, doublet=doublet)
-        default = wavelength is None and two_theta is None and axis == "two_theta" and caglioti is None and not doublet \
-            and shape == "gaussian"
-        return cls(wavelength_of(wavelength or "CuKa"), f"wavelength {wavelength}" if wavelength else "Cu K-alpha",
-                   None if two_theta is None else parse_grid(two_theta), axis, profile, default)
+        return cls(wavelength_of(wavelength or "CuKa"), None if two_theta is None else parse_grid(two_theta), axis,
+                   profile)
 
-    def draw(self, pattern) -> np.ndarray:
-        """A Pattern (one or a batch) at this wavelength, on this grid, with this profile."""
-        return pattern.at_wavelength(self.wavelength).on_grid(self.grid, self.profile)
+    def draw(self, pattern):
+        """A Pattern (one or a batch) at this wavelength, on this grid, with this profile; a model-frame pattern
+        that none of them changes comes back as it is."""
+        if pattern.wavelength != self.wavelength:
+            pattern = pattern.at_wavelength(self.wavelength)
+        if pattern.on_frame and self.grid is None and self.profile is None:
+            return pattern
+        return pattern.resampled(self.grid, self.profile)
 
-    def write_and_plot(self, output, plot, curves: dict, source: str, title: str) -> None:
+    def write_and_plot(self, output, plot, names: list[str], patterns, source: str, title: str,
+                       also: Optional[dict] = None) -> None:
+        """Write the drawn ``patterns`` (one per name) to ``output`` and plot them, with the ``also`` patterns
+        ({label: Pattern}, drawn on this frame too), to ``plot``."""
         from xrdzoo.prediction import write_patterns
-        from xrdzoo.xrd.pattern import TWO_THETA, axis_values
 
-        on_frame = self.grid is None and self.axis == "two_theta"  # files and plots as on the model frame
-        x = None if on_frame else axis_values(TWO_THETA if self.grid is None else self.grid, self.axis, self.wavelength)
         if output:
-            written = write_patterns(output, list(curves), np.stack(list(curves.values())), x, self.axis)
-            typer.echo(f"wrote {', '.join(map(str, written))}")
+            typer.echo(f"wrote {', '.join(map(str, write_patterns(output, names, patterns, self.axis)))}")
         if plot:
-            label = {"two_theta": f"2θ (degrees, {self.radiation})", "q": "q (1/Å)", "d": "d (Å)"}[self.axis]
-            labelled = {f"{name} {source}": curve for name, curve in curves.items()}
-            typer.echo(f"wrote {plot_patterns(plot, labelled, title=title, x=x, xlabel=label)}")
+            curves = {f"{name} {source}": patterns[i] for i, name in enumerate(names)}
+            curves |= {label: self.draw(pattern) for label, pattern in (also or {}).items()}
+            typer.echo(f"wrote {plot_patterns(plot, curves, title, self.axis, sticks=self.profile is None)}")
 
 # --- xrd: simulate ----------------------------------------------------------------------------
 
@@ -161,8 +161,8 @@ class _Frame:
 @app.command("simulate")
 def simulate_command(
     structure_file: Annotated[Path, typer.Argument(help="structure file pymatgen reads: CIF, POSCAR, ...")],
-    fwhm: Annotated[Optional[float], typer.Option(help="Gaussian broadening, or the peak width of --profile: FWHM "
-                                                       "in degrees 2-theta")] = None,
+    fwhm: Annotated[Optional[float], typer.Option(help="peak width (FWHM, degrees 2-theta) of --profile, "
+                                                       "Gaussian unless told")] = None,
     simulator: Annotated[str, typer.Option(help="fast, or pymatgen (the reference; also gives hkl)")] = "fast",
     output: Annotated[Optional[Path], typer.Option(help="write the 1,024-point pattern: .csv, .json, .jsonl, .xy")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="draw the pattern to this PNG")] = None,
@@ -176,6 +176,7 @@ def simulate_command(
     """Simulate a structure's powder XRD pattern (Cu K-alpha or --wavelength, 2-theta 0..180): peak list, pattern, plot."""
     from xrdzoo.xrd import simulate as xrd
     from xrdzoo.xrd.pattern import Pattern, d_spacing
+    from xrdzoo.xrd.profiles import radiation
 
     structure = xrd.read_structure(structure_file)
     frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
@@ -184,11 +185,10 @@ def simulate_command(
     rows = [{"two_theta": f"{t:.3f}", "intensity": f"{i:.2f}", "d_spacing": f"{d:.4f}", "hkl": h}
             for t, i, d, h in zip(two_theta, intensities, d_spacing(two_theta, frame.wavelength),
                                   hkls or [""] * len(two_theta))]
-    typer.echo(f"{formula}: {len(rows)} peaks ({simulator} simulator, {frame.radiation})")
+    typer.echo(f"{formula}: {len(rows)} peaks ({simulator} simulator, {radiation(frame.wavelength)})")
     _print_table(rows, ["two_theta", "intensity", "d_spacing"] + (["hkl"] if hkls else []))
-    pattern = (xrd.simulate([structure], simulator, fwhm) if frame.default else
-               frame.draw(Pattern(two_theta, intensities, frame.wavelength))[None])
-    frame.write_and_plot(output, plot, {formula: pattern[0]}, f"({simulator})", structure_file.name)
+    pattern = frame.draw(Pattern(two_theta, intensities[None], frame.wavelength))
+    frame.write_and_plot(output, plot, [formula], pattern, f"({simulator})", structure_file.name)
 
 # --- data: build ------------------------------------------------------------------------------
 
@@ -327,7 +327,7 @@ def predict(
     --wavelength, --two-theta, --axis and the profile options move the predictions out of the model's frame (Cu
     K-alpha, 0..180 degrees, 1,024 bins) through d-spacing: approximate, see docs/measured.md."""
     from xrdzoo import prediction as api
-    from xrdzoo.encoders import EncodingError
+    from xrdzoo.xrd.pattern import Pattern
 
     model = xrdzoo.load(checkpoint)
     if from_file is not None:
@@ -336,26 +336,15 @@ def predict(
         return
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
-    try:
-        patterns = model.predict(formulas, batch_size, precision)
-    except EncodingError as error:
-        raise typer.BadParameter(str(error), param_hint="FORMULAS") from error
+    answers = model.answer(formulas, batch_size, precision)
+    if answers.refused:
+        raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")
     frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
-    for formula, pattern, how in zip(formulas, patterns, model.explain(formulas)):
-        typer.echo(api.peak_table(formula, pattern, threshold, frame.wavelength) + f"\n  answered by: {how}")
-    if not (frame.default and fwhm is None):
-        from xrdzoo.xrd.pattern import Pattern
-
-        frame.write_and_plot(output, plot, dict(zip(formulas, frame.draw(Pattern.from_frame(patterns)))),
-                             "(predicted)", checkpoint)
-        return
-    if output:
-        typer.echo(f"wrote {', '.join(map(str, api.write_patterns(output, formulas, patterns)))}")
-    if plot:
-        curves = {f"{f} (predicted)": p for f, p in zip(formulas, patterns)}
-        if true is not None:
-            curves[f"{true.name} (simulated)"] = api.simulated_pattern(true)
-        typer.echo(f"wrote {plot_patterns(plot, curves, title=f'{checkpoint}')}")
+    predicted = Pattern.from_frame(answers.patterns)
+    for i, (formula, how) in enumerate(zip(formulas, answers.how)):
+        typer.echo(api.peak_table(formula, predicted[i], threshold, frame.wavelength) + f"\n  answered by: {how}")
+    also = {f"{true.name} (simulated)": api.simulated_pattern(true, frame.wavelength)} if true else None
+    frame.write_and_plot(output, plot, formulas, frame.draw(predicted), "(predicted)", checkpoint, also)
 
 # --- hub: download, cache ---------------------------------------------------------------------
 

@@ -1,12 +1,14 @@
 """The contracts between xrdzoo and its components, built-in or from plugins, as ``typing.Protocol`` classes.
 
 docs/architecture.md and docs/plugins.md describe them in words; these are what type checkers and ``isinstance``
-see. Nothing here is imported at run time by a component: meeting a contract needs no base class.
+see. Meeting a contract needs no base class; the one thing a component imports from here is :class:`Answers`, the
+value a predictor returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -50,17 +52,30 @@ class Metric(Protocol):
     def __call__(self, pred: np.ndarray, true: np.ndarray) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class Answers:
+    """What a zoo member made of a batch of formulas, in one pass: the indices of those it ``kept``, the reason it
+    ``refused`` each of the others ({formula as given: one-line reason}), the ``patterns`` of the kept ones
+    (``(len(kept), 1024)``, 0..100) and ``how`` each was made (one line each, e.g. which template)."""
+
+    kept: list[int]
+    refused: dict[str, str]
+    patterns: np.ndarray
+    how: list[str]
+
+
 @runtime_checkable
 class Predictor(Protocol):
-    """What every zoo member meets, the encoder + backbone network included: formulas in, patterns out."""
+    """What every zoo member meets, the encoder + backbone network included: formulas in, patterns out.
+
+    ``answer`` takes any formulas and says what it refused; ``predict`` is its strict form for formulas a caller
+    vouches for, raising ``xrdzoo.encoders.EncodingError`` at the first it cannot take."""
 
     config: dict
 
-    def encodable(self, formulas: Sequence[str]) -> tuple[list[int], dict[str, str]]: ...
+    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> Answers: ...
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray: ...
-
-    def explain(self, formulas: Sequence[str]) -> list[str]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 

@@ -15,7 +15,7 @@ def evaluate_model(model: XRDModel, data: Dataset, split: str = "test") -> dict[
     Formulas the model's encoder cannot take are left out and counted under ``"n_unencodable"``.
     """
     rows = data.select(split)
-    keep, skipped = model.encodable(rows.formulas)
-    predicted = model.predict([rows.formulas[i] for i in keep])
-    results = evaluate(predicted, rows.patterns[keep])
-    return {"n": len(keep), "n_unencodable": len(skipped), **{k: float(np.mean(v)) for k, v in results.items()}}
+    answers = model.answer(rows.formulas)
+    results = evaluate(answers.patterns, rows.patterns[answers.kept])
+    return {"n": len(answers.kept), "n_unencodable": len(answers.refused),
+            **{k: float(np.mean(v)) for k, v in results.items()}}

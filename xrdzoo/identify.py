@@ -141,17 +141,19 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
 
     from xrdzoo.xrd.simulate import SimulationError, reflections
 
-    keep, skipped = model.encodable(formulas)
-    kept = [formulas[i] for i in keep]
     span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
     grid, curve = scorer.window(measured, span)
-    matches = []
-    batches = range(0, len(kept), batch_size)
+    matches, skipped = [], {}
+    batches = range(0, len(formulas), batch_size)
     for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
-        batch = kept[start : start + batch_size]
-        predicted = Pattern.from_frame(model.predict(batch)).at_wavelength(measured.wavelength)
-        matches += [Match(f, float(s), float(d), "predicted", c)
-                    for f, s, d, c in zip(batch, *scorer.score(grid, curve, predicted))]
+        batch = formulas[start : start + batch_size]
+        answers = model.answer(batch)
+        skipped.update(answers.refused)
+        if not answers.kept:
+            continue
+        predicted = Pattern.from_frame(answers.patterns).at_wavelength(measured.wavelength)
+        matches += [Match(batch[i], float(s), float(d), "predicted", c)
+                    for i, s, d, c in zip(answers.kept, *scorer.score(grid, curve, predicted))]
     for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
                                           disable=not progress or not structures):
         try:

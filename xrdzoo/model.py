@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from xrdzoo import registry
+from xrdzoo.contracts import Answers
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.xrd.pattern import N_POINTS, full_scale  # every backbone predicts the N_POINTS bins
 
@@ -61,13 +62,15 @@ class XRDModel(nn.Module):
                 errors[formula] = str(error)
         return (torch.cat(rows) if rows else torch.zeros(0, *self.encoder.shape)), keep, errors
 
-    def encodable(self, formulas: Sequence[str]) -> tuple[list[int], dict[str, str]]:
-        """Indices of the formulas the encoder can take, and the reason for each it cannot."""
-        _, keep, errors = self.encode(formulas)
-        return keep, errors
+    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> Answers:
+        """The patterns of the formulas the encoder can take, and why it refused the others (one encoding pass)."""
+        inputs, kept, refused = self.encode(formulas)
+        how = f"network {self.config['encoder']} + {self.config['backbone']}, from the formula alone"
+        return Answers(kept, refused, self.predict_encoded(inputs, batch_size, precision), [how] * len(kept))
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
-        """Predicted patterns, shape ``(n, 1024)``, negative values clipped and the largest scaled to 100.
+        """Predicted patterns, shape ``(n, 1024)``, negative values clipped and the largest scaled to 100; raises
+        ``EncodingError`` for a formula the encoder cannot take (:meth:`answer` reports it instead).
 
         ``precision="bfloat16"`` runs the backbone under bfloat16 autocast, faster on CPUs with AVX-512 BF16
         or AMX; docs/benchmarks.md has the measured speed and what it costs in accuracy.
@@ -77,13 +80,10 @@ class XRDModel(nn.Module):
                    for i in range(0, len(formulas), batch_size)]
         return np.concatenate(batches) if batches else np.empty((0, N_POINTS), np.float32)
 
-    def explain(self, formulas: Sequence[str]) -> list[str]:
-        """How each pattern is made: by this network, from the formula alone."""
-        return [f"network {self.config['encoder']} + {self.config['backbone']}"] * len(formulas)
-
     @torch.inference_mode()
     def predict_encoded(self, inputs: torch.Tensor, batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """Like :meth:`predict` for inputs already encoded by ``self.encoder``."""
+        at_least_one(batch_size, "batch_size")
         self.eval()
         device = next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
         with autocast(device.type, precision):

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from xrdzoo.errors import InputError
+from xrdzoo.xrd.pattern import Pattern, axis_values
+from xrdzoo.xrd.profiles import radiation
 
 SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -19,29 +21,32 @@ def _target(path: str | Path) -> Path:
     return path
 
 
-def plot_patterns(path: str | Path, patterns: dict[str, np.ndarray], title: str = "", x: np.ndarray | None = None,
-                  xlabel: str = "2θ (degrees, Cu Kα)") -> Path:
-    """Draw labelled patterns (0..100 over 2-theta 0..180 degrees, or as curves over ``x``) into a PNG (or PDF,
-    SVG); the first is drawn on top. Returns the path written: ``path`` itself."""
+def plot_patterns(path: str | Path, patterns: dict[str, Pattern], title: str = "", axis: str = "two_theta",
+                  sticks: bool = True) -> Path:
+    """Draw labelled patterns (each one ``Pattern``, largest 100) over ``axis`` (two_theta, q or d) into a PNG (or PDF,
+    SVG), as sticks (peaks) or curves (profiles); the first is drawn on top, and a second one mirrored below the
+    axis. Returns the path written: ``path`` itself."""
     path = _target(path)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from xrdzoo.xrd.pattern import TWO_THETA
-
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=120)
+    ends = []
     for i, (label, pattern) in enumerate(reversed(list(patterns.items()))):
-        sign = -1 if len(patterns) == 2 and i == 0 else 1  # two patterns: mirror the second below the axis
+        sign = -1 if len(patterns) == 2 and i == 0 else 1
         style = {"label": label, "color": f"C{len(patterns) - 1 - i}", "lw": 1.2}
-        if x is None:
-            ax.vlines(TWO_THETA, 0, sign * np.asarray(pattern), **style)
-        else:
-            ax.plot(x, sign * np.asarray(pattern), **style)
+        x = axis_values(pattern.two_theta, axis, pattern.wavelength)
+        (ax.vlines(x, 0, sign * pattern.intensities, **style) if sticks else
+         ax.plot(x, sign * pattern.intensities, **style))
+        known = (pattern.two_theta >= pattern.span[0]) & (pattern.two_theta <= pattern.span[1]) & np.isfinite(x)
+        ends.append(x[known])  # the axis ends where the pattern is known (to ~55 degrees: a frame seen at Mo K-alpha)
+    ends = np.concatenate(ends)
+    first = next(iter(patterns.values()))
+    xlabel = {"two_theta": f"2θ (degrees, {radiation(first.wavelength)})", "q": "q (1/Å)", "d": "d (Å)"}[axis]
     ax.axhline(0, color="black", lw=0.6)
-    ax.set(xlabel=xlabel, ylabel="intensity (max 100)",
-           xlim=(0, 180) if x is None else (min(x[0], x[-1]), max(x[0], x[-1])), title=title)
+    ax.set(xlabel=xlabel, ylabel="intensity (max 100)", xlim=(ends.min(), ends.max()), title=title)
     ax.legend(loc="upper right", frameon=False)
     fig.tight_layout()
     fig.savefig(path)

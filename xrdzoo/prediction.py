@@ -14,57 +14,58 @@ import numpy as np
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.files import atomic_path
 from xrdzoo.model import XRDModel
-from xrdzoo.xrd.pattern import TWO_THETA, WAVELENGTH, d_spacing, two_theta_at
+from xrdzoo.xrd.pattern import WAVELENGTH, Pattern, axis_values, d_spacing, two_theta_at
 from xrdzoo.xrd.peaks import find_peaks
 
 FORMATS = (".csv", ".json", ".jsonl", ".xy")
 
 
-def peak_rows(pattern: np.ndarray, threshold: float = 10.0, wavelength: float = WAVELENGTH) -> list[dict[str, float]]:
-    """The pattern's peaks (threshold, merged within 2 degrees) as rows of 2-theta and d-spacing at each peak's apex
-    (its largest point) and intensity; 2-theta at ``wavelength`` (peaks beyond 180 degrees there are left out)."""
-    peaks = find_peaks(pattern, threshold=threshold)
-    d = d_spacing(peaks.apexes)
+def peak_rows(pattern: Pattern, threshold: float = 10.0, wavelength: float | None = None) -> list[dict[str, float]]:
+    """The peaks of one pattern on the model frame's bins (threshold, merged within 2 degrees) as rows of 2-theta and
+    d-spacing at each peak's apex (its largest point) and intensity; 2-theta at ``wavelength`` (default: the
+    pattern's own; peaks beyond 180 degrees there are left out)."""
+    if not pattern.on_frame or pattern.intensities.ndim != 1:
+        raise ValueError("peak rows are read from one pattern on the model frame's 1,024 bins")
+    peaks = find_peaks(pattern.intensities, threshold=threshold)
+    d = d_spacing(peaks.apexes, pattern.wavelength)
+    two_theta = two_theta_at(d, wavelength or pattern.wavelength)
     return [{"two_theta": round(float(t), 3), "intensity": round(float(i), 2), "d_spacing": round(float(d), 4)}
-            for t, i, d in zip(two_theta_at(d, wavelength), peaks.intensities, d) if np.isfinite(t)]
+            for t, i, d in zip(two_theta, peaks.intensities, d) if np.isfinite(t)]
 
 
-def peak_table(formula: str, pattern: np.ndarray, threshold: float = 10.0, wavelength: float = WAVELENGTH) -> str:
-    """A readable peak list for one formula (2-theta at ``wavelength``)."""
+def peak_table(formula: str, pattern: Pattern, threshold: float = 10.0, wavelength: float | None = None) -> str:
+    """A readable peak list for one formula (2-theta at ``wavelength``, default the pattern's own)."""
     lines = [f"{formula}: predicted peaks (intensity >= {threshold:g})", "  2theta(deg)  intensity  d(A)"]
     lines += [f"  {r['two_theta']:10.2f}  {r['intensity']:9.1f}  {r['d_spacing']:.4f}" for r in
               peak_rows(pattern, threshold, wavelength)]
     return "\n".join(lines)
 
 
-def write_patterns(path: Path, formulas: Sequence[str], patterns: np.ndarray, x: np.ndarray | None = None,
-                   axis: str = "two_theta") -> list[Path]:
-    """Write patterns by the file's suffix: .csv (a 2-theta column and one per formula), .json/.jsonl (pattern and
-    peaks per formula) or .xy (two columns; one file per formula when there are several). ``x``: the points of
-    patterns not on the model frame, on ``axis`` (two_theta, q or d); their JSON records give ``x``, not peaks."""
+def write_patterns(path: Path, names: Sequence[str], patterns: Pattern, axis: str = "two_theta") -> list[Path]:
+    """Write a batch of patterns, one per name, by the file's suffix: .csv (an ``axis`` column and one per name),
+    .json/.jsonl (per name the pattern, and its peaks when it lies on the model frame's bins over 2-theta, else its
+    ``axis`` values) or .xy (two columns; one file per name when there are several). ``axis``: two_theta, q or d."""
     path = Path(path)
-    columns = TWO_THETA if x is None else x
     if path.suffix not in FORMATS:
         raise InputError(f"cannot write {path.name!r}: use one of {', '.join(FORMATS)}")
+    x = axis_values(patterns.two_theta, axis, patterns.wavelength)
     if path.suffix == ".csv":
-        header = ",".join([axis, *formulas])
-        np.savetxt(path, np.column_stack([columns, *patterns]), delimiter=",", header=header, comments="",
+        header = ",".join([axis, *names])
+        np.savetxt(path, np.column_stack([x, *patterns.intensities]), delimiter=",", header=header, comments="",
                    fmt="%.4f")
         return [path]
     if path.suffix == ".xy":
-        paths = [path] if len(formulas) == 1 else [path.with_name(f"{path.stem}_{f}.xy") for f in formulas]
-        for p, pattern in zip(paths, patterns):
-            np.savetxt(p, np.column_stack([columns, pattern]), fmt="%.4f")
+        paths = [path] if len(names) == 1 else [path.with_name(f"{path.stem}_{name}.xy") for name in names]
+        for p, intensities in zip(paths, patterns.intensities):
+            np.savetxt(p, np.column_stack([x, intensities]), fmt="%.4f")
         return paths
-    records = [_record(f, p) if x is None else {"formula": f, axis: np.round(x, 5).tolist(),
-                                                 "pattern": np.round(p, 3).tolist()} for f, p in zip(formulas, patterns)]
+    with_peaks = patterns.on_frame and axis == "two_theta"
+    records = [{"formula": name, **({"peaks": peak_rows(patterns[i])} if with_peaks else
+                                    {axis: np.round(x, 5).tolist()}),
+                "pattern": np.round(patterns.intensities[i], 3).tolist()} for i, name in enumerate(names)]
     text = (json.dumps(records) if path.suffix == ".json" else "".join(json.dumps(r) + "\n" for r in records))
     path.write_text(text)
     return [path]
-
-
-def _record(formula: str, pattern: np.ndarray, threshold: float = 10.0) -> dict:
-    return {"formula": formula, "peaks": peak_rows(pattern, threshold), "pattern": np.round(pattern, 3).tolist()}
 
 
 def _read_formulas(path: Path) -> Iterator[tuple[int, str]]:
@@ -98,13 +99,13 @@ def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 64, th
         write = _record_writer(file, output.suffix)
         for i in range(0, len(lines), batch_size):
             batch = lines[i : i + batch_size]
-            keep, errors = model.encodable([text for _, text in batch])
-            patterns = dict(zip(keep, model.predict([batch[k][1] for k in keep], batch_size, precision)))
+            answers = model.answer([text for _, text in batch], batch_size, precision)
+            patterns = dict(zip(answers.kept, Pattern.from_frame(answers.patterns)))
             for k, (number, text) in enumerate(batch):
                 write({"line": number, "formula": text, "peaks": peak_rows(patterns[k], threshold)}
-                      if k in patterns else {"line": number, "formula": text, "error": errors[text]})
-            failed += len(batch) - len(keep)
-            done += len(keep)
+                      if k in patterns else {"line": number, "formula": text, "error": answers.refused[text]})
+            failed += len(batch) - len(answers.kept)
+            done += len(answers.kept)
             rate = done / (time.perf_counter() - start)
             print(f"\r{done + failed}/{len(lines)} formulas, {rate:.0f} formulas/s", end="", file=sys.stderr)
     print(f"\npredicted {done} formulas ({failed} could not be encoded) into {output}", file=sys.stderr)
@@ -121,8 +122,9 @@ def _record_writer(file, suffix: str):
         f"{p['two_theta']}:{p['intensity']}" for p in record.get("peaks", []))})
 
 
-def simulated_pattern(structure_file: Path) -> np.ndarray:
-    """The simulated (true) pattern of a structure file, for plotting against a prediction."""
-    from xrdzoo.xrd.simulate import read_structure, simulate
+def simulated_pattern(structure_file: Path, wavelength: float = WAVELENGTH) -> Pattern:
+    """The simulated (true) peaks of a structure file at ``wavelength``, for plotting against a prediction."""
+    from xrdzoo.xrd.simulate import read_structure, reflections
 
-    return simulate([read_structure(structure_file)])[0]
+    two_theta, intensities, _ = reflections(read_structure(structure_file), "fast", wavelength)
+    return Pattern(two_theta, intensities, wavelength)

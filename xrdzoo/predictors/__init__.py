@@ -7,9 +7,10 @@ Each is a *predictor*, registered in the entry-point group ``xrdzoo.predictors``
 - ``config``: JSON-able, enough to rebuild the member (stored in the checkpoint);
 - ``fit(train, val)``: learn from the training split of a ``xrdzoo.data.Dataset`` (its structures and patterns),
   returning a few validation figures; what it learns lives in tensors (``state_dict``), saved as safetensors;
-- ``encodable(formulas)``: indices of the formulas it answers and the reason for each it refuses;
-- ``predict(formulas, batch_size, precision)``: patterns ``(n, 1024)`` on the 0..100 scale;
-- ``explain(formulas)``: how each answer was made (which template, which fallback), one line each.
+- ``answer(formulas, batch_size, precision)``: an ``xrdzoo.contracts.Answers`` (the formulas it kept, the reason
+  for each it refused, their patterns ``(n, 1024)`` on the 0..100 scale, and how each was made: which template, which
+  fallback);
+- ``predict(formulas, batch_size, precision)``: the patterns alone, raising at the first formula it cannot take.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from xrdzoo.buffers import ResizableBuffers
+from xrdzoo.contracts import Answers
 from xrdzoo.encoders import EncodingError
 from xrdzoo.predictors.chemistry import formula_of
 
@@ -40,16 +42,26 @@ class PredictorBase(ResizableBuffers):
             raise RuntimeError(f"the {self.config['predictor']} predictor is not fitted: train it with "
                                f"`xrdzoo train --predictor {self.config['predictor']} --data ...`")
 
-    def encodable(self, formulas: Sequence[str]) -> tuple[list[int], dict[str, str]]:
-        """Indices of the formulas this member answers, and the reason for each it cannot."""
-        keep, errors = [], {}
+    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> Answers:
+        """The patterns of the formulas this member can read, how each was made, and why it refused the others."""
+        kept, refused = [], {}
         for i, formula in enumerate(formulas):
             try:
                 formula_of(formula)
-                keep.append(i)
+                kept.append(i)
             except EncodingError as error:
-                errors[formula] = str(error)
-        return keep, errors
+                refused[formula] = str(error)
+        return Answers(kept, refused, *self._answer([formulas[i] for i in kept]))
+
+    def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
+        """The patterns ``(n, 1024)``; raises ``EncodingError`` at the first formula this member cannot read."""
+        for formula in formulas:
+            formula_of(formula)
+        return self._answer(formulas)[0]
+
+    def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """The patterns of readable formulas and how each was made; what a member implements."""
+        raise NotImplementedError
 
 
 def strings_tensor(strings: Sequence[str]) -> torch.Tensor:

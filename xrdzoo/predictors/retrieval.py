@@ -39,6 +39,12 @@ class FormulaIndex:
         order = np.lexsort((rows, np.round(distance, 9)))[:k]
         return rows[order], distance[order]
 
+    def closest(self, query: Formula) -> tuple[int, bool]:
+        """The row of the nearest training formula of the query's type, else of any type; and whether it is of the
+        query's type."""
+        rows, _ = self.nearest(query)
+        return (int(rows[0]), True) if len(rows) else (int(self.nearest(query, same_kind=False)[0][0]), False)
+
 
 class Retrieval(PredictorBase):
     """The pattern of the nearest training formula of the same type (element-fraction L1), else of any type."""
@@ -67,22 +73,10 @@ class Retrieval(PredictorBase):
         self._index = None
         return {}
 
-    def _nearest(self, formula: str) -> tuple[int, bool]:
-        query = formula_of(formula)
-        rows, _ = self.index.nearest(query)
-        return (int(rows[0]), True) if len(rows) else (int(self.index.nearest(query, same_kind=False)[0][0]), False)
-
-    def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
-        """The retrieved patterns, ``(n, 1024)``."""
-        rows = [self._nearest(f)[0] for f in formulas]
-        return self.patterns[rows].numpy().reshape(len(rows), -1).astype(np.float32)
-
-    def explain(self, formulas: Sequence[str]) -> list[str]:
-        """Which training formula each pattern was copied from."""
+    def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """The retrieved patterns, ``(n, 1024)``, and which training formula each was copied from."""
         names = tensor_strings(self.formulas)
-        lines = []
-        for formula in formulas:
-            row, same = self._nearest(formula)
-            lines.append(f"copied from {names[row]}" + ("" if same else " (no training formula of its type: "
-                                                                         "nearest of any type)"))
-        return lines
+        found = [self.index.closest(formula_of(f)) for f in formulas]
+        patterns = self.patterns[[row for row, _ in found]].numpy().reshape(len(found), -1).astype(np.float32)
+        return patterns, [f"copied from {names[row]}" + ("" if same else " (no training formula of its type: nearest "
+                                                                          "of any type)") for row, same in found]

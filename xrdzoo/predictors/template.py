@@ -9,6 +9,7 @@ trained on the training split to predict how well a template's pattern matches (
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -223,8 +224,7 @@ class Template(PredictorBase):
         choices = []
         for query, candidates in zip(queries, found):
             if candidates is None:
-                rows, _ = self._state()["index"].nearest(query, same_kind=False)
-                choices.append((int(rows[0]), None))
+                choices.append((self._state()["index"].closest(query)[0], None))
                 continue
             rows, distance, costs, assignments, _ = candidates
             # ties go to the nearer (by L1) candidate: argmin and argmax return the first
@@ -262,22 +262,20 @@ class Template(PredictorBase):
         nsites = int(self.offsets[row + 1] - self.offsets[row])
         return float(self._volume_per_atom(query.fractions())) * nsites / self._state()["volumes"][row]
 
-    def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
-        """Simulated patterns of the substituted templates, ``(n, 1024)``."""
-        return np.array([simulate_cell(*cell[:3]) for cell in self.cells(formulas)], dtype=np.float32).reshape(-1, 1024)
-
-    def explain(self, formulas: Sequence[str]) -> list[str]:
-        """Which template each pattern came from (material id, formula, space group) and how."""
-        state = self._state()
-        lines = []
-        for _, _, _, row, substituted in self.cells(formulas):
+    def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """Simulated patterns of the substituted templates, ``(n, 1024)``, and which template each came from
+        (material id, formula, space group) and how."""
+        state, patterns, how = self._state(), [], []
+        for lattice, coords, numbers, row, substituted in self.cells(formulas):
+            patterns.append(simulate_cell(lattice, coords, numbers))
             name = f"{state['ids'][row]} ({_formula_text(state['index'].formulas[row])}, space group " \
                    f"{state['spacegroups'][row]})"
-            lines.append(f"template {name}, elements substituted, volume rescaled" if substituted else
-                         f"no template of its formula type: pattern of the nearest structure {name}")
-        return lines
+            how.append(f"template {name}, elements substituted, volume rescaled" if substituted else
+                       f"no template of its formula type: pattern of the nearest structure {name}")
+        return np.array(patterns, dtype=np.float32).reshape(-1, 1024), how
 
 
+@functools.lru_cache(maxsize=None)  # one text per template, read each time one is chosen
 def _formula_text(formula: Formula) -> str:
     from pymatgen.core import Composition, Element
 

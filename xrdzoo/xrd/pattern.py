@@ -7,7 +7,7 @@ with weak ones, so the same reflection would get a different height depending on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,7 +31,7 @@ TWO_THETA = bin_centres(N_POINTS)
 
 def full_scale(pattern: np.ndarray) -> np.ndarray:
     """Each row (last axis) scaled so its largest value is 100; all-zero rows stay zero. The one place patterns
-    are put on the 0..100 scale (binning, broadening, predictions)."""
+    are put on the 0..100 scale (binning, profiles, predictions)."""
     top = pattern.max(axis=-1, keepdims=True)
     return np.divide(pattern * FULL_SCALE, top, out=np.zeros_like(pattern), where=top > 0)
 
@@ -55,23 +55,6 @@ def bin_peaks(two_theta, intensities, n_points: int = N_POINTS) -> np.ndarray:
     pattern = np.zeros(n_points)
     np.maximum.at(pattern, index, intensities)
     return full_scale(pattern).astype(np.float32)
-
-
-def broaden(pattern, fwhm_deg: float) -> np.ndarray:
-    """Gaussian broadening of a binned pattern (or a batch, along the last axis); rescaled to max 100.
-
-    ``fwhm_deg``: full width at half maximum of the Gaussian in degrees 2-theta (must be > 0).
-    """
-    from scipy.ndimage import gaussian_filter1d
-
-    if not fwhm_deg > 0:
-        raise InputError(f"fwhm must be a positive width in degrees, got {fwhm_deg}")
-    pattern = np.asarray(pattern, dtype=np.float32)
-    low, high = TWO_THETA_RANGE
-    bin_width = (high - low) / pattern.shape[-1]
-    sigma_bins = fwhm_deg / (2 * np.sqrt(2 * np.log(2))) / bin_width
-    smooth = gaussian_filter1d(pattern, sigma_bins, axis=-1, mode="constant", truncate=4.0)
-    return full_scale(smooth).astype(np.float32)
 
 
 def d_spacing(two_theta_deg, wavelength: float = WAVELENGTH):
@@ -147,6 +130,21 @@ class Pattern:
         patterns = np.asarray(patterns, dtype=float)
         return cls(bin_centres(patterns.shape[-1]), patterns)
 
+    def __getitem__(self, index) -> Pattern:
+        """Pattern ``index`` of a batch (or a sub-batch by slice or list), at the same positions."""
+        return replace(self, intensities=self.intensities[index])
+
+    def __len__(self) -> int:
+        """The number of patterns in a batch."""
+        if self.intensities.ndim < 2:
+            raise TypeError("a single pattern has no length; its peaks are two_theta")
+        return len(self.intensities)
+
+    @property
+    def on_frame(self) -> bool:
+        """Whether the positions are the model frame's 1,024 bin centres over 0..180 degrees (at any wavelength)."""
+        return self.two_theta.shape == TWO_THETA.shape and bool(np.array_equal(self.two_theta, TWO_THETA))
+
     @property
     def d(self) -> np.ndarray:
         """Interplanar spacing (Angstrom) of each peak."""
@@ -166,6 +164,12 @@ class Pattern:
         hkls = None if self.hkls is None else tuple(h for h, k in zip(self.hkls, keep) if k)
         return Pattern(two_theta[keep], self.intensities[..., keep] * weight, wavelength, hkls,
                        (float(span[0]), float(np.nan_to_num(span[1], nan=TWO_THETA_RANGE[1]))))
+
+    def resampled(self, grid=None, profile=None) -> Pattern:
+        """This pattern (or batch) drawn on a 2-theta grid as :meth:`on_grid` draws it, as a Pattern at the same
+        wavelength and span: a curve with a ``profile``, peaks on the grid points without one."""
+        return Pattern(TWO_THETA if grid is None else grid, self.on_grid(grid, profile), self.wavelength, None,
+                       self.span)
 
     def on_grid(self, grid=None, profile=None) -> np.ndarray:
         """Intensities on a 2-theta grid (degrees; default: the model frame's 1,024 bin centres), scaled to a largest

@@ -42,6 +42,13 @@ def wavelength(spec: str | float) -> float:
     return float(spec)
 
 
+def radiation(wavelength_A: float) -> str:
+    """A label for a wavelength: the tube line (``Cu Kα``) where it is one, else ``λ = 0.7 Å``."""
+    lines = _lines()
+    tube = next((t for t in TUBES if abs(lines[t] - wavelength_A) < 1e-6), None)
+    return f"{tube[:-2]} Kα" if tube else f"λ = {wavelength_A:g} Å"
+
+
 def ka_lines(mean_wavelength: float) -> tuple[float, float]:
     """(K-alpha1, K-alpha2) in Angstrom of the tube whose K-alpha mean is ``mean_wavelength``."""
     lines = _lines()

@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 
 from xrdzoo.errors import InputError
-from xrdzoo.xrd.pattern import (FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, bin_peaks, broaden,
+from xrdzoo.xrd.pattern import (FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, bin_peaks,
                                 lorentz_polarisation)
 
 SIMULATORS = ("fast", "pymatgen")
@@ -61,12 +61,10 @@ def reflections(structure, simulator: str = "fast", wavelength: float = WAVELENG
         return _fast_reflections(structure, symbols, wavelength)
 
 
-def simulate(structures: Iterable, simulator: str = "fast", fwhm: float | None = None,
-             progress: bool = False) -> np.ndarray:
-    """Binned patterns, float32 of shape (n, 1024) with each row's largest value 100, of the given structures.
-
-    ``fwhm``: optional Gaussian broadening in degrees 2-theta. A structure that cannot be simulated raises
-    ``SimulationError`` naming its position and formula.
+def simulate(structures: Iterable, simulator: str = "fast", progress: bool = False) -> np.ndarray:
+    """Binned patterns, float32 of shape (n, 1024) with each row's largest value 100, of the given structures (peaks
+    as they fall in the bins; ``xrdzoo.xrd.pattern.Pattern.resampled`` draws peak profiles). A structure that cannot
+    be simulated raises ``SimulationError`` naming its position and formula.
     """
     from tqdm.auto import tqdm
 
@@ -79,7 +77,7 @@ def simulate(structures: Iterable, simulator: str = "fast", fwhm: float | None =
         except SimulationError as error:
             raise SimulationError(f"structure {i}: {error}", error.reason) from error
         patterns[i] = bin_peaks(two_theta, intensities)
-    return patterns if fwhm is None else broaden(patterns, fwhm)
+    return patterns
 
 
 def read_structure(path):
