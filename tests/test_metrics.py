@@ -100,7 +100,7 @@ def test_aligned_vectors_by_hand():
 
 def test_evaluate_modes_by_hand():
     low = 3 * np.ones(1024)  # below the peak threshold everywhere: dropped in the peaks mode
-    results = metrics.evaluate(rows(PRED + low), rows(TRUE), metrics={"mse": metrics.mse}, progress=False)
+    results = metrics.score_patterns(rows(PRED + low), rows(TRUE), metrics={"mse": metrics.mse}, progress=False)
     assert set(results) == {"mse/all", "mse/peaks", "mse/aligned"}
     assert results["mse/all"] == pytest.approx(metrics.mse(rows(PRED + low), rows(TRUE))[0])
     masked = [np.where(x >= 10, x, 0) for x in (PRED + low, TRUE)]  # both patterns lose their points below 10
@@ -114,13 +114,13 @@ def test_evaluate_scores_the_default_metrics_and_each_declares_its_modes():
     true = np.stack([pattern(*zip(rng.uniform(10, 170, 5), rng.uniform(20, 100, 5))) for _ in range(4)])
     pred = np.stack([pattern(*zip(rng.uniform(10, 170, 5), rng.uniform(20, 100, 5))) for _ in range(4)])
     assert set(metrics.DEFAULT_METRICS) <= set(registry.list_names("metrics"))
-    results = metrics.evaluate(pred, true, progress=False)  # the default list, whatever plugins are installed
+    results = metrics.score_patterns(pred, true, progress=False)  # the default list, whatever plugins are installed
     modeless = {n for n in metrics.DEFAULT_METRICS if not metrics.takes_modes(registry.get("metrics", n))}
     assert modeless == set(PEAK_SCORES)
     assert set(results) == modeless | {f"{n}/{m}" for n in set(metrics.DEFAULT_METRICS) - modeless
                                        for m in metrics.MODES}
     assert all(np.isfinite(v) for v in results.values())
-    perfect = metrics.evaluate(true, true, metrics=DISTANCES + PEAK_SCORES, modes=("all",), progress=False)
+    perfect = metrics.score_patterns(true, true, metrics=DISTANCES + PEAK_SCORES, modes=("all",), progress=False)
     assert set(perfect) == {f"{n}/all" for n in DISTANCES} | set(PEAK_SCORES)
     assert all(perfect[f"{n}/all"] == pytest.approx(0, abs=1e-9) for n in DISTANCES)
     assert all(perfect[n] == 1 for n in PEAK_SCORES)
@@ -132,8 +132,8 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="one shape"):
         metrics.mse(TRUE, TRUE)
     with pytest.raises(ValueError, match="unknown mode"):
-        metrics.evaluate(rows(TRUE), rows(TRUE), metrics=["mse"], modes=("all", "peak"), progress=False)
+        metrics.score_patterns(rows(TRUE), rows(TRUE), metrics=["mse"], modes=("all", "peak"), progress=False)
     with pytest.raises(ValueError, match="radius"):
         metrics.dtw_distance(rows(TRUE), rows(TRUE), radius=-1)
     with pytest.raises(ValueError, match="empty"):
-        metrics.evaluate(np.zeros((0, 1024)), np.zeros((0, 1024)), progress=False)
+        metrics.score_patterns(np.zeros((0, 1024)), np.zeros((0, 1024)), progress=False)

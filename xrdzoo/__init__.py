@@ -11,6 +11,7 @@ DEFAULT_MODEL = "template_learned.mp_ternary"  # the shipped weights `xrdzoo pre
 import numpy as np  # noqa: E402
 
 from xrdzoo import registry  # noqa: E402
+from xrdzoo.contracts import Predictor  # noqa: E402
 from xrdzoo.model import XRDModel, create_model, create_predictor  # noqa: E402
 
 list_encoders = partial(registry.list_names, "encoders")
@@ -21,7 +22,7 @@ list_metrics = partial(registry.list_names, "metrics")
 list_weights = partial(registry.list_names, "weights")
 
 
-def load(name_or_path: str) -> XRDModel:
+def load(name_or_path: str) -> Predictor:
     """A zoo member (network or predictor) from a checkpoint path or a pretrained weight name (hash-checked;
     downloaded if needed)."""
     from xrdzoo import checkpoint, hub
@@ -29,7 +30,7 @@ def load(name_or_path: str) -> XRDModel:
     return checkpoint.read_model(hub.resolve(name_or_path))
 
 
-def predict(formulas: list[str] | str, model: str | XRDModel = DEFAULT_MODEL) -> np.ndarray:
+def predict(formulas: list[str] | str, model: str | Predictor = DEFAULT_MODEL) -> np.ndarray:
     """Predicted XRD patterns ``(n, 1024)`` over 2-theta 0..180 degrees (max 100) for chemical formulas; a single
     string is one formula (``n = 1``)."""
     formulas = [formulas] if isinstance(formulas, str) else list(formulas)

@@ -21,12 +21,12 @@ PEAK_THRESHOLD = 10.0  # of 100: a point is part of a peak at or above this (the
 PEAK_TOLERANCE = 2.0  # degrees: peaks closer than this merge; a predicted peak this close matches a true one
 
 Metric = Callable[[np.ndarray, np.ndarray], np.ndarray]
-# What evaluate scores when not told: the paper's distances and our peak scores. A plugin metric is scored when named.
+# What score_patterns scores when not told: the paper's distances and our peak scores. A plugin metric is scored when named.
 DEFAULT_METRICS = ("mse", "msle", "cosine", "pearson", "jsd", "dtw", "peak_recall", "peak_precision", "peak_f1")
 
 
 def takes_modes(metric: Metric) -> bool:
-    """Whether ``evaluate`` scores ``metric`` in each mode (a distance) or once on the whole patterns (a peak score):
+    """Whether ``score_patterns`` scores ``metric`` in each mode (a distance) or once on the whole patterns (a peak score):
     a metric declares the latter with the attribute ``takes_modes = False``."""
     return getattr(metric, "takes_modes", True)
 
@@ -207,8 +207,8 @@ def _resolve(metrics: Mapping[str, Metric] | Sequence[str] | None) -> dict[str, 
     return {name: registry.get("metrics", name) for name in (DEFAULT_METRICS if metrics is None else metrics)}
 
 
-def evaluate(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = None,
-             modes: Sequence[str] = MODES, progress: bool = True) -> dict[str, float]:
+def score_patterns(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = None,
+                   modes: Sequence[str] = MODES, progress: bool = True) -> dict[str, float]:
     """Mean of each metric over the pairs: distances as ``name/mode`` for each mode, ``peak_*`` scores once.
 
     ``metrics``: functions by name, or registered names (plugins' included), or None for :data:`DEFAULT_METRICS`,
@@ -218,7 +218,7 @@ def evaluate(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = 
     """
     pred, true = _pair(pred, true)
     if not len(pred):
-        raise InputError("nothing to evaluate: the pattern arrays are empty")
+        raise InputError("nothing to score: the pattern arrays are empty")
     unknown = set(modes) - set(MODES)
     if unknown:
         raise InputError(f"unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")

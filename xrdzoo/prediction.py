@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xrdzoo.contracts import Predictor
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.files import atomic_path
-from xrdzoo.model import XRDModel
 from xrdzoo.xrd.pattern import WAVELENGTH, Pattern, axis_values, d_spacing, two_theta_at
 from xrdzoo.xrd.peaks import find_peaks
 
@@ -80,7 +80,7 @@ def _read_formulas(path: Path) -> Iterator[tuple[int, str]]:
 SCREEN_FORMATS = (".jsonl", ".csv")
 
 
-def screen(model: XRDModel, source: Path, output: Path, batch_size: int = 64, threshold: float = 10.0,
+def screen(model: Predictor, source: Path, output: Path, batch_size: int = 64, threshold: float = 10.0,
            precision: str = "float32") -> int:
     """Predict every formula in ``source`` (one per line) into ``output`` (``.jsonl`` or ``.csv``, by its suffix).
 

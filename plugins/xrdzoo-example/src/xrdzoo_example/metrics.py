@@ -38,4 +38,4 @@ def _peaks(pattern: np.ndarray, threshold: float) -> np.ndarray:
     return np.flatnonzero((middle >= threshold) & (middle > padded[:-2]) & (middle >= padded[2:]))
 
 
-peak_position_error.takes_modes = False  # it picks peaks itself: xrdzoo.metrics.evaluate scores it once
+peak_position_error.takes_modes = False  # it picks peaks itself: xrdzoo.metrics.score_patterns scores it once
