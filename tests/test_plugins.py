@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 import torch
 
-from xrdzoo import registry
+from xrdzoo import checkpoint, registry
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 BUILTIN_MODULES = ("xrdzoo.encoders", "xrdzoo.backbones.resnet", "xrdzoo.backbones.timm", "xrdzoo.backbones.mlp",
                    "xrdzoo.backbones.baselines", "xrdzoo.losses", "xrdzoo.metrics", "xrdzoo.hub")
 EXAMPLE_COMPONENTS = {"element_counts": "encoders", "conv1d": "backbones", "huber": "losses",
-                      "peak_position_error": "metrics"}
+                      "peak_position_error": "metrics", "type_mean": "predictors"}
 
 
 def needs(*modules: str) -> None:
@@ -233,7 +233,7 @@ def test_list_json_parses(example_site):
     assert rows["encoders", "onehot"]["package"] == "xrdzoo"
 
 
-@pytest.mark.parametrize("singular", ["encoder", "backbone", "loss", "metric", "weight"])
+@pytest.mark.parametrize("singular", ["encoder", "backbone", "predictor", "loss", "metric", "weight"])
 def test_list_takes_a_kind_in_the_singular_too(singular):
     from typer.testing import CliRunner
 
@@ -332,6 +332,41 @@ def test_train_with_example_components(example_site, request, tmp_path):
     best = run_dir / "best.safetensors"
     assert best.is_file() and str(best) in proc.stdout
     assert len(json.loads((run_dir / "history.json").read_text())) == 2
+
+
+def test_type_mean_meets_the_predictor_contract(example, tiny_dataset, tmp_path):
+    from xrdzoo import contracts
+    from xrdzoo.data import load_dataset
+    from xrdzoo.model import create_predictor
+
+    member = create_predictor("type_mean")
+    assert isinstance(member, contracts.FittedPredictor)
+    with pytest.raises(RuntimeError, match="xrdzoo train --predictor type_mean"):
+        member.predict(["BaTiO3"])
+    data = load_dataset(tiny_dataset)
+    assert member.fit(data.select("train")) == {"formula_types": len({_type(f) for f in data.select("train").formulas})}
+    answers = member.answer(["SrZrO3", "Qq2O", "Fe2O3"])
+    assert answers.kept == [0, 2] and "Qq" in answers.refused["Qq2O"]
+    assert answers.how[0].startswith("mean of ") and answers.how[1].startswith("type 2,3 unseen")
+    assert np.allclose(answers.patterns.max(axis=1), 100)
+    again = checkpoint.read_model(checkpoint.save(tmp_path / "type_mean.safetensors", member))
+    assert np.array_equal(again.predict(["SrZrO3", "Fe2O3"]), answers.patterns)
+
+
+def _type(formula: str) -> tuple:
+    from xrdzoo.predictors.chemistry import formula_of
+
+    return formula_of(formula).kind
+
+
+@pytest.mark.slow
+def test_train_and_predict_with_the_example_predictor(example_site, tiny_dataset, tmp_path):
+    proc = xrdzoo("train", "--data", str(tiny_dataset), "--predictor", "type_mean", "--output", str(tmp_path / "run"),
+                  sites=[example_site])
+    assert proc.returncode == 0 and "type_mean: validation peak F1" in proc.stdout, proc.stderr
+    proc = xrdzoo("predict", "SrZrO3", "--checkpoint", str(tmp_path / "run" / "best.safetensors"),
+                  sites=[example_site])
+    assert proc.returncode == 0 and "answered by: mean of " in proc.stdout, proc.stderr
 
 
 # --- a broken plugin next to the example: the rest keeps working ----------------------------------------------
