@@ -4,7 +4,9 @@ own source, a plot into a folder; the CLI's error family (user errors one line, 
 from __future__ import annotations
 
 import ast
+import os
 import shutil
+import stat
 import sys
 import tomllib
 import zipfile
@@ -43,6 +45,17 @@ def test_a_flipped_tensor_byte_is_caught_on_load(model, tmp_path):
         checkpoint.read_model(path)
     result = runner.invoke(app, ["predict", "BaTiO3", "--checkpoint", str(path)])
     assert result.exit_code == 1 and "is damaged" in result.output and "Traceback" not in result.output
+
+
+def test_a_checkpoint_gets_the_permissions_of_any_new_file(model, tmp_path):
+    old = os.umask(0o027)  # a group-shared lab machine: the group may read, others may not
+    try:
+        path = checkpoint.save(tmp_path / "m.safetensors", model)
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o640
 
 
 def test_shipped_weights_without_a_digest_still_load():
