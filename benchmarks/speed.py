@@ -122,11 +122,10 @@ def peak_f1(model, data_path: str) -> dict:
 
     from xrdzoo.data import load_dataset
     from xrdzoo.metrics import peak_f1 as f1
-    from xrdzoo.train import encode_split
 
-    inputs, targets, _ = encode_split(model, load_dataset(data_path).select("test"))
-    return {p: float(np.mean(f1(model.predict_encoded(inputs, precision=p), targets.numpy() * 100.0)))
-            for p in PRECISIONS}
+    test = load_dataset(data_path).select("test")
+    answers = {p: model.answer(test.formulas, precision=p) for p in PRECISIONS}
+    return {p: float(np.mean(f1(a.patterns, test.patterns[a.kept]))) for p, a in answers.items()}
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ RUNTIME_SETTINGS = ("data", "epochs", "output", "device", "precision")  # what a
 # its path only; the content must be the same)
 
 
-def encode_split(model: XRDModel, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _encode_split(model: XRDModel, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Encoded inputs and targets (patterns / 100) of every formula the encoder can take, and those it cannot."""
     inputs, keep, errors = model.encode(data.formulas)
     return inputs, torch.from_numpy(data.patterns[keep] / 100.0).float(), list(errors)
@@ -259,8 +259,8 @@ def _build(config: TrainConfig):
 def _encoded_splits(model: XRDModel, data: Dataset, config: TrainConfig, rank: int):
     """The encoded training and validation splits on the device, and the data's description for the checkpoints;
     says how many formulas the encoder left out."""
-    x_train, y_train, skipped = encode_split(model, data.select("train"))
-    x_val, y_val, skipped_val = encode_split(model, data.select("val"))
+    x_train, y_train, skipped = _encode_split(model, data.select("train"))
+    x_val, y_val, skipped_val = _encode_split(model, data.select("val"))
     x_train, y_train, x_val, y_val = (t.to(config.device) for t in (x_train, y_train, x_val, y_val))
     meta = {"data": {"path": str(config.data), "hash": data.hash, "settings": data.settings,
                      "split_sizes": {"train": len(x_train), "val": len(x_val)},
