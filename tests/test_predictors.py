@@ -142,7 +142,7 @@ def test_train_and_predict_from_the_command_line(tiny_dataset, tmp_path):
                                  str(out)])
     assert result.exit_code == 0, result.output
     assert "validation peak F1" in result.output
-    result = runner.invoke(app, ["predict", "BaTiO3", "Fe2O3", "--checkpoint", str(out / "best.safetensors")])
+    result = runner.invoke(app, ["predict", "BaTiO3", "Fe2O3", "--model", str(out / "best.safetensors")])
     assert result.exit_code == 0, result.output
     assert "answered by: template" in result.output and "no template of its formula type" in result.output
     result = runner.invoke(app, ["train", "--data", str(tiny_dataset), "--predictor", "nonesuch", "--output",

@@ -306,7 +306,8 @@ def evaluate(
 @app.command()
 def predict(
     formulas: Annotated[Optional[list[str]], typer.Argument(help="chemical formulas, e.g. BaTiO3 SrSeO3")] = None,
-    checkpoint: Annotated[str, typer.Option(help="checkpoint path or pretrained weight name")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option("--model", "--checkpoint", help="pretrained weight name or checkpoint path "
+                                                                 "(--checkpoint is the same option)")] = DEFAULT_MODEL,
     from_file: Annotated[Optional[Path], typer.Option(help="read formulas from a file, one per line")] = None,
     output: Annotated[Optional[Path], typer.Option(help="write patterns to .csv, .json, .jsonl or .xy")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="draw the predicted pattern(s) to this PNG")] = None,
@@ -329,14 +330,14 @@ def predict(
     from xrdzoo import prediction as api
     from xrdzoo.xrd.pattern import Pattern
 
-    model = xrdzoo.load(checkpoint)
+    member = xrdzoo.load(model)
     if from_file is not None:
-        api.screen(model, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold,
+        api.screen(member, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold,
                    precision)
         return
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
-    answers = model.answer(formulas, batch_size, precision)
+    answers = member.answer(formulas, batch_size, precision)
     if answers.refused:
         raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")
     frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
@@ -344,7 +345,7 @@ def predict(
     for i, (formula, how) in enumerate(zip(formulas, answers.how)):
         typer.echo(api.peak_table(formula, predicted[i], threshold, frame.wavelength) + f"\n  answered by: {how}")
     also = {f"{true.name} (simulated)": api.simulated_pattern(true, frame.wavelength)} if true else None
-    frame.write_and_plot(output, plot, formulas, frame.draw(predicted), "(predicted)", checkpoint, also)
+    frame.write_and_plot(output, plot, formulas, frame.draw(predicted), "(predicted)", model, also)
 
 # --- hub: download, cache ---------------------------------------------------------------------
 
