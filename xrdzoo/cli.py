@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 from typer.core import TyperGroup
 
