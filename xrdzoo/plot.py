@@ -40,9 +40,14 @@ def plot_patterns(path: str | Path, patterns: dict[str, Pattern], title: str = "
         x = axis_values(pattern.two_theta, axis, pattern.wavelength)
         (ax.vlines(x, 0, sign * pattern.intensities, **style) if sticks else
          ax.plot(x, sign * pattern.intensities, **style))
-        known = (pattern.two_theta >= pattern.span[0]) & (pattern.two_theta <= pattern.span[1]) & np.isfinite(x)
-        ends.append(x[known])  # the axis ends where the pattern is known (to ~55 degrees: a frame seen at Mo K-alpha)
+        shown = (pattern.two_theta >= pattern.span[0]) & (pattern.two_theta <= pattern.span[1]) & np.isfinite(x)
+        if axis != "two_theta":  # d and q run to infinity or crowd the peaks near one end: show where there are peaks
+            shown &= pattern.intensities >= 0.5
+        ends.append(x[shown])  # in 2-theta, where the pattern is known (to ~55 degrees: a frame seen at Mo K-alpha)
     ends = np.concatenate(ends)
+    if axis != "two_theta":
+        margin = 0.05 * (ends.max() - ends.min()) or 0.5
+        ends = np.array([max(ends.min() - margin, 0.0), ends.max() + margin])
     first = next(iter(patterns.values()))
     xlabel = {"two_theta": f"2θ (degrees, {radiation(first.wavelength)})", "q": "q (1/Å)", "d": "d (Å)"}[axis]
     ax.axhline(0, color="black", lw=0.6)
