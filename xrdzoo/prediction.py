@@ -100,7 +100,8 @@ def screen(model: Predictor, source: Path, output: Path, batch_size: int = 64, t
         for i in range(0, len(lines), batch_size):
             batch = lines[i : i + batch_size]
             answers = model.answer([text for _, text in batch], batch_size, precision)
-            patterns = dict(zip(answers.kept, Pattern.from_frame(answers.patterns)))
+            predicted = Pattern.from_frame(answers.patterns)
+            patterns = {k: predicted[j] for j, k in enumerate(answers.kept)}
             for k, (number, text) in enumerate(batch):
                 write({"line": number, "formula": text, "peaks": peak_rows(patterns[k], threshold)}
                       if k in patterns else {"line": number, "formula": text, "error": answers.refused[text]})
