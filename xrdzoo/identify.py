@@ -26,7 +26,7 @@ import numpy as np
 
 from xrdzoo.errors import InputError
 from xrdzoo.measured import background
-from xrdzoo.xrd.pattern import N_POINTS, Pattern
+from xrdzoo.xrd.pattern import N_POINTS, Pattern, full_scale
 from xrdzoo.xrd.profiles import Profile
 
 DEFAULT_MAX_ATOMS = 16  # atoms per formula unit: 85% of the Materials Project ternaries have at most 16
@@ -98,7 +98,7 @@ class Scorer:
         curve = np.interp(grid, measured.two_theta, signal)
         sigma = self.fwhm / (2 * np.sqrt(2 * np.log(2))) / self.step
         curve = gaussian_filter1d(curve, sigma, mode="nearest")
-        return grid, curve * (100 / curve.max()) if curve.max() > 0 else curve
+        return grid, full_scale(curve)
 
     def score(self, grid: np.ndarray, measured: np.ndarray, candidates: Pattern) -> tuple[np.ndarray, np.ndarray,
                                                                                          np.ndarray]:
