@@ -374,7 +374,9 @@ def export(
     name: Annotated[str, typer.Option(help="weight name in arch.tag style, e.g. resnet20_onehot.mp_abc3")],
     folder: Annotated[Path, typer.Option(help="where the weight file goes")] = Path("weights"),
     manifest: Annotated[Optional[Path], typer.Option(help="manifest to add the entry to")] = None,
-    dtype: Annotated[str, typer.Option(help="storage type of floating-point tensors")] = "float16",
+    dtype: Annotated[str, typer.Option(help="storage type of floating-point tensors: float16, bfloat16 or "
+                                            "float32")] = "float16",
+    force: Annotated[bool, typer.Option(help="replace an existing different weight file of that name")] = False,
     test_data: Annotated[Optional[Path], typer.Option(help="dataset whose test split scores the written weight "
                                                            "(its metrics)")] = None,
     data: Annotated[str, typer.Option(help="what the model was trained on")] = "",
@@ -386,7 +388,7 @@ def export(
     from xrdzoo.publish import export as publish
 
     card = {"data": data, "command": command, "license": license, "description": description}
-    config = publish(checkpoint, folder, name, dtype, manifest, test_data, **card)
+    config = publish(checkpoint, folder, name, dtype, manifest, test_data, force, **card)
     typer.echo(f"wrote {folder / config.file} ({config.size / 2**20:.1f} MiB, sha256 {config.sha256})")
 
 
