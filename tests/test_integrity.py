@@ -90,7 +90,7 @@ def test_a_build_never_overwrites_its_source_or_leaves_a_partial_file(structure_
     source = tmp_path / "source.json"
     source.write_text("[]")
     result = runner.invoke(app, ["data", "build", str(source), "--output", str(source)])
-    assert result.exit_code == 1 and "is the source itself" in result.output
+    assert result.exit_code == 1 and "is also an input of this command" in result.output
     assert source.read_text() == "[]"
     folder = tmp_path / "existing"
     folder.mkdir()

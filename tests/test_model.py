@@ -75,13 +75,15 @@ def test_safetensors_without_xrdzoo_metadata(tmp_path):
 
 
 def _rewrite_config(path, **changes):
-    """A copy of a checkpoint whose model config says something else than its tensors."""
+    """A copy of a checkpoint whose model config (with a settings digest to match, as a faulty writer would make it)
+    says something else than its tensors."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["xrdzoo"])
     meta["model"].update(changes)
+    meta[checkpoint.SETTINGS_KEY] = checkpoint.settings_digest(meta["model"])
     out = path.with_name("changed.safetensors")
     save_file(load_file(str(path)), str(out), metadata={"xrdzoo": json.dumps(meta)})
     return out

@@ -12,15 +12,17 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from xrdzoo import checkpoint, registry
+from xrdzoo import DEFAULT_MODEL, checkpoint, registry
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 BUILTIN_MODULES = ("xrdzoo.encoders", "xrdzoo.backbones.resnet", "xrdzoo.backbones.timm", "xrdzoo.backbones.mlp",
@@ -247,7 +249,7 @@ def test_list_takes_a_kind_in_the_singular_too(singular):
 EXAMPLE_ONLY = """
 import json, sys
 import numpy as np, torch, xrdzoo
-from xrdzoo import checkpoint, registry
+from xrdzoo import DEFAULT_MODEL, checkpoint, registry
 torch.manual_seed(0)
 model = xrdzoo.create_model("element_counts", "conv1d", encoder_options={"elements": ["Ba", "Sr", "Ti", "O"]},
                             channels=8)
@@ -392,7 +394,7 @@ def test_list_errors_reports_package_and_error(example_site, broken_site):
     assert "xrdzoo-example" not in failed
 
 
-BROKEN = """
+ERRORS = """
 import json
 import torch, xrdzoo
 from xrdzoo import registry
@@ -402,7 +404,9 @@ def error(call):
         call()
     except registry.PluginError as e:
         return str(e)
+"""
 
+BROKEN = ERRORS + """
 model = xrdzoo.create_model("element_counts", "conv1d", channels=8)
 print(json.dumps({
     "healthy": list(model.predict(["BaTiO3"]).shape),
@@ -454,3 +458,70 @@ def test_cli_names_the_broken_plugin_in_one_line(example_site, broken_site, requ
                   "--output", str(tmp_path), sites=[example_site, broken_site])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "encoder 'missing_dep' from package 'xrdzoo-broken' failed: ModuleNotFoundError" in proc.stderr
+
+
+# --- what a plugin hands back is checked at the registry boundary -------------------------------------------------
+
+
+def test_list_contains_exits_interrupts_and_wrong_returns(broken_site):
+    proc = xrdzoo("list", "--errors", "--json", sites=[broken_site])
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)
+    errors = {(f["kind"], f["name"]): f["error"] for f in listed["errors"]}
+    assert errors["encoders", "exits"] == "SystemExit: 3"
+    assert errors["losses", "interrupts"] == "KeyboardInterrupt: raised by xrdzoo_broken.interrupts at import"
+    assert errors["metrics", "not_callable"] == "ContractError: the entry point names a int, not a factory or function"
+    assert errors["weights", "dicts"] == "ContractError: the provider returned a dict, not a WeightConfig"
+    assert errors["weights", "exits"] == "SystemExit: exiting_weights gives up"
+    weights = {row["name"] for row in listed["components"] if row["kind"] == "weights"}
+    assert DEFAULT_MODEL in weights and "dicts.broken" not in weights
+
+
+def test_predict_with_the_default_model_works_beside_broken_providers(broken_site):
+    proc = xrdzoo("predict", "NaCl", sites=[broken_site])
+    assert proc.returncode == 0 and "NaCl: predicted peaks" in proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+WRONG_RETURNS = ERRORS + """
+print(json.dumps({
+    "encoder": error(lambda: xrdzoo.create_model("not_an_encoder", "mlp")),
+    "exits": error(lambda: xrdzoo.create_model("exits", "mlp")),
+    "metric": error(lambda: registry.get("metrics", "not_callable")),
+    "healthy": list(xrdzoo.create_model("onehot", "mlp", hidden=[8]).predict(["NaCl"]).shape),
+}))
+"""
+
+
+def test_wrong_returns_fail_alone_with_one_line_errors(broken_site):
+    out = python(WRONG_RETURNS, [broken_site])
+    assert out["encoder"] == ("encoder 'not_an_encoder' from package 'xrdzoo-broken' failed: ContractError: the "
+                              "factory returned a str, not an encoder (shape, encode, config)")
+    assert out["exits"] == "encoder 'exits' from package 'xrdzoo-broken' failed: SystemExit: 3"
+    assert out["metric"].startswith("metric 'not_callable' from package 'xrdzoo-broken' failed: ContractError")
+    assert out["healthy"] == [1, 1024]
+
+
+def test_a_real_ctrl_c_during_a_plugin_import_still_interrupts():
+    def pressed():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the signal arrives first
+
+    # Python's own handler, as in a foreground program (a background `make test` starts with SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            registry._plugin_call("encoders", "slow", "some-plugin", pressed)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert ("encoders", "slow", "some-plugin") not in {(f.kind, f.name, f.package) for f in registry.failures()}
+
+
+def test_a_plugins_own_keyboard_interrupt_is_its_failure():
+    def raises():
+        raise KeyboardInterrupt("not pressed")
+
+    with pytest.raises(registry.PluginError, match="failed: KeyboardInterrupt: not pressed"):
+        registry._plugin_call("encoders", "own", "some-plugin", raises)
+    registry.refresh()

@@ -24,6 +24,9 @@ class Thing:
     def __init__(self, *args, **options):
         self.args, self.options = args, options
 
+    def __call__(self, *inputs):  # callable, as backbones and losses are
+        return inputs
+
 
 def family(input_shape, out_dim=1024, variant="base"):
     """A backbone family whose variants are picked as family/variant."""
@@ -47,13 +50,14 @@ def explode(**options):
     raise RuntimeError("boom while building")
 
 
-class Weight:
-    def __init__(self, name, metrics=None):
-        self.name, self.description, self.metrics = name, f"weights {name}", metrics or {}
+def weight(name, metrics=None):
+    from xrdzoo.hub import WeightConfig
+
+    return WeightConfig(name, "0" * 64, description=f"weights {name}", metrics=metrics or {})
 
 
 def weights():
-    return [Weight("alpha.v1", {"peak_f1": 0.4321}), Weight("beta.v1")]
+    return [weight("alpha.v1", {"peak_f1": 0.4321}), weight("beta.v1")]
 
 
 def broken_weights():
@@ -290,3 +294,54 @@ def test_weights_are_indexed_by_what_providers_return(plugins):
     assert registry.describe(registry.find("weights", "alpha.v1")[0]) == "weights alpha.v1 [test peak F1 0.432]"
     assert [(f.kind, f.name, f.package, f.error) for f in registry.failures()] == \
         [("weights", "bad", "pkg-b", "OSError: manifest missing")]
+
+
+WRONG = '''
+import sys
+
+
+def not_an_encoder(**options):
+    return {"shape": (3,)}
+
+
+NUMBER = 7
+
+
+def dict_weights():
+    return [{"name": "dict.v1", "sha256": "0" * 64}]
+
+
+def exiting_weights():
+    sys.exit(2)
+'''
+
+
+def test_what_a_plugin_returns_is_checked_at_the_boundary(components):
+    components.add("pkg-wrong", modules={"wrong": WRONG}, encoders={"dict_enc": "wrong:not_an_encoder"},
+                   metrics={"number": "wrong:NUMBER"},
+                   weights={"dicts": "wrong:dict_weights", "exits": "wrong:exiting_weights"})
+    components.add("pkg-good", modules={"good": COMPONENTS.replace("alpha", "gamma")}, weights={"ok": "good:weights"})
+    assert registry.list_names("weights") == ["beta.v1", "gamma.v1"]  # the others' providers keep working
+    with pytest.raises(PluginError, match="factory returned a dict, not an encoder"):
+        registry.create("encoders", "dict_enc")
+    with pytest.raises(PluginError, match="names a int, not a factory or function"):
+        registry.get("metrics", "number")
+    assert registry.create("losses", "huber").options == {}  # a healthy component of another package
+    assert sorted((f.name, f.error) for f in registry.failures()) == [
+        ("dict_enc", "ContractError: the factory returned a dict, not an encoder (shape, encode, config)"),
+        ("dicts", "ContractError: the provider returned a dict, not a WeightConfig"),
+        ("exits", "SystemExit: 2"),
+        ("number", "ContractError: the entry point names a int, not a factory or function")]
+
+
+def test_system_exit_at_a_plugins_import_is_its_failure(plugins):
+    plugins.add("pkg-exit", modules={"exits_now": "raise SystemExit(3)\n"}, encoders={"bye": "exits_now:Encoder"})
+    assert registry.describe(registry.find("encoders", "bye")[0]).startswith("(failed to load")
+    assert [(f.name, f.error) for f in registry.failures()] == [("bye", "SystemExit: 3")]
+
+
+def test_a_provider_raising_an_xrdzoo_error_is_its_failure(plugins):
+    source = "from xrdzoo.errors import InputError\n\ndef weights():\n    raise InputError('bad manifest')\n"
+    plugins.add("pkg-manifest", modules={"bad_manifest": source}, weights={"bad": "bad_manifest:weights"})
+    assert registry.list_names("weights") == []
+    assert [(f.name, f.error) for f in registry.failures()] == [("bad", "InputError: bad manifest")]

@@ -26,6 +26,10 @@ BEST, LAST, STATE, HISTORY = "best.safetensors", "last.safetensors", "train_stat
 STATE_KEY = "xrdzoo-train"
 METADATA_KEY = "xrdzoo"
 DIGEST_KEY = "tensors_sha256"  # in the metadata: sha256 of every tensor's name, dtype, shape and bytes (see digest)
+SETTINGS_KEY = "model_sha256"  # in the metadata: sha256 of the model config (see settings_digest)
+# What a model config holds, by kind: the keys read_model needs and their JSON types.
+SCHEMA = {"predictor": {"predictor": str, "options": dict},
+          "network": {"encoder": str, "encoder_options": dict, "backbone": str, "backbone_options": dict}}
 
 
 class CheckpointError(InputError):
@@ -46,14 +50,15 @@ def save(path: str | Path, model: XRDModel, metadata: dict[str, Any] | None = No
         tensor = tensor.detach().cpu().contiguous()
         tensors[name] = tensor.to(dtype) if dtype is not None and tensor.dtype == torch.float32 else tensor
     meta = {"format": FORMAT, "xrdzoo_version": __version__, "model": model.config, **(metadata or {}),
-            DIGEST_KEY: digest(tensors)}
+            DIGEST_KEY: digest(tensors), SETTINGS_KEY: settings_digest(model.config)}
     with atomic_path(path) as partial:
         save_file(tensors, str(partial), metadata={METADATA_KEY: json.dumps(meta)})
     return path
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata of a checkpoint, without reading its tensors."""
+    """The JSON metadata of a checkpoint, without reading its tensors: checked against :data:`SCHEMA` and, where the
+    file has one, against its settings digest."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give a .safetensors path or a weight name")
@@ -61,50 +66,96 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(METADATA_KEY)
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({error}); re-download or re-save it")
+        raise _unreadable(path, error) from None
     if raw is None:
         raise CheckpointError(f"{str(path)!r} has no xrdzoo metadata; save checkpoints with xrdzoo.checkpoint.save")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{str(path)!r} has damaged metadata ({error}); re-download or re-save it") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} has format {meta.get('format')!r}; this xrdzoo reads {FORMAT!r}")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{str(path)!r} has format {found!r}; this xrdzoo reads {FORMAT!r}")
+    _check_schema(path, meta)
+    if SETTINGS_KEY in meta and settings_digest(meta["model"]) != meta[SETTINGS_KEY]:
+        raise CheckpointError(f"{str(path)!r} is damaged: its model settings do not match the digest saved with them "
+                              "(edited by hand?); re-download or re-save it")
     return meta
 
 
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    return CheckpointError(f"{str(path)!r} is not a readable safetensors file ({error}); re-download or re-save it")
+
+
+def _check_schema(path: Path, meta: dict) -> None:
+    """A one-line error for metadata that lacks a section read_model needs or holds one of the wrong type."""
+    config = meta.get("model")
+    wanted = {"model": (config, dict), DIGEST_KEY: (meta.get(DIGEST_KEY, ""), str),
+              SETTINGS_KEY: (meta.get(SETTINGS_KEY, ""), str)}
+    if isinstance(config, dict):
+        kind = "predictor" if "predictor" in config else "network"
+        wanted |= {f"model.{key}": (config.get(key), kind_of) for key, kind_of in SCHEMA[kind].items()}
+        wanted["model.packages"] = (config.get("packages", {}), dict)
+    for key, (value, expected) in wanted.items():
+        if not isinstance(value, expected):
+            problem = "lacks" if value is None else f"has a {type(value).__name__} for"
+            raise CheckpointError(f"{str(path)!r} {problem} its metadata's {key!r} (a {expected.__name__}); it was "
+                                  "not written by xrdzoo.checkpoint.save or was edited: re-download or re-save it")
+
+
 def read_model(path: str | Path) -> XRDModel:
-    """Rebuild a model from a checkpoint's metadata alone and load its tensors (float32, strict checks)."""
+    """Rebuild a model from a checkpoint's metadata alone and load its tensors (float32, strict checks).
+
+    The config is first built on PyTorch's ``meta`` device (shapes without memory) and checked against the tensor
+    shapes in the file's header, so a config that asks for more than the file holds is refused before anything of
+    its size is allocated."""
     meta = read_metadata(path)
-    config = meta["model"]
     try:
-        model = from_config(config)
-    except PluginError as error:
-        made_with = ", ".join(sorted(set(config.get("packages", {}).values())))
-        raise PluginError(f"{str(path)!r} needs a plugin that is not usable here ({error}); it was made with "
-                          f"{made_with}: install those packages") from error
+        with safe_open(str(path), framework="pt") as file:
+            shapes = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+        with torch.device("meta"):
+            _check_shapes(path, _build(path, meta["model"]), shapes)
+    except (SafetensorError, OSError) as error:
+        raise _unreadable(path, error) from None
+    model = _build(path, meta["model"])
     expected = model.state_dict()
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({error}); re-download or re-save "
-                              "it") from None
+        raise _unreadable(path, error) from None
     if DIGEST_KEY in meta and digest(tensors) != meta[DIGEST_KEY]:
         raise CheckpointError(f"{str(path)!r} is damaged: its tensors do not match the digest saved with them; "
                               "re-download or re-save it")
-    missing, unexpected = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
-    if missing or unexpected:
-        raise CheckpointError(f"{str(path)!r} does not match its config: missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]} tensors")
     for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape and not _resizable(model, name):
-            raise CheckpointError(f"{str(path)!r}: tensor {name!r} has shape {tuple(tensor.shape)}, "
-                                  f"the config gives {tuple(expected[name].shape)}")
         if tensor.is_floating_point():
             tensors[name] = tensor.to(expected[name].dtype)
     model.load_state_dict(tensors)
     model.metadata = meta
     return model
+
+
+def _build(path: Path, config: dict) -> XRDModel:
+    """The unloaded member a config describes; a missing plugin names the packages the file was made with."""
+    try:
+        return from_config(config)
+    except PluginError as error:
+        made_with = ", ".join(sorted(set(map(str, config.get("packages", {}).values()))))
+        raise PluginError(f"{str(path)!r} needs a plugin that is not usable here ({error}); it was made with "
+                          f"{made_with}: install those packages") from error
+
+
+def _check_shapes(path: Path, model: XRDModel, shapes: dict[str, tuple[int, ...]]) -> None:
+    """A one-line error unless the file holds exactly the model's tensors, each of its shape (resizable buffers of
+    fitted members take any)."""
+    expected = model.state_dict()
+    missing, unexpected = sorted(expected.keys() - shapes.keys()), sorted(shapes.keys() - expected.keys())
+    if missing or unexpected:
+        raise CheckpointError(f"{str(path)!r} does not match its config: missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]} tensors")
+    for name, shape in shapes.items():
+        if shape != tuple(expected[name].shape) and not _resizable(model, name):
+            raise CheckpointError(f"{str(path)!r}: tensor {name!r} has shape {shape}, "
+                                  f"the config gives {tuple(expected[name].shape)}")
 
 
 def digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -117,6 +168,12 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
         hasher.update(f"{name}:{str(tensor.dtype)}:{tuple(tensor.shape)}\n".encode())
         hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return hasher.hexdigest()
+
+
+def settings_digest(config: dict) -> str:
+    """sha256 (hex) of a model config as canonical JSON: everything besides the tensors that decides predictions
+    (encoder vocabulary, backbone and predictor options). ``load`` checks it where the file has one."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _resizable(model: XRDModel, name: str) -> bool:

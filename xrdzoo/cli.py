@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
 from xrdzoo.errors import XRDZooError
+from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.identify import DEFAULT_MAX_ATOMS
 from xrdzoo.plot import plot_patterns
 
@@ -177,6 +178,7 @@ def simulate_command(
     from xrdzoo.xrd.pattern import Pattern, d_spacing
     from xrdzoo.xrd.profiles import radiation
 
+    refuse_overwrite([structure_file], output=output, plot=plot)
     structure = xrd.read_structure(structure_file)
     frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
     formula = structure.composition.reduced_formula
@@ -292,13 +294,15 @@ def evaluate(
     from xrdzoo.data import load_dataset
     from xrdzoo.evaluate import evaluate_model
 
+    refuse_overwrite([data, Path(checkpoint)], output=output)
     model = xrdzoo.load(checkpoint)
     results = evaluate_model(model, load_dataset(data), split)
     rows = [{"metric": k, "value": f"{v:.4f}" if isinstance(v, float) else v} for k, v in results.items()]
     _print_table(rows, ["metric", "value"])
     if output:
-        output.write_text(json.dumps({"checkpoint": checkpoint, "data": str(data), "split": split, **results},
-                                     indent=2))
+        with atomic_path(output) as partial:
+            partial.write_text(json.dumps({"checkpoint": checkpoint, "data": str(data), "split": split, **results},
+                                          indent=2))
         typer.echo(f"wrote {output}")
 
 
@@ -329,6 +333,7 @@ def predict(
     from xrdzoo import prediction as api
     from xrdzoo.xrd.pattern import Pattern
 
+    refuse_overwrite([from_file, true], output=output, plot=plot)
     member = xrdzoo.load(model)
     if from_file is not None:
         api.screen(member, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold,
@@ -369,7 +374,9 @@ def export(
     name: Annotated[str, typer.Option(help="weight name in arch.tag style, e.g. resnet20_onehot.mp_abc3")],
     folder: Annotated[Path, typer.Option(help="where the weight file goes")] = Path("weights"),
     manifest: Annotated[Optional[Path], typer.Option(help="manifest to add the entry to")] = None,
-    dtype: Annotated[str, typer.Option(help="storage type of floating-point tensors")] = "float16",
+    dtype: Annotated[str, typer.Option(help="storage type of floating-point tensors: float16, bfloat16 or "
+                                            "float32")] = "float16",
+    force: Annotated[bool, typer.Option(help="replace an existing different weight file of that name")] = False,
     test_data: Annotated[Optional[Path], typer.Option(help="dataset whose test split scores the written weight "
                                                            "(its metrics)")] = None,
     data: Annotated[str, typer.Option(help="what the model was trained on")] = "",
@@ -381,7 +388,7 @@ def export(
     from xrdzoo.publish import export as publish
 
     card = {"data": data, "command": command, "license": license, "description": description}
-    config = publish(checkpoint, folder, name, dtype, manifest, test_data, **card)
+    config = publish(checkpoint, folder, name, dtype, manifest, test_data, force, **card)
     typer.echo(f"wrote {folder / config.file} ({config.size / 2**20:.1f} MiB, sha256 {config.sha256})")
 
 
@@ -459,6 +466,7 @@ def compare(
     from xrdzoo.measured import read_measurement
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
+    refuse_overwrite([measured], plot=plot)
     pattern = read_measurement(measured, wavelength_of(wavelength))
     ranking = rank(pattern, list(dict.fromkeys(formulas)), xrdzoo.load(model), scorer=Scorer(fwhm, max_shift))
     _report(ranking, plot, f"{measured.name}: candidates by {model}", len(ranking.matches))
@@ -486,6 +494,7 @@ def identify(
     from xrdzoo.measured import read_measurement
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
+    refuse_overwrite([measured, structures], plot=plot)
     pattern = read_measurement(measured, wavelength_of(wavelength))
     symbols = elements.split(",")
     formulas = compositions(symbols, max_atoms, charge_balanced)

@@ -52,6 +52,17 @@ class Metric(Protocol):
     def __call__(self, pred: np.ndarray, true: np.ndarray) -> np.ndarray: ...
 
 
+@runtime_checkable
+class Weight(Protocol):
+    """A pretrained weight as a weights provider returns it: an ``xrdzoo.hub.WeightConfig`` (name, sha256, file,
+    urls; the rest of the model card optional)."""
+
+    name: str
+    sha256: str
+    file: str
+    urls: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Answers:
     """What a zoo member made of a batch of formulas, in one pass: the indices of those it ``kept``, the reason it

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from xrdzoo.errors import InputError
-from xrdzoo.files import atomic_path
+from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.version import __version__
 
 FORMAT = "xrdzoo-dataset"
@@ -290,9 +290,9 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
     rebuild when ``output`` was built from the same source content and settings, unless ``force``.
     """
     source, output = Path(source), Path(output)
-    if output.is_dir() or (output.exists() and source.exists() and output.samefile(source)):
-        raise DatasetError(f"--output {str(output)!r} is " + ("a folder" if output.is_dir() else "the source itself")
-                           + "; give a new dataset file such as data/mine.npz")
+    if output.is_dir():
+        raise DatasetError(f"--output {str(output)!r} is a folder; give a new dataset file such as data/mine.npz")
+    refuse_overwrite([source], output=output)
     subset = canonical_subset(subset)
     if workers is not None and workers < 1:
         raise DatasetError(f"workers must be at least 1, got {workers}")

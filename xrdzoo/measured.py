@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from xrdzoo.errors import InputError
+from xrdzoo.files import atomic_path
 from xrdzoo.xrd.pattern import WAVELENGTH, Pattern
 
 TEXT_SUFFIXES = (".xy", ".xye", ".csv", ".dat", ".txt")
@@ -105,8 +106,9 @@ def background(measured: Pattern, width: float = 3.0) -> np.ndarray:
 
 def write_xy(path, measured: Pattern, header: str = "") -> Path:
     """Write a measurement as a two-column ``.xy`` text file (2-theta in degrees, counts), with ``#`` header lines."""
-    np.savetxt(path, np.column_stack([measured.two_theta, measured.intensities]), fmt=["%.4f", "%.1f"],
-               header=header)
+    with atomic_path(path) as partial:
+        np.savetxt(partial, np.column_stack([measured.two_theta, measured.intensities]), fmt=["%.4f", "%.1f"],
+                   header=header)
     return Path(path)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from xrdzoo.errors import InputError
+from xrdzoo.files import atomic_path
 from xrdzoo.xrd.pattern import Pattern, axis_values
 from xrdzoo.xrd.profiles import radiation
 
@@ -36,7 +37,8 @@ def _axes(path: Path, rows: int = 1, height: float = 3.6, **options) -> Iterator
     try:
         yield axes[:, 0]
         fig.tight_layout()
-        fig.savefig(path)
+        with atomic_path(path) as partial:
+            fig.savefig(partial, format=path.suffix.lower().lstrip("."))
     finally:
         plt.close(fig)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from xrdzoo.contracts import Predictor
 from xrdzoo.errors import InputError, at_least_one
-from xrdzoo.files import atomic_path
+from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.xrd.pattern import WAVELENGTH, Pattern, axis_values, d_spacing, two_theta_at
 from xrdzoo.xrd.peaks import find_peaks
 
@@ -51,20 +51,23 @@ def write_patterns(path: Path, names: Sequence[str], patterns: Pattern, axis: st
     x = axis_values(patterns.two_theta, axis, patterns.wavelength)
     if path.suffix == ".csv":
         header = ",".join([axis, *names])
-        np.savetxt(path, np.column_stack([x, *patterns.intensities]), delimiter=",", header=header, comments="",
-                   fmt="%.4f")
+        with atomic_path(path) as partial:
+            np.savetxt(partial, np.column_stack([x, *patterns.intensities]), delimiter=",", header=header,
+                       comments="", fmt="%.4f")
         return [path]
     if path.suffix == ".xy":
         paths = [path] if len(names) == 1 else [path.with_name(f"{path.stem}_{name}.xy") for name in names]
         for p, intensities in zip(paths, patterns.intensities):
-            np.savetxt(p, np.column_stack([x, intensities]), fmt="%.4f")
+            with atomic_path(p) as partial:
+                np.savetxt(partial, np.column_stack([x, intensities]), fmt="%.4f")
         return paths
     with_peaks = patterns.on_frame and axis == "two_theta"
     records = [{"formula": name, **({"peaks": peak_rows(patterns[i])} if with_peaks else
                                     {axis: np.round(x, 5).tolist()}),
                 "pattern": np.round(patterns.intensities[i], 3).tolist()} for i, name in enumerate(names)]
     text = (json.dumps(records) if path.suffix == ".json" else "".join(json.dumps(r) + "\n" for r in records))
-    path.write_text(text)
+    with atomic_path(path) as partial:
+        partial.write_text(text)
     return [path]
 
 
@@ -90,6 +93,7 @@ def screen(model: Predictor, source: Path, output: Path, batch_size: int = 64, t
     throughput to stderr and returns the number of formulas predicted.
     """
     output = Path(output)
+    refuse_overwrite([source], output=output)
     if output.suffix not in SCREEN_FORMATS:
         raise InputError(f"cannot screen into {output.name!r}: use a {' or '.join(SCREEN_FORMATS)} file")
     at_least_one(batch_size, "batch_size")

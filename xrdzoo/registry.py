@@ -3,7 +3,10 @@
 Every component, xrdzoo's own included, is an entry point in the group ``xrdzoo.<kind>``. Names are read from
 package metadata without importing anything; a plugin's module is imported the first time it is used. A plugin
 that fails to import or to build is recorded with its package and error (see :func:`failures`) and the rest of the
-registry keeps working; set ``XRDZOO_RAISE_PLUGIN_ERRORS=1`` to get the original exception instead.
+registry keeps working; set ``XRDZOO_RAISE_PLUGIN_ERRORS=1`` to get the original exception instead (an exit stays
+contained). What a plugin hands back is checked here, at the boundary: an entry point must name something callable,
+a factory must return what its kind's contract asks for, a weights provider ``WeightConfig`` objects. ``SystemExit``
+or a ``KeyboardInterrupt`` a plugin raises itself counts as its failure; only a real Ctrl-C ends the program.
 
 Weights are data, not code: each ``xrdzoo.weights`` entry point names a provider function returning
 ``WeightConfig`` objects, and the registry indexes what the providers return by weight name.
@@ -17,11 +20,15 @@ import functools
 import inspect
 import os
 import re
-from collections.abc import Callable, Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from xrdzoo.contracts import Encoder, Weight
 from xrdzoo.errors import InputError, XRDZooError
 
 SINGULAR = {"encoders": "encoder", "backbones": "backbone", "predictors": "predictor", "losses": "loss",
@@ -82,10 +89,64 @@ def _normalize_package(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+class ContractError(TypeError):
+    """What a plugin handed back is not what its kind's contract asks for (recorded as the plugin's failure)."""
+
+
+# What a factory of each kind must return (the rest of the contract is checked where it is used).
+_RETURNS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "encoders": ("an encoder (shape, encode, config)", lambda made: isinstance(made, Encoder)),
+    "backbones": ("a callable module", callable),
+    "losses": ("a callable loss", callable),
+    "predictors": ("a predictor (answer, predict, fit, state_dict, load_state_dict)",
+                   lambda made: all(callable(getattr(made, m, None))
+                                    for m in ("answer", "predict", "fit", "state_dict", "load_state_dict"))),
+}
+
+
+@contextmanager
+def _ctrl_c() -> Iterator[list[int]]:
+    """Within the block, a real Ctrl-C (SIGINT under Python's default handler) is noted in the list it yields before
+    it raises ``KeyboardInterrupt`` as usual, so a ``KeyboardInterrupt`` a plugin raises itself can be told apart."""
+    pressed: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield pressed
+        return
+
+    def handler(signum, frame):
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _plugin_call(kind: str, name: str, package: str, call: Callable[[], Any], passes: tuple = ()) -> Any:
+    """``call()`` (an import, a factory, a provider): any exception it raises, ``SystemExit`` and the plugin's own
+    ``KeyboardInterrupt`` included, is recorded as the plugin's failure and raised as a one-line
+    :class:`PluginError`; exceptions of the types in ``passes`` (a user's bad option) and a real Ctrl-C pass
+    through."""
+    try:
+        with _ctrl_c() as pressed:
+            return call()
+    except passes:
+        raise
+    except KeyboardInterrupt as error:
+        if pressed or type(error) is not KeyboardInterrupt:  # Ctrl-C, or a stop signal a trainer turned into one
+            raise
+        raise _record_failure(kind, name, package, error) from error
+    except (Exception, SystemExit) as error:
+        raise _record_failure(kind, name, package, error) from error
+
+
 def _record_failure(kind: str, name: str, package: str, error: BaseException) -> PluginError:
-    message = f"{type(error).__name__}: {error}".splitlines()[0]
+    message = (f"{type(error).__name__}: {error}".splitlines() or [type(error).__name__])[0]
     _failures[kind, name, package] = Failure(kind, name, package, message)
-    if os.environ.get(RAISE_ENV, "") not in ("", "0"):
+    if os.environ.get(RAISE_ENV, "") not in ("", "0") and isinstance(error, Exception):  # exits stay contained
         raise error
     return PluginError(f"{SINGULAR[kind]} {name!r} from package {package!r} failed: {message}")
 
@@ -104,15 +165,24 @@ def _code_entries(kind: str) -> tuple[Entry, ...]:
 def _weight_entries() -> tuple[Entry, ...]:
     found = []
     for provider in _code_entries("weights"):
-        try:
-            configs = list(provider.loader()())
-        except Exception as error:  # a broken provider must not take the others down
-            _record_failure("weights", provider.name, provider.package, error)
+        try:  # a broken provider must not take the others down
+            configs = _plugin_call("weights", provider.name, provider.package,
+                                   lambda provider=provider: _weight_configs(provider))
+        except PluginError:
             continue
         for config in configs:
             found.append(Entry("weights", config.name, provider.package, provider.version, provider.target,
                                lambda config=config: config))
     return tuple(found)
+
+
+def _weight_configs(provider: Entry) -> list:
+    """What a weights provider returns, checked: a list (or other iterable) of ``WeightConfig`` objects."""
+    configs = list(provider.loader()())
+    wrong = next((c for c in configs if not isinstance(c, Weight)), None)
+    if wrong is not None:
+        raise ContractError(f"the provider returned a {type(wrong).__name__}, not a WeightConfig")
+    return configs
 
 
 def entries(kind: str) -> tuple[Entry, ...]:
@@ -166,10 +236,16 @@ def get(kind: str, name: str) -> Any:
 
 
 def _load_entry(entry: Entry) -> Any:
-    try:
-        return entry.loader()
-    except Exception as error:
-        raise _record_failure(entry.kind, entry.name, entry.package, error) from error
+    """What an entry point names, imported once; code must be callable (a factory, or a metric function)."""
+    if entry.kind == "weights":
+        return entry.loader()  # a WeightConfig, checked when its provider was called
+    return _plugin_call(entry.kind, entry.name, entry.package, lambda: _callable(entry.loader()))
+
+
+def _callable(target: Any) -> Any:
+    if not callable(target):
+        raise ContractError(f"the entry point names a {type(target).__name__}, not a factory or function")
+    return target
 
 
 def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
@@ -185,14 +261,25 @@ def create(kind: str, name: str, *args: Any, **options: Any) -> Any:
         raise PluginError(f"cannot build {SINGULAR[kind]} {name!r} with options {options}: {error}") from error
     except ValueError:  # a factory without an inspectable signature (some builtins): the call itself checks
         pass
-    try:
-        return factory(*args, **options)
-    except XRDZooError:
-        raise
-    except ValueError as error:  # how a factory reports bad option values: the caller's to fix
-        raise InputError(f"cannot build {SINGULAR[kind]} {name!r}: {error}") from error
-    except Exception as error:
-        raise _record_failure(kind, entry.name, entry.package, error) from error
+
+    def build() -> Any:
+        try:
+            made = factory(*args, **options)
+        except XRDZooError:
+            raise
+        except ValueError as error:  # how a factory reports bad option values: the caller's to fix
+            raise InputError(f"cannot build {SINGULAR[kind]} {name!r}: {error}") from error
+        return _made(kind, made)
+
+    return _plugin_call(kind, entry.name, entry.package, build, passes=(XRDZooError,))
+
+
+def _made(kind: str, made: Any) -> Any:
+    """What a factory built, if it is what its kind's contract asks for."""
+    wanted, meets = _RETURNS.get(kind, ("", lambda _: True))
+    if not meets(made):
+        raise ContractError(f"the factory returned a {type(made).__name__}, not {wanted}")
+    return made
 
 
 def describe(entry: Entry) -> str:
