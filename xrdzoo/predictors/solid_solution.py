@@ -1,0 +1,245 @@
+"""Doped compounds and solid solutions: a formula with non-integer counts (Ba0.5Sr0.5TiO3, Y0.08Zr0.92O1.96) as a
+parent structure with mixed or partially occupied sites.
+
+:func:`parent_of` groups the elements that share a site, so that each group's total is a whole number of sites
+(or falls a little short of one: vacancies), with the chemistry the template ranker uses (element-property
+distance): Ba0.5Sr0.5TiO3 is (Ba,Sr)TiO3 on the ABO3 type, (Mg0.2Co0.2Ni0.2Cu0.2Zn0.2)O is (Mg,Co,Ni,Cu,Zn)O on
+AB. :func:`answer` is the template member's path for such formulas: it takes the template of an end member (a
+known end-member structure first, as a template member does for any formula), puts the mixture on its site with
+the occupancies as weights, and sets the volume from the fitted per-element volumes (Vegard's law).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pymatgen.core import Composition, Element
+
+from xrdzoo.encoders import EncodingError, parse
+from xrdzoo.predictors.chemistry import Formula, element_properties, element_table, formula_of
+from xrdzoo.xrd.simulate import simulate_cell
+
+if TYPE_CHECKING:
+    from xrdzoo.predictors.template import Template
+
+MIN_OCCUPANCY = 0.8  # a site less filled than this is not read as a vacancy-bearing site
+MAX_SCALE = 4  # formula units tried, 1 first: Ba0.25Sr0.25Ti0.5O1.5 is (Ba,Sr)TiO3 at 2
+MAX_ELEMENTS = 8  # set partitions of 8 elements: 4,140
+VACANCY_COST = 1.0  # per vacant site, in element-property distance (summed unit-variance properties)
+_WHOLE = 0.01  # a group total within this of a whole number fills that many sites
+_ANION_GROUPS = (16, 17)  # chalcogens and halogens, with N, P, As, never share a site with a cation
+_ANIONS = {7, 15, 33}
+
+
+class SolidSolutionError(EncodingError):
+    """A fractional formula whose elements cannot be grouped onto the sites of an integer formula type."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """One kind of site of the parent: how many per formula unit, and the elements on it (atomic numbers, the
+    host, the largest amount, first) with their amounts per formula unit."""
+
+    count: int
+    numbers: tuple[int, ...]
+    amounts: tuple[float, ...]
+
+    @property
+    def occupancies(self) -> np.ndarray:
+        """Each element's share of one site (they sum to at most 1: the rest is vacant)."""
+        return np.array(self.amounts) / self.count
+
+    @property
+    def mixed(self) -> bool:
+        """Whether more than one element, or vacancies, share the site."""
+        return len(self.numbers) > 1 or self.occupancies.sum() < 1 - 1e-9
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A fractional formula as an integer formula type with mixed sites (``sites``, one per group)."""
+
+    formula: str
+    sites: tuple[Site, ...]
+
+    def end_members(self) -> list[tuple[int, ...]]:
+        """Integer formulas with one element of each site on all of it (that element per site), the largest share
+        of the formula first."""
+        choices = itertools.islice(itertools.product(*(s.numbers for s in self.sites)), 256)
+        return sorted(choices, key=lambda c: -sum(s.amounts[s.numbers.index(n)] / sum(s.amounts)
+                                                   for s, n in zip(self.sites, c)))
+
+    def end_member(self, elements: tuple[int, ...]) -> str:
+        """The formula of the end member with ``elements`` (one per site)."""
+        return "".join(f"{_symbol(n)}{s.count}" for s, n in zip(self.sites, elements))
+
+    def as_formula(self) -> Formula:
+        """The formula with each site filled (vacancies taken as the site's elements in proportion): what the
+        fitted per-element volumes see, so that the volume follows Vegard's law over a site's elements."""
+        numbers = [n for s in self.sites for n in s.numbers]
+        counts = [s.count * o / s.occupancies.sum() for s in self.sites for o in s.occupancies]
+        return Formula(tuple(numbers), tuple(counts))
+
+    def describe(self, elements: tuple[int, ...]) -> str:
+        """The mixed sites, e.g. ``Ba0.5Sr0.5 on the Sr site``, named by the end member's ``elements``."""
+        return ", ".join(f"{''.join(f'{_symbol(n)}{a:g}' for n, a in zip(s.numbers, s.amounts))} on the "
+                         f"{_symbol(e)}{s.count if s.count > 1 else ''} site"
+                         for s, e in zip(self.sites, elements) if s.mixed)
+
+
+def is_fractional(formula: str) -> bool:
+    """Whether a readable formula has a count that is not a whole number (a doped compound, a solid solution)."""
+    try:
+        return any(abs(amount - round(amount)) > 1e-6 for _, amount in parse(formula))
+    except EncodingError:
+        return False
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def parent_of(formula: str) -> Parent:
+    """The parent of a fractional formula: its elements grouped onto sites (see the module's docstring).
+
+    Among the groupings whose totals fill whole sites at the smallest formula unit (1 first, up to
+    :data:`MAX_SCALE`) to at least :data:`MIN_OCCUPANCY`, the chemically closest: each guest's amount times its
+    element-property distance to its site's host, plus :data:`VACANCY_COST` per vacant site. Raises
+    :class:`SolidSolutionError` if there is none, or if the closest has no mixed or partially occupied site (it is
+    a line compound: Na0.5CoO2 is NaCo2O4).
+    """
+    pairs = parse(formula)
+    if len(pairs) > MAX_ELEMENTS:
+        raise SolidSolutionError(f"formula {formula!r}: {len(pairs)} elements are too many to group onto sites "
+                                 f"(at most {MAX_ELEMENTS})")
+    numbers = [Element(symbol).Z for symbol, _ in pairs]
+    amounts = [amount for _, amount in pairs]
+    for scale in range(1, MAX_SCALE + 1):
+        best = min(((cost, sites) for groups in _partitions(list(range(len(pairs))))
+                    if (found := _sites(groups, numbers, [a * scale for a in amounts])) for cost, sites in [found]),
+                   default=None, key=lambda found: found[0])
+        if best is not None and not any(site.mixed for site in best[1]):
+            line = "".join(f"{_symbol(site.numbers[0])}{site.count}" for site in best[1])
+            raise SolidSolutionError(f"formula {formula!r}: its elements fill whole sites best as the line compound "
+                                     f"{_text(line)}, without a mixed site")
+        if best is not None:
+            return Parent(formula, best[1])
+    raise SolidSolutionError(f"formula {formula!r}: no grouping of its elements onto shared sites fills whole sites "
+                             f"(to an occupancy of {MIN_OCCUPANCY:g} or more) with at most {MAX_SCALE} formula units")
+
+
+def answer(member: Template, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """The template member's answer (patterns ``(n, 1024)`` and how each was made) where some formulas are
+    fractional: those with a parent from their parent's template, the others as line compounds (``member``'s own
+    path, with the reason a fractional formula has no parent)."""
+    patterns, how = np.zeros((len(formulas), 1024), np.float32), [""] * len(formulas)
+    line, reasons = [], {}
+    for i, formula in enumerate(formulas):
+        try:
+            parent = parent_of(formula) if is_fractional(formula) else None
+        except SolidSolutionError as error:
+            parent, reasons[i] = None, str(error)
+        if parent is None:
+            line.append(i)
+        else:
+            patterns[i], how[i] = _parent_answer(member, parent)
+    if line:
+        line_patterns, line_how = member._answer([formulas[i] for i in line])
+        for i, pattern, way in zip(line, line_patterns, line_how):
+            patterns[i] = pattern
+            how[i] = f"{reasons[i]}; read as a line compound: {way}" if i in reasons else way
+    return patterns, how
+
+
+def has_parent(formulas: Sequence[str]) -> bool:
+    """Whether any of the formulas is fractional and has a parent (:func:`answer` is their path)."""
+    return any(is_fractional(f) and _parent_or_none(f) is not None for f in formulas)
+
+
+def _parent_or_none(formula: str) -> Parent | None:
+    try:
+        return parent_of(formula)
+    except SolidSolutionError:
+        return None
+
+
+def mixed_cell(member: Template, parent: Parent):
+    """The parent's cell from ``member``'s templates: (lattice, fractional coordinates, atomic numbers, occupancies,
+    the end member's formula, its elements per site, the template row), a mixed site as one entry per element at
+    the same coordinates; the template row is None where the end member's formula type has no template. The end
+    member is the first known (a template's own formula), else the one with the largest share of the formula."""
+    ends = parent.end_members()
+    known = [e for e in ends if 0 in member.templates.nearest(formula_of(parent.end_member(e)))[1][:1]]
+    elements = (known or ends)[0]
+    end = parent.end_member(elements)
+    row, assignment = member.choose([end])[0]
+    if assignment is None:
+        return None, None, None, None, end, elements, None
+    lattice, coords, numbers, _, _ = member.substituted_cell(parent.as_formula(), row, assignment)
+    site_of = dict(zip(elements, parent.sites))
+    entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
+    sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
+    return lattice, coords[sites], atoms, occupancies, end, elements, row
+
+
+def _parent_answer(member: Template, parent: Parent) -> tuple[np.ndarray, str]:
+    """The pattern of one parent (its :func:`mixed_cell`'s) and how it was made."""
+    lattice, coords, numbers, occupancies, end, elements, row = mixed_cell(member, parent)
+    if row is None:
+        pattern, how = member._answer([end])
+        return pattern[0], f"solid solution on the sites of {_text(end)}, whose formula type has no template in " \
+                           f"this member: {how[0]}"
+    return (simulate_cell(lattice, coords, numbers, occupancies=occupancies),
+            f"solid solution on the parent {_text(end)} ({parent.describe(elements)}): template "
+            f"{member.describe(row)}, elements substituted, volume by Vegard's law")
+
+
+def _sites(groups: list[list[int]], numbers: list[int], amounts: list[float]) -> tuple[float, tuple[Site, ...]] | None:
+    """(cost, sites) of one grouping of the elements at one formula unit, or None if it is no parent."""
+    if len(groups) < 2:
+        return None
+    table, cost, sites = element_table(), 0.0, []
+    for group in groups:
+        if len({_is_anion(numbers[i]) for i in group}) > 1:
+            return None
+        total = sum(amounts[i] for i in group)
+        count = round(total) if abs(total - round(total)) <= _WHOLE else math.ceil(total)
+        if count < 1 or total / count < MIN_OCCUPANCY:
+            return None
+        group = sorted(group, key=lambda i: (-amounts[i], numbers[i]))  # the host first
+        host = table[numbers[group[0]] - 1]
+        cost += sum(amounts[i] * np.abs(table[numbers[i] - 1] - host).sum() for i in group[1:])
+        cost += VACANCY_COST * max(count - total, 0.0)
+        shares = [amounts[i] * min(1.0, count / total) for i in group]  # a total a hair over `count` fills it
+        sites.append(Site(count, tuple(numbers[i] for i in group), tuple(shares)))
+    return cost, tuple(sorted(sites, key=lambda s: (s.count, _is_anion(s.numbers[0]), s.numbers[0])))
+
+
+def _partitions(items: list[int]):
+    """Every partition of ``items`` into non-empty groups."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for partition in _partitions(rest):
+        yield [[first], *partition]
+        for i in range(len(partition)):
+            yield [*partition[:i], [first, *partition[i]], *partition[i + 1:]]
+
+
+def _is_anion(number: int) -> bool:
+    return number in _ANIONS or element_properties()[number - 1, 4] in _ANION_GROUPS
+
+
+def _text(formula: str) -> str:
+    """An integer formula reduced, elements by electronegativity, counts of 1 left out (NaCo2O4)."""
+    amounts = Composition(formula).reduced_composition.items()
+    return "".join(f"{e.symbol}{'' if a == 1 else f'{a:g}'}" for e, a in sorted(amounts, key=lambda ea: ea[0].X))
+
+
+@functools.cache
+def _symbol(number: int) -> str:
+    return Element.from_Z(number).symbol
