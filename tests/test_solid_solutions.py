@@ -8,12 +8,22 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition, Element, Lattice, Structure
 
+from typer.testing import CliRunner
+
+from xrdzoo.checkpoint import save as checkpoint_save
+from xrdzoo.cli import app
 from xrdzoo.data import load_dataset
 from xrdzoo.encoders import EncodingError
+from xrdzoo.errors import InputError
+from xrdzoo.identify import solid_solutions
+from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo.metrics import pick_peaks
 from xrdzoo.model import create_predictor
-from xrdzoo.predictors.solid_solution import SolidSolutionError, is_fractional, mixed_cell, parent_of
-from xrdzoo.xrd.simulate import simulate
+from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
+                                              series)
+from xrdzoo.xrd.pattern import WAVELENGTH, Pattern
+from xrdzoo.xrd.profiles import Profile
+from xrdzoo.xrd.simulate import reflections, simulate
 
 
 def sites(formula: str) -> set[tuple[int, tuple[str, ...], tuple[float, ...]]]:
@@ -112,3 +122,37 @@ def test_line_compounds_and_ungroupable_formulas_keep_the_line_path(member):
     assert answers.how[0].startswith("template ") and answers.how[2].startswith("solid solution")
     assert answers.how[1].startswith("formula 'Na0.5CoO2': its elements fill whole sites best as the line compound")
     assert np.allclose(answers.patterns[0], member.predict(["SrTiO3"])[0])
+
+
+def test_series_runs_between_end_members_that_differ_on_one_site():
+    found = series(["BaTiO3", "SrTiO3", "BaZrO3", "NaCl", "BaO"], 0.25)
+    expected = [f"Ba{1 - x:g}Sr{x:g}TiO3" for x in (0.25, 0.5, 0.75)] + [f"BaTi{1 - x:g}Zr{x:g}O3" for x in (0.25, 0.5, 0.75)]
+    assert sorted(Composition(f) for f in found) == sorted(Composition(f) for f in expected)
+    assert series(["SrTiO3", "PbTiO3"], 0.5) == []  # Sr and Pb are too far apart to be read as substitutes
+    for step in (0, 1, -0.1):
+        with pytest.raises(InputError, match="step must lie between 0 and 1"):
+            series(["BaTiO3", "SrTiO3"], step)
+    assert Composition("Sr0.5Ba0.5TiO3") in {Composition(f) for f in solid_solutions(["Ba", "Sr", "Ti", "O"], 0.5, 5)}
+
+
+def test_compare_and_identify_take_solid_solutions(member, tmp_path):
+    """A measured-looking (Ba0.5Sr0.5)TiO3 at the prototypes' Vegard lattice (SrTiO3 4.0 A, BaTiO3 4.2 A): `compare`
+    puts the solid solution above both end members, `identify --fractional` finds it among the compositions."""
+    structure = Structure.from_spacegroup("Pm-3m", Lattice.cubic(4.1), [{"Ba": 0.5, "Sr": 0.5}, "Ti", "O"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]])
+    peaks = Pattern(*reflections(structure, "fast")[:2], wavelength=WAVELENGTH)
+    grid = 10 + 0.02 * np.arange(3501)
+    scan = write_xy(tmp_path / "bsto.xy", measured_looking(peaks, grid, Profile(fwhm=0.15), np.random.default_rng(0)),
+                    "measured-looking (Ba0.5Sr0.5)TiO3")
+    checkpoint = tmp_path / "template.safetensors"
+    checkpoint_save(checkpoint, member)
+    result = CliRunner().invoke(app, ["compare", str(scan), "BaTiO3", "Ba0.5Sr0.5TiO3", "SrTiO3", "--model",
+                                      str(checkpoint)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].split()[1] == "Ba0.5Sr0.5TiO3"
+    result = CliRunner().invoke(app, ["identify", str(scan), "--elements", "Ba,Sr,Ti,O", "--max-atoms", "6",
+                                      "--charge-balanced", "--fractional", "0.25", "--model", str(checkpoint)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    best = lines[next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "formula"]) + 1].split()[1]
+    assert Composition(best).almost_equals(Composition("Ba0.5Sr0.5TiO3")), result.output

@@ -22,6 +22,7 @@ import numpy as np
 from pymatgen.core import Composition, Element
 
 from xrdzoo.encoders import EncodingError, parse
+from xrdzoo.errors import InputError
 from xrdzoo.predictors.chemistry import Formula, element_properties, element_table, formula_of
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -32,6 +33,7 @@ MIN_OCCUPANCY = 0.8  # a site less filled than this is not read as a vacancy-bea
 MAX_SCALE = 4  # formula units tried, 1 first: Ba0.25Sr0.25Ti0.5O1.5 is (Ba,Sr)TiO3 at 2
 MAX_ELEMENTS = 8  # set partitions of 8 elements: 4,140
 VACANCY_COST = 1.0  # per vacant site, in element-property distance (summed unit-variance properties)
+SUBSTITUTE_DISTANCE = 4.5  # series: Ba/Sr 1.8, La/Sr 2.4, Mg/Ni 4.0 are within; Sr/Ti 4.9, Ba/Pb 8.0 are not
 _WHOLE = 0.01  # a group total within this of a whole number fills that many sites
 _ANION_GROUPS = (16, 17)  # chalcogens and halogens, with N, P, As, never share a site with a cation
 _ANIONS = {7, 15, 33}
@@ -152,6 +154,41 @@ def answer(member: Template, formulas: Sequence[str]) -> tuple[np.ndarray, list[
             patterns[i] = pattern
             how[i] = f"{reasons[i]}; read as a line compound: {way}" if i in reasons else way
     return patterns, how
+
+
+def substituted(formula: str, x: str, y: str, share: float) -> str:
+    """``formula`` with a ``share`` of element ``x``'s count given to ``y`` (KCl, Cl, Br, 0.5: KCl0.5Br0.5)."""
+    amounts = Composition(formula).get_el_amt_dict()
+    return "".join(f"{x}{n * (1 - share):g}{y}{n * share:g}" if e == x else f"{e}{'' if n == 1 else f'{n:g}'}"
+                   for e, n in amounts.items())
+
+
+def series(formulas: Sequence[str], step: float) -> list[str]:
+    """Solid solutions between pairs of the integer ``formulas`` that differ in one element with the same count
+    (BaTiO3 and SrTiO3): the first with a share of that element given to the other's, in steps of ``step``
+    (0.1: 0.1 .. 0.9), where the two elements lie within :data:`SUBSTITUTE_DISTANCE` of each other and the parent
+    puts both on one site; sorted. Shares that give whole counts are left out:
+    they read as ordered compounds."""
+    if not 0 < step < 1:
+        raise InputError(f"the composition step must lie between 0 and 1 (e.g. 0.1), got {step:g}")
+    buckets: dict[tuple, list[tuple[str, str]]] = {}
+    for formula in formulas:
+        amounts = Composition(formula).get_el_amt_dict()
+        for x, count in amounts.items():
+            buckets.setdefault((tuple(sorted((e, n) for e, n in amounts.items() if e != x)), count), []).append(
+                (formula, x))
+    shares = step * np.arange(1, math.ceil(1 / step - 1e-9))
+    table, found = element_table(), set()
+    for members in buckets.values():
+        for (a, x), (_, y) in itertools.combinations(members, 2):
+            if np.abs(table[Element(x).Z - 1] - table[Element(y).Z - 1]).sum() > SUBSTITUTE_DISTANCE:
+                continue
+            for share in shares:
+                text = substituted(a, x, y, round(float(share), 9))
+                parent = _parent_or_none(text) if is_fractional(text) else None
+                if parent and any({Element(x).Z, Element(y).Z} <= set(s.numbers) for s in parent.sites):
+                    found.add(text)
+    return sorted(found)
 
 
 def has_parent(formulas: Sequence[str]) -> bool:
