@@ -2,12 +2,13 @@
 formulas get a parent?
 
     python benchmarks/solid_solutions.py --pairs binary=../shared/data/mp_binary_structures.csv.gz \
-        --model binary=runs/binary_template/best.safetensors \
+        --model binary=data/runs/binary_template/best.safetensors \
         --pairs ternary=../shared/data/mp_ternary_structures.csv.gz --model ternary=template_learned.mp_ternary
 
 Pairs: in each CSV (one structure per formula by the dataset rule), two formulas of one formula type, space group
-and cell size that differ in one element with the same count (KCl/KBr, CaTiO3/CdTiO3): isostructural end members,
-a seeded sample of ``--n`` pairs. The exchanged element's count must be odd, so that the 50:50 formula stays
+and cell size that differ in one element with the same count (KCl/KBr, CaTiO3/CdTiO3), the two elements
+substitutes for one another (``xrdzoo.predictors.solid_solution.substitutes``: both anions or both not, close in
+element properties): isostructural end members, a seeded sample of ``--n`` pairs. The exchanged element's count must be odd, so that the 50:50 formula stays
 fractional as written (K1Cl0.5Br0.5; a 50:50 Li2O/Na2O is LiNaO, an ordered compound). Each 50:50 formula is
 predicted by the set's ``--model`` (a template member: weight name or checkpoint); from its mixed cell:
 
@@ -45,7 +46,7 @@ from accuracy import label, pairs
 from common import markdown_table, write_results
 from xrdzoo.data import BuildReport, _csv_candidates, _read_structure
 from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
-                                              substituted)
+                                              substituted, substitutes)
 from xrdzoo.xrd.simulate import reflections
 
 SHARES = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -63,7 +64,7 @@ def isostructural_pairs(candidates: dict, n: int, seed: int) -> list[tuple[str, 
                 rest = tuple(sorted((e, a) for e, a in amounts.items() if e != element))
                 buckets[key, rest, count].append((formula, element))
     found = sorted((a, b, x, y) for members in buckets.values() for i, (a, x) in enumerate(members)
-                   for b, y in members[i + 1:])
+                   for b, y in members[i + 1:] if substitutes(x, y))
     return random.Random(seed).sample(found, min(n, len(found)))
 
 

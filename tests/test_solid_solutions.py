@@ -20,7 +20,7 @@ from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo.metrics import pick_peaks
 from xrdzoo.model import create_predictor
 from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
-                                              series)
+                                              series, substitutes)
 from xrdzoo.xrd.pattern import WAVELENGTH, Pattern
 from xrdzoo.xrd.profiles import Profile
 from xrdzoo.xrd.simulate import reflections, simulate
@@ -50,6 +50,11 @@ def test_mixed_elements_share_one_site_of_the_integer_type():
     assert sites("La0.7Sr0.3MnO3") == {(1, ("La", "Sr"), (0.7, 0.3)), (1, ("Mn",), (1,)), (3, ("O",), (3,))}
     assert sites("Ba0.25Sr0.25Ti0.5O1.5") == sites("Ba0.5Sr0.5TiO3")  # half a formula unit as written
     assert sites("KCl0.5Br0.5") == {(1, ("K",), (1,)), (1, ("Cl", "Br"), (0.5, 0.5))}  # anions mix with anions
+    assert sites("GaAs0.7P0.3") == {(1, ("Ga",), (1,)), (1, ("As", "P"), (0.7, 0.3))}
+    # one full mixed site rather than two sites with vacancies (Fe8.5 on 9, Ru8.5 on 9)
+    assert sites("Y2Fe8.5Ru8.5") == {(2, ("Y",), (2,)), (17, ("Fe", "Ru"), (8.5, 8.5))}
+    assert substitutes("Ba", "Sr") and substitutes("Cl", "Br") and not substitutes("Sr", "Ti")
+    assert not substitutes("Li", "F")
     assert parent_of("Dy0.5Sr0.5MnO3").end_member(parent_of("Dy0.5Sr0.5MnO3").end_members()[0]) == "Mn1Sr1O3"
 
 

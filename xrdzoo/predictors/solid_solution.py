@@ -32,11 +32,10 @@ if TYPE_CHECKING:
 MIN_OCCUPANCY = 0.8  # a site less filled than this is not read as a vacancy-bearing site
 MAX_SCALE = 4  # formula units tried, 1 first: Ba0.25Sr0.25Ti0.5O1.5 is (Ba,Sr)TiO3 at 2
 MAX_ELEMENTS = 8  # set partitions of 8 elements: 4,140
-VACANCY_COST = 1.0  # per vacant site, in element-property distance (summed unit-variance properties)
 SUBSTITUTE_DISTANCE = 4.5  # series: Ba/Sr 1.8, La/Sr 2.4, Mg/Ni 4.0 are within; Sr/Ti 4.9, Ba/Pb 8.0 are not
 _WHOLE = 0.01  # a group total within this of a whole number fills that many sites
-_ANION_GROUPS = (16, 17)  # chalcogens and halogens, with N, P, As, never share a site with a cation
-_ANIONS = {7, 15, 33}
+_ANION_GROUPS = (16, 17)  # chalcogens and halogens, with N, never share a site with a cation
+_ANIONS = {7}
 
 
 class SolidSolutionError(EncodingError):
@@ -108,8 +107,8 @@ def parent_of(formula: str) -> Parent:
     """The parent of a fractional formula: its elements grouped onto sites (see the module's docstring).
 
     Among the groupings whose totals fill whole sites at the smallest formula unit (1 first, up to
-    :data:`MAX_SCALE`) to at least :data:`MIN_OCCUPANCY`, the chemically closest: each guest's amount times its
-    element-property distance to its site's host, plus :data:`VACANCY_COST` per vacant site. Raises
+    :data:`MAX_SCALE`) to at least :data:`MIN_OCCUPANCY`, the one with the fewest vacant sites, then the chemically
+    closest: the least sum of each guest's amount times its element-property distance to its site's host. Raises
     :class:`SolidSolutionError` if there is none, or if the closest has no mixed or partially occupied site (it is
     a line compound: Na0.5CoO2 is NaCo2O4).
     """
@@ -163,11 +162,18 @@ def substituted(formula: str, x: str, y: str, share: float) -> str:
                    for e, n in amounts.items())
 
 
+def substitutes(x: str, y: str) -> bool:
+    """Whether elements ``x`` and ``y`` are read as substitutes for one another: both anions or both not, within
+    :data:`SUBSTITUTE_DISTANCE` in element properties."""
+    a, b = Element(x).Z, Element(y).Z
+    table = element_table()
+    return _is_anion(a) == _is_anion(b) and np.abs(table[a - 1] - table[b - 1]).sum() <= SUBSTITUTE_DISTANCE
+
+
 def series(formulas: Sequence[str], step: float) -> list[str]:
     """Solid solutions between pairs of the integer ``formulas`` that differ in one element with the same count
     (BaTiO3 and SrTiO3): the first with a share of that element given to the other's, in steps of ``step``
-    (0.1: 0.1 .. 0.9), where the two elements lie within :data:`SUBSTITUTE_DISTANCE` of each other and the parent
-    puts both on one site; sorted. Shares that give whole counts are left out:
+    (0.1: 0.1 .. 0.9), where the two elements are :func:`substitutes` and the parent puts both on one site; sorted. Shares that give whole counts are left out:
     they read as ordered compounds."""
     if not 0 < step < 1:
         raise InputError(f"the composition step must lie between 0 and 1 (e.g. 0.1), got {step:g}")
@@ -178,10 +184,10 @@ def series(formulas: Sequence[str], step: float) -> list[str]:
             buckets.setdefault((tuple(sorted((e, n) for e, n in amounts.items() if e != x)), count), []).append(
                 (formula, x))
     shares = step * np.arange(1, math.ceil(1 / step - 1e-9))
-    table, found = element_table(), set()
+    found = set()
     for members in buckets.values():
         for (a, x), (_, y) in itertools.combinations(members, 2):
-            if np.abs(table[Element(x).Z - 1] - table[Element(y).Z - 1]).sum() > SUBSTITUTE_DISTANCE:
+            if not substitutes(x, y):
                 continue
             for share in shares:
                 text = substituted(a, x, y, round(float(share), 9))
@@ -234,11 +240,13 @@ def _parent_answer(member: Template, parent: Parent) -> tuple[np.ndarray, str]:
             f"{member.describe(row)}, elements substituted, volume by Vegard's law")
 
 
-def _sites(groups: list[list[int]], numbers: list[int], amounts: list[float]) -> tuple[float, tuple[Site, ...]] | None:
-    """(cost, sites) of one grouping of the elements at one formula unit, or None if it is no parent."""
+def _sites(groups: list[list[int]], numbers: list[int], amounts: list[float]
+           ) -> tuple[tuple[float, float], tuple[Site, ...]] | None:
+    """((vacant sites, chemical distance), sites) of one grouping of the elements at one formula unit, or None if it
+    is no parent."""
     if len(groups) < 2:
         return None
-    table, cost, sites = element_table(), 0.0, []
+    table, distance, vacancies, sites = element_table(), 0.0, 0.0, []
     for group in groups:
         if len({_is_anion(numbers[i]) for i in group}) > 1:
             return None
@@ -248,11 +256,11 @@ def _sites(groups: list[list[int]], numbers: list[int], amounts: list[float]) ->
             return None
         group = sorted(group, key=lambda i: (-amounts[i], numbers[i]))  # the host first
         host = table[numbers[group[0]] - 1]
-        cost += sum(amounts[i] * np.abs(table[numbers[i] - 1] - host).sum() for i in group[1:])
-        cost += VACANCY_COST * max(count - total, 0.0)
+        distance += sum(amounts[i] * np.abs(table[numbers[i] - 1] - host).sum() for i in group[1:])
+        vacancies += max(count - total, 0.0)
         shares = [amounts[i] * min(1.0, count / total) for i in group]  # a total a hair over `count` fills it
         sites.append(Site(count, tuple(numbers[i] for i in group), tuple(shares)))
-    return cost, tuple(sorted(sites, key=lambda s: (s.count, _is_anion(s.numbers[0]), s.numbers[0])))
+    return (round(vacancies, 6), distance), tuple(sorted(sites, key=lambda s: (s.count, _is_anion(s.numbers[0]), s.numbers[0])))
 
 
 def _partitions(items: list[int]):
