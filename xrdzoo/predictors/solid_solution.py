@@ -23,7 +23,7 @@ from pymatgen.core import Composition, Element
 
 from xrdzoo.encoders import EncodingError, parse
 from xrdzoo.errors import InputError
-from xrdzoo.predictors.chemistry import Formula, element_properties, element_table, formula_of
+from xrdzoo.predictors.chemistry import element_properties, element_table, formula_of
 from xrdzoo.xrd.simulate import simulate_cell
 
 if TYPE_CHECKING:
@@ -69,23 +69,18 @@ class Parent:
     formula: str
     sites: tuple[Site, ...]
 
-    def end_members(self) -> list[tuple[int, ...]]:
-        """Integer formulas with one element of each site on all of it (that element per site), the largest share
-        of the formula first."""
-        choices = itertools.islice(itertools.product(*(s.numbers for s in self.sites)), 256)
-        return sorted(choices, key=lambda c: -sum(s.amounts[s.numbers.index(n)] / sum(s.amounts)
-                                                   for s, n in zip(self.sites, c)))
+    def end_members(self) -> dict[tuple[int, ...], float]:
+        """The end members (one element of each site on all of it: that element per site) and their shares of the
+        formula (the product of the elements' shares of their sites), the largest first."""
+        shares = [np.array(s.amounts) / sum(s.amounts) for s in self.sites]
+        choices = itertools.islice(itertools.product(*(range(len(s.numbers)) for s in self.sites)), 256)
+        weights = {tuple(s.numbers[i] for s, i in zip(self.sites, c)): float(np.prod([w[i] for w, i in zip(shares, c)]))
+                   for c in choices}
+        return dict(sorted(weights.items(), key=lambda item: -item[1]))
 
     def end_member(self, elements: tuple[int, ...]) -> str:
         """The formula of the end member with ``elements`` (one per site)."""
         return "".join(f"{_symbol(n)}{s.count}" for s, n in zip(self.sites, elements))
-
-    def as_formula(self) -> Formula:
-        """The formula with each site filled (vacancies taken as the site's elements in proportion): what the
-        fitted per-element volumes see, so that the volume follows Vegard's law over a site's elements."""
-        numbers = [n for s in self.sites for n in s.numbers]
-        counts = [s.count * o / s.occupancies.sum() for s in self.sites for o in s.occupancies]
-        return Formula(tuple(numbers), tuple(counts))
 
     def describe(self, elements: tuple[int, ...]) -> str:
         """The mixed sites, e.g. ``Ba0.5Sr0.5 on the Sr site``, named by the end member's ``elements``."""
@@ -213,19 +208,49 @@ def mixed_cell(member: Template, parent: Parent):
     """The parent's cell from ``member``'s templates: (lattice, fractional coordinates, atomic numbers, occupancies,
     the end member's formula, its elements per site, the template row), a mixed site as one entry per element at
     the same coordinates; the template row is None where the end member's formula type has no template. The end
-    member is the first known (a template's own formula), else the one with the largest share of the formula."""
+    member is the first known (a template's own formula), else the one with the largest share of the formula; the
+    volume follows Vegard's law (:func:`_volume_per_site`)."""
     ends = parent.end_members()
-    known = [e for e in ends if 0 in member.templates.nearest(formula_of(parent.end_member(e)))[1][:1]]
-    elements = (known or ends)[0]
+    known = [e for e in ends if _known_row(member, parent.end_member(e)) is not None]
+    elements = (known or list(ends))[0]
     end = parent.end_member(elements)
     row, assignment = member.choose([end])[0]
     if assignment is None:
         return None, None, None, None, end, elements, None
-    lattice, coords, numbers, _, _ = member.substituted_cell(parent.as_formula(), row, assignment)
+    lattice, coords, numbers, _, _ = member.substituted_cell(formula_of(end), row, assignment)
+    volume = _volume_per_site(member, parent, row, dict(zip(elements, range(len(elements)))), assignment)
+    lattice = lattice * (volume * len(numbers) / abs(np.linalg.det(lattice))) ** (1 / 3)
     site_of = dict(zip(elements, parent.sites))
     entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
     sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
     return lattice, coords[sites], atoms, occupancies, end, elements, row
+
+
+def _volume_per_site(member: Template, parent: Parent, row: int, site: dict[int, int], assignment) -> float:
+    """Vegard's law: the end members' volumes per site weighted by their shares of the formula; a known end
+    member's (a training formula's) from its own structure, another's as ``member`` predicts it on template ``row``
+    (``assignment``: the chosen end member's element on each template element, ``site``: that element's site)."""
+    total = 0.0
+    for elements, share in parent.end_members().items():
+        end = parent.end_member(elements)
+        known = _known_row(member, end)
+        if known is None:
+            swapped = tuple(elements[site[n]] for n in assignment)
+            lattice = member.substituted_cell(formula_of(end), row, swapped)[0]
+            total += share * abs(np.linalg.det(lattice)) / _sites_of(member, row)
+        else:
+            total += share * abs(np.linalg.det(member.lattices[known].numpy())) / _sites_of(member, known)
+    return total / sum(parent.end_members().values())
+
+
+def _known_row(member: Template, formula: str) -> int | None:
+    """The row of ``formula``'s own structure among ``member``'s templates, or None."""
+    rows, distances = member.templates.nearest(formula_of(formula))
+    return int(rows[0]) if len(rows) and distances[0] == 0 else None
+
+
+def _sites_of(member: Template, row: int) -> int:
+    return int(member.offsets[row + 1] - member.offsets[row])
 
 
 def _parent_answer(member: Template, parent: Parent) -> tuple[np.ndarray, str]:
