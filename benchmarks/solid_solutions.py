@@ -12,10 +12,10 @@ element properties): isostructural end members, a seeded sample of ``--n`` pairs
 fractional as written (K1Cl0.5Br0.5; a 50:50 Li2O/Na2O is LiNaO, an ordered compound). Each 50:50 formula is
 predicted by the set's ``--model`` (a template member: weight name or checkpoint); from its mixed cell:
 
-- main peaks between: the prediction's five strongest reflections (exact 2-theta, fast simulator on the mixed cell),
-  each against the nearest reflection of each end member's known structure (of at least 5 of 100); a peak counts
-  if the end members' positions differ by at least 0.05 degrees, and lies between if strictly inside them (0.01
-  degree margin);
+- main peaks between: the prediction's five strongest peaks (pymatgen's simulator on the Niggli-reduced mixed
+  cell, each peak by its first hkl), each against the same hkl in each end member's known structure (its
+  Niggli-reduced lattice); a peak counts if the end members' positions differ by at least 0.05 degrees, and lies
+  between if strictly inside them (0.01 degree margin);
 - Vegard: the volume per atom against the mean of the end members' (Vegard's line at 50:50, in volume; exact by
   construction where the model holds both end members' structures, so also given over the pairs where it does
   not), and the
@@ -50,6 +50,7 @@ from xrdzoo.data import BuildReport, _csv_candidates, _read_structure
 from xrdzoo.predictors.chemistry import formula_of
 from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
                                               substituted, substitutes)
+from xrdzoo.xrd.pattern import WAVELENGTH
 from xrdzoo.xrd.simulate import reflections
 
 SHARES = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -71,23 +72,24 @@ def isostructural_pairs(candidates: dict, n: int, seed: int) -> list[tuple[str, 
     return random.Random(seed).sample(found, min(n, len(found)))
 
 
-def peak_positions(structure: Structure, minimum: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    two_theta, intensities, _ = reflections(structure, "fast")
-    keep = intensities >= minimum
-    return two_theta[keep], intensities[keep]
-
-
 def between(predicted: Structure, a: Structure, b: Structure) -> tuple[int, int]:
-    """(main peaks that lie between the end members', main peaks whose end-member positions differ)."""
-    two_theta, intensities = peak_positions(predicted)
-    main = two_theta[np.argsort(-intensities)[:MAIN_PEAKS]]
-    ends = [peak_positions(s, 5.0)[0] for s in (a, b)]
+    """(main peaks that lie between the end members', main peaks whose end-member positions differ): each of the
+    prediction's strongest reflections, by its hkl in the Niggli-reduced cell, against the same hkl of each end
+    member's Niggli-reduced cell."""
+    reduced = predicted.get_reduced_structure()
+    two_theta, intensities, labels = reflections(reduced, "pymatgen")
+    ends = [s.lattice.get_niggli_reduced_lattice() for s in (a, b)]
     inside = counted = 0
-    for p in main:
-        pa, pb = (e[np.argmin(np.abs(e - p))] for e in ends)
+    for i in np.argsort(-intensities)[:MAIN_PEAKS]:
+        hkl = tuple(int(n) for n in labels[i].split(")")[0].strip("( ").split())
+        hkl = (hkl[0], hkl[1], hkl[3]) if len(hkl) == 4 else hkl  # pymatgen labels hexagonal cells h k i l
+        sines = [WAVELENGTH / (2 * lattice.d_hkl(hkl)) for lattice in ends]
+        if max(sines) >= 1:
+            continue
+        pa, pb = (np.degrees(2 * np.arcsin(sine)) for sine in sines)
         if abs(pa - pb) >= MIN_MOVE:
             counted += 1
-            inside += bool(min(pa, pb) + MARGIN < p < max(pa, pb) - MARGIN)
+            inside += bool(min(pa, pb) + MARGIN < two_theta[i] < max(pa, pb) - MARGIN)
     return inside, counted
 
 

@@ -66,7 +66,6 @@ class Site:
 class Parent:
     """A fractional formula as an integer formula type with mixed sites (``sites``, one per group)."""
 
-    formula: str
     sites: tuple[Site, ...]
 
     def end_members(self) -> dict[tuple[int, ...], float]:
@@ -122,7 +121,7 @@ def parent_of(formula: str) -> Parent:
             raise SolidSolutionError(f"formula {formula!r}: its elements fill whole sites best as the line compound "
                                      f"{_text(line)}, without a mixed site")
         if best is not None:
-            return Parent(formula, best[1])
+            return Parent(best[1])
     raise SolidSolutionError(f"formula {formula!r}: no grouping of its elements onto shared sites fills whole sites "
                              f"(to an occupancy of {MIN_OCCUPANCY:g} or more) with at most {MAX_SCALE} formula units")
 
