@@ -257,8 +257,7 @@ def _parent_answer(member: Template, parent: Parent) -> tuple[np.ndarray, str]:
     lattice, coords, numbers, occupancies, end, elements, row = mixed_cell(member, parent)
     if row is None:
         pattern, how = member._answer([end])
-        return pattern[0], f"solid solution on the sites of {_text(end)}, whose formula type has no template in " \
-                           f"this member: {how[0]}"
+        return pattern[0], f"solid solution on the sites of {_text(end)}: {how[0]}"
     return (simulate_cell(lattice, coords, numbers, occupancies=occupancies),
             f"solid solution on the parent {_text(end)} ({parent.describe(elements)}): template "
             f"{member.describe(row)}, elements substituted, volume by Vegard's law")
