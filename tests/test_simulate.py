@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from xrdzoo.cli import app
 from xrdzoo.xrd.pattern import N_POINTS, WAVELENGTH
-from xrdzoo.xrd.simulate import SIMULATORS, SimulationError, reflections, simulate, simulator_version
+from xrdzoo.xrd.simulate import SIMULATORS, SimulationError, reflections, simulate, simulate_cell, simulator_version
 
 PROTOTYPES = {
     "NaCl": lambda: Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
@@ -69,12 +69,36 @@ def test_simulate_shape_and_scale():
     assert simulate([]).shape == (0, N_POINTS)
 
 
-def test_partial_occupancy_is_refused():
-    structure = Structure(Lattice.cubic(4.0), [{"Fe": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-    for simulator in SIMULATORS:
-        with pytest.raises(SimulationError, match="partial occupancy") as caught:
-            reflections(structure, simulator)
-        assert caught.value.reason == "partial_occupancy"
+DISORDERED = {
+    "(Ba,Sr)TiO3": lambda: Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.95), [{"Ba": 0.5, "Sr": 0.5}, "Ti", "O"],
+                                                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]]),
+    "(Mg,Co,Ni,Cu,Zn)O": lambda: Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.22), [{e: 0.2 for e in ("Mg", "Co", "Ni", "Cu", "Zn")}, "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    "Fe0.9O (vacancies)": lambda: Structure(Lattice.cubic(4.0), [{"Fe": 0.9}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    "YSZ (mixed, O1.96)": lambda: Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.14), [{"Zr": 0.92, "Y": 0.08},
+                                                            {"O": 0.98}], [[0, 0, 0], [0.25, 0.25, 0.25]]),
+}
+
+
+@pytest.mark.parametrize("name", DISORDERED)
+def test_partial_occupancy_agrees_with_pymatgen(name):
+    _assert_agree(DISORDERED[name]())
+
+
+def test_a_mixed_site_lies_between_its_end_members():
+    """Occupancy-weighted scattering: the half-and-half site's (100) peak intensity lies between Ba's and Sr's."""
+    def strength(species):
+        structure = Structure(Lattice.cubic(3.95), [species, "Ti", "O", "O", "O"],
+                              [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+        return simulate_cell(structure.lattice.matrix, structure.frac_coords[[0, 0, 1, 2, 3, 4]],
+                             np.array([56, 38, 22, 8, 8, 8]),
+                             occupancies=np.array([species.get("Ba", 0), species.get("Sr", 0), 1, 1, 1, 1]))
+    ba, sr, mixed = strength({"Ba": 1}), strength({"Sr": 1}), strength({"Ba": 0.5, "Sr": 0.5})
+    first = np.flatnonzero(mixed > 1)[0]  # the (100) bin
+    assert min(ba[first], sr[first]) < mixed[first] < max(ba[first], sr[first])
+    structure = DISORDERED["(Ba,Sr)TiO3"]()
+    assert np.allclose(mixed, simulate([structure])[0], atol=1e-3)  # the array form is the structure form
 
 
 def test_no_peak_is_refused():
@@ -137,3 +161,14 @@ def test_cli_simulate(tmp_path):
     bad.write_text("not a structure\n")
     result = runner.invoke(app, ["simulate", str(bad)])
     assert result.exit_code != 0 and "cannot read a structure" in result.output
+
+
+def test_cli_simulates_a_cif_with_partial_occupancy(tmp_path):
+    cif = tmp_path / "bsto.cif"
+    DISORDERED["(Ba,Sr)TiO3"]().to(filename=str(cif))
+    assert "_atom_site_occupancy" in cif.read_text() and " 0.5" in cif.read_text()
+    out = tmp_path / "bsto.csv"
+    result = CliRunner().invoke(app, ["simulate", str(cif), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert np.allclose(table[:, 1], simulate([DISORDERED["(Ba,Sr)TiO3"]()])[0], atol=1e-3)

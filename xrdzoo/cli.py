@@ -488,9 +488,12 @@ def identify(
     top: Annotated[int, typer.Option(help="how many candidates to print")] = 10,
     fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
     max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
+    fractional: Annotated[Optional[float], typer.Option(help="also solid solutions between end members of one "
+                                                             "element fewer, in composition steps of this, e.g. "
+                                                             "0.1")] = None,
 ) -> None:
     """Which composition of a chemical system is this measurement? Predicts every composition, ranks them."""
-    from xrdzoo.identify import Scorer, compositions, known_structures, rank
+    from xrdzoo.identify import Scorer, compositions, known_structures, rank, solid_solutions
     from xrdzoo.measured import read_measurement
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
@@ -498,6 +501,8 @@ def identify(
     pattern = read_measurement(measured, wavelength_of(wavelength))
     symbols = elements.split(",")
     formulas = compositions(symbols, max_atoms, charge_balanced)
+    if fractional is not None:
+        formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)
     known = known_structures(structures, symbols) if structures else {}
     typer.echo(f"{len(formulas)} {'charge-balanced ' if charge_balanced else ''}compositions of "
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"

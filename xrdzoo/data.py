@@ -572,6 +572,9 @@ def _simulate_candidate(job, simulator: str):
     if structure.composition.reduced_formula != formula:
         return (None, 0, None, "formula_mismatch",
                 f"the structure is {structure.composition.reduced_formula}, not {formula}")
+    if not structure.is_ordered:  # the simulators take disorder, but a dataset's cells hold one element per site
+        return (None, 0, None, "partial_occupancy", f"{formula} has partial occupancy or mixed sites; datasets hold "
+                "ordered structures (order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation)")
     try:
         pattern = simulate([structure], simulator)[0]
     except Exception as error:  # a SimulationError carries a reason; anything else is still one row, counted

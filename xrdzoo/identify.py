@@ -189,6 +189,17 @@ def compositions(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge
     return sorted(formulas)
 
 
+def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_MAX_ATOMS,
+                    charge_balanced: bool = False) -> list[str]:
+    """Solid solutions of all of ``elements`` between end members of one element fewer (:func:`compositions` of
+    each subsystem), in composition steps of ``step``: ``xrdzoo.predictors.solid_solution.series``."""
+    from xrdzoo.predictors.solid_solution import series
+
+    ends = [f for e in elements for f in compositions([x for x in elements if x != e], max_atoms, charge_balanced)
+            ] if len(elements) > 2 else []
+    return series(ends, step)
+
+
 @lru_cache(maxsize=None)
 def _formula(amounts: tuple) -> str:
     from pymatgen.core import Composition

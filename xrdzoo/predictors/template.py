@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
-from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
+from xrdzoo.predictors import PredictorBase, solid_solution, strings_tensor, tensor_strings
 from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formula_of_cell,
                                          mapping_costs)
 from xrdzoo.predictors.retrieval import FormulaIndex
@@ -265,14 +265,21 @@ class Template(PredictorBase):
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """Simulated patterns of the substituted templates, ``(n, 1024)``, and which template each came from
         (material id, formula, space group) and how."""
-        state, patterns, how = self._state(), [], []
+        if solid_solution.has_parent(formulas):  # doped compounds and solid solutions: on a parent's mixed sites
+            return solid_solution.answer(self, formulas)
+        patterns, how = [], []
         for lattice, coords, numbers, row, substituted in self.cells(formulas):
             patterns.append(simulate_cell(lattice, coords, numbers))
-            name = f"{state['ids'][row]} ({_formula_text(state['index'].formulas[row])}, space group " \
-                   f"{state['spacegroups'][row]})"
+            name = self.describe(row)
             how.append(f"template {name}, elements substituted, volume rescaled" if substituted else
                        f"no template of its formula type: pattern of the nearest structure {name}")
         return np.array(patterns, dtype=np.float32).reshape(-1, 1024), how
+
+    def describe(self, row: int) -> str:
+        """Template ``row`` in words: material id, formula, space group."""
+        state = self._state()
+        return f"{state['ids'][row]} ({_formula_text(state['index'].formulas[row])}, space group " \
+               f"{state['spacegroups'][row]})"
 
 
 @functools.lru_cache(maxsize=None)  # one text per template, read each time one is chosen

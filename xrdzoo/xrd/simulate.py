@@ -2,9 +2,10 @@
 
 Both follow the same physics (pymatgen's ``XRDCalculator`` with Cu K-alpha over 2-theta 0..180 degrees):
 every reciprocal-lattice point inside the limiting sphere of radius 2/wavelength is one reflection; its
-structure factor sums the sites' atomic scattering factors (pymatgen's fitted coefficients) times their phases;
-its intensity is |F|^2 times the Lorentz-polarisation factor; reflections at the same 2-theta (within 1e-5
-degrees) are summed into one peak. ``fast`` does this with a handful of numpy array operations per structure.
+structure factor sums the sites' atomic scattering factors (pymatgen's fitted coefficients; on a partially
+occupied or mixed site, each species' weighted by its occupancy) times their phases; its intensity is |F|^2
+times the Lorentz-polarisation factor; reflections at the same 2-theta (within 1e-5 degrees) are summed into one
+peak. ``fast`` does this with a handful of numpy array operations per structure.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _MIN_SCALED_INTENSITY = 1e-3  # peaks at or below this (of 100) are dropped
 
 class SimulationError(InputError):
     """A structure that cannot be simulated; ``reason`` is a short key for counting skips
-    (``partial_occupancy``, ``unknown_element``, ``no_peaks``)."""
+    (``unknown_element``, ``no_peaks``)."""
 
     def __init__(self, message: str, reason: str):
         super().__init__(message)
@@ -50,15 +51,16 @@ def reflections(structure, simulator: str = "fast", wavelength: float = WAVELENG
 
     Returns (2-theta in degrees, intensities scaled to a largest of 100, hkl labels per peak or None): the
     ``pymatgen`` simulator labels each peak with its hkl families, ``fast`` gives None.
-    Raises ``SimulationError`` (a ValueError) for a structure with partial occupancy, an element without
-    scattering factors, or no peak.
+    Sites may be partially occupied or mixed (a disordered pymatgen ``Structure``): each species scatters with its
+    occupancy as weight, as in pymatgen. Raises ``SimulationError`` (a ValueError) for an element without
+    scattering factors or no peak.
     """
     _check_name(simulator)
-    symbols = _site_symbols(structure)
+    species = _site_species(structure)
     with _blas().limit(limits=1, user_api="blas"):  # the matrix products are small: threads only add overhead
         if simulator == "pymatgen":
             return _pymatgen_reflections(structure, wavelength)
-        return _fast_reflections(structure, symbols, wavelength)
+        return _fast_reflections(structure, *species, wavelength)
 
 
 def simulate(structures: Iterable, simulator: str = "fast", progress: bool = False) -> np.ndarray:
@@ -113,27 +115,25 @@ def _check_name(simulator: str) -> None:
         raise InputError(f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}")
 
 
-def _site_symbols(structure) -> list[str]:
-    """The element of each site, refusing what neither simulator should take: not a crystal, no sites, disorder,
-    elements without X-ray scattering factors. One pass over the sites (pymatgen's checks cost more than fast's
-    whole simulation of a small cell)."""
+def _site_species(structure) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Every species on every site as (fractional coordinates (m, 3), element symbols (m,), occupancies (m,)): a
+    mixed site gives one entry per species at the same place. Refuses what neither simulator should take: not a
+    crystal, no sites, elements without X-ray scattering factors. One pass over the sites (pymatgen's checks cost
+    more than fast's whole simulation of a small cell)."""
     from pymatgen.core import IStructure
 
     if not isinstance(structure, IStructure):
         raise TypeError(f"expected a pymatgen Structure, got {type(structure).__name__}")
     if not len(structure):
         raise _no_peaks(structure.composition.reduced_formula)
-    species = [site.species for site in structure]
-    if any(len(s) != 1 or s.num_atoms != 1 for s in species):
-        raise SimulationError(f"{structure.composition.reduced_formula} has partial occupancy or mixed sites; only "
-                              "ordered structures are simulated (order it first, e.g. with pymatgen's "
-                              "OrderDisorderedStructureTransformation)", "partial_occupancy")
-    symbols = [next(iter(s)).symbol for s in species]
+    entries = [(i, species.symbol, occupancy) for i, site in enumerate(structure)
+               for species, occupancy in site.species.items()]
+    sites, symbols, occupancies = zip(*entries)
     missing = set(symbols) - _scattering_table()[0].keys()
     if missing:
         raise SimulationError(f"{structure.composition.reduced_formula}: no X-ray scattering factors for "
                               f"{', '.join(sorted(missing))}", "unknown_element")
-    return symbols
+    return structure.frac_coords[list(sites)], list(symbols), np.array(occupancies, float)
 
 
 def _no_peaks(name: str, wavelength: float = WAVELENGTH) -> SimulationError:
@@ -196,9 +196,9 @@ def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
     return hkl[order], np.sqrt(g2[order]), bounds
 
 
-def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, hkl: np.ndarray,
+def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, occupancies: np.ndarray, hkl: np.ndarray,
                 bounds: tuple[int, int, int]) -> np.ndarray:
-    """sum over each element's sites of exp(2 pi i hkl . r), shape (M, elements).
+    """sum over each element's sites of occupancy exp(2 pi i hkl . r), shape (M, elements).
 
     The phase factorises per axis, exp(2 pi i h x) exp(2 pi i k y) exp(2 pi i l z), so the sums over the whole
     search box come from one matrix product per element, (h k pairs x sites) @ (sites x l): no trigonometry on
@@ -208,7 +208,7 @@ def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, hkl: np.ndarr
     x, y, z = frac_coords.T[:, :, None]
     xh = np.exp(2j * np.pi * x * np.arange(0, h_max + 1))  # (N, H)
     yk = np.exp(2j * np.pi * y * np.arange(-k_max, k_max + 1))  # (N, K)
-    zl = np.exp(2j * np.pi * z * np.arange(-l_max, l_max + 1))  # (N, L)
+    zl = occupancies[:, None] * np.exp(2j * np.pi * z * np.arange(-l_max, l_max + 1))  # (N, L)
     xy = (xh[:, :, None] * yk[:, None, :]).reshape(len(frac_coords), -1)  # (N, H K)
     hk_row = hkl[:, 0] * (2 * k_max + 1) + hkl[:, 1] + k_max
     l_col = hkl[:, 2] + l_max
@@ -220,31 +220,34 @@ def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, hkl: np.ndarr
 
 
 def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray,
-                  wavelength: float = WAVELENGTH) -> np.ndarray:
-    """The binned pattern (1024,) of an ordered cell given as arrays: lattice rows (3, 3) in Angstrom, fractional
-    coordinates (m, 3) and atomic numbers (m,). What template predictors use: no pymatgen Structure is built."""
+                  wavelength: float = WAVELENGTH, occupancies: np.ndarray | None = None) -> np.ndarray:
+    """The binned pattern (1024,) of a cell given as arrays: lattice rows (3, 3) in Angstrom, fractional
+    coordinates (m, 3), atomic numbers (m,) and their occupancies (m,), 1 if None; a mixed site is one entry per
+    element at the same coordinates. What template predictors use: no pymatgen Structure is built."""
     rows, z, _ = _scattering_table()
     by_z = {int(number): symbol for symbol, number in zip(rows, z)}
     missing = sorted(set(map(int, numbers)) - by_z.keys())
     if missing:
         raise SimulationError(f"no X-ray scattering factors for atomic number(s) {missing}", "unknown_element")
     with _blas().limit(limits=1, user_api="blas"):
-        two_theta, intensities = _cell_reflections(np.asarray(lattice, float), np.asarray(frac_coords, float),
-                                                   [by_z[int(n)] for n in numbers], "the cell", wavelength)
+        two_theta, intensities = _cell_reflections(
+            np.asarray(lattice, float), np.asarray(frac_coords, float), [by_z[int(n)] for n in numbers],
+            np.ones(len(numbers)) if occupancies is None else np.asarray(occupancies, float), "the cell", wavelength)
     return bin_peaks(two_theta, intensities)
 
 
-def _fast_reflections(structure, symbols: list[str], wavelength: float):
+def _fast_reflections(structure, frac_coords: np.ndarray, symbols: list[str], occupancies: np.ndarray,
+                      wavelength: float):
     if "U11_cif" in structure.site_properties:
         raise InputError("the fast simulator does not apply anisotropic Debye-Waller factors (U11_cif, ... site "
                          "properties); use simulator='pymatgen' for this structure")
-    two_theta, intensities = _cell_reflections(structure.lattice.matrix, structure.frac_coords, symbols,
+    two_theta, intensities = _cell_reflections(structure.lattice.matrix, frac_coords, symbols, occupancies,
                                                structure.composition.reduced_formula, wavelength)
     return two_theta, intensities, None
 
 
-def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: list[str], name: str,
-                      wavelength: float):
+def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: list[str], occupancies: np.ndarray,
+                      name: str, wavelength: float):
     hkl, g, bounds = _reciprocal_points(lattice, wavelength)
     if not len(g):
         raise _no_peaks(name, wavelength)
@@ -265,7 +268,8 @@ def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: lis
     a, b = coefficients[elements, :, 0], coefficients[elements, :, 1]  # (E, 4)
     f = z[elements] - 41.78214 * s2[:, None] * (a * np.exp(-b * s2[:, None, None])).sum(-1)  # (peaks, E)
 
-    structure_factor = np.einsum("me,me->m", f[peak], _phase_sums(frac_coords, site_element, hkl, bounds))
+    structure_factor = np.einsum("me,me->m", f[peak], _phase_sums(frac_coords, site_element, occupancies, hkl,
+                                                                       bounds))
     intensity = (np.add.reduceat(structure_factor.real**2 + structure_factor.imag**2, first)
                  * lorentz_polarisation(sin_theta[first] ** 2))
     two_theta = two_theta[first]

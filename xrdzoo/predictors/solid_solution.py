@@ -1,0 +1,313 @@
+"""Doped compounds and solid solutions: a formula with non-integer counts (Ba0.5Sr0.5TiO3, Y0.08Zr0.92O1.96) as a
+parent structure with mixed or partially occupied sites.
+
+:func:`parent_of` groups the elements that share a site, so that each group's total is a whole number of sites
+(or falls a little short of one: vacancies), with the chemistry the template ranker uses (element-property
+distance): Ba0.5Sr0.5TiO3 is (Ba,Sr)TiO3 on the ABO3 type, (Mg0.2Co0.2Ni0.2Cu0.2Zn0.2)O is (Mg,Co,Ni,Cu,Zn)O on
+AB. :func:`answer` is the template member's path for such formulas: it takes the template of an end member (a
+known end-member structure first, as a template member does for any formula), puts the mixture on its site with
+the occupancies as weights, and sets the volume from the fitted per-element volumes (Vegard's law).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pymatgen.core import Composition, Element
+
+from xrdzoo.encoders import EncodingError, parse
+from xrdzoo.errors import InputError
+from xrdzoo.predictors.chemistry import element_properties, element_table, formula_of
+from xrdzoo.xrd.simulate import simulate_cell
+
+if TYPE_CHECKING:
+    from xrdzoo.predictors.template import Template
+
+MIN_OCCUPANCY = 0.8  # a site less filled than this is not read as a vacancy-bearing site
+MAX_SCALE = 4  # formula units tried, 1 first: Ba0.25Sr0.25Ti0.5O1.5 is (Ba,Sr)TiO3 at 2
+MAX_ELEMENTS = 8  # set partitions of 8 elements: 4,140
+SUBSTITUTE_DISTANCE = 4.5  # series: Ba/Sr 1.8, La/Sr 2.4, Mg/Ni 4.0 are within; Sr/Ti 4.9, Ba/Pb 8.0 are not
+_WHOLE = 0.01  # a group total within this of a whole number fills that many sites
+_ANION_GROUPS = (16, 17)  # chalcogens and halogens, with N, never share a site with a cation
+_ANIONS = {7}
+
+
+class SolidSolutionError(EncodingError):
+    """A fractional formula whose elements cannot be grouped onto the sites of an integer formula type."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """One kind of site of the parent: how many per formula unit, and the elements on it (atomic numbers, the
+    host, the largest amount, first) with their amounts per formula unit."""
+
+    count: int
+    numbers: tuple[int, ...]
+    amounts: tuple[float, ...]
+
+    @property
+    def occupancies(self) -> np.ndarray:
+        """Each element's share of one site (they sum to at most 1: the rest is vacant)."""
+        return np.array(self.amounts) / self.count
+
+    @property
+    def mixed(self) -> bool:
+        """Whether more than one element, or vacancies, share the site."""
+        return len(self.numbers) > 1 or self.occupancies.sum() < 1 - 1e-9
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A fractional formula as an integer formula type with mixed sites (``sites``, one per group)."""
+
+    sites: tuple[Site, ...]
+
+    def end_members(self) -> dict[tuple[int, ...], float]:
+        """The end members (one element of each site on all of it: that element per site) and their shares of the
+        formula (the product of the elements' shares of their sites), the largest first."""
+        shares = [np.array(s.amounts) / sum(s.amounts) for s in self.sites]
+        choices = itertools.islice(itertools.product(*(range(len(s.numbers)) for s in self.sites)), 256)
+        weights = {tuple(s.numbers[i] for s, i in zip(self.sites, c)): float(np.prod([w[i] for w, i in zip(shares, c)]))
+                   for c in choices}
+        return dict(sorted(weights.items(), key=lambda item: -item[1]))
+
+    def end_member(self, elements: tuple[int, ...]) -> str:
+        """The formula of the end member with ``elements`` (one per site)."""
+        return "".join(f"{_symbol(n)}{s.count}" for s, n in zip(self.sites, elements))
+
+    def describe(self, elements: tuple[int, ...]) -> str:
+        """The mixed sites, e.g. ``Ba0.5Sr0.5 on the Sr site``, named by the end member's ``elements``."""
+        return ", ".join(f"{''.join(f'{_symbol(n)}{a:g}' for n, a in zip(s.numbers, s.amounts))} on the "
+                         f"{_symbol(e)}{s.count if s.count > 1 else ''} site"
+                         for s, e in zip(self.sites, elements) if s.mixed)
+
+
+def is_fractional(formula: str) -> bool:
+    """Whether a readable formula has a count that is not a whole number (a doped compound, a solid solution)."""
+    try:
+        return any(abs(amount - round(amount)) > 1e-6 for _, amount in parse(formula))
+    except EncodingError:
+        return False
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def parent_of(formula: str) -> Parent:
+    """The parent of a fractional formula: its elements grouped onto sites (see the module's docstring).
+
+    Among the groupings whose totals fill whole sites at the smallest formula unit (1 first, up to
+    :data:`MAX_SCALE`) to at least :data:`MIN_OCCUPANCY`, the one with the fewest vacant sites, then the chemically
+    closest: the least sum of each guest's amount times its element-property distance to its site's host. Raises
+    :class:`SolidSolutionError` if there is none, or if the closest has no mixed or partially occupied site (it is
+    a line compound: Na0.5CoO2 is NaCo2O4).
+    """
+    pairs = parse(formula)
+    if len(pairs) > MAX_ELEMENTS:
+        raise SolidSolutionError(f"formula {formula!r}: {len(pairs)} elements are too many to group onto sites "
+                                 f"(at most {MAX_ELEMENTS})")
+    numbers = [Element(symbol).Z for symbol, _ in pairs]
+    amounts = [amount for _, amount in pairs]
+    for scale in range(1, MAX_SCALE + 1):
+        best = min(((cost, sites) for groups in _partitions(list(range(len(pairs))))
+                    if (found := _sites(groups, numbers, [a * scale for a in amounts])) for cost, sites in [found]),
+                   default=None, key=lambda found: found[0])
+        if best is not None and not any(site.mixed for site in best[1]):
+            line = "".join(f"{_symbol(site.numbers[0])}{site.count}" for site in best[1])
+            raise SolidSolutionError(f"formula {formula!r}: its elements fill whole sites best as the line compound "
+                                     f"{_text(line)}, without a mixed site")
+        if best is not None:
+            return Parent(best[1])
+    raise SolidSolutionError(f"formula {formula!r}: no grouping of its elements onto shared sites fills whole sites "
+                             f"(to an occupancy of {MIN_OCCUPANCY:g} or more) with at most {MAX_SCALE} formula units")
+
+
+def answer(member: Template, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """The template member's answer (patterns ``(n, 1024)`` and how each was made) where some formulas are
+    fractional: those with a parent from their parent's template, the others as line compounds (``member``'s own
+    path, with the reason a fractional formula has no parent)."""
+    patterns, how = np.zeros((len(formulas), 1024), np.float32), [""] * len(formulas)
+    line, reasons = [], {}
+    for i, formula in enumerate(formulas):
+        try:
+            parent = parent_of(formula) if is_fractional(formula) else None
+        except SolidSolutionError as error:
+            parent, reasons[i] = None, str(error)
+        if parent is None:
+            line.append(i)
+        else:
+            patterns[i], how[i] = _parent_answer(member, parent)
+    if line:
+        line_patterns, line_how = member._answer([formulas[i] for i in line])
+        for i, pattern, way in zip(line, line_patterns, line_how):
+            patterns[i] = pattern
+            how[i] = f"{reasons[i]}; read as a line compound: {way}" if i in reasons else way
+    return patterns, how
+
+
+def substituted(formula: str, x: str, y: str, share: float) -> str:
+    """``formula`` with a ``share`` of element ``x``'s count given to ``y`` (KCl, Cl, Br, 0.5: KCl0.5Br0.5)."""
+    amounts = Composition(formula).get_el_amt_dict()
+    return "".join(f"{x}{n * (1 - share):g}{y}{n * share:g}" if e == x else f"{e}{'' if n == 1 else f'{n:g}'}"
+                   for e, n in amounts.items())
+
+
+def substitutes(x: str, y: str) -> bool:
+    """Whether elements ``x`` and ``y`` are read as substitutes for one another: both anions or both not, within
+    :data:`SUBSTITUTE_DISTANCE` in element properties."""
+    a, b = Element(x).Z, Element(y).Z
+    table = element_table()
+    return _is_anion(a) == _is_anion(b) and np.abs(table[a - 1] - table[b - 1]).sum() <= SUBSTITUTE_DISTANCE
+
+
+def series(formulas: Sequence[str], step: float) -> list[str]:
+    """Solid solutions between pairs of the integer ``formulas`` that differ in one element with the same count
+    (BaTiO3 and SrTiO3): the first with a share of that element given to the other's, in steps of ``step``
+    (0.1: 0.1 .. 0.9), where the two elements are :func:`substitutes` and the parent puts both on one site; sorted. Shares that give whole counts are left out:
+    they read as ordered compounds."""
+    if not 0 < step < 1:
+        raise InputError(f"the composition step must lie between 0 and 1 (e.g. 0.1), got {step:g}")
+    buckets: dict[tuple, list[tuple[str, str]]] = {}
+    for formula in formulas:
+        amounts = Composition(formula).get_el_amt_dict()
+        for x, count in amounts.items():
+            buckets.setdefault((tuple(sorted((e, n) for e, n in amounts.items() if e != x)), count), []).append(
+                (formula, x))
+    shares = step * np.arange(1, math.ceil(1 / step - 1e-9))
+    found = set()
+    for members in buckets.values():
+        for (a, x), (_, y) in itertools.combinations(members, 2):
+            if not substitutes(x, y):
+                continue
+            for share in shares:
+                text = substituted(a, x, y, round(float(share), 9))
+                parent = _parent_or_none(text) if is_fractional(text) else None
+                if parent and any({Element(x).Z, Element(y).Z} <= set(s.numbers) for s in parent.sites):
+                    found.add(text)
+    return sorted(found)
+
+
+def has_parent(formulas: Sequence[str]) -> bool:
+    """Whether any of the formulas is fractional and has a parent (:func:`answer` is their path)."""
+    return any(is_fractional(f) and _parent_or_none(f) is not None for f in formulas)
+
+
+def _parent_or_none(formula: str) -> Parent | None:
+    try:
+        return parent_of(formula)
+    except SolidSolutionError:
+        return None
+
+
+def mixed_cell(member: Template, parent: Parent):
+    """The parent's cell from ``member``'s templates: (lattice, fractional coordinates, atomic numbers, occupancies,
+    the end member's formula, its elements per site, the template row), a mixed site as one entry per element at
+    the same coordinates; the template row is None where the end member's formula type has no template. The end
+    member is the first known (a template's own formula), else the one with the largest share of the formula; the
+    volume follows Vegard's law (:func:`_volume_per_site`)."""
+    ends = parent.end_members()
+    known = [e for e in ends if _known_row(member, parent.end_member(e)) is not None]
+    elements = (known or list(ends))[0]
+    end = parent.end_member(elements)
+    row, assignment = member.choose([end])[0]
+    if assignment is None:
+        return None, None, None, None, end, elements, None
+    lattice, coords, numbers, _, _ = member.substituted_cell(formula_of(end), row, assignment)
+    volume = _volume_per_site(member, parent, row, dict(zip(elements, range(len(elements)))), assignment)
+    lattice = lattice * (volume * len(numbers) / abs(np.linalg.det(lattice))) ** (1 / 3)
+    site_of = dict(zip(elements, parent.sites))
+    entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
+    sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
+    return lattice, coords[sites], atoms, occupancies, end, elements, row
+
+
+def _volume_per_site(member: Template, parent: Parent, row: int, site: dict[int, int], assignment) -> float:
+    """Vegard's law: the end members' volumes per site weighted by their shares of the formula; a known end
+    member's (a training formula's) from its own structure, another's as ``member`` predicts it on template ``row``
+    (``assignment``: the chosen end member's element on each template element, ``site``: that element's site)."""
+    total = 0.0
+    for elements, share in parent.end_members().items():
+        end = parent.end_member(elements)
+        known = _known_row(member, end)
+        if known is None:
+            swapped = tuple(elements[site[n]] for n in assignment)
+            lattice = member.substituted_cell(formula_of(end), row, swapped)[0]
+            total += share * abs(np.linalg.det(lattice)) / _sites_of(member, row)
+        else:
+            total += share * abs(np.linalg.det(member.lattices[known].numpy())) / _sites_of(member, known)
+    return total / sum(parent.end_members().values())
+
+
+def _known_row(member: Template, formula: str) -> int | None:
+    """The row of ``formula``'s own structure among ``member``'s templates, or None."""
+    rows, distances = member.templates.nearest(formula_of(formula))
+    return int(rows[0]) if len(rows) and distances[0] == 0 else None
+
+
+def _sites_of(member: Template, row: int) -> int:
+    return int(member.offsets[row + 1] - member.offsets[row])
+
+
+def _parent_answer(member: Template, parent: Parent) -> tuple[np.ndarray, str]:
+    """The pattern of one parent (its :func:`mixed_cell`'s) and how it was made."""
+    lattice, coords, numbers, occupancies, end, elements, row = mixed_cell(member, parent)
+    if row is None:
+        pattern, how = member._answer([end])
+        return pattern[0], f"solid solution on the sites of {_text(end)}: {how[0]}"
+    return (simulate_cell(lattice, coords, numbers, occupancies=occupancies),
+            f"solid solution on the parent {_text(end)} ({parent.describe(elements)}): template "
+            f"{member.describe(row)}, elements substituted, volume by Vegard's law")
+
+
+def _sites(groups: list[list[int]], numbers: list[int], amounts: list[float]
+           ) -> tuple[tuple[float, float], tuple[Site, ...]] | None:
+    """((vacant sites, chemical distance), sites) of one grouping of the elements at one formula unit, or None if it
+    is no parent."""
+    if len(groups) < 2:
+        return None
+    table, distance, vacancies, sites = element_table(), 0.0, 0.0, []
+    for group in groups:
+        if len({_is_anion(numbers[i]) for i in group}) > 1:
+            return None
+        total = sum(amounts[i] for i in group)
+        count = round(total) if abs(total - round(total)) <= _WHOLE else math.ceil(total)
+        if count < 1 or total / count < MIN_OCCUPANCY:
+            return None
+        group = sorted(group, key=lambda i: (-amounts[i], numbers[i]))  # the host first
+        host = table[numbers[group[0]] - 1]
+        distance += sum(amounts[i] * np.abs(table[numbers[i] - 1] - host).sum() for i in group[1:])
+        vacancies += max(count - total, 0.0)
+        shares = [amounts[i] * min(1.0, count / total) for i in group]  # a total a hair over `count` fills it
+        sites.append(Site(count, tuple(numbers[i] for i in group), tuple(shares)))
+    return (round(vacancies, 6), distance), tuple(sorted(sites, key=lambda s: (s.count, _is_anion(s.numbers[0]), s.numbers[0])))
+
+
+def _partitions(items: list[int]):
+    """Every partition of ``items`` into non-empty groups."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for partition in _partitions(rest):
+        yield [[first], *partition]
+        for i in range(len(partition)):
+            yield [*partition[:i], [first, *partition[i]], *partition[i + 1:]]
+
+
+def _is_anion(number: int) -> bool:
+    return number in _ANIONS or element_properties()[number - 1, 4] in _ANION_GROUPS
+
+
+def _text(formula: str) -> str:
+    """An integer formula reduced, elements by electronegativity, counts of 1 left out (NaCo2O4)."""
+    amounts = Composition(formula).reduced_composition.items()
+    return "".join(f"{e.symbol}{'' if a == 1 else f'{a:g}'}" for e, a in sorted(amounts, key=lambda ea: ea[0].X))
+
+
+@functools.cache
+def _symbol(number: int) -> str:
+    return Element.from_Z(number).symbol
