@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from conftest import prototype_structures
 from xrdzoo.cli import app
 from xrdzoo.contracts import Answers
-from xrdzoo.identify import Scorer, compositions, known_structures, rank
+from xrdzoo.identify import Scorer, compositions, known_structures, rank, written
 from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo.xrd.pattern import Pattern, parse_grid
 from xrdzoo.xrd.profiles import Profile, wavelength
@@ -65,6 +65,35 @@ def test_rank_puts_the_true_formula_first(tube):
     assert "BaTiO3" in ranking.table().splitlines()[1]
 
 
+class TwinModel(SimulatingModel):
+    """Predicts "BaTiO3" and its twin "SrO" with the same BaTiO3 pattern, the others as
+    simulated: two formulas whose patterns cannot be told apart (as Y2O3 and YO from one template)."""
+
+    def answer(self, formulas):
+        answers = super().answer([("BaTiO3" if f == "SrO" else f) for f in formulas])
+        return Answers(answers.kept, answers.refused, answers.patterns, answers.how)
+
+
+def test_indistinguishable_candidates_are_one_answer_with_a_margin():
+    ranking = rank(measured("BaTiO3"), ["SrTiO3", "BaTiO3", "SrO", "CaTiO3"], TwinModel())
+    assert {m.formula for m in ranking.matches[:2]} == {"BaTiO3", "SrO"}
+    groups = ranking.groups()
+    assert [sorted(m.formula for m in g) for g in groups[:1]] == [["BaTiO3", "SrO"]] and len(groups) == 3
+    lines = ranking.table().splitlines()
+    assert lines[0].split() == ["rank", "formula", "score", "margin", "shift", "source"] and len(lines) == 4
+    first = lines[1].split()
+    assert first[0] == "1" and first[2] == "=" and {first[1], first[3]} == {"BaTiO3", "SrO"}
+    assert float(first[5]) == pytest.approx(groups[0][0].score - groups[1][0].score, abs=1e-3) and float(first[5]) > 0
+    assert lines[2].split()[0] == "2"  # the next distinct answer is ranked second, not third
+
+
+def test_formulas_are_written_as_chemists_write_them():
+    assert written("Li(CoO3)2", ["Li", "Co", "O"]) == "LiCo2O6"
+    assert written("TiFeO3", ["Fe", "Ti", "O"]) == "FeTiO3" and written("FeCuS2", ["Cu", "Fe", "S"]) == "CuFeS2"
+    assert written("Ca5(PO4)3F", ["Ca", "P", "O"]) == "Ca5P3O12F"  # elements not in the order follow
+    assert written("BaTiO3") == "BaTiO3"
+
+
 def test_known_structures_rank_beside_predictions(structure_dir):
     known = known_structures(structure_dir, ["O", "Ti", "Ba"])
     assert list(known) == ["BaTiO3"]
@@ -108,9 +137,11 @@ def test_cli_compare_and_identify(tmp_path, structure_dir):
     assert png.read_bytes().startswith(b"\x89PNG")
 
     png = tmp_path / "identify.png"
-    result = runner.invoke(app, ["identify", str(path), "--elements", "Ba,Ti,O", "--max-atoms", "8",
+    result = runner.invoke(app, ["identify", str(path), "--elements", "Ti,Ba,O", "--max-atoms", "8",
                                  "--charge-balanced", "--structures", str(structure_dir), "--plot", str(png)])
     assert result.exit_code == 0, result.output
+    formulas = [line.split()[1] for line in result.output.splitlines() if line[:4].strip().isdigit()]
+    assert "TiBaO3" in formulas and "BaTiO3" not in formulas  # in the order of --elements, not pymatgen's
     assert "charge-balanced compositions of Ba-O-Ti" in result.output and "known s" in result.output
     assert png.read_bytes().startswith(b"\x89PNG")
 

@@ -439,14 +439,14 @@ _SCORE_FWHM = typer.Option("--fwhm", help="common Gaussian width (degrees) both 
 _MAX_SHIFT = typer.Option(help="largest zero shift (degrees) tried either way")
 
 
-def _report(ranking, plot: Optional[Path], title: str, top: int) -> None:
+def _report(ranking, plot: Optional[Path], title: str, top: int, order: Optional[list[str]] = None) -> None:
     from xrdzoo.plot import plot_ranking
 
     if ranking.skipped:
         first, reason = next(iter(ranking.skipped.items()))
         typer.echo(f"left out {len(ranking.skipped)} candidate(s) the model cannot encode or the simulator cannot "
                    f"take, e.g. {first}: {reason}", err=True)
-    typer.echo(ranking.table(top))
+    typer.echo(ranking.table(top, order))
     if plot:
         typer.echo(f"wrote {plot_ranking(plot, ranking, title)}")
 
@@ -508,4 +508,4 @@ def identify(
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
     ranking = rank(pattern, formulas, xrdzoo.load(model), known, Scorer(fwhm, max_shift), progress=True)
-    _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top)
+    _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, [s.strip() for s in symbols])

@@ -31,6 +31,8 @@ from xrdzoo.xrd.profiles import Profile
 
 DEFAULT_MAX_ATOMS = 16  # atoms per formula unit: 85% of the Materials Project ternaries have at most 16
 TOP = 10
+TIE_SCORE = 0.002  # answers closer than this in score, with curves correlated above TIE_CURVE, are one answer
+TIE_CURVE = 0.995
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,51 @@ class Ranking:
         """1-based rank of a formula from the given source, or None if it is not among the candidates."""
         return next((i for i, m in enumerate(self.matches, 1) if m.formula == formula and m.source == source), None)
 
-    def table(self, top: int = TOP) -> str:
-        """The best ``top`` candidates as a text table."""
-        lines = [f"{'rank':>4}  {'formula':<14} {'score':>6}  {'shift':>6}  source"]
-        lines += [f"{i:>4}  {m.formula:<14} {m.score:6.3f}  {m.shift:+6.2f}  {m.source}"
-                  for i, m in enumerate(self.matches[:top], 1)]
+    def groups(self, top: int = TOP) -> list[list[Match]]:
+        """The best ``top`` distinct answers, best first: each a group of candidates whose patterns cannot be told
+        apart on the scoring grid (scores within ``TIE_SCORE`` and curves correlated above ``TIE_CURVE``), such as
+        Y2O3 and YO predicted from one template."""
+        groups: list[list[Match]] = []
+        for match in self.matches:
+            group = groups[-1] if groups else None
+            if group and group[0].score - match.score <= TIE_SCORE and _correlation(group[0].curve, match.curve) >= TIE_CURVE:
+                group.append(match)
+            elif len(groups) == top:
+                break
+            else:
+                groups.append([match])
+        return groups
+
+    def table(self, top: int = TOP, order: list[str] | None = None) -> str:
+        """The best ``top`` distinct answers as a text table, ties on one line (``A = B``), each with its margin
+        over the next distinct answer; formulas written in the element ``order`` (``written``)."""
+        groups = self.groups(top + 1)
+        lines = [f"{'rank':>4}  {'formula':<20} {'score':>6}  {'margin':>6}  {'shift':>6}  source"]
+        for i, group in enumerate(groups[:top], 1):
+            names = " = ".join(written(m.formula, order) for m in group)
+            sources = sorted({m.source for m in group})
+            margin = f"{group[0].score - groups[i][0].score:6.3f}" if i < len(groups) else f"{'':>6}"
+            lines.append(f"{i:>4}  {names:<20} {group[0].score:6.3f}  {margin}  {group[0].shift:+6.2f}  "
+                         f"{', '.join(sources)}")
         return "\n".join(lines)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / norm) if norm > 0 else 0.0
+
+
+def written(formula: str, order: list[str] | None = None) -> str:
+    """A reduced formula as a chemist writes it: elements in ``order`` (then the rest as pymatgen orders them, by
+    electronegativity), integer counts, no brackets: ``written("Li(CoO3)2", ["Li", "Co", "O"])`` is ``LiCo2O6``,
+    ``written("TiFeO3", ["Fe", "Ti", "O"])`` is ``FeTiO3``."""
+    from pymatgen.core import Composition, Element
+
+    amounts = Composition(formula).reduced_composition.get_el_amt_dict()
+    known = [e for e in (order or []) if e in amounts]
+    rest = [e for e in sorted(amounts, key=lambda e: Element(e).X) if e not in known]
+    return "".join(e + (f"{amounts[e]:g}" if amounts[e] != 1 else "") for e in known + rest)
 
 
 @dataclass(frozen=True)
