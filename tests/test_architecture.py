@@ -16,8 +16,9 @@ LAYERS = [
                     "xrdzoo.backbones.timm"}),
     ("members", {"xrdzoo.model", "xrdzoo.checkpoint", "xrdzoo.data", "xrdzoo.predictors",
                  "xrdzoo.predictors.chemistry", "xrdzoo.predictors.retrieval", "xrdzoo.predictors.template"}),
-    ("workflows", {"xrdzoo.train", "xrdzoo.evaluate", "xrdzoo.hub"}),
-    ("products", {"xrdzoo.publish", "xrdzoo.prediction", "xrdzoo.plot", "xrdzoo.measured", "xrdzoo.identify"}),
+    ("workflows", {"xrdzoo.train", "xrdzoo.evaluate", "xrdzoo.hub", "xrdzoo.engine"}),
+    ("products", {"xrdzoo.publish", "xrdzoo.prediction", "xrdzoo.plot", "xrdzoo.measured", "xrdzoo.identify",
+                  "xrdzoo.screening"}),
     ("interfaces", {"xrdzoo", "xrdzoo.cli", "xrdzoo.__main__"}),
 ]
 LAYER = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

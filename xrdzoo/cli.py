@@ -302,6 +302,15 @@ def evaluate(
         typer.echo(f"wrote {output}")
 
 
+_POOL = typer.Option(help="screen generated formulas: every composition of each system of 2..--max-elements of "
+                           "these elements, e.g. Li,Mn,Ti,O,F")
+_MAX_ELEMENTS = typer.Option(help="with --elements-pool: most elements in one composition")
+_MAX_ATOMS = typer.Option(help="largest number of atoms in a candidate formula unit")
+_CHARGE_BALANCED = typer.Option(help="keep only compositions pymatgen's oxidation-state guesses can balance")
+_WORKERS = typer.Option(help="run on a local Dask cluster of this many worker processes (0: this process)")
+_SCHEDULER = typer.Option(help="run on the running Dask cluster whose scheduler is here, e.g. tcp://host:8786")
+
+
 @app.command()
 def predict(
     formulas: Annotated[Optional[list[str]], typer.Argument(help="chemical formulas, e.g. BaTiO3 SrSeO3")] = None,
@@ -321,19 +330,35 @@ def predict(
     fwhm: Annotated[Optional[float], typer.Option(help="peak width (FWHM, degrees) of --profile")] = None,
     caglioti: Annotated[Optional[str], _CAGLIOTI] = None,
     doublet: Annotated[bool, _DOUBLET] = False,
+    elements_pool: Annotated[Optional[str], _POOL] = None,
+    max_elements: Annotated[int, _MAX_ELEMENTS] = 4,
+    max_atoms: Annotated[int, _MAX_ATOMS] = DEFAULT_MAX_ATOMS,
+    charge_balanced: Annotated[bool, _CHARGE_BALANCED] = False,
+    workers: Annotated[int, _WORKERS] = 0,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
+    resume: Annotated[bool, typer.Option(help="go on with the interrupted screen into --output (its "
+                                               "<output>.parts folder)")] = False,
 ) -> None:
-    """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file.
+    """Predict XRD patterns from formulas: peak lists, full patterns, plots; screening with --from-file or
+    --elements-pool (.jsonl, .csv or .parquet; on a Dask cluster with --workers or --scheduler; --resume).
 
     --wavelength, --two-theta, --axis and the profile options move the predictions out of the model's frame (Cu
     K-alpha, 0..180 degrees, 1,024 bins) through d-spacing: approximate, see docs/measured.md."""
     from xrdzoo import prediction as api
     from xrdzoo.xrd.pattern import Pattern
 
-    member = xrdzoo.load(model)
-    if from_file is not None:
-        api.screen(member, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold,
-                   precision)
+    if from_file is not None or elements_pool is not None:
+        from xrdzoo.screening import Pool, screen
+
+        if (from_file is None) == (elements_pool is None) or formulas:
+            raise typer.BadParameter("screen one input: --from-file or --elements-pool, without formulas",
+                                     param_hint="--from-file")
+        source = Pool(tuple(elements_pool.split(",")), max_elements, max_atoms, charge_balanced) \
+            if elements_pool else from_file
+        default = Path(f"{'-'.join(source.elements) if elements_pool else from_file.stem}.predicted.jsonl")
+        screen(model, source, output or default, batch_size, threshold, precision, workers, scheduler, resume)
         return
+    member = xrdzoo.load(model)
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
     answers = member.answer(formulas, batch_size, precision)

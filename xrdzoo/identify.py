@@ -189,7 +189,7 @@ def compositions(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge
     return sorted(formulas)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1 << 16)  # bounded: a pool of 20 elements passes 10^7 count tuples
 def _formula(amounts: tuple) -> str:
     from pymatgen.core import Composition
 
