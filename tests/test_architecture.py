@@ -18,7 +18,7 @@ LAYERS = [
                  "xrdzoo.predictors.chemistry", "xrdzoo.predictors.retrieval", "xrdzoo.predictors.template"}),
     ("workflows", {"xrdzoo.train", "xrdzoo.evaluate", "xrdzoo.hub", "xrdzoo.engine"}),
     ("products", {"xrdzoo.publish", "xrdzoo.prediction", "xrdzoo.plot", "xrdzoo.measured", "xrdzoo.identify",
-                  "xrdzoo.screening"}),
+                  "xrdzoo.screening", "xrdzoo.search"}),
     ("interfaces", {"xrdzoo", "xrdzoo.cli", "xrdzoo.__main__"}),
 ]
 LAYER = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

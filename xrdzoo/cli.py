@@ -492,10 +492,13 @@ def compare(
 @app.command()
 def identify(
     measured: Annotated[Path, _MEASURED],
-    elements: Annotated[str, typer.Option(help="the chemical system, e.g. Ba,Ti,O")],
-    max_atoms: Annotated[int, typer.Option(help="largest number of atoms in a candidate formula unit")] = DEFAULT_MAX_ATOMS,
-    charge_balanced: Annotated[bool, typer.Option(help="keep only compositions pymatgen's oxidation-state guesses "
-                                                       "can balance")] = False,
+    elements: Annotated[Optional[str], typer.Option(help="the chemical system, e.g. Ba,Ti,O")] = None,
+    elements_pool: Annotated[Optional[str], typer.Option(help="instead of --elements: every system of 2.."
+                                                             "--max-elements of these elements, e.g. "
+                                                             "Li,Mn,Ti,O,F,Na")] = None,
+    max_elements: Annotated[int, _MAX_ELEMENTS] = 4,
+    max_atoms: Annotated[int, _MAX_ATOMS] = DEFAULT_MAX_ATOMS,
+    charge_balanced: Annotated[bool, _CHARGE_BALANCED] = False,
     structures: Annotated[Optional[Path], typer.Option(help="known structures (a CSV of CIFs, a folder, a pymatgen "
                                                             "JSON, as `data build` reads) to rank beside the "
                                                             "predictions")] = None,
@@ -505,18 +508,36 @@ def identify(
     top: Annotated[int, typer.Option(help="how many candidates to print")] = 10,
     fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
     max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
+    workers: Annotated[int, _WORKERS] = 0,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
-    """Which composition of a chemical system is this measurement? Predicts every composition, ranks them."""
+    """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
+    --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
     from xrdzoo.identify import Scorer, compositions, known_structures, rank
     from xrdzoo.measured import read_measurement
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
+    if (elements is None) == (elements_pool is None):
+        raise typer.BadParameter("give one of --elements or --elements-pool", param_hint="--elements")
     pattern = read_measurement(measured, wavelength_of(wavelength))
+    scorer, balanced = Scorer(fwhm, max_shift), "charge-balanced " if charge_balanced else ""
+    if elements_pool:
+        from xrdzoo.screening import Pool
+        from xrdzoo.search import known_in_pool, search
+
+        pool = Pool(tuple(elements_pool.split(",")), max_elements, max_atoms, charge_balanced)
+        known = known_in_pool(structures, pool) if structures else {}
+        typer.echo(f"{balanced}compositions of {len(list(pool.systems()))} systems of {'-'.join(pool.elements)} "
+                   f"with at most {max_elements} elements and {max_atoms} atoms"
+                   + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
+        ranking = search(pattern, pool, model, known, scorer, workers, scheduler, max(top, 10), progress=True)
+        _report(ranking, plot, f"{measured.name}: pool {'-'.join(pool.elements)} by {model}", top)
+        return
     symbols = elements.split(",")
     formulas = compositions(symbols, max_atoms, charge_balanced)
     known = known_structures(structures, symbols) if structures else {}
-    typer.echo(f"{len(formulas)} {'charge-balanced ' if charge_balanced else ''}compositions of "
+    typer.echo(f"{len(formulas)} {balanced}compositions of "
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
-    ranking = rank(pattern, formulas, xrdzoo.load(model), known, Scorer(fwhm, max_shift), progress=True)
+    ranking = rank(pattern, formulas, xrdzoo.load(model), known, scorer, progress=True)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top)

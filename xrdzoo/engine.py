@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from xrdzoo.errors import XRDZooError
+from xrdzoo.errors import InputError, XRDZooError
 
 WINDOW = 3  # partitions in flight per worker thread: the workers stay busy while the oldest result is collected
 
@@ -70,6 +70,12 @@ def _in_order(client, function: Callable, tasks: Iterable) -> Iterator:
         future.release()
         submit()
         yield result
+
+
+def loadable(model, workers: int = 0, scheduler: str | None = None) -> None:
+    """Refuse, in one line, a zoo member object for a cluster: its workers load the model by name or path."""
+    if not isinstance(model, str) and (workers or scheduler):
+        raise InputError("a cluster's workers load the model themselves: give its weight name or checkpoint path")
 
 
 def member(model):

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from xrdzoo.engine import engine, member
+from xrdzoo.engine import engine, loadable, member
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.files import atomic_path
 from xrdzoo.identify import DEFAULT_MAX_ATOMS, compositions
@@ -112,8 +112,7 @@ def screen(model, source: Path | Pool, output: Path, batch_size: int = 64, thres
         raise InputError(f"cannot screen into {output.name!r}: use a {', '.join(SCREEN_FORMATS[:-1])} or "
                          f"{SCREEN_FORMATS[-1]} file")
     at_least_one(batch_size, "batch_size")
-    if not isinstance(model, str) and (workers or scheduler):
-        raise InputError("a cluster's workers load the model themselves: give its weight name or checkpoint path")
+    loadable(model, workers, scheduler)
     pool = source if isinstance(source, Pool) else None
     partitions = list(_chunks(pool.systems(), SYSTEMS)) if pool else None
     total = len(partitions) if pool else -(-sum(1 for _ in _read_formulas(source)) // PARTITION)
