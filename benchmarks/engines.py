@@ -5,7 +5,8 @@
 Each engine runs in a fresh process: the seconds to import it, to start a local cluster of 2 single-threaded worker
 processes (what `--workers 2` starts), the rate of small tasks (a partition's round trip without its work: the
 engine's own cost per task), and the resident memory of every process of the idle cluster (driver included). An
-engine that is not installed is left out and named.
+engine that is not installed is left out and named: Ray is not a dependency of xrdzoo, so measuring it takes a
+`pip install ray` first (the figures on the page were taken so, and Ray uninstalled after).
 """
 
 from __future__ import annotations

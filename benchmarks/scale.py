@@ -7,8 +7,9 @@ For each number of workers, a local Dask cluster of that many single-threaded pr
 ``--charge-balanced`` as `xrdzoo predict --elements-pool` takes them: generation included) into a Parquet file
 through the cluster's address. Reported: formulas, seconds (cluster start to the written output), formulas/s, the
 seconds to the first finished partition from the cluster's start (its start, the model's load in a worker, one
-partition), and each worker's peak resident memory. The machine's load average is recorded beside each run, since
-a shared machine's other work takes cores from the workers.
+partition), the CPU seconds the workers and this process (the client: writing parts, the output) spent, and each
+worker's peak resident memory. The machine's load average is recorded beside each run, since a shared machine's other
+work takes cores from the workers: formulas per worker CPU second is the rate that other work does not change.
 """
 
 from __future__ import annotations
@@ -39,13 +40,17 @@ def run(model: str, pool: Pool, workers: int, output: Path) -> dict:
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         started = time.perf_counter() - start
+        cpu = sum(client.run(time.process_time).values()), time.process_time()
         result = screen(model, pool, output, scheduler=cluster.scheduler_address)
+        worker_cpu = sum(client.run(time.process_time).values()) - cpu[0]
         memory = sorted(client.run(peak_rss_mib).values())
     seconds = time.perf_counter() - start
     formulas = result.predicted + result.failed
     return {"workers": workers, "formulas": formulas, "errors": result.failed, "seconds": seconds,
             "formulas/s": formulas / seconds, "cluster start s": started, "first result s": started + result.first,
-            "peak MiB per worker": max(memory), "load before": load, "load after": os.getloadavg()[0]}
+            "worker CPU s": worker_cpu, "formulas per worker CPU s": formulas / worker_cpu,
+            "client CPU s": time.process_time() - cpu[1], "peak MiB per worker": max(memory), "load before": load,
+            "load after": os.getloadavg()[0]}
 
 
 def main() -> None:
@@ -67,18 +72,19 @@ def main() -> None:
     base = rows[0]
     for row in rows:
         row["speed-up"] = row["formulas/s"] / base["formulas/s"]
-    million = rows[-1]["formulas/s"]
+    million, cpu_rate = rows[-1]["formulas/s"], rows[-1]["formulas per worker CPU s"]
     text = (f"## Screening at scale\n\n`{args.model}` on every {'charge-balanced ' * pool.charge_balanced}"
             f"composition of up to {pool.max_elements} elements of the pool {'-'.join(pool.elements)} (at most "
             f"{pool.max_atoms} atoms: {base['formulas']:,} formulas, generation included) through a local Dask "
             "cluster, into Parquet. Seconds run from the cluster's start to the written output; the first result is "
             "the first finished partition, from the cluster's start; the load average is the machine's (other "
-            "work on it takes cores from the workers).\n\n"
+            "work on it takes cores from the workers; formulas per worker CPU second does not depend on it).\n\n"
             + markdown_table(rows, ["workers", "formulas", "errors", "seconds", "formulas/s", "speed-up",
-                                    "cluster start s", "first result s", "peak MiB per worker", "load before",
-                                    "load after"])
-            + f"\n\nAt the last row's rate one million formulas take {1e6 / million / 3600:.1f} hours (a projection "
-            "from this measurement, not a measured run).")
+                                    "cluster start s", "first result s", "worker CPU s", "formulas per worker CPU s",
+                                    "client CPU s", "peak MiB per worker", "load before", "load after"])
+            + f"\n\nAt the last row's rate one million formulas take {1e6 / million / 3600:.1f} hours; at its formulas "
+            f"per worker CPU second, {1e6 / cpu_rate / 3600 / rows[-1]['workers']:.1f} hours on {rows[-1]['workers']} "
+            "cores of its own (projections from this measurement, not a measured run).")
     write_results("scale", {"model": args.model, "pool": list(pool.elements), "max_elements": pool.max_elements,
                             "max_atoms": pool.max_atoms, "charge_balanced": pool.charge_balanced, "rows": rows}, text)
 

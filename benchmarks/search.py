@@ -12,6 +12,7 @@ one-system ranking of its own chemical system (as `xrdzoo identify --elements` r
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -45,7 +46,7 @@ def main() -> None:
     scorer, rows = Scorer(), []
     start = time.perf_counter()
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as \
-            cluster, Client(cluster):
+            cluster, Client(cluster) as client:
         started = time.perf_counter() - start
         for formula in formulas:
             measured = measurement(info["structures"][formula][1], rng, 0.3)
@@ -55,23 +56,27 @@ def main() -> None:
                         charge_balanced=True)
             alone = rank(measured, compositions(list(elements), args.max_atoms, charge_balanced=True), model,
                          scorer=scorer)
-            tick = time.perf_counter()
+            tick, cpu = time.perf_counter(), sum(client.run(time.process_time).values())
             pooled = search(measured, pool, args.model, scorer=scorer, scheduler=cluster.scheduler_address)
             seconds = time.perf_counter() - tick
+            cpu = sum(client.run(time.process_time).values()) - cpu
             own = [(m.formula, m.score) for m in pooled.matches if system(m.formula) == elements]
             rows.append({"formula": formula, "pool": "-".join(pool.elements), "systems": len(list(pool.systems())),
                          "candidates": len(pooled.matches) + len(pooled.skipped),
                          "rank in its system": alone.rank_of(formula), "rank in the pool": pooled.rank_of(formula),
                          "system's order and scores kept": own == [(m.formula, m.score) for m in alone.matches],
-                         "pool seconds": seconds})
+                         "pool seconds": seconds, "worker CPU s": cpu, "load": os.getloadavg()[0]})
             print(rows[-1], flush=True)
     text = (f"## Identification over an element pool\n\n`xrdzoo identify --elements-pool` (`{args.model}`, "
             f"charge-balanced, up to {args.max_elements} elements and {args.max_atoms} atoms) on the first {args.n} "
             f"cases of the identification benchmark (seed {args.seed}): each case's three elements and "
             f"{args.pool_size - 3} more drawn from common elements, ranked on a local Dask cluster of {args.workers} "
             f"workers (started once in {started:.0f} s, not counted; the first case includes the model's load in "
-            "each worker). Rank in its system: identify's one-system run; the last but one column says whether the "
-            "pool's ranking holds the true system's candidates in the same order with the same scores.\n\n"
+            "each worker). Rank in its system: identify's one-system run; \"system's order and scores kept\" says "
+            "whether the pool's ranking holds the true system's candidates in the same order with the same scores. "
+            f"Worker CPU s: the CPU seconds the {args.workers} workers spent on the pool (on {args.workers} cores of "
+            "their own the pool takes about that divided by the workers); load: the machine's load average after "
+            "the case (other work on a shared machine takes cores from the workers).\n\n"
             + markdown_table(rows))
     write_results("search", {"settings": vars(args), "cluster_start_seconds": started, "rows": rows}, text)
 

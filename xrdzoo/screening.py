@@ -117,7 +117,7 @@ def screen(model, source: Path | Pool, output: Path, batch_size: int = 64, thres
     partitions = list(_chunks(pool.systems(), SYSTEMS)) if pool else None
     total = len(partitions) if pool else -(-sum(1 for _ in _read_formulas(source)) // PARTITION)
     parts = _Parts(output, _settings(model, source, threshold, precision), total, resume)
-    todo = ((i, part) for i, part in enumerate(partitions or _chunks(_read_formulas(source), PARTITION))
+    todo = ((i, part) for i, part in enumerate(partitions if pool else _chunks(_read_formulas(source), PARTITION))
             if not parts.done(i))
     job = _Job(model, pool, batch_size, threshold, precision)
     start, first, done = time.perf_counter(), None, 0
