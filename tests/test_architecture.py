@@ -17,8 +17,9 @@ LAYERS = [
     ("members", {"xrdzoo.model", "xrdzoo.checkpoint", "xrdzoo.data", "xrdzoo.predictors",
                  "xrdzoo.predictors.chemistry", "xrdzoo.predictors.retrieval", "xrdzoo.predictors.template",
                  "xrdzoo.predictors.solid_solution"}),
-    ("workflows", {"xrdzoo.train", "xrdzoo.evaluate", "xrdzoo.hub"}),
-    ("products", {"xrdzoo.publish", "xrdzoo.prediction", "xrdzoo.plot", "xrdzoo.measured", "xrdzoo.identify"}),
+    ("workflows", {"xrdzoo.train", "xrdzoo.evaluate", "xrdzoo.hub", "xrdzoo.engine"}),
+    ("products", {"xrdzoo.publish", "xrdzoo.prediction", "xrdzoo.plot", "xrdzoo.measured", "xrdzoo.identify",
+                  "xrdzoo.screening", "xrdzoo.search"}),
     ("interfaces", {"xrdzoo", "xrdzoo.cli", "xrdzoo.__main__"}),
 ]
 LAYER = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

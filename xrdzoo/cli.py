@@ -306,6 +306,15 @@ def evaluate(
         typer.echo(f"wrote {output}")
 
 
+_POOL = typer.Option(help="screen generated formulas: every composition of each system of 2..--max-elements of "
+                           "these elements, e.g. Li,Mn,Ti,O,F")
+_MAX_ELEMENTS = typer.Option(help="with --elements-pool: most elements in one composition")
+_MAX_ATOMS = typer.Option(help="largest number of atoms in a candidate formula unit")
+_CHARGE_BALANCED = typer.Option(help="keep only compositions pymatgen's oxidation-state guesses can balance")
+_WORKERS = typer.Option(help="run on a local Dask cluster of this many worker processes (0: this process)")
+_SCHEDULER = typer.Option(help="run on the running Dask cluster whose scheduler is here, e.g. tcp://host:8786")
+
+
 @app.command()
 def predict(
     formulas: Annotated[Optional[list[str]], typer.Argument(help="chemical formulas, e.g. BaTiO3 SrSeO3")] = None,
@@ -325,8 +334,17 @@ def predict(
     fwhm: Annotated[Optional[float], typer.Option(help="peak width (FWHM, degrees) of --profile")] = None,
     caglioti: Annotated[Optional[str], _CAGLIOTI] = None,
     doublet: Annotated[bool, _DOUBLET] = False,
+    elements_pool: Annotated[Optional[str], _POOL] = None,
+    max_elements: Annotated[int, _MAX_ELEMENTS] = 4,
+    max_atoms: Annotated[int, _MAX_ATOMS] = DEFAULT_MAX_ATOMS,
+    charge_balanced: Annotated[bool, _CHARGE_BALANCED] = False,
+    workers: Annotated[int, _WORKERS] = 0,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
+    resume: Annotated[bool, typer.Option(help="go on with the interrupted screen into --output (its "
+                                               "<output>.parts folder)")] = False,
 ) -> None:
-    """Predict XRD patterns from formulas: peak lists, full patterns, plots; batch screening with --from-file.
+    """Predict XRD patterns from formulas: peak lists, full patterns, plots; screening with --from-file or
+    --elements-pool (.jsonl, .csv or .parquet; on a Dask cluster with --workers or --scheduler; --resume).
 
     --wavelength, --two-theta, --axis and the profile options move the predictions out of the model's frame (Cu
     K-alpha, 0..180 degrees, 1,024 bins) through d-spacing: approximate, see docs/measured.md."""
@@ -334,11 +352,18 @@ def predict(
     from xrdzoo.xrd.pattern import Pattern
 
     refuse_overwrite([from_file, true], output=output, plot=plot)
-    member = xrdzoo.load(model)
-    if from_file is not None:
-        api.screen(member, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold,
-                   precision)
+    if from_file is not None or elements_pool is not None:
+        from xrdzoo.screening import Pool, screen
+
+        if (from_file is None) == (elements_pool is None) or formulas:
+            raise typer.BadParameter("screen one input: --from-file or --elements-pool, without formulas",
+                                     param_hint="--from-file")
+        source = Pool(tuple(elements_pool.split(",")), max_elements, max_atoms, charge_balanced) \
+            if elements_pool else from_file
+        default = Path(f"{'-'.join(source.elements) if elements_pool else from_file.stem}.predicted.jsonl")
+        screen(model, source, output or default, batch_size, threshold, precision, workers, scheduler, resume)
         return
+    member = xrdzoo.load(model)
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
     answers = member.answer(formulas, batch_size, precision)
@@ -475,10 +500,13 @@ def compare(
 @app.command()
 def identify(
     measured: Annotated[Path, _MEASURED],
-    elements: Annotated[str, typer.Option(help="the chemical system, e.g. Ba,Ti,O")],
-    max_atoms: Annotated[int, typer.Option(help="largest number of atoms in a candidate formula unit")] = DEFAULT_MAX_ATOMS,
-    charge_balanced: Annotated[bool, typer.Option(help="keep only compositions pymatgen's oxidation-state guesses "
-                                                       "can balance")] = False,
+    elements: Annotated[Optional[str], typer.Option(help="the chemical system, e.g. Ba,Ti,O")] = None,
+    elements_pool: Annotated[Optional[str], typer.Option(help="instead of --elements: every system of 2.."
+                                                             "--max-elements of these elements, e.g. "
+                                                             "Li,Mn,Ti,O,F,Na")] = None,
+    max_elements: Annotated[int, _MAX_ELEMENTS] = 4,
+    max_atoms: Annotated[int, _MAX_ATOMS] = DEFAULT_MAX_ATOMS,
+    charge_balanced: Annotated[bool, _CHARGE_BALANCED] = False,
     structures: Annotated[Optional[Path], typer.Option(help="known structures (a CSV of CIFs, a folder, a pymatgen "
                                                             "JSON, as `data build` reads) to rank beside the "
                                                             "predictions")] = None,
@@ -491,21 +519,39 @@ def identify(
     fractional: Annotated[Optional[float], typer.Option(help="also solid solutions between end members of one "
                                                              "element fewer, in composition steps of this, e.g. "
                                                              "0.1")] = None,
+    workers: Annotated[int, _WORKERS] = 0,
+    scheduler: Annotated[Optional[str], _SCHEDULER] = None,
 ) -> None:
-    """Which composition of a chemical system is this measurement? Predicts every composition, ranks them."""
+    """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
+    --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
     from xrdzoo.identify import Scorer, compositions, known_structures, rank, solid_solutions
     from xrdzoo.measured import read_measurement
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
     refuse_overwrite([measured, structures], plot=plot)
+    if (elements is None) == (elements_pool is None):
+        raise typer.BadParameter("give one of --elements or --elements-pool", param_hint="--elements")
     pattern = read_measurement(measured, wavelength_of(wavelength))
+    scorer, balanced = Scorer(fwhm, max_shift), "charge-balanced " if charge_balanced else ""
+    if elements_pool:
+        from xrdzoo.screening import Pool
+        from xrdzoo.search import known_in_pool, search
+
+        pool = Pool(tuple(elements_pool.split(",")), max_elements, max_atoms, charge_balanced)
+        known = known_in_pool(structures, pool) if structures else {}
+        typer.echo(f"{balanced}compositions of {len(list(pool.systems()))} systems of {'-'.join(pool.elements)} "
+                   f"with at most {max_elements} elements and {max_atoms} atoms"
+                   + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
+        ranking = search(pattern, pool, model, known, scorer, workers, scheduler, max(top, 10), progress=True)
+        _report(ranking, plot, f"{measured.name}: pool {'-'.join(pool.elements)} by {model}", top)
+        return
     symbols = elements.split(",")
     formulas = compositions(symbols, max_atoms, charge_balanced)
     if fractional is not None:
         formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)
     known = known_structures(structures, symbols) if structures else {}
-    typer.echo(f"{len(formulas)} {'charge-balanced ' if charge_balanced else ''}compositions of "
+    typer.echo(f"{len(formulas)} {balanced}compositions of "
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
-    ranking = rank(pattern, formulas, xrdzoo.load(model), known, Scorer(fwhm, max_shift), progress=True)
+    ranking = rank(pattern, formulas, xrdzoo.load(model), known, scorer, progress=True)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, [s.strip() for s in symbols])

@@ -241,7 +241,7 @@ def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_M
     return series(ends, step)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1 << 16)  # bounded: a pool of 20 elements passes 10^7 count tuples
 def _formula(amounts: tuple) -> str:
     from pymatgen.core import Composition
 

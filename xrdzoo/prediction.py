@@ -1,19 +1,15 @@
-"""What a prediction becomes for people and programs: peak tables, pattern files, streamed batch screening."""
+"""What a prediction becomes for people and programs: peak tables and pattern files (screening: xrdzoo.screening)."""
 
 from __future__ import annotations
 
-import csv
 import json
-import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from xrdzoo.contracts import Predictor
-from xrdzoo.errors import InputError, at_least_one
-from xrdzoo.files import atomic_path, refuse_overwrite
+from xrdzoo.errors import InputError
+from xrdzoo.files import atomic_path
 from xrdzoo.xrd.pattern import WAVELENGTH, Pattern, axis_values, d_spacing, two_theta_at
 from xrdzoo.xrd.peaks import find_peaks
 
@@ -69,62 +65,6 @@ def write_patterns(path: Path, names: Sequence[str], patterns: Pattern, axis: st
     with atomic_path(path) as partial:
         partial.write_text(text)
     return [path]
-
-
-def _read_formulas(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, the line as written) of every line that is neither blank nor a ``#`` comment; bytes that are
-    not UTF-8 become U+FFFD, so such a line is one error record, not a failed run."""
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                yield number, line.strip()
-
-
-SCREEN_FORMATS = (".jsonl", ".csv")
-
-
-def screen(model: Predictor, source: Path, output: Path, batch_size: int = 64, threshold: float = 10.0,
-           precision: str = "float32") -> int:
-    """Predict every formula in ``source`` (one per line) into ``output`` (``.jsonl`` or ``.csv``, by its suffix).
-
-    Exactly one record per formula line, in input order, with its line number and the line as written: its peaks,
-    or the ``error`` that stopped it (a line such as ``Ba Ti O3`` is one error, not ``Ba``). The records go to a
-    temporary file renamed over ``output`` at the end, so a failed run leaves what ``output`` held. Prints the
-    throughput to stderr and returns the number of formulas predicted.
-    """
-    output = Path(output)
-    refuse_overwrite([source], output=output)
-    if output.suffix not in SCREEN_FORMATS:
-        raise InputError(f"cannot screen into {output.name!r}: use a {' or '.join(SCREEN_FORMATS)} file")
-    at_least_one(batch_size, "batch_size")
-    start, done, failed = time.perf_counter(), 0, 0
-    lines = list(_read_formulas(source))
-    with atomic_path(output) as partial, open(partial, "w", newline="") as file:
-        write = _record_writer(file, output.suffix)
-        for i in range(0, len(lines), batch_size):
-            batch = lines[i : i + batch_size]
-            answers = model.answer([text for _, text in batch], batch_size, precision)
-            predicted = Pattern.from_frame(answers.patterns)
-            patterns = {k: predicted[j] for j, k in enumerate(answers.kept)}
-            for k, (number, text) in enumerate(batch):
-                write({"line": number, "formula": text, "peaks": peak_rows(patterns[k], threshold)}
-                      if k in patterns else {"line": number, "formula": text, "error": answers.refused[text]})
-            failed += len(batch) - len(answers.kept)
-            done += len(answers.kept)
-            rate = done / (time.perf_counter() - start)
-            print(f"\r{done + failed}/{len(lines)} formulas, {rate:.0f} formulas/s", end="", file=sys.stderr)
-    print(f"\npredicted {done} formulas ({failed} could not be encoded) into {output}", file=sys.stderr)
-    return done
-
-
-def _record_writer(file, suffix: str):
-    """A function writing one screening record as a JSON line, or as a CSV row (peaks as ``2theta:intensity``)."""
-    if suffix == ".jsonl":
-        return lambda record: file.write(json.dumps(record) + "\n")
-    rows = csv.DictWriter(file, ["line", "formula", "peaks", "error"])
-    rows.writeheader()
-    return lambda record: rows.writerow({**record, "peaks": " ".join(
-        f"{p['two_theta']}:{p['intensity']}" for p in record.get("peaks", []))})
 
 
 def simulated_pattern(structure_file: Path, wavelength: float = WAVELENGTH) -> Pattern:
