@@ -435,6 +435,9 @@ _MAX_SHIFT = typer.Option(help="largest zero shift (degrees) tried either way")
 def _report(ranking, plot: Optional[Path], title: str, top: int) -> None:
     from xrdzoo.plot import plot_ranking
 
+    if ranking.skipped and not ranking.matches:
+        raise XRDZooError(f"none of the {len(ranking.skipped)} candidate(s) could be scored, e.g. "
+                          f"{next(iter(ranking.skipped.values()))}")
     if ranking.skipped:
         first, reason = next(iter(ranking.skipped.items()))
         typer.echo(f"left out {len(ranking.skipped)} candidate(s) the model cannot encode or the simulator cannot "
