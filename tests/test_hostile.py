@@ -55,3 +55,15 @@ def test_heavy_elements_on_the_command_line(tmp_path):
     assert code == 0 and "AmO2: formula 'AmO2'" in output and "1 BaTiO3" in output
     code, output = cli("identify", path, "--elements", "Og,Ts,Lv", "--max-atoms", "4")
     assert code == 1 and "Error: none of the 4 candidate(s) could be scored" in output
+
+
+def test_elements_tolerate_spaces_around_commas(tmp_path, structure_dir):
+    """Item 8: `--elements ' Ba, Ti, O'` finds the same known structures as `Ba,Ti,O`."""
+    from test_identify import measured
+    from xrdzoo.measured import write_xy
+
+    path = str(write_xy(tmp_path / "BaTiO3.xy", measured("BaTiO3")))
+    code, output = cli("identify", path, "--elements", " Ba, Ti, O", "--max-atoms", "5", "--structures",
+                       str(structure_dir))
+    assert code == 0 and "compositions of Ba-O-Ti with at most 5 atoms, 1 known structures" in output
+    assert "known s" in output

@@ -490,7 +490,7 @@ def identify(
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
     pattern = read_measurement(measured, wavelength_of(wavelength))
-    symbols = elements.split(",")
+    symbols = [symbol.strip() for symbol in elements.split(",") if symbol.strip()]
     formulas = compositions(symbols, max_atoms, charge_balanced)
     known = known_structures(structures, symbols) if structures else {}
     typer.echo(f"{len(formulas)} {'charge-balanced ' if charge_balanced else ''}compositions of "

@@ -85,7 +85,7 @@ def screen(model: Predictor, source: Path, output: Path, batch_size: int = 64, t
     """Predict every formula in ``source`` (one per line) into ``output`` (``.jsonl`` or ``.csv``, by its suffix).
 
     Exactly one record per formula line, in input order, with its line number and the line as written: its peaks,
-    or the ``error`` that stopped it (a line such as ``Ba Ti O3`` is one error, not ``Ba``). The records go to a
+    or the ``error`` that stopped it (a line such as ``Fe 2O3`` is one error, not ``Fe``). The records go to a
     temporary file renamed over ``output`` at the end, so a failed run leaves what ``output`` held. Prints the
     throughput to stderr and returns the number of formulas predicted.
     """
