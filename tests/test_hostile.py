@@ -67,3 +67,66 @@ def test_elements_tolerate_spaces_around_commas(tmp_path, structure_dir):
                        str(structure_dir))
     assert code == 0 and "compositions of Ba-O-Ti with at most 5 atoms, 1 known structures" in output
     assert "known s" in output
+
+
+HOSTILE = {  # a part of a pymatgen Structure dict -> what a hostile file puts there
+    "top": lambda d: d.update({"@module": "this", "@class": "Zen"}),
+    "lattice": lambda d: d["lattice"].update({"@module": "this"}),
+    "site": lambda d: d["sites"][0].update({"@module": "this", "@class": "Site"}),
+    "property": lambda d: d["sites"][0].update({"properties": {"x": {"@module": "this", "@class": "Zen"}}}),
+}
+
+
+@pytest.fixture
+def hostile_files(tmp_path):
+    """A good pymatgen JSON of cubic BaTiO3 and one hostile file per place a module can be named."""
+    import copy
+    import json
+
+    from conftest import prototype_structures
+
+    good = next(s for s in prototype_structures() if s.composition.reduced_formula == "BaTiO3").as_dict()
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    for name, change in HOSTILE.items():
+        content = copy.deepcopy(good)
+        change(content)
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+    (tmp_path / "structure.yaml").write_text("'@module': this\n'@class': Zen\n")
+    return tmp_path
+
+
+def test_structure_files_import_nothing_they_name(hostile_files, capfd):
+    """Item 2: `simulate`, `data build`, `identify --structures` and `predict --true` read pymatgen JSON without
+    importing the module it names (``this`` prints the Zen of Python on import)."""
+    import sys
+
+    from xrdzoo.xrd.simulate import read_structure
+
+    assert read_structure(hostile_files / "good.json").composition.reduced_formula == "BaTiO3"
+    assert read_structure(hostile_files / "property.json").composition.reduced_formula == "BaTiO3"  # not decoded
+    for name in ("top", "lattice", "site"):
+        code, output = cli("simulate", str(hostile_files / f"{name}.json"))
+        assert code == 1 and "only pymatgen's Structure, Lattice and Site dicts are read" in output, output
+    code, output = cli("simulate", str(hostile_files / "structure.yaml"))
+    assert code == 1 and "YAML structure files are not read" in output
+    code, output = cli("predict", "BaTiO3", "--true", str(hostile_files / "top.json"))
+    assert code == 1 and "claims to be this.Zen" in output
+    entries = hostile_files / "entries.json"
+    entries.write_text("[" + ",".join((hostile_files / f"{n}.json").read_text() for n in HOSTILE) + "]")
+    code, output = cli("data", "build", str(entries), "--output", str(hostile_files / "d.npz"), "--workers", "1")
+    assert "unreadable" in output
+    assert "this" not in sys.modules and "Beautiful is better than ugly" not in capfd.readouterr().out
+
+
+def test_a_huge_cell_or_short_wavelength_is_bounded():
+    """Item 4: a 400 A cell is refused with an estimate; a 0.05 A wavelength keeps the fitted scattering range."""
+    from pymatgen.core import Lattice, Structure
+
+    from xrdzoo.xrd.simulate import SimulationError, reflections
+
+    with pytest.raises(SimulationError, match=r"400x400x400 A cell at 1.54184 A means searching 5.58e\+08"):
+        reflections(Structure(Lattice.cubic(400), ["Na"], [[0, 0, 0]]))
+    rock_salt = Structure(Lattice.cubic(4), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    two_theta, intensities, _ = reflections(rock_salt, "fast", 0.05)
+    assert np.isfinite(intensities).all() and intensities.max() == pytest.approx(100)
+    assert two_theta.max() < 11.5  # sin(theta) / wavelength <= 2
