@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import xrdzoo
 from xrdzoo.cli import app
+from xrdzoo.measured import MeasurementError, read_measurement
 
 ELEMENTS = [Element.from_Z(z).symbol for z in range(1, 119)]
 
@@ -130,3 +131,120 @@ def test_a_huge_cell_or_short_wavelength_is_bounded():
     two_theta, intensities, _ = reflections(rock_salt, "fast", 0.05)
     assert np.isfinite(intensities).all() and intensities.max() == pytest.approx(100)
     assert two_theta.max() < 11.5  # sin(theta) / wavelength <= 2
+
+
+# --- measured files (items 3 and 11) ------------------------------------------------------------------------------
+
+X = 10 + 0.05 * np.arange(400)
+Y = 100 + 1000 * np.exp(-(((X - 20) / 0.1) ** 2))
+
+
+@pytest.mark.parametrize("line", ["{x:.2f};{y:.1f}", "{x:.2f}; {y:.1f}", "{x:.2f}\t{y:.1f}", "{x:.2f} {y:.1f}"])
+def test_decimal_commas_are_read(tmp_path, line):
+    """Item 3: 10,5;123 (and tab or space separated decimal commas) is 2-theta 10.5, not 10 and 5."""
+    path = tmp_path / "comma.csv"
+    path.write_text("2Theta;Intensity\n" + "\n".join(line.format(x=x, y=y).replace(".", ",") for x, y in zip(X, Y)))
+    measured = read_measurement(path)
+    assert np.allclose(measured.two_theta, X) and np.allclose(measured.intensities, Y, atol=0.06)
+
+
+def test_comment_lines_in_any_encoding(tmp_path):
+    path = tmp_path / "latin1.xy"
+    header = "# Probe: Müller, 25 °C, Å\n".encode("latin-1") + "# 測定\n".encode("utf-16-le").replace(b"\0", b"")
+    path.write_bytes(header + "\n".join(f"{x:.2f} {y:.1f}" for x, y in zip(X, Y)).encode())
+    assert np.allclose(read_measurement(path).two_theta, X)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, y: (x, y * 1e305), "beyond any detector's"),
+    (lambda x, y: (x, -y), "no intensity is above zero"),
+    (lambda x, y: (1.5406 / (2 * np.sin(np.radians(x) / 2)), y), "is the first column d-spacing"),  # d as 2-theta
+    (lambda x, y: (4 * np.pi * np.sin(np.radians(x) / 2) / 1.5406, y), "is the first column d-spacing"),  # q
+    (lambda x, y: (np.r_[x[:-1], np.inf], y), "NaN or infinite"),
+    (lambda x, y: (x - 50, y), "outside 0..180"),
+])
+def test_scans_that_cannot_be_two_theta_are_refused(tmp_path, change, message):
+    """Item 3: absurd intensities, all-negative counts, d or q columns given as 2-theta: one line each."""
+    x, y = change(X, Y)
+    path = tmp_path / "bad.xy"
+    path.write_text("\n".join(f"{float(a)!r} {float(b)!r}" for a, b in zip(x, y)))
+    with pytest.raises(MeasurementError, match=message) as error:
+        read_measurement(path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_large_measurement_is_read_and_corrected_in_linear_time(tmp_path):
+    """Item 3/4: a 2,000,000-point scan (45 MB) is read and background-corrected in seconds (the background took
+    time growing with the square of the points)."""
+    import time
+
+    from xrdzoo.measured import background
+
+    x = np.linspace(5, 90, 2_000_000)
+    path = tmp_path / "large.xy"
+    np.savetxt(path, np.column_stack([x, 100 + 1000 * np.exp(-(((x - 30) / 0.1) ** 2))]), fmt=["%.7f", "%.1f"],
+               header="a fine scan")
+    start = time.perf_counter()
+    measured = read_measurement(path)
+    estimate = background(measured)
+    assert time.perf_counter() - start < 30  # about 2 s on an idle laptop core
+    assert measured.two_theta.size == x.size and np.abs(estimate[:100_000] - 100).max() < 1
+
+
+
+def _measured_file(r: np.random.Generator) -> tuple[bytes, np.ndarray | None, np.ndarray | None, bool]:
+    """A generated measured file: (content, 2-theta and intensities as written, whether it holds a trap)."""
+    n = int(r.choice([5, 30, 200]))
+    x = np.round(r.uniform(15, 60) + r.choice([0.01, 0.02, 0.05, 0.2]) * np.arange(n), 3)  # even steps, as scanned
+    y = np.round(r.uniform(0, 5000, x.size), 1)
+    decimal_comma = r.random() < 0.25
+    separator = str(r.choice(["\t", ";", "; "] if decimal_comma else [" ", "\t", ",", ";", "  ", ", "]))
+    header = bytes(r.choice([b"", b"# 2theta counts\n", b"2Theta,Intensity\n", "! Müller Å\n".encode("latin-1"),
+                             "% 測定 °\n".encode("utf-8"), b"; step 0.05\n"]))
+    trap = r.random() < 0.5
+    if trap:
+        kind = int(r.integers(7))
+        if kind == 0:
+            y[r.integers(y.size)] = r.choice([np.nan, np.inf, -np.inf, 1e300])
+        elif kind == 1:
+            y = -y - 1
+        elif kind == 2:
+            x = 1.5406 / (2 * np.sin(np.radians(x) / 2))  # d-spacings
+        elif kind == 3:
+            x = x + r.choice([-200.0, 200.0])
+        elif kind == 4:
+            x = np.repeat(x[: x.size // 2 + 1], 2)[: x.size]  # repeated 2-theta
+        elif kind == 5:
+            y[:] = 7.0
+        else:
+            return bytes(r.integers(0, 256, 400, dtype=np.uint8)), None, None, True
+    lines = [f"{a:g}{separator}{b:g}" for a, b in zip(x, y)]
+    if decimal_comma:
+        lines = [line.replace(".", ",") for line in lines]
+    if r.random() < 0.3:
+        lines = lines[::-1]
+    if r.random() < 0.3:
+        lines.insert(int(r.integers(len(lines) + 1)), "# a comment between the points")
+    ending = "\r\n" if r.random() < 0.2 else "\n"
+    return header + ending.join(lines).encode() + ending.encode(), x, y, trap
+
+
+def test_fuzz_measured_files_are_read_exactly_or_refused_in_one_line(tmp_path):
+    """Item 11: 1,200 generated files (separators, decimal commas, headers in several encodings, CRLF, traps)."""
+    r = np.random.default_rng(24)
+    read = refused = 0
+    for i in range(1200):
+        content, x, y, trap = _measured_file(r)
+        path = tmp_path / f"m{i}.xy"
+        path.write_bytes(content)
+        try:
+            measured = read_measurement(path)
+        except MeasurementError as error:
+            assert "\n" not in str(error)
+            assert trap or x.size < 20, (content[:200], error)
+            refused += 1
+            continue
+        assert not trap, (content[:200], measured.two_theta[:5])
+        assert np.array_equal(measured.two_theta, x) and np.array_equal(measured.intensities, y)
+        read += 1
+    assert read > 300 and refused > 500
