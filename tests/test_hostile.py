@@ -248,3 +248,49 @@ def test_fuzz_measured_files_are_read_exactly_or_refused_in_one_line(tmp_path):
         assert np.array_equal(measured.two_theta, x) and np.array_equal(measured.intensities, y)
         read += 1
     assert read > 300 and refused > 500
+
+
+# --- bounded work and option ranges (item 4) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "{scan}", "BaTiO3", "--fwhm", "inf"], "got fwhm inf"),
+    (["compare", "{scan}", "BaTiO3", "--fwhm", "nan"], "got fwhm nan"),
+    (["compare", "{scan}", "BaTiO3", "--max-shift", "1e6"], "--max-shift in 0..5 degrees"),
+    (["compare", "{scan}", "BaTiO3", "--max-shift", "-1"], "--max-shift in 0..5 degrees"),
+    (["predict", "BaTiO3", "--caglioti", "nan,0,0.01"], "three finite numbers U, V, W"),
+    (["predict", "BaTiO3", "--fwhm", "inf"], "fwhm must be a positive width in degrees, at most 30"),
+    (["predict", "BaTiO3", "--two-theta", "5:90:1e-9"], "has 8.5e+10 points"),
+    (["predict", "BaTiO3", "--two-theta", "nan:90:1"], "need 0 <= start < stop <= 180"),
+    (["predict", "BaTiO3", "--threshold", "nan"], "nan is out of range: give a number at least 0 and at most 100"),
+    (["predict", "BaTiO3", "--batch-size", "0"], "0 is out of range: give a number at least 1"),
+    (["predict", "BaTiO3", "--wavelength", "nan"], "outside 0.05..5 A"),
+    (["identify", "{scan}", "--elements", "Ba,Ti,O", "--top", "-1"], "-1 is out of range: give a number at least 1"),
+    (["identify", "{scan}", "--elements", "Ba,Ti,O", "--max-atoms", "1000"], "give about 1.66e+08 candidate"),
+    (["identify", "{scan}", "--elements", "Ba,Ti,O", "--max-atoms", "-3"], "-3 is out of range"),
+    (["train", "--data", "{scan}", "--lr", "inf"], "inf is out of range: give a number above 0 and at most 10"),
+    (["train", "--data", "{scan}", "--seed", "-1"], "-1 is out of range: give a number at least 0"),
+    (["train", "--data", "{scan}", "--dropout", "1.5"], "1.5 is out of range"),
+    (["train", "--data", "{scan}", "--patience", "0"], "0 is out of range"),
+    (["data", "build", "{scan}", "--output", "x.npz", "--workers", "-2"], "-2 is out of range"),
+])
+def test_numeric_options_are_range_checked_before_any_work(tmp_path, args, message):
+    """Item 4: inf, nan, negative and absurd values of every numeric option are one line, before a model loads."""
+    from test_identify import measured
+    from xrdzoo.measured import write_xy
+
+    scan = str(write_xy(tmp_path / "BaTiO3.xy", measured("BaTiO3")))
+    code, output = cli(*(arg.format(scan=scan) for arg in args))
+    assert code in (1, 2) and message in output, output
+
+
+def test_score_and_profile_bounds_in_python():
+    from xrdzoo.errors import InputError
+    from xrdzoo.identify import Scorer, compositions
+    from xrdzoo.xrd.profiles import Profile
+
+    for options in ({"fwhm": float("inf")}, {"max_shift": 1e6}, {"step": 1e-9}, {"strain_step": 1e-9}):
+        with pytest.raises(InputError, match="the score needs"):
+            Scorer(**options)
+    with pytest.raises(InputError, match="three finite numbers"):
+        Profile(caglioti=(0.0, float("inf"), 0.01))
+    assert len(compositions(["Ba", "Ti", "O"], 16)) == 493  # the default stays well inside the limit
