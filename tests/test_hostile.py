@@ -116,6 +116,12 @@ def test_structure_files_import_nothing_they_name(hostile_files, capfd):
     entries.write_text("[" + ",".join((hostile_files / f"{n}.json").read_text() for n in HOSTILE) + "]")
     code, output = cli("data", "build", str(entries), "--output", str(hostile_files / "d.npz"), "--workers", "1")
     assert "unreadable" in output
+    from test_identify import measured
+    from xrdzoo.measured import write_xy
+
+    scan = str(write_xy(hostile_files / "BaTiO3.xy", measured("BaTiO3")))
+    code, output = cli("identify", scan, "--elements", "Ba,Ti,O", "--max-atoms", "5", "--structures", str(entries))
+    assert code == 0 and "1 known structures from entries.json" in output  # the one whose properties are dropped
     assert "this" not in sys.modules and "Beautiful is better than ugly" not in capfd.readouterr().out
 
 
@@ -294,3 +300,13 @@ def test_score_and_profile_bounds_in_python():
     with pytest.raises(InputError, match="three finite numbers"):
         Profile(caglioti=(0.0, float("inf"), 0.01))
     assert len(compositions(["Ba", "Ti", "O"], 16)) == 493  # the default stays well inside the limit
+
+
+def test_a_dataset_holding_pickled_objects_is_refused_in_one_line(tmp_path):
+    """An .npz whose arrays are pickled objects is refused (never unpickled) by `data info`, `train`, `evaluate`."""
+    path = tmp_path / "pickled.npz"
+    np.savez(path, settings=np.array([{"format": "xrdzoo-dataset"}], dtype=object))
+    for args in (["data", "info", str(path)], ["train", "--data", str(path), "--backbone", "mean", "--output",
+                                                str(tmp_path / "run")]):
+        code, output = cli(*args)
+        assert code == 1 and "is not an xrdzoo dataset file" in output and "allow_pickle=False" in output, output

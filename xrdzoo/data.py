@@ -187,7 +187,9 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
             if arrays and settings.get("format_version", 1) >= 2:
                 names += _STRUCTURE_ARRAYS
             return settings, {name: npz[name] for name in names}
-    except (KeyError, AttributeError, json.JSONDecodeError) as error:
+    except DatasetError:
+        raise
+    except (KeyError, AttributeError, ValueError) as error:  # ValueError: a pickled object array (never unpickled)
         raise DatasetError(f"{not_ours} ({type(error).__name__}: {error})") from error
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # bit rot, a cut copy
         raise DatasetError(f"{str(path)!r} is damaged ({type(error).__name__}: {error}); build it again with "
