@@ -42,6 +42,11 @@ def test_every_element_is_answered_or_refused_by_every_member(default_member, ti
         assert np.isfinite(answers.patterns).all()
     answers = default_member.answer(["AmO2", "OgO2", "ThO2"])
     assert answers.kept == [2] and "no volume per atom for Am" in answers.refused["AmO2"]
+    template = xrdzoo.create_predictor("template")  # fitted now: its volume table covers H..Og
+    template.fit(load_dataset(tiny_dataset).select("train"), progress=False)
+    answers = template.answer(["AmCl", "RfCl", "NaCl"])
+    assert answers.kept == [0, 2] and np.isfinite(answers.patterns).all()
+    assert "the template member has no atomic radius or Mendeleev number for Rf" in answers.refused["RfCl"]
 
 
 def test_heavy_elements_on_the_command_line(tmp_path):
@@ -268,7 +273,8 @@ def test_fuzz_measured_files_are_read_exactly_or_refused_in_one_line(tmp_path):
     (["predict", "BaTiO3", "--two-theta", "5:90:1e-9"], "has 8.5e+10 points"),
     (["predict", "BaTiO3", "--two-theta", "nan:90:1"], "need 0 <= start < stop <= 180"),
     (["predict", "BaTiO3", "--threshold", "nan"], "nan is out of range: give a number at least 0 and at most 100"),
-    (["predict", "BaTiO3", "--batch-size", "0"], "0 is out of range: give a number at least 1"),
+    (["predict", "BaTiO3", "--batch-size", "0"], "batch_size must be a whole number of at least 1, got 0"),
+    (["train", "--data", "{scan}", "--epochs", "-1"], "epochs must be a whole number of at least 1, got -1"),
     (["predict", "BaTiO3", "--wavelength", "nan"], "outside 0.05..5 A"),
     (["identify", "{scan}", "--elements", "Ba,Ti,O", "--top", "-1"], "-1 is out of range: give a number at least 1"),
     (["identify", "{scan}", "--elements", "Ba,Ti,O", "--max-atoms", "1000"], "give about 1.66e+08 candidate"),

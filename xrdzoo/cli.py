@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
-from xrdzoo.errors import XRDZooError
+from xrdzoo.errors import XRDZooError, at_least_one
 from xrdzoo.identify import DEFAULT_MAX_ATOMS
 from xrdzoo.plot import plot_patterns
 
@@ -257,9 +257,9 @@ def train(
     backbone: Annotated[str, typer.Option(help="registered backbone, or timm/<model>")] = "resnet20",
     loss: Annotated[str, typer.Option(help="registered loss (xrdzoo list losses)")] = "pearson",
     output: Annotated[Path, typer.Option(help="run folder: best/last checkpoints and history")] = Path("runs/default"),
-    epochs: Annotated[int, typer.Option(callback=_within(1))] = 50,
+    epochs: int = 50,
     lr: Annotated[float, typer.Option(callback=_within(0, 10, above=True))] = 1e-3,
-    batch_size: Annotated[int, typer.Option(callback=_within(1))] = 64,
+    batch_size: int = 64,
     dropout: Annotated[Optional[float], typer.Option(help="backbone dropout (its default if omitted)",
                                                      callback=_within(0, 0.99))] = None,
     seed: Annotated[int, typer.Option(callback=_within(0))] = 0,
@@ -327,7 +327,7 @@ def predict(
     plot: Annotated[Optional[Path], typer.Option(help="draw the predicted pattern(s) to this PNG")] = None,
     true: Annotated[Optional[Path], typer.Option(help="structure file (CIF, POSCAR) to plot against")] = None,
     threshold: Annotated[float, typer.Option(help="peak threshold (of 100)", callback=_within(0, 100))] = 10.0,
-    batch_size: Annotated[int, typer.Option(callback=_within(1))] = 64,
+    batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",
     wavelength: Annotated[Optional[str], _WAVELENGTH] = None,
     two_theta: Annotated[Optional[str], _GRID] = None,
@@ -345,6 +345,7 @@ def predict(
     from xrdzoo.xrd.pattern import Pattern
 
     frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)  # options checked first
+    at_least_one(batch_size, "batch_size")  # also for members that do not batch
     member = xrdzoo.load(model)
     if from_file is not None:
         api.screen(member, from_file, output or Path(from_file.stem + ".predicted.jsonl"), batch_size, threshold,

@@ -141,13 +141,14 @@ def background(measured: Pattern, width: float = 3.0) -> np.ndarray:
     if steps <= MAX_SNIP_STEPS:
         return _snip(y, steps)
     block = -(-steps // MAX_SNIP_STEPS)
-    whole = y.size // block * block
-    coarse_x = np.r_[x[:whole].reshape(-1, block).mean(axis=1), x[whole:].mean(keepdims=True)[: y.size > whole]]
-    coarse_y = np.r_[y[:whole].reshape(-1, block).mean(axis=1), y[whole:].mean(keepdims=True)[: y.size > whole]]
+    starts = np.arange(0, y.size, block)
+    sizes = np.diff(np.r_[starts, y.size])
+    coarse_x, coarse_y = np.add.reduceat(x, starts) / sizes, np.add.reduceat(y, starts) / sizes
     return np.interp(x, coarse_x, _snip(coarse_y, steps // block))
 
 
 def _snip(y: np.ndarray, steps: int) -> np.ndarray:
+    """SNIP's clipping with ``steps`` passes on evenly spaced, non-negative counts ``y``."""
     v = np.log(np.log(np.sqrt(y + 1) + 1) + 1)
     for k in range(1, min(steps, (y.size - 1) // 2) + 1):
         mean = (v[: -2 * k] + v[2 * k :]) / 2

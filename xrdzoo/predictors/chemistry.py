@@ -106,7 +106,7 @@ def unknown_properties(formula: Formula) -> str | None:
 
     missing = [Element.from_Z(z).symbol for z in formula.numbers
                if np.isnan(element_properties()[z - 1]).any()]
-    return f"no atomic radius or Mendeleev number known for {', '.join(missing)}" if missing else None
+    return f"has no atomic radius or Mendeleev number for {', '.join(missing)}" if missing else None
 
 
 def mapping_cost(query: Formula, template: Formula) -> tuple[float, tuple[int, ...]]:
