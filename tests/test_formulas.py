@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import xrdzoo
 from xrdzoo import checkpoint
 from xrdzoo.cli import app
-from xrdzoo.encoders import ALL_ELEMENTS, EncodingError, parse
+from xrdzoo.encoders import ALL_ELEMENTS, KNOWN_SYMBOLS, EncodingError, parse
 from xrdzoo.errors import XRDZooError
 
 
@@ -34,7 +34,8 @@ def model():
     ("H@f", "has '@'"),
     ("Fe3+", "sign '\\+'"),
     ("Ba-1TiO3", "sign '-': no charges or negative counts"),
-    ("Ba Ti O3", "has spaces inside; write one formula without them, e.g. 'BaTiO3'"),
+    ("Fe 2O3", "the part '2O3' after a space starts with no element symbol, so it is ambiguous"),
+    ("N a Cl", "the part 'a' after a space starts with no element symbol"),
     ("bATiO3", "'b' starts no element"),
     ("Fe.5O", "decimal point between digits"),
     ("2H2O", "the number '2' follows no element"),
@@ -58,6 +59,10 @@ def test_traps_are_refused_with_one_line_saying_which(formula, message):
     ("Fe2(SO4)3", {"Fe": 2, "S": 3, "O": 12}),
     ("Li0.5CoO2", {"Li": 0.5, "Co": 1, "O": 2}),
     (" CO ", {"C": 1, "O": 1}),
+    ("Fe2 O3", {"Fe": 2, "O": 3}),  # spaces between parts, as pymatgen reads them and CIFs write them
+    ("Ba Ti O3", {"Ba": 1, "Ti": 1, "O": 3}),
+    ("Cl Cs H4", {"Cs": 1, "H": 4, "Cl": 1}),
+    ("CuSO4 · 5H2O", {"Cu": 1, "S": 1, "O": 9, "H": 10}),
 ])
 def test_brackets_hydrates_and_fractions_read_as_written(formula, expected):
     assert dict(parse(formula)) == pytest.approx(expected)
@@ -93,19 +98,23 @@ TRAPS = [
     lambda r, f: f + r.choice(["Ba0", "O0.0", "Ba1e-9", "Sr0.0001", "Ti1e400", "O" + "9" * 400, "Ca20000"]),
     lambda r, f: f + r.choice(["+", "2+", "-", "3-", "^2+"]),
     lambda r, f: f[: r.randint(1, len(f))] + "@" + f[r.randint(1, len(f)):],
-    lambda r, f: f[: r.randint(1, len(f) - 1)] + " " + f[r.randint(1, len(f) - 1):] if len(f) > 2 else f + " O",
+    lambda r, f: f + " " + str(r.randint(2, 9)) + r.choice(["O", "", "H2O"]),  # a count after a space: ambiguous
     lambda r, f: r.choice(["b", "c", "x"]) + f,  # a symbol in the wrong case
     lambda r, f: f + r.choice(["(", ")", "[]", "·", "."]),
 ]
+
+
+EVERY_ELEMENT = sorted(KNOWN_SYMBOLS)  # H..Og
 
 
 def _clean(r: random.Random) -> tuple[str, dict[str, float]]:
     """A well-formed formula and its composition."""
     text, amounts = "", {}
     for _ in range(r.randint(1, 4)):
-        group = [(r.choice(ALL_ELEMENTS), r.choice([1, 1, 2, 3, 4, 0.5, 0.25, 12])) for _ in range(r.randint(1, 3))]
+        group = [(r.choice(EVERY_ELEMENT), r.choice([1, 1, 2, 3, 4, 0.5, 0.25, 12])) for _ in range(r.randint(1, 3))]
         multiplier = r.choice([1, 1, 1, 2, 3]) if len(group) > 1 else 1  # a lone symbol in brackets may be Roman
         part = "".join(s + ("" if n == 1 else f"{n:g}") for s, n in group)
+        text += " " if text and r.random() < 0.2 else ""  # spaces between parts, as CIFs write them
         text += part if multiplier == 1 and r.random() < 0.7 else f"({part}){multiplier if multiplier > 1 else ''}"
         for symbol, n in group:
             amounts[symbol] = amounts.get(symbol, 0) + n * multiplier
@@ -123,21 +132,28 @@ def _fractions(amounts) -> dict[str, float]:
 
 def test_fuzz_formulas_are_read_exactly_or_refused_with_a_value_error(model):
     r = random.Random(13)
-    refused = read = 0
+    refused = read = beyond = 0
     for _ in range(1500):
         formula, amounts = _clean(r)
         trap = r.random() < 0.5
         if trap:
             formula = r.choice(TRAPS)(r, formula)
+        answers = model.answer([formula])
         try:
-            pattern = xrdzoo.predict(formula, model)
+            composition = dict(parse(formula))
         except ValueError as error:
             assert isinstance(error, EncodingError) and "\n" not in str(error), (formula, error)
             assert trap, f"{formula!r} is well formed but was refused: {error}"
+            assert answers.refused == {formula: str(error)}
             refused += 1
             continue
-        assert not trap, f"{formula!r} was read as {parse(formula)} instead of refused"
-        assert pattern.shape == (1, 1024) and np.isfinite(pattern).all()
-        assert _fractions(dict(parse(formula))) == pytest.approx(_fractions(amounts)), formula
+        assert not trap, f"{formula!r} was read as {composition} instead of refused"
+        assert _fractions(composition) == pytest.approx(_fractions(amounts)), formula
+        if set(composition) <= set(ALL_ELEMENTS):  # the model's vocabulary (H..Pu): it answers
+            assert answers.kept == [0] and np.isfinite(answers.patterns).all()
+            assert np.array_equal(answers.patterns, xrdzoo.predict(formula, model))
+        else:  # an element beyond it (Am..Og): refused, saying which
+            assert "is not among this encoder's 94 elements" in answers.refused[formula]
+            beyond += 1
         read += 1
-    assert refused > 500 and read > 500
+    assert refused > 500 and read > 500 and beyond > 100

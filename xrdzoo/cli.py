@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typer.core import TyperGroup
 
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
-from xrdzoo.errors import XRDZooError
+from xrdzoo.errors import XRDZooError, at_least_one
 from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.identify import DEFAULT_MAX_ATOMS
 from xrdzoo.plot import plot_patterns
@@ -38,6 +39,18 @@ class _Group(TyperGroup):
                 raise
             typer.echo(f"Error: {str(error).splitlines()[0] if str(error) else repr(error)}", err=True)
             raise typer.Exit(1) from error
+
+
+def _within(low: float, high: float = math.inf, above: bool = False):
+    """A typer callback refusing a number below ``low`` (at or below it with ``above``) or above ``high``, NaN and
+    infinity included, in one line naming the option."""
+    def check(ctx: typer.Context, param: typer.CallbackParam, value):
+        if value is not None and not (math.isfinite(value) and (value > low if above else value >= low)
+                                      and value <= high):
+            bounds = f"{'above' if above else 'at least'} {low:g}" + (f" and at most {high:g}" if high < math.inf else "")
+            raise typer.BadParameter(f"{value!r} is out of range: give a number {bounds}")
+        return value
+    return check
 
 
 app = typer.Typer(cls=_Group, help="Predict powder XRD patterns from chemical formulas.", no_args_is_help=True)
@@ -204,9 +217,9 @@ def data_build(
                                                 "or pymatgen JSON")],
     output: Annotated[Path, typer.Option(help="dataset file to write, e.g. data/mp_abc3.npz")],
     subset: Annotated[Optional[str], typer.Option(help="ternary, abc3, or an anonymous formula such as AB2C4")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the 70/10/20 split by formula")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the 70/10/20 split by formula", callback=_within(0))] = 0,
     simulator: Annotated[str, typer.Option(help="fast, or pymatgen (the reference)")] = "fast",
-    workers: Annotated[Optional[int], typer.Option(help="processes (default: all cores)")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="processes (default: all cores)", callback=_within(1))] = None,
     force: Annotated[bool, typer.Option(help="rebuild even if the file is up to date")] = False,
 ) -> None:
     """Build a dataset: one structure per formula, simulated patterns, a fixed split; skips counted by reason."""
@@ -247,11 +260,13 @@ def train(
     loss: Annotated[str, typer.Option(help="registered loss (xrdzoo list losses)")] = "pearson",
     output: Annotated[Path, typer.Option(help="run folder: best/last checkpoints and history")] = Path("runs/default"),
     epochs: int = 50,
-    lr: float = 1e-3,
+    lr: Annotated[float, typer.Option(callback=_within(0, 10, above=True))] = 1e-3,
     batch_size: int = 64,
-    dropout: Annotated[Optional[float], typer.Option(help="backbone dropout (its default if omitted)")] = None,
-    seed: int = 0,
-    patience: Annotated[int, typer.Option(help="stop after this many epochs without a better validation loss")] = 10,
+    dropout: Annotated[Optional[float], typer.Option(help="backbone dropout (its default if omitted)",
+                                                     callback=_within(0, 0.99))] = None,
+    seed: Annotated[int, typer.Option(callback=_within(0))] = 0,
+    patience: Annotated[int, typer.Option(help="stop after this many epochs without a better validation loss",
+                                          callback=_within(1))] = 10,
     encoder_option: Annotated[Optional[list[str]], typer.Option(help="encoder key=value, repeatable")] = None,
     backbone_option: Annotated[Optional[list[str]], typer.Option(help="backbone key=value, repeatable")] = None,
     loss_option: Annotated[Optional[list[str]], typer.Option(help="loss key=value, repeatable")] = None,
@@ -308,10 +323,11 @@ def evaluate(
 
 _POOL = typer.Option(help="screen generated formulas: every composition of each system of 2..--max-elements of "
                            "these elements, e.g. Li,Mn,Ti,O,F")
-_MAX_ELEMENTS = typer.Option(help="with --elements-pool: most elements in one composition")
-_MAX_ATOMS = typer.Option(help="largest number of atoms in a candidate formula unit")
+_MAX_ELEMENTS = typer.Option(help="with --elements-pool: most elements in one composition", callback=_within(2))
+_MAX_ATOMS = typer.Option(help="largest number of atoms in a candidate formula unit", callback=_within(1))
 _CHARGE_BALANCED = typer.Option(help="keep only compositions pymatgen's oxidation-state guesses can balance")
-_WORKERS = typer.Option(help="run on a local Dask cluster of this many worker processes (0: this process)")
+_WORKERS = typer.Option(help="run on a local Dask cluster of this many worker processes (0: this process)",
+                        callback=_within(0))
 _SCHEDULER = typer.Option(help="run on the running Dask cluster whose scheduler is here, e.g. tcp://host:8786")
 
 
@@ -324,7 +340,7 @@ def predict(
     output: Annotated[Optional[Path], typer.Option(help="write patterns to .csv, .json, .jsonl or .xy")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="draw the predicted pattern(s) to this PNG")] = None,
     true: Annotated[Optional[Path], typer.Option(help="structure file (CIF, POSCAR) to plot against")] = None,
-    threshold: Annotated[float, typer.Option(help="peak threshold (of 100)")] = 10.0,
+    threshold: Annotated[float, typer.Option(help="peak threshold (of 100)", callback=_within(0, 100))] = 10.0,
     batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",
     wavelength: Annotated[Optional[str], _WAVELENGTH] = None,
@@ -352,6 +368,8 @@ def predict(
     from xrdzoo.xrd.pattern import Pattern
 
     refuse_overwrite([from_file, true], output=output, plot=plot)
+    frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)  # options checked first
+    at_least_one(batch_size, "batch_size")  # also for members that do not batch
     if from_file is not None or elements_pool is not None:
         from xrdzoo.screening import Pool, screen
 
@@ -369,7 +387,6 @@ def predict(
     answers = member.answer(formulas, batch_size, precision)
     if answers.refused:
         raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")
-    frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
     predicted = Pattern.from_frame(answers.patterns)
     for i, (formula, how) in enumerate(zip(formulas, answers.how)):
         typer.echo(api.peak_table(formula, predicted[i], threshold, frame.wavelength) + f"\n  answered by: {how}")
@@ -467,10 +484,16 @@ _MAX_SHIFT = typer.Option(help="largest zero shift (degrees) tried either way")
 def _report(ranking, plot: Optional[Path], title: str, top: int, order: Optional[list[str]] = None) -> None:
     from xrdzoo.plot import plot_ranking
 
+    if not ranking.matches:
+        raise XRDZooError(f"none of the {len(ranking.skipped)} candidate(s) could be scored"
+                          + "".join(f", e.g. {reason}" for reason in list(ranking.skipped.values())[:1]))
     if ranking.skipped:
         first, reason = next(iter(ranking.skipped.items()))
         typer.echo(f"left out {len(ranking.skipped)} candidate(s) the model cannot encode or the simulator cannot "
                    f"take, e.g. {first}: {reason}", err=True)
+    if ranking.matches[0].score <= 0:
+        typer.echo("warning: no candidate correlates with the measurement (best score <= 0); check that the file's "
+                   "columns are 2-theta and intensity and the --wavelength", err=True)
     typer.echo(ranking.table(top, order))
     if plot:
         typer.echo(f"wrote {plot_ranking(plot, ranking, title)}")
@@ -492,8 +515,8 @@ def compare(
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
     refuse_overwrite([measured], plot=plot)
-    pattern = read_measurement(measured, wavelength_of(wavelength))
-    ranking = rank(pattern, list(dict.fromkeys(formulas)), xrdzoo.load(model), scorer=Scorer(fwhm, max_shift))
+    scorer, pattern = Scorer(fwhm, max_shift), read_measurement(measured, wavelength_of(wavelength))
+    ranking = rank(pattern, list(dict.fromkeys(formulas)), xrdzoo.load(model), scorer=scorer)
     _report(ranking, plot, f"{measured.name}: candidates by {model}", len(ranking.matches))
 
 
@@ -513,7 +536,7 @@ def identify(
     wavelength: Annotated[str, _MEASURED_WAVELENGTH] = "CuKa",
     model: Annotated[str, _MODEL] = DEFAULT_MODEL,
     plot: Annotated[Optional[Path], typer.Option(help="draw the measurement over the best candidates to this PNG")] = None,
-    top: Annotated[int, typer.Option(help="how many candidates to print")] = 10,
+    top: Annotated[int, typer.Option(help="how many candidates to print", callback=_within(1))] = 10,
     fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
     max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
     fractional: Annotated[Optional[float], typer.Option(help="also solid solutions between end members of one "
@@ -545,7 +568,7 @@ def identify(
         ranking = search(pattern, pool, model, known, scorer, workers, scheduler, max(top, 10), progress=True)
         _report(ranking, plot, f"{measured.name}: pool {'-'.join(pool.elements)} by {model}", top)
         return
-    symbols = elements.split(",")
+    symbols = [symbol.strip() for symbol in elements.split(",") if symbol.strip()]
     formulas = compositions(symbols, max_atoms, charge_balanced)
     if fractional is not None:
         formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)
@@ -554,4 +577,4 @@ def identify(
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
     ranking = rank(pattern, formulas, xrdzoo.load(model), known, scorer, progress=True)
-    _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, [s.strip() for s in symbols])
+    _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, symbols)

@@ -187,7 +187,9 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
             if arrays and settings.get("format_version", 1) >= 2:
                 names += _STRUCTURE_ARRAYS
             return settings, {name: npz[name] for name in names}
-    except (KeyError, AttributeError, json.JSONDecodeError) as error:
+    except DatasetError:
+        raise
+    except (KeyError, AttributeError, ValueError) as error:  # ValueError: a pickled object array (never unpickled)
         raise DatasetError(f"{not_ours} ({type(error).__name__}: {error})") from error
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # bit rot, a cut copy
         raise DatasetError(f"{str(path)!r} is damaged ({type(error).__name__}: {error}); build it again with "
@@ -544,18 +546,13 @@ def _first_line(error: Exception) -> str:
 
 
 def _read_structure(item):
-    """(Structure, None) from a file path, CIF text or Structure dict; (None, message) if it cannot be read."""
-    from pymatgen.core import Structure
+    """(Structure, None) from what :func:`xrdzoo.xrd.simulate.read_structure` reads (a file path, CIF text, a
+    Structure dict); (None, message) if it cannot be read: one unreadable row, not a failed build."""
+    from xrdzoo.xrd.simulate import read_structure
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pymatgen warns about rounded coordinates and the like
-            if isinstance(item, Path):
-                return Structure.from_file(str(item)), None
-            if isinstance(item, str):
-                return Structure.from_str(item, fmt="cif"), None
-            return Structure.from_dict(item), None
-    except Exception as error:  # the parsers raise many kinds; each is one unreadable row, not a failed build
+        return read_structure(item), None
+    except InputError as error:
         return None, _first_line(error)
 
 

@@ -36,6 +36,7 @@ MIN_AMOUNT, MAX_AMOUNT = 1e-3, 1e4  # an element's amount in a formula must lie 
 # Hydrate (adduct) dots: "·" (or "*", "⋅", "•") always; "." only after an element's count and before a whole
 # multiplier and H2O ("CuSO4.5H2O"), else it is a decimal point ("Fe0.5O").
 _ADDUCT = re.compile(r"[·⋅•*]")
+_ADDUCT_SPACES = re.compile(r"\s*([·⋅•*])\s*")
 _HYDRATE_DOT = re.compile(r"(?<=[A-Za-z)\]}])([0-9]*)\.(?=[0-9]*H2O(?![a-z0-9]))")
 _MULTIPLIER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _TOKEN = re.compile(r"(?P<element>[A-Z][a-z]*)|(?P<count>[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
@@ -48,8 +49,9 @@ def parse(formula: str) -> tuple[tuple[str, float], ...]:
     """The reduced composition of ``formula`` as ``(element symbol, amount)`` pairs, cached.
 
     Strict: element symbols in their proper case, counts from 0.001 to 10,000, brackets and hydrates
-    (``CuSO4·5H2O``, ``CuSO4.5H2O``). Raises :class:`EncodingError`, one line saying what is wrong, for anything
-    else: D and T (no isotopes), Roman numerals, charges, ``@``, spaces, zero or absurd counts, unknown elements.
+    (``CuSO4·5H2O``, ``CuSO4.5H2O``), spaces between parts as pymatgen and CIF write them (``Fe2 O3``). Raises
+    :class:`EncodingError`, one line saying what is wrong, for anything else: D and T (no isotopes), Roman numerals,
+    charges, ``@``, a number after a space (``Fe 2O3``), zero or absurd counts, unknown elements.
     """
     if not isinstance(formula, str):
         raise EncodingError(f"formula {formula!r} is a {type(formula).__name__}, not a string such as 'BaTiO3'")
@@ -62,11 +64,22 @@ def _parse(formula: str) -> tuple[tuple[str, float], ...]:
     if not text:
         raise EncodingError(f"empty formula {formula!r}: give a chemical formula such as 'BaTiO3'")
     if any(c.isspace() for c in text):
-        raise EncodingError(f"formula {formula!r} has spaces inside; write one formula without them, e.g. "
-                            f"{''.join(text.split())!r}")
+        text = _joined(text, formula)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen's notes on elements that lack some property
         return _composition(text, formula)
+
+
+def _joined(text: str, formula: str) -> str:
+    """A formula written with spaces between its parts, as pymatgen reads it and CIF's ``_chemical_formula_sum``
+    writes it (``Fe2 O3``, ``Ba Ti O3``), without them; a part after a space that starts with a number is ambiguous
+    (``Fe 2O3``: Fe2 O3, or Fe and 2 O3?) and refused, as is one that starts in lower case (``N a``)."""
+    parts = _ADDUCT_SPACES.sub(r"\1", text).split()
+    loose = next((part for part in parts[1:] if not part[0].isupper() and part[0] not in "([{"), None)
+    if loose is not None:
+        raise EncodingError(f"formula {formula!r}: the part {loose!r} after a space starts with no element symbol, so "
+                            f"it is ambiguous; write each count next to its element, e.g. 'Fe2 O3' or 'Fe2O3'")
+    return "".join(parts)
 
 
 def _composition(text: str, formula: str) -> tuple[tuple[str, float], ...]:

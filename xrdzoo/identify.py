@@ -27,12 +27,14 @@ import numpy as np
 from xrdzoo.errors import InputError
 from xrdzoo.measured import background
 from xrdzoo.xrd.pattern import N_POINTS, Pattern, full_scale
-from xrdzoo.xrd.profiles import Profile
+from xrdzoo.xrd.profiles import MAX_FWHM, Profile
 
 DEFAULT_MAX_ATOMS = 16  # atoms per formula unit: 85% of the Materials Project ternaries have at most 16
 TOP = 10
 TIE_SCORE = 0.002  # answers closer than this in score, with curves correlated above TIE_CURVE, are one answer
 TIE_CURVE = 0.995
+MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or axis, not a shift
+MAX_CANDIDATES = 20_000  # formula units identify may enumerate (Ba,Ti,O up to 16 atoms: 560, 493 once reduced)
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,12 @@ class Scorer:
     strain_step: float = 0.005
 
     def __post_init__(self):
-        if not (self.fwhm > 0 and self.max_shift >= 0 and self.step > 0 and self.background_width > 0
-                and 0 <= self.max_strain < 0.2 and self.strain_step > 0):
-            raise InputError(f"the score needs a positive --fwhm and step and a --max-shift of 0 or more, got fwhm "
-                             f"{self.fwhm}, max_shift {self.max_shift}, step {self.step}")
+        if not (0 < self.fwhm <= MAX_FWHM and 0 <= self.max_shift <= MAX_SHIFT and 0.001 <= self.step <= 1
+                and 0 < self.background_width <= 90 and 0 <= self.max_strain < 0.2
+                and 0 < self.strain_step and self.max_strain / self.strain_step <= 100):
+            raise InputError(f"the score needs --fwhm in 0..{MAX_FWHM:g} and --max-shift in 0..{MAX_SHIFT:g} degrees "
+                             f"(finite; step 0.001..1, at most 100 strain steps), got fwhm {self.fwhm}, max_shift "
+                             f"{self.max_shift}, step {self.step}")
 
     def window(self, measured: Pattern, span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
         """The scoring grid and the measurement on it (background removed, broadened, largest 100)."""
@@ -221,6 +225,10 @@ def compositions(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge
         raise InputError("give at least two elements, e.g. --elements Ba,Ti,O")
     if max_atoms < len(elements):
         raise InputError(f"--max-atoms {max_atoms} is fewer than the {len(elements)} elements")
+    if math.comb(max_atoms, len(elements)) > MAX_CANDIDATES:  # formula units with every element, before reducing
+        raise InputError(f"{len(elements)} elements with up to {max_atoms} atoms give about "
+                         f"{math.comb(max_atoms, len(elements)):.3g} candidate compositions, more than the "
+                         f"{MAX_CANDIDATES:,} identify predicts; lower --max-atoms")
     formulas = []
     for counts in itertools.product(range(1, max_atoms - len(elements) + 2), repeat=len(elements)):
         if sum(counts) <= max_atoms and math.gcd(*counts) == 1:

@@ -6,6 +6,7 @@ counts, at the wavelength the user names (files of this kind do not carry it), w
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -18,7 +19,17 @@ from xrdzoo.xrd.pattern import WAVELENGTH, Pattern
 TEXT_SUFFIXES = (".xy", ".xye", ".csv", ".dat", ".txt")
 VENDOR_SUFFIXES = (".raw", ".ras", ".xrdml", ".brml", ".uxd", ".rd", ".sd")
 MIN_POINTS = 20
-_SEPARATORS = re.compile(r"[,;\s]+")
+MAX_SNIP_STEPS = 500  # background clipping passes: a 3-degree window on a scan of 0.006-degree steps or coarser
+MIN_LAST_TWO_THETA = 15.0  # degrees: a scan that ends below this is most likely d-spacings or q
+MAX_INTENSITY = 1e12  # counts: far above any detector's; 1e308 would overflow the scoring
+_NOT_FINITE = r"[-+]?(?:[nN][aA][nN]|[iI][nN][fF])"  # read, so that the file is refused rather than the line skipped
+_NUMBER = rf"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|{_NOT_FINITE}"
+_DECIMAL_COMMA = rf"[-+]?\d+,\d+(?:[eE][-+]?\d+)?|[-+]?\d+(?:[eE][-+]?\d+)?|{_NOT_FINITE}"
+_POINT = re.compile(rf"^[ \t]*({_NUMBER})(?:[ \t]*[,;][ \t]*|[ \t]+)({_NUMBER})(?=[ \t,;]|\r?$)", re.M)
+_COMMA_POINT = re.compile(rf"^[ \t]*(?=[^\n]*\d,\d)({_DECIMAL_COMMA})(?:[ \t]*;[ \t]*|[ \t]+)({_DECIMAL_COMMA})"
+                          rf"(?=[ \t;]|\r?$)", re.M)
+_SEPARATORS = bytes.maketrans(b",;\t!%", b"   ##")  # for the fast reader: blanks between columns, # comments
+_DECIMAL_COMMAS = bytes.maketrans(b",;\t!%", b".  ##")
 
 
 class MeasurementError(InputError):
@@ -40,36 +51,66 @@ def read_measurement(path, wavelength: float = WAVELENGTH) -> Pattern:
     two_theta, counts = _read_xrdml(path) if suffix == ".xrdml" else _read_text(path)
     if not (np.isfinite(two_theta).all() and np.isfinite(counts).all()):
         raise MeasurementError(f"{path.name} holds NaN or infinite values; remove those lines")
+    if np.abs(counts).max() > MAX_INTENSITY:
+        raise MeasurementError(f"{path.name}: an intensity of {np.abs(counts).max():.3g} is beyond any detector's "
+                               f"(at most {MAX_INTENSITY:g} is read); is the second column the intensity?")
     order = np.argsort(two_theta, kind="stable")
     two_theta, counts = two_theta[order], counts[order]
     if two_theta[0] <= 0 or two_theta[-1] >= 180:
         raise MeasurementError(f"{path.name}: 2-theta runs {two_theta[0]:g}..{two_theta[-1]:g}, outside 0..180 "
                                "degrees; is the first column 2-theta in degrees (not q or d)?")
+    if two_theta[-1] < MIN_LAST_TWO_THETA or _d_like(two_theta):
+        raise MeasurementError(f"{path.name}: 2-theta runs {two_theta[0]:g}..{two_theta[-1]:g} degrees, too low for "
+                               "a powder pattern to identify; is the first column d-spacing (A) or q (1/A)? Give "
+                               "2-theta in degrees")
     if (np.diff(two_theta) <= 0).any():
         raise MeasurementError(f"{path.name}: repeated 2-theta values (e.g. {two_theta[1:][np.diff(two_theta) <= 0][0]:g}); "
-                               "give one scan, each 2-theta once")
+                               "give one scan, each 2-theta once (a file with decimal commas, 10,5, needs its "
+                               "columns separated by ';' or tabs)")
     if not np.ptp(counts) > 0:
         raise MeasurementError(f"{path.name}: the intensity column is constant; nothing to compare")
+    if not counts.max() > 0:
+        raise MeasurementError(f"{path.name}: no intensity is above zero (largest {counts.max():g}); give counts, "
+                               "not their logarithm or a difference curve")
     return Pattern(two_theta, counts, wavelength, span=(float(two_theta[0]), float(two_theta[-1])))
 
 
+def _d_like(values: np.ndarray) -> bool:
+    """Whether sorted values look like the d-spacings of a 2-theta scan: all below 60 and their steps growing
+    more than 4-fold from the smallest tenth to the largest (a 2-theta scan steps evenly)."""
+    steps = np.diff(values)
+    tenth = max(1, steps.size // 10)
+    return bool(values[-1] < 60 and np.median(steps[-tenth:]) > 4 * np.median(steps[:tenth]))
+
+
 def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    points = []
-    try:
-        with open(path, encoding="utf-8", errors="strict") as lines:
-            for line in lines:
-                fields = _SEPARATORS.split(line.strip(), maxsplit=2)
-                try:
-                    points.append((float(fields[0]), float(fields[1])))
-                except (ValueError, IndexError):
-                    continue  # a header, comment or blank line
-    except UnicodeDecodeError:
+    """The first two numbers of every line that starts with two. Comments may be in any encoding; a file with NUL
+    bytes is not text. Decimal commas (``10,5;1234``, ``10,5<tab>1234``) are read when most lines of numbers near
+    the top are written that way. A plain table (after a header) is read by pandas' C parser, a 200 MB scan in
+    seconds; anything else line by line."""
+    data = path.read_bytes()
+    if b"\0" in data[:1 << 16]:
         raise MeasurementError(f"{path.name} is not a text file; give two columns of 2-theta and intensity "
-                               "(.xy, .xye, .csv, .dat)") from None
+                               "(.xy, .xye, .csv, .dat)")
+    head = data[:1 << 20].decode("ascii", errors="replace")
+    decimal_comma = len(_COMMA_POINT.findall(head)) > len(_POINT.findall(head)) // 2
+    first = _POINT.search(head) or _COMMA_POINT.search(head)
+    try:
+        import pandas
+
+        table = data[first.start() if first else 0:].translate(_DECIMAL_COMMAS if decimal_comma else _SEPARATORS)
+        points = pandas.read_csv(io.BytesIO(table), sep=r"\s+", header=None, comment="#", usecols=[0, 1],
+                                 dtype=float, engine="c").to_numpy()
+        if np.isnan(points).any():
+            raise ValueError("a line with one number")
+    except ValueError:  # lines of text among the numbers, ragged columns: read line by line
+        text = data.decode("ascii", errors="replace")  # numbers are ASCII; other bytes become U+FFFD
+        found = _COMMA_POINT.findall(text) if decimal_comma else _POINT.findall(text)
+        points = np.array([(x.replace(",", "."), y.replace(",", ".")) for x, y in found], dtype=float)
     if len(points) < MIN_POINTS:
         raise MeasurementError(f"{path.name}: found {len(points)} lines of two numbers, need at least {MIN_POINTS}; "
                                "give two columns of 2-theta (degrees) and intensity")
-    return tuple(np.array(points).T)
+    return points[:, 0], points[:, 1]
 
 
 def _read_xrdml(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +135,22 @@ def background(measured: Pattern, width: float = 3.0) -> np.ndarray:
     """A background estimate under the measured points by SNIP (Ryan et al. 1988, Morhac et al. 1997): on the
     compressed counts v = log(log(sqrt(y + 1) + 1) + 1), each point is replaced, for k = 1 .. K, by the smaller of
     itself and the mean of its neighbours k points away; K spans ``width`` degrees, so a feature narrower than about
-    2 x ``width`` (a peak) is clipped away and a slower one (the background) kept."""
-    y = np.clip(np.asarray(measured.intensities, float), 0, None)
+    2 x ``width`` (a peak) is clipped away and a slower one (the background) kept. Linear time: a scan finer than
+    ``width`` / :data:`MAX_SNIP_STEPS` is estimated on means of consecutive points, then interpolated back."""
+    x, y = np.asarray(measured.two_theta, float), np.clip(np.asarray(measured.intensities, float), 0, None)
+    steps = int(round(width / np.median(np.diff(x))))
+    if steps <= MAX_SNIP_STEPS:
+        return _snip(y, steps)
+    block = -(-steps // MAX_SNIP_STEPS)
+    starts = np.arange(0, y.size, block)
+    sizes = np.diff(np.r_[starts, y.size])
+    coarse_x, coarse_y = np.add.reduceat(x, starts) / sizes, np.add.reduceat(y, starts) / sizes
+    return np.interp(x, coarse_x, _snip(coarse_y, steps // block))
+
+
+def _snip(y: np.ndarray, steps: int) -> np.ndarray:
+    """SNIP's clipping with ``steps`` passes on evenly spaced, non-negative counts ``y``."""
     v = np.log(np.log(np.sqrt(y + 1) + 1) + 1)
-    steps = int(round(width / np.median(np.diff(measured.two_theta))))
     for k in range(1, min(steps, (y.size - 1) // 2) + 1):
         mean = (v[: -2 * k] + v[2 * k :]) / 2
         v[k:-k] = np.minimum(v[k:-k], mean)

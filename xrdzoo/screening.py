@@ -103,7 +103,7 @@ def screen(model, source: Path | Pool, output: Path, batch_size: int = 64, thres
 
     Exactly one record per formula, in input order: its ``line`` (the line number in the file, or the formula's
     1-based position in the pool), the ``formula`` as written, and its ``peaks`` or the ``error`` that stopped it (a
-    line such as ``Ba Ti O3`` is one error, not ``Ba``). ``workers`` > 0 runs a local Dask cluster of that many
+    line such as ``Fe 2O3`` is one error, not ``Fe``). ``workers`` > 0 runs a local Dask cluster of that many
     processes, ``scheduler`` joins a running one; see the module docstring for the partial output and ``resume``.
     Prints progress to stderr.
     """

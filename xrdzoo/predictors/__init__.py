@@ -23,7 +23,7 @@ import torch
 from xrdzoo.buffers import ResizableBuffers
 from xrdzoo.contracts import Answers
 from xrdzoo.encoders import EncodingError
-from xrdzoo.predictors.chemistry import formula_of
+from xrdzoo.predictors.chemistry import Formula, formula_of
 
 
 class PredictorBase(ResizableBuffers):
@@ -47,17 +47,28 @@ class PredictorBase(ResizableBuffers):
         kept, refused = [], {}
         for i, formula in enumerate(formulas):
             try:
-                formula_of(formula)
+                self._check(formula)
                 kept.append(i)
             except EncodingError as error:
                 refused[formula] = str(error)
         return Answers(kept, refused, *self._answer([formulas[i] for i in kept]))
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
-        """The patterns ``(n, 1024)``; raises ``EncodingError`` at the first formula this member cannot read."""
+        """The patterns ``(n, 1024)``; raises ``EncodingError`` at the first formula this member cannot take."""
         for formula in formulas:
-            formula_of(formula)
+            self._check(formula)
         return self._answer(formulas)[0]
+
+    def _check(self, formula: str) -> None:
+        """Raise ``EncodingError`` if this member cannot read ``formula`` or cannot answer it (:meth:`_refusal`)."""
+        reason = self._refusal(formula_of(formula))
+        if reason is not None:
+            raise EncodingError(f"formula {formula!r}: the {self.config['predictor']} member {reason}")
+
+    def _refusal(self, formula: Formula) -> str | None:
+        """Why this member cannot answer a formula it reads (None: it can); members that cannot use some element
+        say so here."""
+        return None
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The patterns of readable formulas and how each was made; what a member implements."""

@@ -13,7 +13,8 @@ import numpy as np
 
 from xrdzoo.encoders import parse
 
-N_ELEMENTS = 94  # H..Pu: element fractions are vectors indexed by atomic number - 1
+N_ELEMENTS = 118  # H..Og: element fractions are vectors indexed by atomic number - 1
+N_SCALED = 94  # H..Pu, every element of MP's ternaries: the element table's columns are scaled over these
 PROPERTIES = ("electronegativity", "radius", "mendeleev", "row", "group", "Z")
 
 
@@ -73,10 +74,11 @@ def _atomic_number(symbol: str) -> int:
 
 @functools.cache
 def element_table() -> np.ndarray:
-    """(N_ELEMENTS, len(PROPERTIES)) element properties, each column scaled to unit standard deviation:
-    Pauling electronegativity (0 where undefined), atomic radius, Mendeleev number, row, group, Z."""
+    """(N_ELEMENTS, len(PROPERTIES)) element properties, each column scaled to unit standard deviation over H..Pu:
+    Pauling electronegativity (0 where undefined), atomic radius, Mendeleev number, row, group, Z. NaN where
+    pymatgen has no value (radius and Mendeleev number of the heaviest elements: see :func:`unknown_properties`)."""
     table = element_properties()
-    return table / table.std(axis=0)
+    return table / table[:N_SCALED].std(axis=0)
 
 
 @functools.cache
@@ -91,8 +93,20 @@ def element_properties() -> np.ndarray:
             e = Element.from_Z(z)
             x = e.X if e.X == e.X else 0.0
             radius = e.atomic_radius or e.atomic_radius_calculated or e.van_der_waals_radius
-            rows.append([x, float(radius), float(e.mendeleev_no), e.row, e.group, z])
+            mendeleev = e.mendeleev_no
+            rows.append([x, np.nan if radius is None else float(radius),
+                         np.nan if mendeleev is None else float(mendeleev), e.row, e.group, z])
     return np.array(rows, dtype=float)
+
+
+def unknown_properties(formula: Formula) -> str | None:
+    """Why the element properties of ``formula`` are incomplete (an element pymatgen gives no radius or Mendeleev
+    number, e.g. Rf..Og), or None when every one is known."""
+    from pymatgen.core import Element
+
+    missing = [Element.from_Z(z).symbol for z in formula.numbers
+               if np.isnan(element_properties()[z - 1]).any()]
+    return f"has no atomic radius or Mendeleev number for {', '.join(missing)}" if missing else None
 
 
 def mapping_cost(query: Formula, template: Formula) -> tuple[float, tuple[int, ...]]:

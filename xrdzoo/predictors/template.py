@@ -22,7 +22,7 @@ from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution, strings_tensor, tensor_strings
 from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formula_of_cell,
-                                         mapping_costs)
+                                         mapping_costs, unknown_properties)
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -206,8 +206,20 @@ class Template(PredictorBase):
             per_role.reshape(k, -1)])
 
     def _volume_per_atom(self, fractions: np.ndarray) -> np.ndarray:
-        """The fitted volume per atom (at least 1 cubic Angstrom) of element fractions, one vector or a stack."""
-        return np.maximum(fractions @ self.volume_per_element.numpy(), 1.0)
+        """The fitted volume per atom (at least 1 cubic Angstrom) of element fractions, one vector or a stack (of
+        formulas :meth:`_refusal` lets through: a member fitted when the table ended at Pu has 94 volumes)."""
+        volumes = self.volume_per_element.numpy()
+        return np.maximum(fractions[..., : len(volumes)] @ volumes, 1.0)
+
+    def _refusal(self, formula: Formula) -> str | None:
+        """Elements without a fitted volume (beyond the fitted table) or without known properties are refused."""
+        from pymatgen.core import Element
+
+        beyond = [Element.from_Z(z).symbol for z in formula.numbers if z > len(self.volume_per_element)]
+        if beyond:
+            return (f"has no volume per atom for {', '.join(beyond)} (its table ends at "
+                    f"{Element.from_Z(len(self.volume_per_element)).symbol})")
+        return unknown_properties(formula)
 
     @torch.no_grad()
     def choose(self, formulas: Sequence[str]) -> list[tuple[int, tuple[int, ...] | None]]:

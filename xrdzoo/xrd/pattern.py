@@ -17,6 +17,7 @@ N_POINTS = 1024
 TWO_THETA_RANGE = (0.0, 180.0)
 WAVELENGTH = 1.54184  # Cu K-alpha in Angstrom, as pymatgen's "CuKa"
 FULL_SCALE = 100.0
+MAX_GRID_POINTS = 200_000  # points of a user grid: 0.001 degrees over 0..180; a profile chunk is 1,024 peaks by these
 
 
 def bin_centres(n_points: int = N_POINTS) -> np.ndarray:
@@ -99,6 +100,10 @@ def parse_grid(text: str) -> np.ndarray:
             from None
     if not (0 <= start < stop <= 180 and 0 < step <= stop - start):
         raise InputError(f"2-theta grid {text!r}: need 0 <= start < stop <= 180 and 0 < step <= stop - start")
+    if (stop - start) / step >= MAX_GRID_POINTS:
+        raise InputError(f"2-theta grid {text!r} has {(stop - start) / step + 1:.3g} points (about "
+                         f"{(stop - start) / step * 8 * 1024 / 2**30:.3g} GiB to draw a pattern on it), more than the "
+                         f"{MAX_GRID_POINTS:,} xrdzoo draws; take a larger step")
     return start + step * np.arange(int(np.floor((stop - start) / step + 1e-9)) + 1)
 
 

@@ -15,6 +15,7 @@ from xrdzoo.errors import InputError
 
 TUBES = ("CuKa", "MoKa", "CoKa", "FeKa", "CrKa", "AgKa")
 SHAPES = ("gaussian", "lorentzian", "pseudo-voigt")
+MAX_FWHM = 30.0  # degrees: one peak wider than this covers a sixth of the pattern
 KA2_RATIO = 0.5  # intensity of K-alpha2 relative to K-alpha1
 
 
@@ -77,10 +78,10 @@ class Profile:
             raise InputError(f"unknown peak shape {self.shape!r}; choose one of: {', '.join(SHAPES)}")
         if (self.fwhm is None) == (self.caglioti is None):
             raise InputError("give a peak width: either one FWHM (degrees) or Caglioti U, V, W, not both")
-        if self.fwhm is not None and not self.fwhm > 0:
-            raise InputError(f"fwhm must be a positive width in degrees, got {self.fwhm}")
-        if self.caglioti is not None and len(self.caglioti) != 3:
-            raise InputError(f"Caglioti widths are three numbers U, V, W, got {self.caglioti!r}")
+        if self.fwhm is not None and not 0 < self.fwhm <= MAX_FWHM:
+            raise InputError(f"fwhm must be a positive width in degrees, at most {MAX_FWHM:g}, got {self.fwhm}")
+        if self.caglioti is not None and (len(self.caglioti) != 3 or not np.isfinite(self.caglioti).all()):
+            raise InputError(f"Caglioti widths are three finite numbers U, V, W, got {self.caglioti!r}")
         if not 0 <= self.eta <= 1:
             raise InputError(f"eta (the pseudo-Voigt's Lorentzian share) must lie in 0..1, got {self.eta}")
 

@@ -25,11 +25,13 @@ SIMULATORS = ("fast", "pymatgen")
 # pymatgen's merge and cut-off rules (AbstractDiffractionPatternCalculator.TWO_THETA_TOL, SCALED_INTENSITY_TOL).
 _MERGE_TOLERANCE = 1e-5  # degrees: reflections whose 2-theta round to the same multiple of this are one peak
 _MIN_SCALED_INTENSITY = 1e-3  # peaks at or below this (of 100) are dropped
+MAX_SIN_THETA_OVER_LAMBDA = 2.0  # Angstrom^-1: the range of the fitted atomic scattering factors
+MAX_SEARCH = 5 * 10**6  # reciprocal-lattice points searched per cell: an 80 A cube at Cu K-alpha, about 0.25 GiB
 
 
 class SimulationError(InputError):
     """A structure that cannot be simulated; ``reason`` is a short key for counting skips
-    (``unknown_element``, ``no_peaks``)."""
+    (``unknown_element``, ``no_peaks``, ``too_large``)."""
 
     def __init__(self, message: str, reason: str):
         super().__init__(message)
@@ -82,24 +84,110 @@ def simulate(structures: Iterable, simulator: str = "fast", progress: bool = Fal
     return patterns
 
 
-def read_structure(path):
-    """A crystal structure from a file pymatgen reads (CIF, POSCAR, ...); failures become one-line ValueErrors."""
+def read_structure(source):
+    """A crystal structure from a file (CIF, POSCAR and the other formats pymatgen's ``Structure.from_file`` reads),
+    CIF text (a string of several lines) or a pymatgen ``Structure.as_dict()`` dict; ``InputError`` (one line) if
+    it cannot be read.
+
+    Nothing a file names is imported: pymatgen JSON (``.json``, ``.json.gz``) goes through
+    :func:`structure_from_dict`, which takes only Structure, Lattice and Site dictionaries, and YAML (whose pymatgen
+    reader decodes what a file names) is refused."""
     import warnings
     from pathlib import Path
 
-    from pymatgen.core import Structure
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no structure file at {str(path)!r}")
+    if isinstance(source, dict):
+        return structure_from_dict(source)
+    text = isinstance(source, str) and "\n" in source.strip()
+    name = "the CIF text" if text else repr(str(source))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pymatgen's CIF parser warns about rounding coordinates
-            return Structure.from_file(str(path))
-    except Exception as error:
+            if text:
+                from pymatgen.core import Structure
+
+                return Structure.from_str(source, fmt="cif")
+            return _read_structure_file(Path(source))
+    except InputError:
+        raise
+    except Exception as error:  # the parsers raise many kinds
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot read a structure from {str(path)!r} ({reason}); give a CIF, POSCAR or other "
-                         "file pymatgen's Structure.from_file reads") from error
+        raise InputError(f"cannot read a structure from {name} ({reason}); give a CIF, POSCAR or other file "
+                         "pymatgen's Structure.from_file reads") from error
+
+
+def _read_structure_file(path):
+    from pymatgen.core import Structure
+    from pymatgen.io.registry import get_structure_format
+
+    if not path.is_file():
+        raise InputError(f"no structure file at {str(path)!r}")
+    kind = get_structure_format(filename=path.name).name
+    if kind in ("yaml", "yml"):
+        raise InputError(f"{path.name}: YAML structure files are not read (their reader would import what the file "
+                         "names); give CIF, POSCAR or pymatgen JSON")
+    if kind != "json":
+        return Structure.from_file(str(path))
+    import json
+
+    from monty.io import zopen
+
+    with zopen(str(path), "rt", encoding="utf-8") as file:
+        content = json.load(file)  # plain JSON: no decoder that turns "@module" into an import
+    if not isinstance(content, dict):
+        raise InputError(f"{path.name} holds a JSON {type(content).__name__}, not one pymatgen Structure dict")
+    return structure_from_dict(content)
+
+
+# The pymatgen classes whose dictionaries make a structure; any other "@module"/"@class" is refused.
+_STRUCTURE_TAGS = {"structure": {("pymatgen.core.structure", "Structure"), ("pymatgen.core.structure", "IStructure")},
+                   "lattice": {("pymatgen.core.lattice", "Lattice")},
+                   "site": {("pymatgen.core.sites", "PeriodicSite"), ("pymatgen.core.sites", "Site")}}
+
+
+def structure_from_dict(content: dict):
+    """A pymatgen ``Structure`` from its ``as_dict()`` form, built from the lattice matrix, the sites' species,
+    occupancies, oxidation states and fractional coordinates alone (site properties and labels are left out, so
+    nothing in the dictionary is decoded or imported); ``InputError`` for anything else."""
+    from pymatgen.core import Element, Lattice, Species, Structure
+
+    try:
+        _check_tags(content, "structure")
+        _check_tags(content["lattice"], "lattice")
+        matrix = _finite(content["lattice"]["matrix"], (3, 3), "the lattice matrix")
+        species, coords = [], []
+        for site in content["sites"]:
+            _check_tags(site, "site")
+            occupancy = {}
+            for entry in site["species"]:
+                symbol, oxidation = str(entry["element"]), entry.get("oxidation_state")
+                if not Element.is_valid_symbol(symbol):
+                    raise InputError(f"unknown element {symbol!r} on a site")
+                key = Element(symbol) if oxidation is None else Species(symbol, float(oxidation))
+                occupancy[key] = float(entry["occu"])
+            species.append(occupancy)
+            coords.append(_finite(site["abc"], (3,), "a site's fractional coordinates"))
+        if not species:
+            raise InputError("it has no sites")
+        return Structure(Lattice(matrix), species, coords)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"not a pymatgen Structure dict (Structure.as_dict()): {reason}") from None
+
+
+def _check_tags(content, kind: str) -> None:
+    if not isinstance(content, dict):
+        raise InputError(f"the {kind} is a {type(content).__name__}, not a dict")
+    tags = (content.get("@module"), content.get("@class"))
+    if tags != (None, None) and tags not in _STRUCTURE_TAGS[kind]:
+        raise InputError(f"the {kind} claims to be {tags[0]}.{tags[1]}; only pymatgen's Structure, Lattice and "
+                         "Site dicts are read")
+
+
+def _finite(values, shape: tuple, what: str) -> np.ndarray:
+    array = np.array(values, dtype=float)
+    if array.shape != shape or not np.isfinite(array).all():
+        raise InputError(f"{what} should be {' x '.join(map(str, shape))} finite numbers")
+    return array
 
 
 @cache
@@ -169,15 +257,24 @@ def _scattering_table() -> tuple[dict[str, int], np.ndarray, np.ndarray]:
 
 def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
                        ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
-    """One Friedel half of the reciprocal-lattice points with 0 < |g| <= 2 / wavelength (the limiting sphere).
+    """One Friedel half of the reciprocal-lattice points with 0 < |g| <= 2 / wavelength (the limiting sphere), and
+    |g| <= 4 (sin(theta) / wavelength <= 2, where the scattering factors are fitted: wavelengths under 0.5 A lose
+    their highest angles). Refused (``too_large``) when the search box would exceed :data:`MAX_SEARCH` points.
 
     g = h b1 + k b2 + l b3 with b_i . a_j = delta_ij. Returns the Miller indices (M, 3) and |g| (M,) sorted by
     |g|, and the bounds (h_max, k_max, l_max) of the box searched: h in 0..h_max, k in -k_max..k_max, l in -l_max..l_max.
     """
-    g_max = 2 / wavelength
+    g_max = min(2 / wavelength, 2 * MAX_SIN_THETA_OVER_LAMBDA)
     # |h| = |g . a1| <= g_max |a1|, and likewise for k and l.
     bounds = tuple(int(n) for n in np.floor(g_max * np.linalg.norm(lattice, axis=1) + 1e-9))
     h_max, k_max, l_max = bounds
+    points = (h_max + 1) * (2 * k_max + 1) * (2 * l_max + 1)
+    if points > MAX_SEARCH:
+        edges = "x".join(f"{n:.3g}" for n in np.linalg.norm(lattice, axis=1))
+        raise SimulationError(f"a {edges} A cell at {wavelength:g} A means searching {points:.3g} reciprocal-lattice "
+                              f"points (about {points * 48 / 2**30:.1f} GiB of memory), more than the "
+                              f"{MAX_SEARCH:.0e} xrdzoo allows; use a smaller cell or a longer wavelength",
+                              "too_large")
     recip = np.linalg.inv(lattice).T  # rows b1, b2, b3 (no 2 pi)
     metric = recip @ recip.T  # |g|^2 = (h k l) metric (h k l)^T
     h = np.arange(0, h_max + 1)[:, None, None]
