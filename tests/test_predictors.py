@@ -158,5 +158,69 @@ def test_the_default_answers_formulas_the_networks_refuse():
     patterns = xrdzoo.predict(formulas)
     assert np.array_equal(answers.patterns, patterns) and np.allclose(patterns.max(axis=1), 100)
     ways = answers.how
-    assert all(way.startswith(("template mp-", "no template of its formula type")) for way in ways)
+    assert all(way.startswith(("template mp-", "known structure mp-", "no template of its formula type")) for way in ways)
     assert "space group 221" in ways[2]  # BaTiO3 from a cubic perovskite
+
+
+# --- every polymorph, top-K -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def polymorphs(tmp_path_factory):
+    """Prototype structures plus a second, less stable NaCl (CsCl type) and a CsCl-type KBr, every polymorph kept."""
+    from pymatgen.core import Lattice, Structure
+
+    from conftest import prototype_structures
+    from xrdzoo.data import build_dataset
+
+    folder = tmp_path_factory.mktemp("polymorphs")
+    cscl = [Structure(Lattice.cubic(3.3), [a, x], [[0, 0, 0], [0.5, 0.5, 0.5]]) for a, x in [("Na", "Cl"), ("K", "Br")]]
+    entries = [{"structure": s.as_dict(), "material_id": f"mp-{i}", "e_above_hull": 0.0}
+               for i, s in enumerate(prototype_structures())]
+    entries += [{"structure": s.as_dict(), "material_id": f"mp-{100 + i}", "e_above_hull": 0.3}
+                for i, s in enumerate(cscl)]
+    source = folder / "structures.json"
+    source.write_text(__import__("json").dumps(entries))
+    build_dataset(source, folder / "all.npz", polymorphs="all", workers=1, progress=False)
+    data = load_dataset(folder / "all.npz")
+    member = create_predictor("template", ranker="learned", k=4)
+    member.fit(data, data.select("val"), progress=False)  # every structure: known compounds are known
+    return data, member
+
+
+def test_a_known_compound_answers_with_every_polymorph_ground_state_first(polymorphs):
+    data, member = polymorphs
+    answers = member.answer(["NaCl", "BaTiO3"], top=3)
+    nacl = answers.candidates[0]
+    assert [c.source for c in nacl[:2]] == [data.ids[data.formulas.index("NaCl")], "mp-100"]
+    assert nacl[0].how.startswith(f"known structure {nacl[0].source}, space group 225") and nacl[1].spacegroup == 221
+    assert [c.score for c in nacl[:2]] == [1.0, 1.0] and "template" in nacl[2].how and 0 <= nacl[2].score <= 1
+    assert np.array_equal(answers.patterns[0], nacl[0].pattern) and answers.how[0] == nacl[0].how
+    truth = data.patterns[data.formulas.index("NaCl")]
+    assert peak_f1(nacl[0].pattern[None], truth[None])[0] == pytest.approx(1.0)
+    assert len(answers.candidates[1]) == 3 and answers.how == member.answer(["NaCl", "BaTiO3"]).how
+
+
+def test_top_k_candidates_are_ranked_and_a_bad_k_is_one_line(polymorphs, fitted):
+    _, member = polymorphs
+    novel = member.answer(["BaGeO3"], top=4).candidates[0]  # not in the data: templates only, ranker's order
+    assert len(novel) == 4 and all(c.how.startswith("template ") for c in novel)
+    assert [c.score for c in novel] == sorted([c.score for c in novel], reverse=True)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="top must be a whole number of at least 1"):
+            member.answer(["NaCl"], top=bad)
+    one = fitted["retrieval"].answer(["NaCl"], top=3)
+    assert len(one.ranked()[0]) == 1 and "one answer; 3 were asked" in one.how[0]
+
+
+def test_predict_top_on_the_command_line(polymorphs, tmp_path):
+    from xrdzoo import checkpoint as ckpt
+
+    _, member = polymorphs
+    path = ckpt.save(tmp_path / "member.safetensors", member)
+    result = runner.invoke(app, ["predict", "NaCl", "--top", "3", "--model", str(path), "--plot",
+                                 str(tmp_path / "top.png"), "--output", str(tmp_path / "top.csv")])
+    assert result.exit_code == 0, result.output
+    assert "RANK" in result.output and "known structure mp-100, space group 221" in result.output
+    assert (tmp_path / "top.png").is_file() and "NaCl #2 mp-100" in (tmp_path / "top.csv").read_text()
+    result = runner.invoke(app, ["predict", "NaCl", "--top", "0", "--model", str(path)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "top must be" in result.output

@@ -198,19 +198,22 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("build")
 def data_build(
-    source: Annotated[Path, typer.Argument(help="CSV (.csv/.csv.gz) with a cif column, folder of CIF/POSCAR files, "
-                                                "or pymatgen JSON")],
+    sources: Annotated[list[Path], typer.Argument(help="one or more sources, read as one: CSV (.csv/.csv.gz) with a "
+                                                       "cif column, folder of CIF/POSCAR files, or pymatgen JSON")],
     output: Annotated[Path, typer.Option(help="dataset file to write, e.g. data/mp_abc3.npz")],
-    subset: Annotated[Optional[str], typer.Option(help="ternary, abc3, or an anonymous formula such as AB2C4")] = None,
+    subset: Annotated[Optional[str], typer.Option(help="all, binary, ternary, quaternary, quinary+, an element count "
+                                                       "such as 5, abc3, or an anonymous formula such as AB2C4")] = None,
+    polymorphs: Annotated[str, typer.Option(help="one (the ground state of each formula) or all")] = "one",
     seed: Annotated[int, typer.Option(help="seed of the 70/10/20 split by formula")] = 0,
     simulator: Annotated[str, typer.Option(help="fast, or pymatgen (the reference)")] = "fast",
     workers: Annotated[Optional[int], typer.Option(help="processes (default: all cores)")] = None,
     force: Annotated[bool, typer.Option(help="rebuild even if the file is up to date")] = False,
 ) -> None:
-    """Build a dataset: one structure per formula, simulated patterns, a fixed split; skips counted by reason."""
+    """Build a dataset: one structure per formula (or every polymorph), simulated patterns, a fixed split by
+    formula; skips counted by reason."""
     from xrdzoo.data import build_dataset
 
-    typer.echo(build_dataset(source, output, subset, seed, simulator, workers, force).describe())
+    typer.echo(build_dataset(sources, output, subset, seed, simulator, workers, force, polymorphs=polymorphs).describe())
 
 
 @data_app.command("info")
@@ -312,6 +315,8 @@ def predict(
     plot: Annotated[Optional[Path], typer.Option(help="draw the predicted pattern(s) to this PNG")] = None,
     true: Annotated[Optional[Path], typer.Option(help="structure file (CIF, POSCAR) to plot against")] = None,
     threshold: Annotated[float, typer.Option(help="peak threshold (of 100)")] = 10.0,
+    top: Annotated[int, typer.Option(help="the K best candidates per formula (known polymorphs, then templates), "
+                                          "listed with their scores; written and plotted too")] = 1,
     batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",
     wavelength: Annotated[Optional[str], _WAVELENGTH] = None,
@@ -326,6 +331,8 @@ def predict(
 
     --wavelength, --two-theta, --axis and the profile options move the predictions out of the model's frame (Cu
     K-alpha, 0..180 degrees, 1,024 bins) through d-spacing: approximate, see docs/measured.md."""
+    import numpy as np
+
     from xrdzoo import prediction as api
     from xrdzoo.xrd.pattern import Pattern
 
@@ -336,15 +343,24 @@ def predict(
         return
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
-    answers = member.answer(formulas, batch_size, precision)
+    answers = member.answer(formulas, batch_size, precision, top=top)
     if answers.refused:
         raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")
     frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
     predicted = Pattern.from_frame(answers.patterns)
-    for i, (formula, how) in enumerate(zip(formulas, answers.how)):
-        typer.echo(api.peak_table(formula, predicted[i], threshold, frame.wavelength) + f"\n  answered by: {how}")
+    names, patterns = [], []
+    for i, (formula, candidates) in enumerate(zip(formulas, answers.ranked())):
+        typer.echo(api.peak_table(formula, predicted[i], threshold, frame.wavelength)
+                   + f"\n  answered by: {candidates[0].how}")
+        if top > 1:
+            _print_table([{"rank": k + 1, "score": "-" if c.score is None else f"{c.score:.2f}",
+                           "space group": c.spacegroup or "-", "source": c.source or "-", "how": c.how}
+                          for k, c in enumerate(candidates)], ["rank", "score", "space group", "source", "how"])
+        names += [formula] if top == 1 else [f"{formula} #{k + 1} {c.source}" for k, c in enumerate(candidates)]
+        patterns += [c.pattern for c in candidates[:top]]
     also = {f"{true.name} (simulated)": api.simulated_pattern(true, frame.wavelength)} if true else None
-    frame.write_and_plot(output, plot, formulas, frame.draw(predicted), "(predicted)", model, also)
+    frame.write_and_plot(output, plot, names, frame.draw(Pattern.from_frame(np.array(patterns))), "(predicted)",
+                         model, also)
 
 # --- hub: download, cache ---------------------------------------------------------------------
 

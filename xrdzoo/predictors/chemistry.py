@@ -110,11 +110,25 @@ def mapping_costs(query: Formula, templates: np.ndarray) -> tuple[np.ndarray, np
     table = element_table()
     q, t = np.array(query.numbers) - 1, templates - 1
     distance = np.abs(table[q][None, :, None, :] - table[t][:, None, :, :]).sum(-1)  # (template, query el., t. el.)
-    permutations = np.array(_permutations(query.counts))  # query element permutation[j] goes to template element j
     columns = np.arange(templates.shape[1])
+    if _n_permutations(query.counts) > _MAX_PERMUTATIONS:  # many elements of equal count: an assignment solver
+        from scipy.optimize import linear_sum_assignment
+
+        groups = np.array(query.counts)
+        blocked = np.where(groups[:, None] == groups[None, :], 0.0, np.inf)  # only equal counts may swap
+        chosen = np.array([linear_sum_assignment((d + blocked).T)[1] for d in distance])  # query element per column
+        return distance[np.arange(len(templates))[:, None], chosen, columns].sum(-1), np.array(query.numbers)[chosen]
+    permutations = np.array(_permutations(query.counts))  # query element permutation[j] goes to template element j
     costs = distance[:, permutations, columns].sum(-1)  # (templates, permutations)
     best = costs.argmin(1)  # the first of equal costs, as the permutations are listed
     return costs[np.arange(len(templates)), best], np.array(query.numbers)[permutations[best]]
+
+
+_MAX_PERMUTATIONS = 5040  # seven elements of equal count; beyond, the assignment is solved rather than enumerated
+
+
+def _n_permutations(counts: tuple[float, ...]) -> int:
+    return math.prod(math.factorial(len(list(g))) for _, g in itertools.groupby(counts))
 
 
 @functools.lru_cache(maxsize=1024)

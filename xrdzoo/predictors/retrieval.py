@@ -67,7 +67,8 @@ class Retrieval(PredictorBase):
         return self._index
 
     def fit(self, train: Dataset, val: Dataset | None = None, progress: bool = True) -> dict:
-        """Keep the training formulas and patterns."""
+        """Keep the training formulas and patterns (the ground state of each)."""
+        train = train.ground_states()
         self.patterns = torch.from_numpy(train.patterns.astype(np.float32))
         self.formulas = strings_tensor(train.formulas)
         self._index = None
