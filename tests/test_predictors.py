@@ -224,3 +224,26 @@ def test_predict_top_on_the_command_line(polymorphs, tmp_path):
     assert (tmp_path / "top.png").is_file() and "NaCl #2 mp-100" in (tmp_path / "top.csv").read_text()
     result = runner.invoke(app, ["predict", "NaCl", "--top", "0", "--model", str(path)])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "top must be" in result.output
+
+
+def test_a_member_shipped_in_parts_joins_back_to_the_same_answers(polymorphs, tmp_path):
+    from xrdzoo import checkpoint as ckpt
+    from xrdzoo.publish import export_parts
+
+    _, member = polymorphs
+    path = ckpt.save(tmp_path / "member.safetensors", member)
+    configs = export_parts(path, tmp_path, "whole.mp_test", [[3], [2]], manifest=tmp_path / "manifest.json",
+                           license="CC-BY-4.0")
+    assert [c.name for c in configs] == ["whole.mp_test", "whole.mp_test_part1"]
+    assert configs[0].parts == ("whole.mp_test_part1",) and "part 1 of whole.mp_test" in configs[1].description
+    joined = ckpt.read_model(tmp_path / "whole.mp_test.safetensors")
+    binaries = ckpt.read_model(tmp_path / "whole.mp_test_part1.safetensors")
+    assert {len(f.numbers) for f in joined.templates.formulas} == {3}
+    assert {len(f.numbers) for f in binaries.templates.formulas} == {2}
+    joined.join(binaries)
+    formulas = ["NaCl", "KBr", "BaGeO3", "MgAl2O4", "CsI"]
+    assert [c.source for c in joined.answer(formulas, top=3).candidates[0]] == \
+        [c.source for c in member.answer(formulas, top=3).candidates[0]]
+    assert peak_f1(joined.predict(formulas), member.predict(formulas)).min() == 1.0
+    manifest = __import__("json").loads((tmp_path / "manifest.json").read_text())["weights"]
+    assert manifest[0]["parts"] == ["whole.mp_test_part1"] and "parts" not in manifest[1]
