@@ -62,11 +62,26 @@ def card(weight: dict, accuracy: dict) -> str:
             f"- training data: {weight.get('data', '')}",
             f"- trained with: `{weight.get('command', '')}`",
             training(meta),
+            *([f"- shipped in {len(weight['parts']) + 1} files served as one member: this one and "
+               f"{', '.join(f'`{p}`' for p in weight['parts'])}"] if weight.get("parts") else []),
         ]),
         *([line for set_name in sets for line in scores(weight["name"], set_name, accuracy)]
-          or ["(not scored yet: run benchmarks/accuracy.py)"]),
-        f"Reproduce: `{accuracy['command']}`",
+          or by_type(weight) or ["(not scored yet: run benchmarks/accuracy.py)"]),
+        f"Reproduce: `{accuracy['command']}`" if sets else "",
     ])
+
+
+def by_type(weight: dict) -> list[str]:
+    """A member shipped with every structure (in parts): the per-type test figures of its train-only twin."""
+    path = RESULTS / "template_types.json"
+    if not weight.get("parts") or not path.exists():
+        return []
+    results = json.loads(path.read_text())
+    columns = ["type", "sample", "retrieval F1", "default F1", "gain", "best of 5", "mean first score",
+               "share first matched"]
+    return ["Test figures of the same recipe fitted on the training split only (this weight also holds the "
+            "validation and test structures, so that known compounds are known, and cannot be scored on them):",
+            markdown_table(results["rows"], columns), f"Reproduce: `{results['command']}`"]
 
 
 def main() -> None:
@@ -75,7 +90,8 @@ def main() -> None:
     page = ["# Model cards", "The pretrained weights that ship with xrdzoo (`xrdzoo list weights`). Metrics are "
             "defined in [zoo.md](zoo.md#metrics); the same figures, with the paper's, are in "
             "[benchmarks.md](benchmarks.md)."]
-    page += [card(w, accuracy) for w in weights]
+    parts = {part for w in weights for part in w["parts"]}  # described in their member's card
+    page += [card(w, accuracy) for w in weights if w["name"] not in parts]
     out = PAGE.with_name("models.md")
     out.write_text("\n\n".join(page) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")

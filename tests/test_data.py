@@ -357,7 +357,7 @@ def test_cli_build_and_info(mixed_csv, tmp_path):
     args = ["data", "build", str(mixed_csv), "--output", str(out), "--subset", "ternary", "--workers", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert f"wrote {out}: 2 formulas" in result.output
+    assert f"wrote {out}: 2 rows" in result.output
     assert "up to date" in runner.invoke(app, args).output
     info = runner.invoke(app, ["data", "info", str(out)])
     assert info.exit_code == 0 and "2 formulas" in info.output and "subset: ternary" in info.output

@@ -159,7 +159,10 @@ def test_the_default_answers_formulas_the_networks_refuse():
     assert np.array_equal(answers.patterns, patterns) and np.allclose(patterns.max(axis=1), 100)
     ways = answers.how
     assert all(way.startswith(("template mp-", "known structure mp-", "no template of its formula type")) for way in ways)
-    assert "space group 221" in ways[2]  # BaTiO3 from a cubic perovskite
+    assert ways[3].startswith("known structure mp-22862, space group 225")  # rock salt: NaCl is a known compound
+    assert ways[2].startswith("known structure mp-5020, space group 160")  # BaTiO3's ground state (R3m) in MP
+    for formula in ("Fe2O3", "SiO2", "LiFePO4", "TiO2"):  # the issue's binaries and quaternaries: their own
+        assert model.answer([formula], top=3).how[0].startswith("known structure mp-")
 
 
 # --- every polymorph, top-K -----------------------------------------------------------------------------------------
@@ -247,3 +250,15 @@ def test_a_member_shipped_in_parts_joins_back_to_the_same_answers(polymorphs, tm
     assert peak_f1(joined.predict(formulas), member.predict(formulas)).min() == 1.0
     manifest = __import__("json").loads((tmp_path / "manifest.json").read_text())["weights"]
     assert manifest[0]["parts"] == ["whole.mp_test_part1"] and "parts" not in manifest[1]
+
+
+def test_identify_scores_a_composition_by_its_best_candidate_and_names_it(polymorphs):
+    from xrdzoo.identify import rank
+    from xrdzoo.xrd.pattern import Pattern
+
+    data, member = polymorphs
+    measured = Pattern.from_frame(data.patterns[data.ids.index("mp-100")][None])[0]  # the CsCl-type NaCl
+    best = rank(measured, ["NaCl", "KBr"], member, candidates=3).matches[0]
+    assert best.formula == "NaCl" and "known structure mp-100" in best.source
+    one = rank(measured, ["NaCl", "KBr"], member).matches
+    assert {m.source for m in one} == {"predicted"}  # one candidate each: as before

@@ -6,7 +6,7 @@ from functools import partial
 
 from xrdzoo.version import __version__
 
-DEFAULT_MODEL = "template_learned.mp_ternary"  # the shipped weights `xrdzoo predict` uses unless told otherwise
+DEFAULT_MODEL = "template_learned.mp_all"  # the shipped weights `xrdzoo predict` uses unless told otherwise
 
 import numpy as np  # noqa: E402
 

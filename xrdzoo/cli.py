@@ -97,6 +97,8 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
 
 # --- xrd: wavelengths, grids and profiles (simulate, predict) -------------------------------------------------
 
+_CANDIDATES = typer.Option(help="score each composition by the best of its first K predicted candidates (known "
+                                 "polymorphs, then templates) and say which matched")
 _WAVELENGTH = typer.Option(help="CuKa, MoKa, CoKa, FeKa, CrKa, AgKa or a wavelength in Angstrom (default CuKa)")
 _GRID = typer.Option("--two-theta", help="output grid start:stop:step in degrees, e.g. 5:90:0.02")
 _AXIS = typer.Option(help="x axis of written files and plots: two_theta, q (1/A) or d (A)")
@@ -376,7 +378,8 @@ def download(
     if every == bool(names):
         raise typer.BadParameter("give weight names or --all (not both)", param_hint="NAMES")
     for name in registry.list_names("weights") if every else names:
-        typer.echo(f"{name}: {hub.download(name)}")
+        for part in (name, *hub.get_config(name).parts):  # a weight in several files needs them all
+            typer.echo(f"{part}: {hub.download(part)}")
 
 
 @app.command()
@@ -469,6 +472,7 @@ def compare(
     plot: Annotated[Optional[Path], typer.Option(help="draw the measurement over the best candidates to this PNG")] = None,
     fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
     max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
+    candidates: Annotated[int, _CANDIDATES] = 1,
 ) -> None:
     """Rank candidate formulas by how well their predicted patterns fit a measurement (docs/measured.md)."""
     from xrdzoo.identify import Scorer, rank
@@ -476,7 +480,8 @@ def compare(
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
     pattern = read_measurement(measured, wavelength_of(wavelength))
-    ranking = rank(pattern, list(dict.fromkeys(formulas)), xrdzoo.load(model), scorer=Scorer(fwhm, max_shift))
+    ranking = rank(pattern, list(dict.fromkeys(formulas)), xrdzoo.load(model), scorer=Scorer(fwhm, max_shift),
+                   candidates=candidates)
     _report(ranking, plot, f"{measured.name}: candidates by {model}", len(ranking.matches))
 
 
@@ -496,6 +501,7 @@ def identify(
     top: Annotated[int, typer.Option(help="how many candidates to print")] = 10,
     fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
     max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
+    candidates: Annotated[int, _CANDIDATES] = 1,
 ) -> None:
     """Which composition of a chemical system is this measurement? Predicts every composition, ranks them."""
     from xrdzoo.identify import Scorer, compositions, known_structures, rank
@@ -509,5 +515,6 @@ def identify(
     typer.echo(f"{len(formulas)} {'charge-balanced ' if charge_balanced else ''}compositions of "
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
-    ranking = rank(pattern, formulas, xrdzoo.load(model), known, Scorer(fwhm, max_shift), progress=True)
+    ranking = rank(pattern, formulas, xrdzoo.load(model), known, Scorer(fwhm, max_shift), progress=True,
+                   candidates=candidates)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top)

@@ -294,7 +294,7 @@ class BuildReport:
             return (f"{self.output} is up to date ({self.kept:,} formulas, built from the same source and settings); "
                     "--force rebuilds it")
         splits = ", ".join(f"{name} {count:,}" for name, count in self.splits.items())
-        lines = [f"wrote {self.output}: {self.kept:,} formulas ({splits}) in {self.seconds:.1f} s",
+        lines = [f"wrote {self.output}: {self.kept:,} rows, one structure each ({splits}) in {self.seconds:.1f} s",
                  f"{self.rows:,} structures read, {self.formulas:,} formulas chosen, "
                  f"{sum(self.skipped.values()):,} skipped"]
         return "\n".join(lines + _skip_lines(self.skipped, self.examples))

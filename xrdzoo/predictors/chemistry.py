@@ -56,12 +56,19 @@ def formula_of(formula: str) -> Formula:
     return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
 
 
-def formula_of_cell(numbers: np.ndarray) -> Formula:
-    """The reduced :class:`Formula` of a cell's sites (atomic numbers)."""
-    elements, counts = np.unique(np.asarray(numbers, dtype=np.int64), return_counts=True)
-    divisor = functools.reduce(math.gcd, counts.tolist())
-    order = sorted(range(len(elements)), key=lambda i: (counts[i], elements[i]))
-    return Formula(tuple(int(elements[i]) for i in order), tuple(float(counts[i] // divisor) for i in order))
+def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> list[Formula]:
+    """The reduced :class:`Formula` of every cell of a flat site list (atomic numbers; cell i's sites are
+    ``offsets[i]:offsets[i + 1]``), in a few array operations."""
+    offsets, numbers = np.asarray(offsets, dtype=np.int64), np.asarray(numbers, dtype=np.int64)
+    cell = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    keys, counts = np.unique(cell * 256 + numbers, return_counts=True)
+    cells, elements = keys // 256, keys % 256
+    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+    counts = counts // np.repeat(np.gcd.reduceat(counts, starts), np.diff(np.r_[starts, len(cells)]))
+    order = np.lexsort((elements, counts, cells))  # per cell: by count, then atomic number
+    elements, counts = elements[order].tolist(), counts[order].astype(float).tolist()
+    bounds = np.r_[starts, len(cells)].tolist()
+    return [Formula(tuple(elements[a:b]), tuple(counts[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
-from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formula_of_cell,
+from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formulas_of_cells,
                                          mapping_costs)
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
@@ -94,7 +94,7 @@ class Template(PredictorBase):
         part.load_state_dict(state, strict=False)
         starts, ends = self.offsets.numpy()[rows], self.offsets.numpy()[rows + 1]
         sites = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
-        ids = self._state()["ids"]
+        ids = tensor_strings(self.ids)
         part.lattices, part.coords, part.numbers = self.lattices[rows], self.coords[sites], self.numbers[sites]
         part.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64))
         part.spacegroups, part.ids = self.spacegroups[rows], strings_tensor([ids[r] for r in rows])
@@ -102,7 +102,7 @@ class Template(PredictorBase):
 
     def join(self, other: Template) -> None:
         """Add the templates of ``other`` (a part made by :meth:`take`) after this member's own."""
-        ids = self._state()["ids"] + other._state()["ids"]
+        ids = tensor_strings(self.ids) + tensor_strings(other.ids)
         self.offsets = torch.cat([self.offsets, other.offsets[1:] + self.offsets[-1]])
         for name in ("lattices", "coords", "numbers", "spacegroups"):
             setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
@@ -212,7 +212,7 @@ class Template(PredictorBase):
         if self._cache is None:
             self._check_fitted()
             offsets, numbers = self.offsets.numpy(), self.numbers.numpy()
-            formulas = [formula_of_cell(numbers[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+            formulas = formulas_of_cells(offsets, numbers)
             index = FormulaIndex(formulas)
             spacegroups = self.spacegroups.numpy().astype(int)
             prototypes: dict[tuple, int] = {}
