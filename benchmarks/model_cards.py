@@ -36,8 +36,9 @@ def training(meta: dict) -> str:
     if train["config"].get("predictor"):
         options = ", ".join(f"{k} {v}" for k, v in train["config"]["predictor_options"].items()) or "defaults"
         fit = {k: round(v, 4) for k, v in meta.get("fit", {}).items() if isinstance(v, float)}
+        held = "every split" if meta.get("templates") == "all splits" else "the training split"
         return (f"- fitted, not trained by gradient: predictor `{train['config']['predictor']}` ({options}); it "
-                f"holds the training split's structures; validation peak F1 {train['history'][-1]['val_peak_f1']:.4f}"
+                f"holds {held}'s structures; validation peak F1 {train['history'][-1]['val_peak_f1']:.4f}"
                 + (f"; ranker validation figures {fit}" if fit else ""))
     best = min(train["history"], key=lambda h: h["val_loss"])
     recipe = {k: v for k, v in train["config"].items() if k in ("loss", "lr", "batch_size", "seed") or
@@ -52,7 +53,7 @@ def card(weight: dict, accuracy: dict) -> str:
     sets = [label.split("/", 1)[0] for label in accuracy["results"] if label.split("/", 1)[1] == weight["name"]]
     size = f"{weight['size'] / 2**20:.1f} MiB" if weight.get("size") else "?"
     meta = checkpoint.read_metadata(weight["shipped"])
-    return "\n\n".join([
+    return "\n\n".join(filter(None, [
         f"## `{weight['name']}`",
         weight.get("description", ""),
         "\n".join([
@@ -68,7 +69,7 @@ def card(weight: dict, accuracy: dict) -> str:
         *([line for set_name in sets for line in scores(weight["name"], set_name, accuracy)]
           or by_type(weight) or ["(not scored yet: run benchmarks/accuracy.py)"]),
         f"Reproduce: `{accuracy['command']}`" if sets else "",
-    ])
+    ]))
 
 
 def by_type(weight: dict) -> list[str]:
