@@ -21,7 +21,7 @@ import numpy as np
 import xrdzoo
 from common import ROOT
 from xrdzoo import checkpoint
-from xrdzoo.data import Dataset, load_dataset
+from xrdzoo.data import load_dataset
 from xrdzoo.publish import export_parts
 
 
@@ -35,11 +35,8 @@ def main() -> None:
 
     member = checkpoint.read_model(args.checkpoint)
     data = load_dataset(args.data)
-    rows = np.flatnonzero(data.split != "train")
-    held_out = Dataset.of([data.formulas[i] for i in rows], data.patterns[rows], [data.ids[i] for i in rows],
-                          data.spacegroups[rows], data.split[rows], data.settings, data.structures.take(rows))
     rest = xrdzoo.create_predictor("template")
-    rest.fit(held_out, progress=False)  # structures only: no ranker is trained on them
+    rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)  # structures only: no ranker here
     member.join(rest)
     meta = checkpoint.read_metadata(args.checkpoint)
     extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}

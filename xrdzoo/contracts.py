@@ -85,7 +85,7 @@ class Answers:
         """Answers from ranked candidates (at least one per kept formula)."""
         import numpy as np
 
-        patterns = np.array([c[0].pattern for c in candidates], dtype=np.float32).reshape(len(candidates), -1)
+        patterns = np.array([c[0].pattern for c in candidates] or np.zeros((0, 1024)), dtype=np.float32)
         return cls(kept, refused, patterns, [c[0].how for c in candidates], candidates)
 
     def ranked(self) -> list[list[Candidate]]:

@@ -131,7 +131,11 @@ class Dataset:
         """The rows of one split: ``"train"``, ``"val"`` or ``"test"``."""
         if split_name not in SPLITS:
             raise DatasetError(f"unknown split {split_name!r}; choose one of: {', '.join(SPLITS)}")
-        rows = np.flatnonzero(self.split == split_name)
+        return self.take(np.flatnonzero(self.split == split_name))
+
+    def take(self, rows) -> Dataset:
+        """The given rows, in that order, with their own hash."""
+        rows = np.asarray(rows, dtype=np.int64)
         return Dataset.of([self.formulas[i] for i in rows], self.patterns[rows], [self.ids[i] for i in rows],
                           self.spacegroups[rows], self.split[rows], self.settings,
                           None if self.structures is None else self.structures.take(rows))
@@ -140,11 +144,7 @@ class Dataset:
         """One row per formula, its ground state (the first of its rows): the dataset itself when it holds one
         structure per formula; what networks train on and what test patterns are scored against."""
         first = [i for i, f in enumerate(self.formulas) if i == 0 or self.formulas[i - 1] != f]
-        if len(first) == len(self):
-            return self
-        return Dataset.of([self.formulas[i] for i in first], self.patterns[first], [self.ids[i] for i in first],
-                          self.spacegroups[first], self.split[first], self.settings,
-                          None if self.structures is None else self.structures.take(first))
+        return self if len(first) == len(self) else self.take(first)
 
     def describe(self) -> str:
         """A few lines for people: rows per split, build settings and the skip report."""

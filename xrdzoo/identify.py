@@ -149,7 +149,7 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     batches = range(0, len(formulas), batch_size)
     for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
         batch = formulas[start : start + batch_size]
-        answers = model.answer(batch, top=candidates)
+        answers = model.answer(batch, top=candidates) if candidates > 1 else model.answer(batch)  # any member
         skipped.update(answers.refused)
         if not answers.kept:
             continue
