@@ -36,8 +36,9 @@ def training(meta: dict) -> str:
     if train["config"].get("predictor"):
         options = ", ".join(f"{k} {v}" for k, v in train["config"]["predictor_options"].items()) or "defaults"
         fit = {k: round(v, 4) for k, v in meta.get("fit", {}).items() if isinstance(v, float)}
+        held = "every split" if meta.get("templates") == "all splits" else "the training split"
         return (f"- fitted, not trained by gradient: predictor `{train['config']['predictor']}` ({options}); it "
-                f"holds the training split's structures; validation peak F1 {train['history'][-1]['val_peak_f1']:.4f}"
+                f"holds {held}'s structures; validation peak F1 {train['history'][-1]['val_peak_f1']:.4f}"
                 + (f"; ranker validation figures {fit}" if fit else ""))
     best = min(train["history"], key=lambda h: h["val_loss"])
     recipe = {k: v for k, v in train["config"].items() if k in ("loss", "lr", "batch_size", "seed") or
@@ -52,7 +53,7 @@ def card(weight: dict, accuracy: dict) -> str:
     sets = [label.split("/", 1)[0] for label in accuracy["results"] if label.split("/", 1)[1] == weight["name"]]
     size = f"{weight['size'] / 2**20:.1f} MiB" if weight.get("size") else "?"
     meta = checkpoint.read_metadata(weight["shipped"])
-    return "\n\n".join([
+    return "\n\n".join(filter(None, [
         f"## `{weight['name']}`",
         weight.get("description", ""),
         "\n".join([
@@ -62,11 +63,26 @@ def card(weight: dict, accuracy: dict) -> str:
             f"- training data: {weight.get('data', '')}",
             f"- trained with: `{weight.get('command', '')}`",
             training(meta),
+            *([f"- shipped in {len(weight['parts']) + 1} files served as one member: this one and "
+               f"{', '.join(f'`{p}`' for p in weight['parts'])}"] if weight.get("parts") else []),
         ]),
         *([line for set_name in sets for line in scores(weight["name"], set_name, accuracy)]
-          or ["(not scored yet: run benchmarks/accuracy.py)"]),
-        f"Reproduce: `{accuracy['command']}`",
-    ])
+          or by_type(weight) or ["(not scored yet: run benchmarks/accuracy.py)"]),
+        f"Reproduce: `{accuracy['command']}`" if sets else "",
+    ]))
+
+
+def by_type(weight: dict) -> list[str]:
+    """A member shipped with every structure (in parts): the per-type test figures of its train-only twin."""
+    path = RESULTS / "template_types.json"
+    if not weight.get("parts") or not path.exists():
+        return []
+    results = json.loads(path.read_text())
+    columns = ["type", "sample", "retrieval F1", "default F1", "gain", "best of 5", "mean first score",
+               "share first matched"]
+    return ["Test figures of the same recipe fitted on the training split only (this weight also holds the "
+            "validation and test structures, so that known compounds are known, and cannot be scored on them):",
+            markdown_table(results["rows"], columns), f"Reproduce: `{results['command']}`"]
 
 
 def main() -> None:
@@ -75,7 +91,8 @@ def main() -> None:
     page = ["# Model cards", "The pretrained weights that ship with xrdzoo (`xrdzoo list weights`). Metrics are "
             "defined in [zoo.md](zoo.md#metrics); the same figures, with the paper's, are in "
             "[benchmarks.md](benchmarks.md)."]
-    page += [card(w, accuracy) for w in weights]
+    parts = {part for w in weights for part in w["parts"]}  # described in their member's card
+    page += [card(w, accuracy) for w in weights if w["name"] not in parts]
     out = PAGE.with_name("models.md")
     out.write_text("\n\n".join(page) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")

@@ -9,6 +9,16 @@ true pattern: the oracle of K is the mean of the best of the first K. Beside it:
 template the chemistry ranker (fitted by the script on the set's training split) and each ``--model`` (a template
 predictor: path or weight name, fitted on the same training split) choose. Then each model's speed: formulas per
 second, predicting the whole test split in batches of 256 on this machine.
+
+    python benchmarks/templates.py --by-type data/mp_all.npz --model all=runs/template_learned_mp_all/best.safetensors \
+        --sample 400
+
+``--by-type``: on a dataset of every formula type (``xrdzoo data build ... --subset all --polymorphs all``), per formula
+type (binary, ternary, quaternary, quinary+), a seeded sample of test formulas scored against their ground-state
+pattern: the ``--model`` (fitted on the training split only) against retrieval fitted there, peak F1, recall and
+precision; best-of-K over its first K candidates (``answer(top=K)``); the calibration of its first candidate's score
+(mean score against the share matched at peak F1 >= 0.8); formulas per second answering the sample (top 1, after
+one warm-up call that builds the member's index).
 """
 
 from __future__ import annotations
@@ -21,12 +31,14 @@ import numpy as np
 import xrdzoo
 from accuracy import label, pairs
 from common import markdown_table, write_results
-from xrdzoo.data import load_dataset
-from xrdzoo.metrics import peak_f1
+from xrdzoo.data import in_subset, load_dataset
+from xrdzoo.metrics import peak_f1, peak_precision, peak_recall
 from xrdzoo.predictors.chemistry import formula_of, mapping_cost
 from xrdzoo.xrd.simulate import simulate_cell
 
 ORACLE_K = (1, 5, 10, 20)
+TYPES = ("binary", "ternary", "quaternary", "quinary+")
+BEST_OF = (1, 5, 10)
 
 
 def candidate_scores(member, formula: str, truth: np.ndarray, k: int) -> np.ndarray:
@@ -38,12 +50,68 @@ def candidate_scores(member, formula: str, truth: np.ndarray, k: int) -> np.ndar
     return peak_f1(patterns, np.repeat(truth[None], len(rows), axis=0))
 
 
+def by_type(data_path: str, model_name: str, sample_size: int) -> None:
+    """The ``--by-type`` tables (see the module's docstring)."""
+    data = load_dataset(data_path)
+    test = data.select("test").ground_states()
+    model = xrdzoo.load(model_name)
+    retrieval = xrdzoo.create_predictor("retrieval")
+    retrieval.fit(data.select("train"), progress=False)
+    model.answer(["NaCl"])  # builds the member's index once: loading, not answering
+    rows = []
+    for kind in TYPES:
+        typed = [i for i, f in enumerate(test.formulas) if in_subset(f, kind)]
+        sample = np.sort(np.random.default_rng(0).choice(typed, min(sample_size, len(typed)), replace=False))
+        formulas, truth = [test.formulas[i] for i in sample], test.patterns[sample]
+        start = time.perf_counter()
+        first = model.answer(formulas)
+        speed = len(formulas) / (time.perf_counter() - start)
+        ranked = model.answer(formulas, top=max(BEST_OF)).ranked()
+        f1s = [peak_f1(np.array([c.pattern for c in cands]), np.repeat(t[None], len(cands), 0))
+               for cands, t in zip(ranked, truth)]
+        copied = retrieval.predict(formulas)
+        scores = np.array([cands[0].score if cands[0].score is not None else np.nan for cands in ranked])
+        row = {"type": kind, "test formulas": len(typed), "sample": len(sample),
+               "retrieval F1": float(peak_f1(copied, truth).mean()),
+               "default F1": float(peak_f1(first.patterns, truth).mean())}
+        row["gain"] = row["default F1"] - row["retrieval F1"]
+        row |= {"retrieval recall": float(peak_recall(copied, truth).mean()),
+                "default recall": float(peak_recall(first.patterns, truth).mean()),
+                "retrieval precision": float(peak_precision(copied, truth).mean()),
+                "default precision": float(peak_precision(first.patterns, truth).mean())}
+        row |= {f"best of {k}": float(np.mean([f[:k].max() for f in f1s])) for k in BEST_OF}
+        row |= {"mean first score": float(np.nanmean(scores)) if np.isfinite(scores).any() else None,
+                "share first matched": float(np.mean([f[0] >= 0.8 for f in f1s])), "formulas/s": speed}
+        print(row, flush=True)
+        rows.append(row)
+    accuracy = ["type", "test formulas", "sample", "retrieval F1", "default F1", "gain", "retrieval recall",
+                "default recall", "retrieval precision", "default precision"]
+    ranked_columns = ["type", *[f"best of {k}" for k in BEST_OF], "mean first score", "share first matched",
+                      "formulas/s"]
+    markdown = "\n\n".join([
+        "## Every formula type: template member against retrieval, best of K, calibration, speed",
+        f"`{label(model_name)}` (fitted on the training split of `{data_path}` only) and retrieval (the nearest "
+        "training formula of the same type, fitted there) on a seeded sample of each type's test formulas, scored "
+        "against each formula's ground-state pattern (peak F1, recall, precision).",
+        markdown_table(rows, accuracy),
+        "Best of K: the best peak F1 among the member's first K candidates (`answer(formulas, top=K)`). "
+        "Calibration: the first candidate's mean score against the share of first candidates that match "
+        "(peak F1 >= 0.8). Speed: formulas per second answering the sample (top 1), one process.",
+        markdown_table(rows, ranked_columns),
+    ])
+    write_results("template_types", {"rows": rows}, markdown)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", action="append", required=True, help="SET=dataset file (repeatable)")
+    parser.add_argument("--data", action="append", default=[], help="SET=dataset file (repeatable)")
     parser.add_argument("--model", action="append", default=[], help="SET=template predictor (repeatable)")
     parser.add_argument("--sample", type=int, default=2000, help="test formulas in the template-choice sample")
+    parser.add_argument("--by-type", help="dataset of every formula type: the per-type tables instead")
     args = parser.parse_args()
+    if args.by_type:
+        by_type(args.by_type, pairs(args.model, "--model")[0][1], args.sample)
+        return
 
     choice_rows, speed_rows, results = [], [], {}
     for set_name, data_path in pairs(args.data, "--data"):

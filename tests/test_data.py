@@ -192,7 +192,10 @@ def test_canonical_subsets():
     for formula in ["Fe3(OF2)2", "Tl6PbI10", "Co3Bi3N5", "NaCl", "LiFePO4", "Ca3BiSb"]:
         anonymous = Composition(formula).anonymized_formula
         assert canonical_subset(anonymous) == anonymous  # pymatgen's own spelling is already canonical
-    for spelling in ["binary", "AAB", "A0BC", "AB1.5", "", "abc"]:
+    assert canonical_subset("binary") == canonical_subset("2") == "binary" and canonical_subset("3") == "ternary"
+    assert canonical_subset("Quaternary") == "quaternary" and canonical_subset("quinary+") == "quinary+"
+    assert canonical_subset("5") == "5" and canonical_subset("all") is None
+    for spelling in ["AAB", "A0BC", "AB1.5", "", "abc", "0", "senary"]:
         with pytest.raises(ValueError, match="unknown subset"):
             canonical_subset(spelling)
 
@@ -201,6 +204,9 @@ def test_subset_membership():
     assert in_subset("SrTiO3", "ABC3") and in_subset("CsInBr3", "ABC3") and not in_subset("MgAl2O4", "ABC3")
     assert in_subset("MgAl2O4", "AB2C4") and in_subset("MgAl2O4", "ternary") and not in_subset("NaCl", "ternary")
     assert not in_subset("Ca3BiSb", "AB2C4") and in_subset("NaCl", None)
+    assert in_subset("NaCl", "binary") and not in_subset("SrTiO3", "binary") and in_subset("LiFePO4", "quaternary")
+    assert in_subset("YBa2Cu3O7", "quaternary") and in_subset("CaMgAlSiO6F", "quinary+")
+    assert in_subset("CaMgAlSiO6", "5") and not in_subset("CaMgAlSiO6F", "5") and not in_subset("LiFePO4", "quinary+")
     for formula, reason in [("Na(Cl", "unbalanced brackets"), ("CDS", "did you mean Cd?")]:
         with pytest.raises(ValueError, match=reason):
             in_subset(formula, "ternary")
@@ -214,6 +220,44 @@ def test_subset_builds(mixed_csv, tmp_path):
     assert load_dataset(tmp_path / "abc3.npz").settings["subset"] == "ABC3"
     assert abc3.skipped == {} and ternary.skipped == {}  # the broken rows are outside both subsets
     assert ternary.formulas == 2 and abc3.formulas == 1
+
+
+def test_every_polymorph_ground_state_first(mixed_csv, tmp_path):
+    report = build_dataset(mixed_csv, tmp_path / "all.npz", polymorphs="all", workers=1, progress=False)
+    data = load_dataset(tmp_path / "all.npz")
+    assert data.formulas == ["MgAl2O4", "NaCl", "SrTiO3", "SrTiO3"] and data.ids[2:] == ["mp-1", "mp-2"]
+    assert report.kept == 4 and report.formulas == 7 and len(set(data.split[2:])) == 1  # one split per formula
+    one = load_dataset(build_dataset(mixed_csv, tmp_path / "one.npz", workers=1, progress=False).output)
+    assert one.ids == ["mp-4", "mp-3", "mp-1"] and "more polymorphs" in data.describe()
+    with pytest.raises(ValueError, match="polymorphs must be one of one, all"):
+        build_dataset(mixed_csv, tmp_path / "x.npz", polymorphs="some", workers=1, progress=False)
+
+
+def test_several_sources_are_read_as_one(tmp_path):
+    first = write_csv(tmp_path / "a.csv", [row("mp-1", rock_salt()), row("mp-2", perovskite(size=4.1),
+                                                                          e_above_hull="0.1")])
+    second = write_csv(tmp_path / "b.csv", [row("mp-3", perovskite(), e_above_hull="0"), row("mp-4", spinel())])
+    build_dataset([first, second], tmp_path / "d.npz", workers=1, progress=False)
+    data = load_dataset(tmp_path / "d.npz")
+    assert data.formulas == ["MgAl2O4", "NaCl", "SrTiO3"] and data.ids == ["mp-4", "mp-1", "mp-3"]
+    assert [s["path"] for s in data.settings["source"]] == [str(first.resolve()), str(second.resolve())]
+    build_dataset([first, second], tmp_path / "b.npz", subset="binary", workers=1, progress=False)
+    assert load_dataset(tmp_path / "b.npz").formulas == ["NaCl"]
+    with pytest.raises(ValueError, match="no usable structure .* for subset quaternary"):
+        build_dataset([first, second], tmp_path / "q.npz", subset="quaternary", workers=1, progress=False)
+
+
+def test_the_fast_cif_reader_gives_pymatgens_structure():
+    from xrdzoo.data import _pymatgen_p1
+
+    hexagonal = Structure.from_spacegroup("P6_3/mmc", Lattice.hexagonal(3.2, 5.2), ["Mg"], [[1 / 3, 2 / 3, 0.25]])
+    for structure in (rock_salt(), perovskite(), spinel(), hexagonal, Structure(Lattice.monoclinic(3, 4, 5, 100),
+                                                                                 ["Na", "Cl"], [[0, 0, 0], [0.6667, 0.5, 1.2]])):
+        text = structure.to(fmt="cif")
+        fast, slow = _pymatgen_p1(text), Structure.from_str(text, fmt="cif")
+        assert np.array_equal(fast.lattice.matrix, slow.lattice.matrix)
+        assert np.array_equal(fast.frac_coords, slow.frac_coords) and fast.species == slow.species
+    assert _pymatgen_p1(BROKEN_CIF) is None and _pymatgen_p1(PARTIAL.to(fmt="cif")) is None
 
 
 # --- split ---------------------------------------------------------------------------------------------------------
@@ -313,7 +357,7 @@ def test_cli_build_and_info(mixed_csv, tmp_path):
     args = ["data", "build", str(mixed_csv), "--output", str(out), "--subset", "ternary", "--workers", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert f"wrote {out}: 2 formulas" in result.output
+    assert f"wrote {out}: 2 rows" in result.output
     assert "up to date" in runner.invoke(app, args).output
     info = runner.invoke(app, ["data", "info", str(out)])
     assert info.exit_code == 0 and "2 formulas" in info.output and "subset: ternary" in info.output
@@ -323,8 +367,8 @@ def test_cli_build_and_info(mixed_csv, tmp_path):
 def test_cli_errors_are_one_line(mixed_csv, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["data", "build", str(mixed_csv), "--output", str(tmp_path / "x.npz"),
-                                 "--subset", "binary"])
-    assert result.exit_code == 1 and "Error: unknown subset 'binary'" in result.output
+                                 "--subset", "senary"])
+    assert result.exit_code == 1 and "Error: unknown subset 'senary'" in result.output
     result = runner.invoke(app, ["data", "info", str(tmp_path / "missing.npz")])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "no dataset file" in result.output
 

@@ -130,10 +130,12 @@ def test_cli_compare_and_identify(tmp_path, structure_dir):
     path = write_xy(tmp_path / "BaTiO3.xy", measured("BaTiO3"), "measured-looking BaTiO3")
     runner = CliRunner()
     png = tmp_path / "compare.png"
-    result = runner.invoke(app, ["compare", str(path), "BaTiO3", "BaTi2O5", "Ba2TiO4", "--plot", str(png)])
+    result = runner.invoke(app, ["compare", str(path), "BaTiO3", "BaTi2O5", "Ba2TiO4", "--plot", str(png),
+                                 "--candidates", "12"])  # BaTiO3's ground state in MP is R3m: its cubic polymorph
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split()[:2] == ["rank", "formula"] and lines[1].split()[1] == "BaTiO3"
+    assert "known structure mp-" in lines[1]  # which of its polymorphs matched
     assert png.read_bytes().startswith(b"\x89PNG")
 
     png = tmp_path / "identify.png"

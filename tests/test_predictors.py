@@ -158,5 +158,107 @@ def test_the_default_answers_formulas_the_networks_refuse():
     patterns = xrdzoo.predict(formulas)
     assert np.array_equal(answers.patterns, patterns) and np.allclose(patterns.max(axis=1), 100)
     ways = answers.how
-    assert all(way.startswith(("template mp-", "no template of its formula type")) for way in ways)
-    assert "space group 221" in ways[2]  # BaTiO3 from a cubic perovskite
+    assert all(way.startswith(("template mp-", "known structure mp-", "no template of its formula type")) for way in ways)
+    assert ways[3].startswith("known structure mp-22862, space group 225")  # rock salt: NaCl is a known compound
+    assert ways[2].startswith("known structure mp-5020, space group 160")  # BaTiO3's ground state (R3m) in MP
+    for formula in ("Fe2O3", "SiO2", "LiFePO4", "TiO2"):  # the issue's binaries and quaternaries: their own
+        assert model.answer([formula], top=3).how[0].startswith("known structure mp-")
+
+
+# --- every polymorph, top-K -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def polymorphs(tmp_path_factory):
+    """Prototype structures plus a second, less stable NaCl (CsCl type) and a CsCl-type KBr, every polymorph kept."""
+    from pymatgen.core import Lattice, Structure
+
+    from conftest import prototype_structures
+    from xrdzoo.data import build_dataset
+
+    folder = tmp_path_factory.mktemp("polymorphs")
+    cscl = [Structure(Lattice.cubic(3.3), [a, x], [[0, 0, 0], [0.5, 0.5, 0.5]]) for a, x in [("Na", "Cl"), ("K", "Br")]]
+    entries = [{"structure": s.as_dict(), "material_id": f"mp-{i}", "e_above_hull": 0.0}
+               for i, s in enumerate(prototype_structures())]
+    entries += [{"structure": s.as_dict(), "material_id": f"mp-{100 + i}", "e_above_hull": 0.3}
+                for i, s in enumerate(cscl)]
+    source = folder / "structures.json"
+    source.write_text(__import__("json").dumps(entries))
+    build_dataset(source, folder / "all.npz", polymorphs="all", workers=1, progress=False)
+    data = load_dataset(folder / "all.npz")
+    member = create_predictor("template", ranker="learned", k=4)
+    member.fit(data, data.select("val"), progress=False)  # every structure: known compounds are known
+    return data, member
+
+
+def test_a_known_compound_answers_with_every_polymorph_ground_state_first(polymorphs):
+    data, member = polymorphs
+    answers = member.answer(["NaCl", "BaTiO3"], top=3)
+    nacl = answers.candidates[0]
+    assert [c.source for c in nacl[:2]] == [data.ids[data.formulas.index("NaCl")], "mp-100"]
+    assert nacl[0].how.startswith(f"known structure {nacl[0].source}, space group 225") and nacl[1].spacegroup == 221
+    assert [c.score for c in nacl[:2]] == [1.0, 1.0] and "template" in nacl[2].how and 0 <= nacl[2].score <= 1
+    assert np.array_equal(answers.patterns[0], nacl[0].pattern) and answers.how[0] == nacl[0].how
+    truth = data.patterns[data.formulas.index("NaCl")]
+    assert peak_f1(nacl[0].pattern[None], truth[None])[0] == pytest.approx(1.0)
+    assert len(answers.candidates[1]) == 3 and answers.how == member.answer(["NaCl", "BaTiO3"]).how
+
+
+def test_top_k_candidates_are_ranked_and_a_bad_k_is_one_line(polymorphs, fitted):
+    _, member = polymorphs
+    novel = member.answer(["BaGeO3"], top=4).candidates[0]  # not in the data: templates only, ranker's order
+    assert len(novel) == 4 and all(c.how.startswith("template ") for c in novel)
+    assert [c.score for c in novel] == sorted([c.score for c in novel], reverse=True)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="top must be a whole number of at least 1"):
+            member.answer(["NaCl"], top=bad)
+    one = fitted["retrieval"].answer(["NaCl"], top=3)
+    assert len(one.ranked()[0]) == 1 and "one answer; 3 were asked" in one.how[0]
+
+
+def test_predict_top_on_the_command_line(polymorphs, tmp_path):
+    from xrdzoo import checkpoint as ckpt
+
+    _, member = polymorphs
+    path = ckpt.save(tmp_path / "member.safetensors", member)
+    result = runner.invoke(app, ["predict", "NaCl", "--top", "3", "--model", str(path), "--plot",
+                                 str(tmp_path / "top.png"), "--output", str(tmp_path / "top.csv")])
+    assert result.exit_code == 0, result.output
+    assert "RANK" in result.output and "known structure mp-100, space group 221" in result.output
+    assert (tmp_path / "top.png").is_file() and "NaCl #2 mp-100" in (tmp_path / "top.csv").read_text()
+    result = runner.invoke(app, ["predict", "NaCl", "--top", "0", "--model", str(path)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "top must be" in result.output
+
+
+def test_a_member_shipped_in_parts_joins_back_to_the_same_answers(polymorphs, tmp_path):
+    from xrdzoo import checkpoint as ckpt
+    from xrdzoo.publish import export_parts
+
+    _, member = polymorphs
+    path = ckpt.save(tmp_path / "member.safetensors", member)
+    configs = export_parts(path, tmp_path, "whole.mp_test", [[3], [2]], manifest=tmp_path / "manifest.json",
+                           license="CC-BY-4.0")
+    assert [c.name for c in configs] == ["whole.mp_test", "whole.mp_test_part1"]
+    assert configs[0].parts == ("whole.mp_test_part1",) and "part 1 of whole.mp_test" in configs[1].description
+    joined = ckpt.read_model(tmp_path / "whole.mp_test.safetensors")
+    binaries = ckpt.read_model(tmp_path / "whole.mp_test_part1.safetensors")
+    assert {len(f.numbers) for f in joined.templates.formulas} == {3}
+    assert {len(f.numbers) for f in binaries.templates.formulas} == {2}
+    joined.join(binaries)
+    formulas = ["NaCl", "KBr", "BaGeO3", "MgAl2O4", "CsI"]
+    assert [c.source for c in joined.answer(formulas, top=3).candidates[0]] == \
+        [c.source for c in member.answer(formulas, top=3).candidates[0]]
+    assert peak_f1(joined.predict(formulas), member.predict(formulas)).min() == 1.0
+    manifest = __import__("json").loads((tmp_path / "manifest.json").read_text())["weights"]
+    assert manifest[0]["parts"] == ["whole.mp_test_part1"] and "parts" not in manifest[1]
+
+
+def test_identify_scores_a_composition_by_its_best_candidate_and_names_it(polymorphs):
+    from xrdzoo.identify import rank
+    from xrdzoo.xrd.pattern import Pattern
+
+    data, member = polymorphs
+    measured = Pattern.from_frame(data.patterns[data.ids.index("mp-100")][None])[0]  # the CsCl-type NaCl
+    best = rank(measured, ["NaCl", "KBr"], member, candidates=3).matches[0]
+    assert best.formula == "NaCl" and "known structure mp-100" in best.source
+    one = rank(measured, ["NaCl", "KBr"], member).matches
+    assert {m.source for m in one} == {"predicted"}  # one candidate each: as before

@@ -6,7 +6,7 @@ from functools import partial
 
 from xrdzoo.version import __version__
 
-DEFAULT_MODEL = "template_learned.mp_ternary"  # the shipped weights `xrdzoo predict` uses unless told otherwise
+DEFAULT_MODEL = "template_learned.mp_all"  # the shipped weights `xrdzoo predict` uses unless told otherwise
 
 import numpy as np  # noqa: E402
 
@@ -24,10 +24,16 @@ list_weights = partial(registry.list_names, "weights")
 
 def load(name_or_path: str) -> Predictor:
     """A zoo member (network or predictor) from a checkpoint path or a pretrained weight name (hash-checked;
-    downloaded if needed)."""
+    downloaded if needed); a weight shipped as several files (its ``parts``) comes back as one member."""
+    from pathlib import Path
+
     from xrdzoo import checkpoint, hub
 
-    return checkpoint.read_model(hub.resolve(name_or_path))
+    member = checkpoint.read_model(hub.resolve(name_or_path))
+    if not Path(name_or_path).expanduser().is_file():  # a weight name: join its parts
+        for part in hub.get_config(name_or_path).parts:
+            member.join(checkpoint.read_model(hub.resolve(part)))
+    return member
 
 
 def predict(formulas: list[str] | str, model: str | Predictor = DEFAULT_MODEL) -> np.ndarray:

@@ -111,6 +111,8 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
 
 # --- xrd: wavelengths, grids and profiles (simulate, predict) -------------------------------------------------
 
+_CANDIDATES = typer.Option(help="score each composition by the best of its first K predicted candidates (known "
+                                 "polymorphs, then templates) and say which matched", callback=_within(1))
 _WAVELENGTH = typer.Option(help="CuKa, MoKa, CoKa, FeKa, CrKa, AgKa or a wavelength in Angstrom (default CuKa)")
 _GRID = typer.Option("--two-theta", help="output grid start:stop:step in degrees, e.g. 5:90:0.02")
 _AXIS = typer.Option(help="x axis of written files and plots: two_theta, q (1/A) or d (A)")
@@ -213,19 +215,22 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("build")
 def data_build(
-    source: Annotated[Path, typer.Argument(help="CSV (.csv/.csv.gz) with a cif column, folder of CIF/POSCAR files, "
-                                                "or pymatgen JSON")],
+    sources: Annotated[list[Path], typer.Argument(help="one or more sources, read as one: CSV (.csv/.csv.gz) with a "
+                                                       "cif column, folder of CIF/POSCAR files, or pymatgen JSON")],
     output: Annotated[Path, typer.Option(help="dataset file to write, e.g. data/mp_abc3.npz")],
-    subset: Annotated[Optional[str], typer.Option(help="ternary, abc3, or an anonymous formula such as AB2C4")] = None,
+    subset: Annotated[Optional[str], typer.Option(help="all, binary, ternary, quaternary, quinary+, an element count "
+                                                       "such as 5, abc3, or an anonymous formula such as AB2C4")] = None,
+    polymorphs: Annotated[str, typer.Option(help="one (the ground state of each formula) or all")] = "one",
     seed: Annotated[int, typer.Option(help="seed of the 70/10/20 split by formula", callback=_within(0))] = 0,
     simulator: Annotated[str, typer.Option(help="fast, or pymatgen (the reference)")] = "fast",
     workers: Annotated[Optional[int], typer.Option(help="processes (default: all cores)", callback=_within(1))] = None,
     force: Annotated[bool, typer.Option(help="rebuild even if the file is up to date")] = False,
 ) -> None:
-    """Build a dataset: one structure per formula, simulated patterns, a fixed split; skips counted by reason."""
+    """Build a dataset: one structure per formula (or every polymorph), simulated patterns, a fixed split by
+    formula; skips counted by reason."""
     from xrdzoo.data import build_dataset
 
-    typer.echo(build_dataset(source, output, subset, seed, simulator, workers, force).describe())
+    typer.echo(build_dataset(sources, output, subset, seed, simulator, workers, force, polymorphs=polymorphs).describe())
 
 
 @data_app.command("info")
@@ -341,6 +346,9 @@ def predict(
     plot: Annotated[Optional[Path], typer.Option(help="draw the predicted pattern(s) to this PNG")] = None,
     true: Annotated[Optional[Path], typer.Option(help="structure file (CIF, POSCAR) to plot against")] = None,
     threshold: Annotated[float, typer.Option(help="peak threshold (of 100)", callback=_within(0, 100))] = 10.0,
+    top: Annotated[int, typer.Option(help="the K best candidates per formula (known polymorphs, then templates), "
+                                          "listed with their scores; written and plotted too",
+                                     callback=_within(1))] = 1,
     batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",
     wavelength: Annotated[Optional[str], _WAVELENGTH] = None,
@@ -364,6 +372,8 @@ def predict(
 
     --wavelength, --two-theta, --axis and the profile options move the predictions out of the model's frame (Cu
     K-alpha, 0..180 degrees, 1,024 bins) through d-spacing: approximate, see docs/measured.md."""
+    import numpy as np
+
     from xrdzoo import prediction as api
     from xrdzoo.xrd.pattern import Pattern
 
@@ -384,14 +394,23 @@ def predict(
     member = xrdzoo.load(model)
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
-    answers = member.answer(formulas, batch_size, precision)
+    answers = member.answer(formulas, batch_size, precision, top=top)
     if answers.refused:
         raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")
     predicted = Pattern.from_frame(answers.patterns)
-    for i, (formula, how) in enumerate(zip(formulas, answers.how)):
-        typer.echo(api.peak_table(formula, predicted[i], threshold, frame.wavelength) + f"\n  answered by: {how}")
+    names, patterns = [], []
+    for i, (formula, candidates) in enumerate(zip(formulas, answers.ranked())):
+        typer.echo(api.peak_table(formula, predicted[i], threshold, frame.wavelength)
+                   + f"\n  answered by: {candidates[0].how}")
+        if top > 1:
+            _print_table([{"rank": k + 1, "score": "-" if c.score is None else f"{c.score:.2f}",
+                           "space group": c.spacegroup or "-", "source": c.source or "-", "how": c.how}
+                          for k, c in enumerate(candidates)], ["rank", "score", "space group", "source", "how"])
+        names += [formula] if top == 1 else [f"{formula} #{k + 1} {c.source}" for k, c in enumerate(candidates)]
+        patterns += [c.pattern for c in candidates[:top]]
     also = {f"{true.name} (simulated)": api.simulated_pattern(true, frame.wavelength)} if true else None
-    frame.write_and_plot(output, plot, formulas, frame.draw(predicted), "(predicted)", model, also)
+    frame.write_and_plot(output, plot, names, frame.draw(Pattern.from_frame(np.array(patterns))), "(predicted)",
+                         model, also)
 
 # --- hub: download, cache ---------------------------------------------------------------------
 
@@ -407,7 +426,8 @@ def download(
     if every == bool(names):
         raise typer.BadParameter("give weight names or --all (not both)", param_hint="NAMES")
     for name in registry.list_names("weights") if every else names:
-        typer.echo(f"{name}: {hub.download(name)}")
+        for part in (name, *hub.get_config(name).parts):  # a weight in several files needs them all
+            typer.echo(f"{part}: {hub.download(part)}")
 
 
 @app.command()
@@ -508,6 +528,7 @@ def compare(
     plot: Annotated[Optional[Path], typer.Option(help="draw the measurement over the best candidates to this PNG")] = None,
     fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
     max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
+    candidates: Annotated[int, _CANDIDATES] = 1,
 ) -> None:
     """Rank candidate formulas by how well their predicted patterns fit a measurement (docs/measured.md)."""
     from xrdzoo.identify import Scorer, rank
@@ -516,7 +537,7 @@ def compare(
 
     refuse_overwrite([measured], plot=plot)
     scorer, pattern = Scorer(fwhm, max_shift), read_measurement(measured, wavelength_of(wavelength))
-    ranking = rank(pattern, list(dict.fromkeys(formulas)), xrdzoo.load(model), scorer=scorer)
+    ranking = rank(pattern, list(dict.fromkeys(formulas)), xrdzoo.load(model), scorer=scorer, candidates=candidates)
     _report(ranking, plot, f"{measured.name}: candidates by {model}", len(ranking.matches))
 
 
@@ -544,6 +565,7 @@ def identify(
                                                              "0.1")] = None,
     workers: Annotated[int, _WORKERS] = 0,
     scheduler: Annotated[Optional[str], _SCHEDULER] = None,
+    candidates: Annotated[int, _CANDIDATES] = 1,
 ) -> None:
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
@@ -576,5 +598,5 @@ def identify(
     typer.echo(f"{len(formulas)} {balanced}compositions of "
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
-    ranking = rank(pattern, formulas, xrdzoo.load(model), known, scorer, progress=True)
+    ranking = rank(pattern, formulas, xrdzoo.load(model), known, scorer, progress=True, candidates=candidates)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, symbols)

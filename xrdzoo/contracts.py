@@ -64,27 +64,60 @@ class Weight(Protocol):
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One ranked answer for one formula: its ``pattern`` ``(1024,)`` (0..100), the ``spacegroup`` of the structure it
+    came from (0: none or unknown), its ``source`` (a material id, or the network), ``how`` it was made, and its
+    ``score``: the calibrated chance that it matches the formula's true pattern (peak F1 >= 0.8), 1 for a known
+    structure of the formula itself, None where the member has no calibrated score."""
+
+    pattern: np.ndarray
+    spacegroup: int
+    source: str
+    how: str
+    score: float | None = None
+
+
+@dataclass(frozen=True)
 class Answers:
     """What a zoo member made of a batch of formulas, in one pass: the indices of those it ``kept``, the reason it
     ``refused`` each of the others ({formula as given: one-line reason}), the ``patterns`` of the kept ones
-    (``(len(kept), 1024)``, 0..100) and ``how`` each was made (one line each, e.g. which template)."""
+    (``(len(kept), 1024)``, 0..100) and ``how`` each was made (one line each, e.g. which template). ``candidates``,
+    where the member ranks several answers (``answer(..., top=K)``), holds up to K :class:`Candidate` per kept
+    formula, best first; ``patterns`` and ``how`` are the first ones'."""
 
     kept: list[int]
     refused: dict[str, str]
     patterns: np.ndarray
     how: list[str]
+    candidates: list[list[Candidate]] | None = None
+
+    @classmethod
+    def of(cls, kept: list[int], refused: dict[str, str], candidates: list[list[Candidate]]) -> Answers:
+        """Answers from ranked candidates (at least one per kept formula)."""
+        import numpy as np
+
+        patterns = np.array([c[0].pattern for c in candidates] or np.zeros((0, 1024)), dtype=np.float32)
+        return cls(kept, refused, patterns, [c[0].how for c in candidates], candidates)
+
+    def ranked(self) -> list[list[Candidate]]:
+        """The candidates of each kept formula, best first: one each (no score) where the member ranks none."""
+        if self.candidates is not None:
+            return self.candidates
+        return [[Candidate(pattern, 0, "", how)] for pattern, how in zip(self.patterns, self.how)]
 
 
 @runtime_checkable
 class Predictor(Protocol):
     """What every zoo member meets, the encoder + backbone network included: formulas in, patterns out.
 
-    ``answer`` takes any formulas and says what it refused; ``predict`` is its strict form for formulas a caller
+    ``answer`` takes any formulas and says what it refused (``top``: how many ranked candidates per formula a member
+    that ranks may return; the others answer one and say so); ``predict`` is its strict form for formulas a caller
     vouches for, raising ``xrdzoo.encoders.EncodingError`` at the first it cannot take."""
 
     config: dict
 
-    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> Answers: ...
+    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32",
+               top: int = 1) -> Answers: ...
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray: ...
 

@@ -52,6 +52,7 @@ class WeightConfig:
     command: str = ""  # the training command
     metrics: dict = field(default_factory=dict, hash=False)  # test metrics
     description: str = ""
+    parts: tuple[str, ...] = ()  # further weights (names) whose templates this member joins: one member, several files
     shipped: Path | None = None  # the file inside an installed package, where there is one
 
     def __post_init__(self):
@@ -65,6 +66,7 @@ class WeightConfig:
         if Path(self.file).name != self.file:
             raise InputError(f"weight {self.name!r}: file {self.file!r} must be a bare file name, not a path")
         object.__setattr__(self, "urls", (self.urls,) if isinstance(self.urls, str) else tuple(self.urls))
+        object.__setattr__(self, "parts", tuple(self.parts))
 
     @property
     def arch(self) -> str:

@@ -40,7 +40,7 @@ MAX_CANDIDATES = 20_000  # formula units identify may enumerate (Ba,Ti,O up to 1
 @dataclass(frozen=True)
 class Match:
     """One ranked candidate: its ``formula``, ``score`` (Pearson r, at most 1), the zero ``shift`` (degrees) that gave
-    it, its ``source`` (``predicted`` or ``known <id>``) and its ``curve`` on the scoring grid (largest 100)."""
+    it, its ``source`` (``predicted``, ``predicted (<which candidate>)`` or ``known <id>``) and its ``curve`` on the scoring grid (largest 100)."""
 
     formula: str
     score: float
@@ -60,7 +60,8 @@ class Ranking:
 
     def rank_of(self, formula: str, source: str = "predicted") -> int | None:
         """1-based rank of a formula from the given source, or None if it is not among the candidates."""
-        return next((i for i, m in enumerate(self.matches, 1) if m.formula == formula and m.source == source), None)
+        return next((i for i, m in enumerate(self.matches, 1) if m.formula == formula and m.source.startswith(source)),
+                    None)
 
     def groups(self, top: int = TOP) -> list[list[Match]]:
         """The best ``top`` distinct answers, best first: each a group of candidates whose patterns cannot be told
@@ -177,11 +178,12 @@ class Scorer:
 
 
 def rank(measured: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),
-         batch_size: int = 256, progress: bool = False) -> Ranking:
+         batch_size: int = 256, progress: bool = False, candidates: int = 1) -> Ranking:
     """Score the model's predicted patterns of ``formulas`` (and, from ``structures`` = {formula: (id, Structure)},
     the simulated patterns of known structures, at the measurement's wavelength) against a measurement, best
-    first. Formulas the model cannot encode and structures that cannot be simulated are left out and reported in
-    ``skipped``."""
+    first. Each formula scores by the best of its model's first ``candidates`` answers (its known polymorphs,
+    then templates), the match naming which. Formulas the model cannot encode and structures that cannot be
+    simulated are left out and reported in ``skipped``."""
     from tqdm.auto import tqdm
 
     from xrdzoo.xrd.simulate import SimulationError, reflections
@@ -192,13 +194,20 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     batches = range(0, len(formulas), batch_size)
     for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
         batch = formulas[start : start + batch_size]
-        answers = model.answer(batch)
+        answers = model.answer(batch, top=candidates) if candidates > 1 else model.answer(batch)  # any member
         skipped.update(answers.refused)
         if not answers.kept:
             continue
-        predicted = Pattern.from_frame(answers.patterns).at_wavelength(measured.wavelength)
-        matches += [Match(batch[i], float(s), float(d), "predicted", c)
-                    for i, s, d, c in zip(answers.kept, *scorer.score(grid, curve, predicted))]
+        ranked = answers.ranked()
+        flat = [c for found in ranked for c in found]
+        predicted = Pattern.from_frame(np.array([c.pattern for c in flat])).at_wavelength(measured.wavelength)
+        scores, shifts, curves = scorer.score(grid, curve, predicted)
+        start = 0
+        for i, found in zip(answers.kept, ranked):  # a formula scores by its best candidate
+            best = start + int(np.argmax(scores[start : start + len(found)]))
+            source = "predicted" if len(found) == 1 else f"predicted ({flat[best].how.split(',')[0]})"
+            matches.append(Match(batch[i], float(scores[best]), float(shifts[best]), source, curves[best]))
+            start += len(found)
     for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
                                           disable=not progress or not structures):
         try:

@@ -62,10 +62,14 @@ class XRDModel(nn.Module):
                 errors[formula] = str(error)
         return (torch.cat(rows) if rows else torch.zeros(0, *self.encoder.shape)), keep, errors
 
-    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> Answers:
-        """The patterns of the formulas the encoder can take, and why it refused the others (one encoding pass)."""
+    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32",
+               top: int = 1) -> Answers:
+        """The patterns of the formulas the encoder can take, and why it refused the others (one encoding pass);
+        a network gives one answer per formula whatever ``top`` asks, and says so in ``how``."""
+        at_least_one(top, "top")
         inputs, kept, refused = self.encode(formulas)
-        how = f"network {self.config['encoder']} + {self.config['backbone']}, from the formula alone"
+        how = f"network {self.config['encoder']} + {self.config['backbone']}, from the formula alone" + (
+            f" (a network gives one answer; {top} were asked)" if top > 1 else "")
         return Answers(kept, refused, self.predict_encoded(inputs, batch_size, precision), [how] * len(kept))
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pooch
 import torch
 
@@ -57,15 +59,56 @@ def export(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, name: 
         if data is not None:
             card["metrics"] = {"split": "test", "data_hash": data.hash,
                                **evaluate_model(checkpoint.read_model(partial), data, "test")}
-        config = WeightConfig(name=name, sha256=pooch.file_hash(str(partial), alg="sha256"), file=path.name,
-                              size=partial.stat().st_size, **card)
+        config = _config(partial, name, card)
     if manifest is not None:
-        entry = {k: v for k, v in asdict(config).items() if k != "shipped" and v not in ((), "", None, {})}
-        entry["urls"] = list(config.urls)
-        entries = [e for e in entries if e["name"] != name] + [entry]
-        with atomic_path(manifest) as partial:
-            partial.write_text(json.dumps({"weights": sorted(entries, key=lambda e: e["name"])}, indent=2) + "\n")
+        _enter(manifest, [config], entries)
     return config
+
+
+def export_parts(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, name: str,
+                 element_counts: Sequence[Sequence[int]], manifest: str | os.PathLike | None = None,
+                 **card: Any) -> list[WeightConfig]:
+    """Write a fitted template member as several weights served as one (each file stays small): the templates of
+    formulas with ``element_counts[0]`` elements (and any count no group names) go to ``<name>.safetensors``, which
+    lists the others as its ``parts``; group i's to ``<name>_part<i>``. ``xrdzoo.load(name)`` joins them."""
+    refuse_overwrite([checkpoint_path], manifest=manifest)
+    entries = _manifest_entries(Path(manifest)) if manifest is not None else []
+    member = checkpoint.read_model(checkpoint_path)
+    meta = checkpoint.read_metadata(checkpoint_path)
+    extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
+    counts = np.array([len(f.numbers) for f in member.templates.formulas])
+    named = np.isin(counts, [n for group in element_counts[1:] for n in group])
+    groups = [~named] + [np.isin(counts, group) for group in element_counts[1:]]
+    names = [name] + [f"{name}_part{i}" for i in range(1, len(groups))]
+    configs = []
+    for i, (part_name, rows) in enumerate(zip(names, groups)):
+        path = checkpoint.save(Path(folder) / f"{part_name}.safetensors", member.take(np.flatnonzero(rows)),
+                               {**extra, "weight": part_name}, dtype=torch.float16)
+        part_card = card if i == 0 else {"license": card.get("license", ""), "data": card.get("data", ""),
+                                         "description": f"part {i} of {name} (the templates of "
+                                                        f"{'/'.join(map(str, element_counts[i]))}-element formulas)"}
+        configs.append(_config(path, part_name, {**part_card, "parts": names[1:]} if i == 0 else part_card))
+    if manifest is not None:
+        _enter(manifest, configs, entries)
+    return configs
+
+
+def _config(written: Path, name: str, card: dict) -> WeightConfig:
+    """The config of the weight ``name`` whose file (``<name>.safetensors``) was written at ``written``."""
+    return WeightConfig(name=name, sha256=pooch.file_hash(str(written), alg="sha256"), file=f"{name}.safetensors",
+                        size=written.stat().st_size, **card)
+
+
+def _enter(manifest: str | os.PathLike, configs: list[WeightConfig], entries: list[dict]) -> None:
+    """Replace or add the configs' entries among the manifest's ``entries`` and write the manifest file."""
+    new = []
+    for config in configs:
+        entry = {k: v for k, v in asdict(config).items() if k != "shipped" and v not in ((), "", None, {})}
+        new.append({**entry, "urls": list(config.urls)} | ({"parts": list(config.parts)} if config.parts else {}))
+    names = {entry["name"] for entry in new}
+    entries = [e for e in entries if e["name"] not in names] + new
+    with atomic_path(manifest) as partial:
+        partial.write_text(json.dumps({"weights": sorted(entries, key=lambda e: e["name"])}, indent=2) + "\n")
 
 
 def _manifest_entries(manifest: Path) -> list[dict]:

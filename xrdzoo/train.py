@@ -259,8 +259,8 @@ def _build(config: TrainConfig):
 def _encoded_splits(model: XRDModel, data: Dataset, config: TrainConfig, rank: int):
     """The encoded training and validation splits on the device, and the data's description for the checkpoints;
     says how many formulas the encoder left out."""
-    x_train, y_train, skipped = _encode_split(model, data.select("train"))
-    x_val, y_val, skipped_val = _encode_split(model, data.select("val"))
+    x_train, y_train, skipped = _encode_split(model, data.select("train").ground_states())  # one per formula
+    x_val, y_val, skipped_val = _encode_split(model, data.select("val").ground_states())
     x_train, y_train, x_val, y_val = (t.to(config.device) for t in (x_train, y_train, x_val, y_val))
     meta = {"data": {"path": str(config.data), "hash": data.hash, "settings": data.settings,
                      "split_sizes": {"train": len(x_train), "val": len(x_val)},

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from xrdzoo.buffers import ResizableBuffers
-from xrdzoo.contracts import Answers
+from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.encoders import EncodingError
+from xrdzoo.errors import at_least_one
 from xrdzoo.predictors.chemistry import Formula, formula_of
 
 
@@ -42,8 +43,11 @@ class PredictorBase(ResizableBuffers):
             raise RuntimeError(f"the {self.config['predictor']} predictor is not fitted: train it with "
                                f"`xrdzoo train --predictor {self.config['predictor']} --data ...`")
 
-    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> Answers:
-        """The patterns of the formulas this member can read, how each was made, and why it refused the others."""
+    def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32",
+               top: int = 1) -> Answers:
+        """The patterns of the formulas this member can read, how each was made, and why it refused the others; up to
+        ``top`` ranked candidates each where the member ranks several (:meth:`_ranked`)."""
+        at_least_one(top, "top")
         kept, refused = [], {}
         for i, formula in enumerate(formulas):
             try:
@@ -51,7 +55,7 @@ class PredictorBase(ResizableBuffers):
                 kept.append(i)
             except EncodingError as error:
                 refused[formula] = str(error)
-        return Answers(kept, refused, *self._answer([formulas[i] for i in kept]))
+        return Answers.of(kept, refused, self._ranked([formulas[i] for i in kept], top))
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """The patterns ``(n, 1024)``; raises ``EncodingError`` at the first formula this member cannot take."""
@@ -73,6 +77,13 @@ class PredictorBase(ResizableBuffers):
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The patterns of readable formulas and how each was made; what a member implements."""
         raise NotImplementedError
+
+    def _ranked(self, formulas: Sequence[str], top: int) -> list[list[Candidate]]:
+        """Up to ``top`` candidates per readable formula, best first; a member that ranks overrides this (the
+        default is :meth:`_answer`'s one answer, saying so when more were asked)."""
+        patterns, how = self._answer(formulas)
+        more = f" (this member gives one answer; {top} were asked)" if top > 1 else ""
+        return [[Candidate(p, 0, "", h + more)] for p, h in zip(patterns, how)]
 
 
 def strings_tensor(strings: Sequence[str]) -> torch.Tensor:

@@ -57,12 +57,19 @@ def formula_of(formula: str) -> Formula:
     return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
 
 
-def formula_of_cell(numbers: np.ndarray) -> Formula:
-    """The reduced :class:`Formula` of a cell's sites (atomic numbers)."""
-    elements, counts = np.unique(np.asarray(numbers, dtype=np.int64), return_counts=True)
-    divisor = functools.reduce(math.gcd, counts.tolist())
-    order = sorted(range(len(elements)), key=lambda i: (counts[i], elements[i]))
-    return Formula(tuple(int(elements[i]) for i in order), tuple(float(counts[i] // divisor) for i in order))
+def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> list[Formula]:
+    """The reduced :class:`Formula` of every cell of a flat site list (atomic numbers; cell i's sites are
+    ``offsets[i]:offsets[i + 1]``), in a few array operations."""
+    offsets, numbers = np.asarray(offsets, dtype=np.int64), np.asarray(numbers, dtype=np.int64)
+    cell = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    keys, counts = np.unique(cell * 256 + numbers, return_counts=True)
+    cells, elements = keys // 256, keys % 256
+    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+    counts = counts // np.repeat(np.gcd.reduceat(counts, starts), np.diff(np.r_[starts, len(cells)]))
+    order = np.lexsort((elements, counts, cells))  # per cell: by count, then atomic number
+    elements, counts = elements[order].tolist(), counts[order].astype(float).tolist()
+    bounds = np.r_[starts, len(cells)].tolist()
+    return [Formula(tuple(elements[a:b]), tuple(counts[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 @functools.cache
@@ -124,11 +131,25 @@ def mapping_costs(query: Formula, templates: np.ndarray) -> tuple[np.ndarray, np
     table = element_table()
     q, t = np.array(query.numbers) - 1, templates - 1
     distance = np.abs(table[q][None, :, None, :] - table[t][:, None, :, :]).sum(-1)  # (template, query el., t. el.)
-    permutations = np.array(_permutations(query.counts))  # query element permutation[j] goes to template element j
     columns = np.arange(templates.shape[1])
+    if _n_permutations(query.counts) > _MAX_PERMUTATIONS:  # many elements of equal count: an assignment solver
+        from scipy.optimize import linear_sum_assignment
+
+        groups = np.array(query.counts)
+        blocked = np.where(groups[:, None] == groups[None, :], 0.0, np.inf)  # only equal counts may swap
+        chosen = np.array([linear_sum_assignment((d + blocked).T)[1] for d in distance])  # query element per column
+        return distance[np.arange(len(templates))[:, None], chosen, columns].sum(-1), np.array(query.numbers)[chosen]
+    permutations = np.array(_permutations(query.counts))  # query element permutation[j] goes to template element j
     costs = distance[:, permutations, columns].sum(-1)  # (templates, permutations)
     best = costs.argmin(1)  # the first of equal costs, as the permutations are listed
     return costs[np.arange(len(templates)), best], np.array(query.numbers)[permutations[best]]
+
+
+_MAX_PERMUTATIONS = 5040  # seven elements of equal count; beyond, the assignment is solved rather than enumerated
+
+
+def _n_permutations(counts: tuple[float, ...]) -> int:
+    return math.prod(math.factorial(len(list(g))) for _, g in itertools.groupby(counts))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -10,7 +10,7 @@ import torch
 
 from xrdzoo.data import Dataset
 from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
-from xrdzoo.predictors.chemistry import Formula, formula_of
+from xrdzoo.predictors.chemistry import N_ELEMENTS, Formula, formula_of
 
 
 class FormulaIndex:
@@ -22,7 +22,12 @@ class FormulaIndex:
 
     def __init__(self, formulas: Sequence[Formula]):
         self.formulas = list(formulas)
-        self.fractions = np.array([f.fractions() for f in self.formulas]).reshape(len(self.formulas), -1)
+        self.fractions = np.zeros((len(self.formulas), N_ELEMENTS))
+        sizes = [len(f.numbers) for f in self.formulas]
+        rows = np.repeat(np.arange(len(self.formulas)), sizes)
+        numbers = np.array([n for f in self.formulas for n in f.numbers], dtype=np.int64)
+        counts = np.array([c for f in self.formulas for c in f.counts])
+        self.fractions[rows, numbers - 1] = counts / np.repeat([sum(f.counts) for f in self.formulas], sizes)
         by_kind: dict[tuple, list[int]] = {}
         for i, f in enumerate(self.formulas):
             by_kind.setdefault(f.kind, []).append(i)
@@ -67,7 +72,8 @@ class Retrieval(PredictorBase):
         return self._index
 
     def fit(self, train: Dataset, val: Dataset | None = None, progress: bool = True) -> dict:
-        """Keep the training formulas and patterns."""
+        """Keep the training formulas and patterns (the ground state of each)."""
+        train = train.ground_states()
         self.patterns = torch.from_numpy(train.patterns.astype(np.float32))
         self.formulas = strings_tensor(train.formulas)
         self._index = None

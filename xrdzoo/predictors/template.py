@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution, strings_tensor, tensor_strings
-from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formula_of_cell,
+from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formulas_of_cells,
                                          mapping_costs, unknown_properties)
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
@@ -30,6 +31,8 @@ RANKERS = ("chemistry", "learned")
 VOLUMES = ("ratio", "fit", "template")
 _COORD_SCALE = 1 << 16  # fractional coordinates are stored as int16 fixed point: 1.5e-5 of a cell edge
 _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of triclinic .. cubic
+MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what scores are calibrated on
+_TEMPLATE_BUFFERS = ("lattices", "offsets", "coords", "numbers", "spacegroups", "ids")  # what take and join split
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
 
 
@@ -81,12 +84,36 @@ class Template(PredictorBase):
             return {}
         return self._fit_scorer(train, val, progress)
 
+    def take(self, rows) -> Template:
+        """A member of the same options, ranker and volumes that holds only the given template rows (to ship a large
+        member as several files, :meth:`join` putting them back together)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        part = Template(self.k, self.ranker, self.volume, ranker_queries=self.ranker_queries)
+        part.config = self.config
+        state = {name: tensor for name, tensor in self.state_dict().items() if name not in _TEMPLATE_BUFFERS}
+        part.load_state_dict(state, strict=False)
+        starts, ends = self.offsets.numpy()[rows], self.offsets.numpy()[rows + 1]
+        sites = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
+        ids = tensor_strings(self.ids)
+        part.lattices, part.coords, part.numbers = self.lattices[rows], self.coords[sites], self.numbers[sites]
+        part.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64))
+        part.spacegroups, part.ids = self.spacegroups[rows], strings_tensor([ids[r] for r in rows])
+        return part
+
+    def join(self, other: Template) -> None:
+        """Add the templates of ``other`` (a part made by :meth:`take`) after this member's own."""
+        ids = tensor_strings(self.ids) + tensor_strings(other.ids)
+        self.offsets = torch.cat([self.offsets, other.offsets[1:] + self.offsets[-1]])
+        for name in ("lattices", "coords", "numbers", "spacegroups"):
+            setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
+        self.ids, self._cache = strings_tensor(ids), None
+
     def _fit_scorer(self, train: Dataset, val: Dataset | None, progress: bool, epochs: int = 20) -> dict:
         """Train the ranker on (training formula, one of its k nearest other training formulas of its type) pairs,
         each scored by the peak F1 of the substituted, simulated template against the formula's own pattern; a
         listwise loss teaches it to put the best first. Early stopping on the validation split's pairs."""
-        x, f1, mask = self._pairs(train, exclude_self=True, limit=self.ranker_queries, progress=progress)
-        vx, vf1, vmask = (self._pairs(val, exclude_self=False, limit=self.ranker_queries // 5, progress=progress)
+        x, f1, mask = self._pairs(train, limit=self.ranker_queries, progress=progress)
+        vx, vf1, vmask = (self._pairs(val, limit=self.ranker_queries // 5, progress=progress)
                           if val is not None and len(val) else (x, f1, mask))
         generator = torch.Generator().manual_seed(0)
         optimizer = torch.optim.Adam(self.scorer.parameters(), lr=3e-3, weight_decay=1e-5)
@@ -105,10 +132,40 @@ class Template(PredictorBase):
             if chosen > best:
                 best, best_state = chosen, {k: v.clone() for k, v in self.scorer.state_dict().items()}
         self.scorer.load_state_dict(best_state)
+        calibration = self._calibrate(vx, vf1, vmask)
         chemistry = vf1.gather(1, vx[:, :, 0].masked_fill(~vmask, 1e9).argmin(1, keepdim=True))  # feature 0: cost
         return {"val_queries": len(vx), "val_nearest_template_f1": float(vf1[:, 0].mean()),
                 "val_chemistry_template_f1": float(chemistry.mean()), "val_ranked_template_f1": best,
-                "val_oracle_template_f1": float(vf1.masked_fill(~vmask, 0).max(1).values.mean()), "history": history}
+                "val_oracle_template_f1": float(vf1.masked_fill(~vmask, 0).max(1).values.mean()), **calibration,
+                "history": history}
+
+    def _calibrate(self, x: torch.Tensor, f1: torch.Tensor, mask: torch.Tensor) -> dict:
+        """Make ``sigmoid(ranker output)`` the chance that a candidate matches (peak F1 >= MATCH_F1): a logistic fit
+        of the match on the ranker's output over the validation candidates, folded into its last layer (the order
+        is unchanged). Returns the first-ranked candidates' mean score and share of matches after the fit."""
+        with torch.no_grad():
+            self.scorer.eval()
+            logits = self.scorer(x).squeeze(-1)
+        z, matched = logits[mask], (f1[mask] >= MATCH_F1).float()
+        a, b = torch.ones((), requires_grad=True), torch.zeros((), requires_grad=True)
+        optimizer = torch.optim.LBFGS([a, b], max_iter=200)
+
+        def loss():
+            optimizer.zero_grad()
+            value = nn.functional.binary_cross_entropy_with_logits(a * z + b, matched)
+            value.backward()
+            return value
+
+        optimizer.step(loss)
+        last = self.scorer[-1]
+        with torch.no_grad():
+            scale = a.abs().clamp_min(1e-6)  # a positive scale keeps the ranking
+            last.weight.mul_(scale)
+            last.bias.mul_(scale).add_(b)
+            first = self.scorer(x).squeeze(-1).masked_fill(~mask, -1e9).argmax(1, keepdim=True)
+            score = torch.sigmoid(self.scorer(x).squeeze(-1)).gather(1, first)
+        return {"val_first_mean_score": float(score.mean()),
+                "val_first_match_share": float((f1.gather(1, first) >= MATCH_F1).float().mean())}
 
     @torch.no_grad()
     def _chosen_f1(self, x: torch.Tensor, f1: torch.Tensor, mask: torch.Tensor) -> float:
@@ -117,10 +174,11 @@ class Template(PredictorBase):
         logits = self.scorer(x).squeeze(-1).masked_fill(~mask, -1e9)
         return float(f1.gather(1, logits.argmax(1, keepdim=True)).mean())
 
-    def _pairs(self, data: Dataset, exclude_self: bool, limit: int, progress: bool):
-        """Features (queries, k, features), the peak F1 of each substituted candidate against the query's pattern,
-        and the mask of real candidates, for up to ``limit`` formulas of ``data`` (a seeded sample) whose type has a
-        template; ``exclude_self``: the formulas are the templates' own (the training split)."""
+    def _pairs(self, data: Dataset, limit: int, progress: bool):
+        """Features (queries, k, features), the peak F1 of each substituted candidate against the query's pattern
+        (its ground state), and the mask of real candidates, for up to ``limit`` formulas of ``data`` (a seeded
+        sample) whose type has a template; a formula's own structures are never its candidates."""
+        data = data.ground_states()
         order = np.random.default_rng(0).permutation(len(data))
         xs, f1s, masks = [], [], []
         with tqdm(total=min(limit, len(data)), desc="ranker pairs", disable=not progress, leave=False) as bar:
@@ -128,7 +186,7 @@ class Template(PredictorBase):
                 if len(xs) == limit:
                     break
                 query = formula_of(data.formulas[i])
-                candidates = self._candidates(query, skip=i if exclude_self else None)
+                candidates = self._candidates(query)
                 if candidates is None:
                     continue
                 rows, _, _, assignments, features = candidates
@@ -154,26 +212,29 @@ class Template(PredictorBase):
         if self._cache is None:
             self._check_fitted()
             offsets, numbers = self.offsets.numpy(), self.numbers.numpy()
-            formulas = [formula_of_cell(numbers[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+            formulas = formulas_of_cells(offsets, numbers)
             index = FormulaIndex(formulas)
             spacegroups = self.spacegroups.numpy().astype(int)
             prototypes: dict[tuple, int] = {}
             for f, sg in zip(formulas, spacegroups):
                 prototypes[f.kind, sg] = prototypes.get((f.kind, sg), 0) + 1
-            self._cache = {"index": index, "prototypes": prototypes, "spacegroups": spacegroups,
+            known: dict[Formula, list[int]] = {}
+            for row, f in enumerate(formulas):
+                known.setdefault(f, []).append(row)
+            self._cache = {"index": index, "prototypes": prototypes, "spacegroups": spacegroups, "known": known,
                            "ids": tensor_strings(self.ids), "volumes": np.abs(np.linalg.det(self.lattices.numpy()))}
         return self._cache
 
-    def _candidates(self, query: Formula, skip: int | None = None):
+    def _candidates(self, query: Formula):
         """(rows, L1 distances, costs, assignments, ranker features or None without a learned ranker) of the query's
-        k nearest same-type templates, or None."""
-        index = self._state()["index"]
-        rows, distance = index.nearest(query, self.k + (skip is not None))
-        keep = rows != skip
+        k nearest same-type templates other than its own structures, or None."""
+        state = self._state()
+        rows, distance = state["index"].nearest(query, self.k + len(state["known"].get(query, ())))
+        keep = distance > 1e-9  # the query's own structures (distance 0) are known structures, not templates
         rows, distance = rows[keep][: self.k], distance[keep][: self.k]
         if not len(rows):
             return None
-        costs, assignments = mapping_costs(query, np.array([index.formulas[r].numbers for r in rows]))
+        costs, assignments = mapping_costs(query, np.array([state["index"].formulas[r].numbers for r in rows]))
         features = None if self.scorer is None else self._features(query, rows, distance, costs, assignments)
         return rows, distance, costs, [tuple(a) for a in assignments.tolist()], features
 
@@ -222,35 +283,44 @@ class Template(PredictorBase):
         return unknown_properties(formula)
 
     @torch.no_grad()
-    def choose(self, formulas: Sequence[str]) -> list[tuple[int, tuple[int, ...] | None]]:
-        """For each formula, the template row and the element put in place of each template element (None: no
-        template of its type; the row is then the nearest formula of any type, used as it is)."""
+    def rank(self, formulas: Sequence[str], top: int = 1) -> list[list[tuple[int, tuple[int, ...] | None, float | None,
+                                                                               str]]]:
+        """For each formula, up to ``top`` choices, best first, each (template row, the element put in place of each
+        template element or None for a structure used as it is, score, kind): its own known structures first
+        (kind ``"known"``, ground state first, score 1), then the k nearest same-type templates in the ranker's
+        order (``"template"``; the learned ranker's calibrated score, None for the chemistry ranker); with neither,
+        the nearest structure of any type (``"nearest"``)."""
+        state = self._state()
         queries = [formula_of(f) for f in formulas]
-        found = [self._candidates(q) for q in queries]
+        found = [self._candidates(q) if len(state["known"].get(q, ())) < top else None for q in queries]
         if self.scorer is not None and any(c is not None for c in found):
             self.scorer.eval()
             features = np.concatenate([c[4] for c in found if c is not None])
-            scores = self.scorer(torch.tensor(features, dtype=torch.float32)).squeeze(-1).numpy()
+            logits = self.scorer(torch.tensor(features, dtype=torch.float32)).squeeze(-1).numpy()
             splits = np.cumsum([len(c[0]) for c in found if c is not None])[:-1]
-            scores = iter(np.split(scores, splits))
-        choices = []
+            scores = iter(np.split(logits, splits))
+        ranked = []
         for query, candidates in zip(queries, found):
-            if candidates is None:
-                choices.append((self._state()["index"].closest(query)[0], None))
-                continue
-            rows, distance, costs, assignments, _ = candidates
-            # ties go to the nearer (by L1) candidate: argmin and argmax return the first
-            best = int(np.argmin(costs)) if self.scorer is None else int(np.argmax(next(scores)))
-            if distance[0] == 0:  # the formula itself is a training formula: its own structure is known
-                best = 0
-            choices.append((int(rows[best]), assignments[best]))
-        return choices
+            choices = [(row, None, 1.0, "known") for row in state["known"].get(query, ())]
+            if candidates is not None:
+                rows, _, costs, assignments, _ = candidates
+                if self.scorer is None:  # ties go to the nearer (by L1) candidate: the sort is stable
+                    order, score = np.argsort(costs, kind="stable"), [None] * len(rows)
+                else:
+                    logit = next(scores)
+                    order, score = np.argsort(-logit, kind="stable"), 1 / (1 + np.exp(-logit.astype(np.float64)))
+                choices += [(int(rows[j]), assignments[j], None if score[j] is None else float(score[j]), "template")
+                            for j in order]
+            if not choices:
+                choices = [(state["index"].closest(query)[0], None, None, "nearest")]
+            ranked.append(choices[:top])
+        return ranked
 
     def cells(self, formulas: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]]:
-        """The substituted cell of each formula: (lattice, fractional coordinates, atomic numbers, template row,
-        whether a template of its type was found)."""
-        return [self.substituted_cell(formula_of(f), row, assignment)
-                for f, (row, assignment) in zip(formulas, self.choose(formulas))]
+        """The first-ranked cell of each formula: (lattice, fractional coordinates, atomic numbers, template row,
+        whether it was substituted)."""
+        return [self.substituted_cell(formula_of(f), choices[0][0], choices[0][1])
+                for f, choices in zip(formulas, self.rank(formulas))]
 
     def substituted_cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None):
         """Template ``row`` with ``assignment``'s elements on its sites and its volume rescaled (as :meth:`cells`)."""
@@ -275,17 +345,40 @@ class Template(PredictorBase):
         return float(self._volume_per_atom(query.fractions())) * nsites / self._state()["volumes"][row]
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """Simulated patterns of the substituted templates, ``(n, 1024)``, and which template each came from
-        (material id, formula, space group) and how."""
+        """The first-ranked patterns, ``(n, 1024)``, and how each was made (see :meth:`_ranked`)."""
         if solid_solution.has_parent(formulas):  # doped compounds and solid solutions: on a parent's mixed sites
             return solid_solution.answer(self, formulas)
-        patterns, how = [], []
-        for lattice, coords, numbers, row, substituted in self.cells(formulas):
-            patterns.append(simulate_cell(lattice, coords, numbers))
-            name = self.describe(row)
-            how.append(f"template {name}, elements substituted, volume rescaled" if substituted else
-                       f"no template of its formula type: pattern of the nearest structure {name}")
-        return np.array(patterns, dtype=np.float32).reshape(-1, 1024), how
+        ranked = self._ranked(formulas, 1)
+        return np.array([c[0].pattern for c in ranked], dtype=np.float32).reshape(-1, 1024), [c[0].how for c in ranked]
+
+    def _ranked(self, formulas: Sequence[str], top: int) -> list[list[Candidate]]:
+        """Up to ``top`` candidates per formula (:meth:`rank`), each simulated, with its material id, space group,
+        score and how it was made; one answer each where some formulas are solid solutions (:meth:`_answer`)."""
+        if solid_solution.has_parent(formulas):
+            return super()._ranked(formulas, top)
+        state, ranked = self._state(), []
+        for formula, choices in zip(formulas, self.rank(formulas, top)):
+            query, candidates = formula_of(formula), []
+            known = len(state["known"].get(query, ()))
+            for j, (row, assignment, score, kind) in enumerate(choices):
+                lattice, coords, numbers, _, _ = self.substituted_cell(query, row, assignment)
+                material, group = state["ids"][row], int(state["spacegroups"][row])
+                name = f"{material} ({_formula_text(state['index'].formulas[row])}, space group {group})"
+                how = {"known": f"known structure {material}, space group {group}"
+                                + (f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else ""),
+                       "template": f"template {name}, elements substituted, volume rescaled",
+                       "nearest": f"no template of its formula type: pattern of the nearest structure {name}"}[kind]
+                candidates.append(Candidate(simulate_cell(lattice, coords, numbers), group, material, how, score))
+            ranked.append(candidates)
+        return ranked
+
+    def choose(self, formulas: Sequence[str]) -> list[tuple[int, tuple[int, ...] | None]]:
+        """For each formula, its first-ranked structure as (row, the element put on each template element): a known
+        structure with its own elements; None where its type has no template (the row is then the nearest structure
+        of any type, used as it is)."""
+        formulas_of_rows = self._state()["index"].formulas
+        return [(row, tuple(formulas_of_rows[row].numbers) if kind == "known" else assignment)
+                for row, assignment, _, kind in (choices[0] for choices in self.rank(formulas))]
 
     def describe(self, row: int) -> str:
         """Template ``row`` in words: material id, formula, space group."""

@@ -1,0 +1,63 @@
+"""Ship a template member fitted on the training split as a weight that knows every structure, in parts.
+
+    python benchmarks/ship_templates.py --checkpoint runs/template_learned_mp_all/best.safetensors \
+        --data data/mp_all.npz --name template_learned.mp_all
+
+The member's ranker, its calibration and its volumes stay those fitted on the training split (its benchmark
+figures are that member's); the validation and test structures are added as templates so that every known
+compound answers with its own structures. The files are split by element count (1-3, 4, 5+) so each stays under
+20 MiB, listed in weights/manifest.json as one weight and its parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import xrdzoo
+from common import ROOT
+from xrdzoo import checkpoint
+from xrdzoo.data import load_dataset
+from xrdzoo.publish import export_parts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="template member fitted on the training split")
+    parser.add_argument("--data", required=True, help="the dataset it was fitted on (every polymorph)")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--metrics", help="JSON of the train-only member's test figures for the card")
+    args = parser.parse_args()
+
+    member = checkpoint.read_model(args.checkpoint)
+    data = load_dataset(args.data)
+    rest = xrdzoo.create_predictor("template")
+    rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)  # structures only: no ranker here
+    member.join(rest)
+    meta = checkpoint.read_metadata(args.checkpoint)
+    extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
+    with tempfile.TemporaryDirectory() as folder:
+        whole = checkpoint.save(Path(folder) / "whole.safetensors", member, {**extra, "templates": "all splits"})
+        configs = export_parts(
+            whole, ROOT / "weights", args.name, [[1, 2, 3], [4], list(range(5, 10))],
+            manifest=ROOT / "weights" / "manifest.json", license="CC-BY-4.0 (Materials Project structures)",
+            data=f"every structure (all polymorphs, train+val+test) of the shared Materials Project binaries, "
+                 f"ternaries, quaternaries and 5-9-element compounds ({len(data):,} structures of "
+                 f"{len(set(data.formulas)):,} formulas); ranker, calibration and volumes fitted on the training "
+                 "split only",
+            command=f"python benchmarks/ship_templates.py --checkpoint {args.checkpoint} --data {args.data} "
+                    f"--name {args.name}",
+            description="template substitution with the learned ranker, every formula type, every known "
+                        "polymorph; test figures are those of the member fitted on the training split only "
+                        "(docs/benchmarks.md, template_types)",
+            metrics=json.loads(Path(args.metrics).read_text()) if args.metrics else {})
+    for config in configs:
+        print(f"{config.file}: {config.size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
