@@ -362,8 +362,7 @@ class Template(PredictorBase):
             known = len(state["known"].get(query, ()))
             for j, (row, assignment, score, kind) in enumerate(choices):
                 lattice, coords, numbers, _, _ = self.substituted_cell(query, row, assignment)
-                material, group = state["ids"][row], int(state["spacegroups"][row])
-                name = f"{material} ({_formula_text(state['index'].formulas[row])}, space group {group})"
+                material, group, name = state["ids"][row], int(state["spacegroups"][row]), self.describe(row)
                 how = {"known": f"known structure {material}, space group {group}"
                                 + (f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else ""),
                        "template": f"template {name}, elements substituted, volume rescaled",
