@@ -9,14 +9,13 @@ tensor building.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from pymatgen.core import Element
 
-from xrdzoo.formulas import ALL_ELEMENTS, EncodingError, parse
+from xrdzoo.formulas import ALL_ELEMENTS, EncodingError, element_values, parse
 
 # The paper's 84 columns are not listed in it; ours: H..Pu less the noble gases and Po, At, Fr, Ra.
 PAPER_ELEMENTS = tuple(e for e in ALL_ELEMENTS if e not in {"He", "Ne", "Ar", "Kr", "Xe", "Rn", "Po", "At", "Fr", "Ra"})
@@ -136,30 +135,9 @@ class FractionEncoder(_ElementEncoder):
         return {"elements": list(self.elements)}
 
 
-# Element properties for the magpie encoder: (name, how to read it from a pymatgen Element).
-def _valence(shell: str):
-    def count(element: Element) -> float:
-        # The orbitals after the noble-gas core, e.g. Fe "[Ar].3d6.4s2": s=2, d=6 (Magpie's NsValence...).
-        orbitals = [o for o in element.electronic_structure.split(".") if not o.startswith("[")]
-        return float(sum(int(o[2:]) for o in orbitals if o[1] == shell))
-    return count
-
-
-MAGPIE_PROPERTIES = {
-    "Z": lambda e: e.Z,
-    "atomic_mass": lambda e: e.atomic_mass,
-    "row": lambda e: e.row,
-    "group": lambda e: e.group,
-    "mendeleev_no": lambda e: e.mendeleev_no,
-    "electronegativity": lambda e: e.X,
-    "atomic_radius": lambda e: e.atomic_radius,
-    "melting_point": lambda e: e.melting_point,
-    "molar_volume": lambda e: e.molar_volume,
-    "valence_s": _valence("s"),
-    "valence_p": _valence("p"),
-    "valence_d": _valence("d"),
-    "valence_f": _valence("f"),
-}
+# The magpie encoder's element properties (``xrdzoo.formulas.ELEMENT_PROPERTIES``), in its feature order.
+MAGPIE_PROPERTIES = ("Z", "atomic_mass", "row", "group", "mendeleev_no", "electronegativity", "atomic_radius",
+                     "melting_point", "molar_volume", "valence_s", "valence_p", "valence_d", "valence_f")
 MAGPIE_STATISTICS = ("mean", "min", "max", "range", "deviation")
 
 
@@ -169,13 +147,7 @@ def magpie_table() -> np.ndarray:
 
     A property pymatgen lacks for an element (e.g. noble gases' electronegativity) takes the mean, i.e. 0.
     """
-    raw = np.full((len(ALL_ELEMENTS), len(MAGPIE_PROPERTIES)), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for i, symbol in enumerate(ALL_ELEMENTS):
-            for j, read in enumerate(MAGPIE_PROPERTIES.values()):
-                value = read(Element(symbol))
-                raw[i, j] = np.nan if value is None else float(value)
+    raw = element_values(MAGPIE_PROPERTIES, len(ALL_ELEMENTS))
     z = (raw - np.nanmean(raw, axis=0)) / np.nanstd(raw, axis=0)
     return np.nan_to_num(z, nan=0.0)
 

@@ -1,5 +1,6 @@
 """Chemical formulas, read in one place: the strict reader (:func:`parse`), the reduced :class:`Formula` and its
-formula type (anonymous formula), and the enumeration of a chemical system's compositions (:func:`compositions`).
+formula type (anonymous formula), the enumeration of a chemical system's compositions (:func:`compositions`), and
+the one element table the encoders and predictors read element properties from (:func:`element_values`).
 
 Encoders, predictors, datasets, identify and screening all read formulas through here, so a formula means the
 same everywhere and a bad one is the same one-line :class:`EncodingError` everywhere.
@@ -228,6 +229,50 @@ def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> list[Formula]
 @functools.cache
 def _atomic_number(symbol: str) -> int:
     return Element(symbol).Z
+
+
+# --- element properties ------------------------------------------------------------------------------------------
+
+def _valence(shell: str):
+    def count(element: Element) -> float:
+        # The orbitals after the noble-gas core, e.g. Fe "[Ar].3d6.4s2": s=2, d=6 (Magpie's NsValence...).
+        orbitals = [o for o in element.electronic_structure.split(".") if not o.startswith("[")]
+        return float(sum(int(o[2:]) for o in orbitals if o[1] == shell))
+    return count
+
+
+ELEMENT_PROPERTIES = {  # how each element property is read from a pymatgen Element (None: pymatgen has no value)
+    "Z": lambda e: e.Z,
+    "atomic_mass": lambda e: e.atomic_mass,
+    "row": lambda e: e.row,
+    "group": lambda e: e.group,
+    "mendeleev_no": lambda e: e.mendeleev_no,
+    "electronegativity": lambda e: e.X,
+    "atomic_radius": lambda e: e.atomic_radius,
+    "radius": lambda e: e.atomic_radius or e.atomic_radius_calculated or e.van_der_waals_radius,
+    "melting_point": lambda e: e.melting_point,
+    "molar_volume": lambda e: e.molar_volume,
+    "valence_s": _valence("s"),
+    "valence_p": _valence("p"),
+    "valence_d": _valence("d"),
+    "valence_f": _valence("f"),
+}
+
+
+@functools.cache
+def element_values(names: tuple[str, ...], last: int = N_ELEMENTS) -> np.ndarray:
+    """The element table: ``(last, len(names))``, the named :data:`ELEMENT_PROPERTIES` of the elements from H to
+    atomic number ``last``, as pymatgen gives them, NaN where it has none (noble gases' electronegativity). Shared:
+    callers copy before changing it."""
+    table = np.full((last, len(names)), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymatgen's notes on the properties it lacks
+        for z in range(1, last + 1):
+            element = Element.from_Z(z)
+            for j, name in enumerate(names):
+                value = ELEMENT_PROPERTIES[name](element)
+                table[z - 1, j] = np.nan if value is None else float(value)
+    return table
 
 
 # --- the compositions of a chemical system -----------------------------------------------------------------------

@@ -6,14 +6,13 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import warnings
 
 import numpy as np
 
-from xrdzoo.formulas import N_ELEMENTS, Formula
+from xrdzoo.formulas import Formula, element_values
 
 N_SCALED = 94  # H..Pu, every element of MP's ternaries: the element table's columns are scaled over these
-PROPERTIES = ("electronegativity", "radius", "mendeleev", "row", "group", "Z")
+PROPERTIES = ("electronegativity", "radius", "mendeleev_no", "row", "group", "Z")  # xrdzoo.formulas.element_values
 
 
 @functools.cache
@@ -28,19 +27,9 @@ def element_table() -> np.ndarray:
 @functools.cache
 def element_properties() -> np.ndarray:
     """The unscaled :func:`element_table`: radii in Angstrom."""
-    from pymatgen.core import Element
-
-    rows = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pymatgen warns for the noble gases' missing electronegativity
-        for z in range(1, N_ELEMENTS + 1):
-            e = Element.from_Z(z)
-            x = e.X if e.X == e.X else 0.0
-            radius = e.atomic_radius or e.atomic_radius_calculated or e.van_der_waals_radius
-            mendeleev = e.mendeleev_no
-            rows.append([x, np.nan if radius is None else float(radius),
-                         np.nan if mendeleev is None else float(mendeleev), e.row, e.group, z])
-    return np.array(rows, dtype=float)
+    table = element_values(PROPERTIES).copy()
+    table[:, 0] = np.nan_to_num(table[:, 0])  # no electronegativity (noble gases): 0
+    return table
 
 
 def unknown_properties(formula: Formula) -> str | None:
