@@ -29,7 +29,8 @@ from tqdm import tqdm
 from common import SHARED_CSV, markdown_table, write_results
 import xrdzoo
 from xrdzoo.data import in_subset, split_of, structures_of
-from xrdzoo.identify import DEFAULT_MAX_ATOMS, Scorer, compositions, rank
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
+from xrdzoo.identify import Scorer, rank
 from xrdzoo.measured import measured_looking, read_measurement, write_xy
 from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.profiles import Profile, wavelength
@@ -75,7 +76,8 @@ def measurement(structure, rng: np.random.Generator, mo_share: float) -> Pattern
     """A measured-looking pattern of a structure (see the module docstring)."""
     tube = "MoKa" if rng.random() < mo_share else "CuKa"
     line = wavelength(tube)
-    two_theta, intensities, _ = reflections(structure, "fast", line)
+    peaks = reflections(structure, "fast", line)
+    two_theta, intensities = peaks.two_theta, peaks.intensities
     profile = Profile("pseudo-voigt", caglioti=(rng.uniform(0.005, 0.03), rng.uniform(-0.01, 0.0),
                                                 rng.uniform(0.005, 0.02)), eta=rng.uniform(0.2, 0.8), doublet=True)
     return measured_looking(Pattern(two_theta, intensities, line), GRID, profile, rng,

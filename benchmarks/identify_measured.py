@@ -33,7 +33,8 @@ from tqdm import tqdm
 from common import ROOT, SHARED_CSV, markdown_table, write_results
 import xrdzoo
 from xrdzoo.data import split_of, structures_of
-from xrdzoo.identify import DEFAULT_MAX_ATOMS, Scorer, compositions, rank
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
+from xrdzoo.identify import Scorer, rank
 from xrdzoo.measured import read_measurement
 from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.profiles import wavelength

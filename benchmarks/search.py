@@ -20,7 +20,8 @@ import numpy as np
 import xrdzoo
 from common import SHARED_CSV, markdown_table, write_results
 from identify import measurement, sample, system
-from xrdzoo.identify import DEFAULT_MAX_ATOMS, Scorer, compositions, rank
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
+from xrdzoo.identify import Scorer, rank
 from xrdzoo.screening import Pool
 from xrdzoo.search import search
 

@@ -47,7 +47,7 @@ import xrdzoo
 from accuracy import label, pairs
 from common import markdown_table, write_results
 from xrdzoo.data import BuildReport, _csv_candidates, _read_structure
-from xrdzoo.predictors.chemistry import formula_of
+from xrdzoo.formulas import formula_of
 from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
                                               substituted, substitutes)
 from xrdzoo.xrd.pattern import WAVELENGTH
@@ -77,7 +77,8 @@ def between(predicted: Structure, a: Structure, b: Structure) -> tuple[int, int]
     prediction's strongest reflections, by its hkl in the Niggli-reduced cell, against the same hkl of each end
     member's Niggli-reduced cell."""
     reduced = predicted.get_reduced_structure()
-    two_theta, intensities, labels = reflections(reduced, "pymatgen")
+    peaks = reflections(reduced, "pymatgen")
+    two_theta, intensities, labels = peaks.two_theta, peaks.intensities, peaks.hkls
     ends = [s.lattice.get_niggli_reduced_lattice() for s in (a, b)]
     inside = counted = 0
     for i in np.argsort(-intensities)[:MAIN_PEAKS]:

@@ -125,7 +125,7 @@ def peak_f1(model, data_path: str) -> dict:
 
     test = load_dataset(data_path).select("test")
     answers = {p: model.answer(test.formulas, precision=p) for p in PRECISIONS}
-    return {p: float(np.mean(f1(a.patterns, test.patterns[a.kept]))) for p, a in answers.items()}
+    return {p: float(np.mean(f1(a.patterns.intensities, test.patterns[a.kept]))) for p, a in answers.items()}
 
 
 def main() -> None:

@@ -33,7 +33,8 @@ from accuracy import label, pairs
 from common import markdown_table, write_results
 from xrdzoo.data import in_subset, load_dataset
 from xrdzoo.metrics import peak_f1, peak_precision, peak_recall
-from xrdzoo.predictors.chemistry import formula_of, mapping_cost
+from xrdzoo.formulas import formula_of
+from xrdzoo.predictors.chemistry import mapping_cost
 from xrdzoo.xrd.simulate import simulate_cell
 
 ORACLE_K = (1, 5, 10, 20)
@@ -73,12 +74,12 @@ def by_type(data_path: str, model_name: str, sample_size: int) -> None:
         scores = np.array([cands[0].score if cands[0].score is not None else np.nan for cands in ranked])
         row = {"type": kind, "test formulas": len(typed), "sample": len(sample),
                "retrieval F1": float(peak_f1(copied, truth).mean()),
-               "default F1": float(peak_f1(first.patterns, truth).mean())}
+               "default F1": float(peak_f1(first.patterns.intensities, truth).mean())}
         row["gain"] = row["default F1"] - row["retrieval F1"]
         row |= {"retrieval recall": float(peak_recall(copied, truth).mean()),
-                "default recall": float(peak_recall(first.patterns, truth).mean()),
+                "default recall": float(peak_recall(first.patterns.intensities, truth).mean()),
                 "retrieval precision": float(peak_precision(copied, truth).mean()),
-                "default precision": float(peak_precision(first.patterns, truth).mean())}
+                "default precision": float(peak_precision(first.patterns.intensities, truth).mean())}
         row |= {f"best of {k}": float(np.mean([f[:k].max() for f in f1s])) for k in BEST_OF}
         row |= {"mean first score": float(np.nanmean(scores)) if np.isfinite(scores).any() else None,
                 "share first matched": float(np.mean([f[0] >= 0.8 for f in f1s])), "formulas/s": speed}

@@ -31,5 +31,5 @@ def test_the_network_meets_the_predictor_contract_and_fitted_backbones_say_so(ba
         model.backbone.fit(model.encoder.encode(["SrTiO3", "KCl"]), torch.rand(2, 1024))
     answers = model.answer(["BaTiO3", "Qq2O", "NaCl"])  # one encoding pass: what it kept, what it refused and why
     assert answers.kept == [0, 2] and list(answers.refused) == ["Qq2O"] and "Qq" in answers.refused["Qq2O"]
-    assert np.allclose(answers.patterns, model.predict(["BaTiO3", "NaCl"]), atol=1e-4)
+    assert np.allclose(answers.patterns.intensities, model.predict(["BaTiO3", "NaCl"]), atol=1e-4)
     assert answers.how == [f"network fraction + {backbone}, from the formula alone"] * 2

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import xrdzoo
 from xrdzoo import checkpoint
 from xrdzoo.cli import app
-from xrdzoo.encoders import ALL_ELEMENTS, KNOWN_SYMBOLS, EncodingError, parse
+from xrdzoo.formulas import ALL_ELEMENTS, KNOWN_SYMBOLS, EncodingError, parse
 from xrdzoo.errors import XRDZooError
 
 
@@ -69,15 +69,15 @@ def test_brackets_hydrates_and_fractions_read_as_written(formula, expected):
 
 
 def test_a_bare_string_is_one_formula(model):
-    assert xrdzoo.predict("CO", model).shape == (1, 1024)
-    assert xrdzoo.predict("BaTiO3", model).shape == (1, 1024)
-    assert np.array_equal(xrdzoo.predict("BaTiO3", model), xrdzoo.predict(["BaTiO3"], model))
+    assert xrdzoo.predict("CO", model).intensities.shape == (1, 1024)
+    assert xrdzoo.predict("BaTiO3", model).intensities.shape == (1, 1024)
+    assert np.array_equal(xrdzoo.predict("BaTiO3", model).intensities, xrdzoo.predict(["BaTiO3"], model).intensities)
 
 
 def test_answer_reports_an_absurd_count_instead_of_overflowing(model):
     answers = model.answer(["BaTiO3", "Ba1e400TiO3"])
     assert answers.kept == [0] and "not a finite number" in answers.refused["Ba1e400TiO3"]
-    assert np.array_equal(answers.patterns, model.predict(["BaTiO3"]))
+    assert np.array_equal(answers.patterns.intensities, model.predict(["BaTiO3"]))
 
 
 @pytest.mark.parametrize("formula, reason", [("Ba1e400TiO3", "not a finite number"), ("BaTIO3", "did you mean Ti?"),
@@ -150,8 +150,8 @@ def test_fuzz_formulas_are_read_exactly_or_refused_with_a_value_error(model):
         assert not trap, f"{formula!r} was read as {composition} instead of refused"
         assert _fractions(composition) == pytest.approx(_fractions(amounts)), formula
         if set(composition) <= set(ALL_ELEMENTS):  # the model's vocabulary (H..Pu): it answers
-            assert answers.kept == [0] and np.isfinite(answers.patterns).all()
-            assert np.array_equal(answers.patterns, xrdzoo.predict(formula, model))
+            assert answers.kept == [0] and np.isfinite(answers.patterns.intensities).all()
+            assert np.array_equal(answers.patterns.intensities, xrdzoo.predict(formula, model).intensities)
         else:  # an element beyond it (Am..Og): refused, saying which
             assert "is not among this encoder's 94 elements" in answers.refused[formula]
             beyond += 1

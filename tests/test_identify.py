@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from conftest import prototype_structures
 from xrdzoo.cli import app
 from xrdzoo.contracts import Answers
-from xrdzoo.identify import Scorer, compositions, known_structures, rank, written
+from xrdzoo.formulas import compositions, written
+from xrdzoo.identify import Scorer, known_structures, rank
 from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo.xrd.pattern import Pattern, parse_grid
 from xrdzoo.xrd.profiles import Profile, wavelength
@@ -21,7 +22,7 @@ GRID = parse_grid("10:80:0.02")
 
 def measured(formula: str, tube: str = "CuKa", shift: float = 0.12, seed: int = 0) -> Pattern:
     line = wavelength(tube)
-    peaks = Pattern(*reflections(STRUCTURES[formula], "fast", line)[:2], wavelength=line)
+    peaks = reflections(STRUCTURES[formula], "fast", line)
     profile = Profile("pseudo-voigt", caglioti=(0.02, -0.01, 0.01), doublet=True)
     return measured_looking(peaks, GRID, profile, np.random.default_rng(seed), zero_shift=shift)
 
@@ -40,13 +41,13 @@ def test_score_finds_the_zero_shift():
     scorer = Scorer()
     grid, curve = scorer.window(m, (0.0, 180.0))
     assert grid[0] == pytest.approx(10) and grid[-1] == pytest.approx(80, abs=0.02)
-    truth = Pattern(*reflections(STRUCTURES["SrTiO3"])[:2])
-    other = Pattern(*reflections(STRUCTURES["MgAl2O4"])[:2])  # another structure type
+    truth = reflections(STRUCTURES["SrTiO3"])
+    other = reflections(STRUCTURES["MgAl2O4"])  # another structure type
     (best,), (shift,), _ = scorer.score(grid, curve, truth)
     (worse,), _, _ = scorer.score(grid, curve, other)
     assert best > 0.9 and shift == pytest.approx(0.12, abs=0.021) and worse < best - 0.2
     # the same structure with a cell 1.25% too large (SrZrO3's prototype): only the strain search recovers it
-    strained = Pattern(*reflections(STRUCTURES["SrZrO3"])[:2])
+    strained = reflections(STRUCTURES["SrZrO3"])
     (rigid,), _, _ = Scorer(max_strain=0).score(grid, curve, strained)
     (tolerant,), _, _ = scorer.score(grid, curve, strained)
     assert tolerant > 0.9 and rigid < tolerant - 0.2

@@ -13,7 +13,7 @@ import xrdzoo
 from xrdzoo.identify import Scorer
 from xrdzoo.metrics import peak_f1, peak_precision, peak_recall, pick_peaks, score_patterns
 from xrdzoo.predictors import template
-from xrdzoo.predictors.chemistry import formula_of
+from xrdzoo.formulas import formula_of
 from xrdzoo.prediction import peak_rows
 from xrdzoo.xrd.pattern import TWO_THETA, WAVELENGTH, Pattern, d_spacing, two_theta_at
 from xrdzoo.xrd.profiles import Profile
@@ -150,9 +150,11 @@ def test_the_simulator_puts_nacl_and_batio3_strongest_peaks_where_they_are_measu
                                        [[0, 0, 0], [0.5, 0.5, 0.515], [0.5, 0.5, -0.025], [0.5, 0, 0.486]])
     # measured (Cu K-alpha): NaCl (200) at 31.69 degrees, BaTiO3's (101)/(110) pair at 31.5-31.6
     for structure, known in ((nacl, 31.69), (batio3, 31.55)):
-        two_theta, intensities, _ = reflections(structure, simulator, WAVELENGTH)
+        peaks = reflections(structure, simulator, WAVELENGTH)
+        two_theta, intensities = peaks.two_theta, peaks.intensities
         assert abs(_strongest(two_theta, intensities) - known) < 0.3, structure.composition.reduced_formula
-    two_theta, intensities, _ = reflections(nacl, simulator, WAVELENGTH)
+    peaks = reflections(nacl, simulator, WAVELENGTH)
+    two_theta, intensities = peaks.two_theta, peaks.intensities
     assert _strongest(two_theta, intensities) == pytest.approx(_bragg(5.640 / 2), abs=0.01)  # (200), d = a/2
 
 
@@ -165,7 +167,7 @@ KNOWN = {"SrTiO3": _bragg(3.905 / 2**0.5), "BaZrO3": _bragg(4.193 / 2**0.5), "La
 def test_the_default_puts_known_compounds_strongest_peaks_within_0_3_degrees(default):
     answers = default.answer(list(KNOWN))
     assert answers.kept == [0, 1, 2]
-    patterns = Pattern.from_frame(answers.patterns)
+    patterns = answers.patterns
     for i, (formula, known) in enumerate(KNOWN.items()):
         assert answers.how[i].startswith("known structure mp-")  # its own (ground-state) structure
         rows = peak_rows(patterns[i])
@@ -178,7 +180,7 @@ def test_the_default_on_batio3_and_nacl_today(default):
     BaTiO3 (R3m) within 0.3 degrees of the measured 31.55; NaCl (Fm-3m) 0.3-0.5 degrees above the measured 31.69
     (halite's (200) at a = 5.640 A): the DFT cell is about 1% small."""
     answers = default.answer(["BaTiO3", "NaCl"])
-    patterns = Pattern.from_frame(answers.patterns)
+    patterns = answers.patterns
     top = [max(peak_rows(patterns[i]), key=lambda row: row["intensity"])["two_theta"] for i in range(2)]
     assert answers.how[0].startswith("known structure mp-5020, space group 160")
     assert answers.how[1].startswith("known structure mp-22862, space group 225")

@@ -339,7 +339,7 @@ def test_train_with_example_components(example_site, request, tmp_path):
 def test_type_mean_meets_the_predictor_contract(example, tiny_dataset, tmp_path):
     from xrdzoo import contracts
     from xrdzoo.data import load_dataset
-    from xrdzoo.model import create_predictor
+    from xrdzoo.builder import create_predictor
 
     member = create_predictor("type_mean")
     assert isinstance(member, contracts.FittedPredictor)
@@ -350,13 +350,13 @@ def test_type_mean_meets_the_predictor_contract(example, tiny_dataset, tmp_path)
     answers = member.answer(["SrZrO3", "Qq2O", "Fe2O3"])
     assert answers.kept == [0, 2] and "Qq" in answers.refused["Qq2O"]
     assert answers.how[0].startswith("mean of ") and answers.how[1].startswith("type 2,3 unseen")
-    assert np.allclose(answers.patterns.max(axis=1), 100)
+    assert np.allclose(answers.patterns.intensities.max(axis=1), 100)
     again = checkpoint.read_model(checkpoint.save(tmp_path / "type_mean.safetensors", member))
-    assert np.array_equal(again.predict(["SrZrO3", "Fe2O3"]), answers.patterns)
+    assert np.array_equal(again.predict(["SrZrO3", "Fe2O3"]), answers.patterns.intensities)
 
 
 def _type(formula: str) -> tuple:
-    from xrdzoo.predictors.chemistry import formula_of
+    from xrdzoo.formulas import formula_of
 
     return formula_of(formula).kind
 

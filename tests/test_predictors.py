@@ -13,8 +13,9 @@ from xrdzoo.cli import app
 from xrdzoo.data import load_dataset
 from xrdzoo.encoders import EncodingError
 from xrdzoo.metrics import peak_f1
-from xrdzoo.model import create_predictor
-from xrdzoo.predictors.chemistry import formula_of, mapping_cost
+from xrdzoo.builder import create_predictor
+from xrdzoo.formulas import formula_of
+from xrdzoo.predictors.chemistry import mapping_cost
 from xrdzoo.xrd.simulate import simulate_cell
 
 runner = CliRunner()
@@ -106,7 +107,7 @@ def test_answer_refuses_unknown_elements_with_the_reason_and_predicts_the_rest(f
     member = fitted[name]
     answers = member.answer(["BaTiO3", "Qq2O", "NaCl"])
     assert answers.kept == [0, 2] and list(answers.refused) == ["Qq2O"] and "Qq" in answers.refused["Qq2O"]
-    assert np.array_equal(answers.patterns, member.predict(["BaTiO3", "NaCl"])) and len(answers.how) == 2
+    assert np.array_equal(answers.patterns.intensities, member.predict(["BaTiO3", "NaCl"])) and len(answers.how) == 2
     with pytest.raises(EncodingError, match="Qq"):
         member.predict(["BaTiO3", "Qq2O"])
 
@@ -155,8 +156,8 @@ def test_the_default_answers_formulas_the_networks_refuse():
     formulas = ["Al2(SO4)3", "Ag12SBr", "BaTiO3", "NaCl"]  # counts above 10; a binary
     answers = model.answer(formulas)
     assert answers.kept == [0, 1, 2, 3] and answers.refused == {}
-    patterns = xrdzoo.predict(formulas)
-    assert np.array_equal(answers.patterns, patterns) and np.allclose(patterns.max(axis=1), 100)
+    patterns = xrdzoo.predict(formulas).intensities
+    assert np.array_equal(answers.patterns.intensities, patterns) and np.allclose(patterns.max(axis=1), 100)
     ways = answers.how
     assert all(way.startswith(("template mp-", "known structure mp-", "no template of its formula type")) for way in ways)
     assert ways[3].startswith("known structure mp-22862, space group 225")  # rock salt: NaCl is a known compound
@@ -197,7 +198,7 @@ def test_a_known_compound_answers_with_every_polymorph_ground_state_first(polymo
     assert [c.source for c in nacl[:2]] == [data.ids[data.formulas.index("NaCl")], "mp-100"]
     assert nacl[0].how.startswith(f"known structure {nacl[0].source}, space group 225") and nacl[1].spacegroup == 221
     assert [c.score for c in nacl[:2]] == [1.0, 1.0] and "template" in nacl[2].how and 0 <= nacl[2].score <= 1
-    assert np.array_equal(answers.patterns[0], nacl[0].pattern) and answers.how[0] == nacl[0].how
+    assert np.array_equal(answers.patterns.intensities[0], nacl[0].pattern) and answers.how[0] == nacl[0].how
     truth = data.patterns[data.formulas.index("NaCl")]
     assert peak_f1(nacl[0].pattern[None], truth[None])[0] == pytest.approx(1.0)
     assert len(answers.candidates[1]) == 3 and answers.how == member.answer(["NaCl", "BaTiO3"]).how

@@ -17,7 +17,7 @@ from xrdzoo import checkpoint
 from xrdzoo.cli import app
 from xrdzoo.errors import InputError
 from xrdzoo import screening
-from xrdzoo.identify import compositions
+from xrdzoo.formulas import compositions
 from xrdzoo.screening import Pool, screen
 
 runner = CliRunner()

@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 from test_identify import STRUCTURES, SimulatingModel, measured
 from xrdzoo.cli import app
 from xrdzoo.errors import InputError
-from xrdzoo.identify import compositions, rank
+from xrdzoo.formulas import compositions
+from xrdzoo.identify import rank
 from xrdzoo.measured import write_xy
 from xrdzoo.screening import Pool
 from xrdzoo.search import search

@@ -27,8 +27,10 @@ PROTOTYPES = {
 
 
 def _assert_agree(structure):
-    fast_x, fast_y, fast_hkl = reflections(structure, "fast")
-    ref_x, ref_y, ref_hkl = reflections(structure, "pymatgen")
+    peaks = reflections(structure, "fast")
+    fast_x, fast_y, fast_hkl = peaks.two_theta, peaks.intensities, peaks.hkls
+    peaks = reflections(structure, "pymatgen")
+    ref_x, ref_y, ref_hkl = peaks.two_theta, peaks.intensities, peaks.hkls
     assert fast_hkl is None and len(ref_hkl) == len(ref_x)
     assert len(fast_x) == len(ref_x)
     assert np.abs(fast_x - ref_x).max() < 0.01
@@ -53,7 +55,8 @@ def test_low_symmetry_cell_agrees():
 def test_positions_follow_braggs_law():
     """NaCl (fcc): reflections where h, k, l are all even or all odd, at 2 asin(lambda / 2d), d = a / |hkl|."""
     a = 5.64
-    two_theta, intensities, _ = reflections(PROTOTYPES["NaCl"]())
+    peaks = reflections(PROTOTYPES["NaCl"]())
+    two_theta, intensities = peaks.two_theta, peaks.intensities
     allowed = {h * h + k * k + l * l for h, k, l in itertools.product(range(12), repeat=3)
                if (h % 2 == k % 2 == l % 2) and 0 < h * h + k * k + l * l <= (2 * a / WAVELENGTH) ** 2}
     expected = np.degrees(2 * np.arcsin(WAVELENGTH * np.sqrt(sorted(allowed)) / (2 * a)))

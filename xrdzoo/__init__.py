@@ -8,11 +8,12 @@ from xrdzoo.version import __version__
 
 DEFAULT_MODEL = "template_learned.mp_all"  # the shipped weights `xrdzoo predict` uses unless told otherwise
 
-import numpy as np  # noqa: E402
-
 from xrdzoo import registry  # noqa: E402
 from xrdzoo.contracts import Predictor  # noqa: E402
-from xrdzoo.model import XRDModel, create_model, create_predictor  # noqa: E402
+from xrdzoo.builder import create_model, create_predictor  # noqa: E402
+from xrdzoo.model import XRDModel  # noqa: E402
+from xrdzoo.xrd.frame import Frame  # noqa: E402
+from xrdzoo.xrd.pattern import Pattern  # noqa: E402
 
 list_encoders = partial(registry.list_names, "encoders")
 list_backbones = partial(registry.list_names, "backbones")
@@ -36,13 +37,19 @@ def load(name_or_path: str) -> Predictor:
     return member
 
 
-def predict(formulas: list[str] | str, model: str | Predictor = DEFAULT_MODEL) -> np.ndarray:
-    """Predicted XRD patterns ``(n, 1024)`` over 2-theta 0..180 degrees (max 100) for chemical formulas; a single
-    string is one formula (``n = 1``)."""
+def predict(formulas: list[str] | str, model: str | Predictor = DEFAULT_MODEL, frame: Frame | None = None,
+            batch_size: int = 64, precision: str = "float32") -> Pattern:
+    """Predicted XRD patterns of chemical formulas as one batch :class:`Pattern` (``len`` n; a single string is one
+    formula, n = 1): on the model frame (Cu K-alpha, 1,024 bins over 2-theta 0..180 degrees, each row's largest
+    100; ``.intensities`` is the ``(n, N_POINTS)`` array), or drawn on ``frame``, e.g. ``Frame.of("MoKa",
+    fwhm=0.1)``, as ``xrdzoo predict --wavelength MoKa --fwhm 0.1`` writes them. Raises
+    ``xrdzoo.encoders.EncodingError`` at the first formula the model cannot take."""
     formulas = [formulas] if isinstance(formulas, str) else list(formulas)
-    return (load(model) if isinstance(model, str) else model).predict(formulas)
+    member = load(model) if isinstance(model, str) else model
+    patterns = Pattern.from_frame(member.predict(formulas, batch_size, precision))
+    return patterns if frame is None else frame.draw(patterns)
 
 
-__all__ = ["XRDModel", "create_model", "create_predictor", "load", "predict", "DEFAULT_MODEL", "list_encoders",
-           "list_backbones", "list_predictors", "list_losses", "list_metrics", "list_weights", "registry",
-           "__version__"]
+__all__ = ["XRDModel", "create_model", "create_predictor", "load", "predict", "Frame", "Pattern", "DEFAULT_MODEL",
+           "list_encoders", "list_backbones", "list_predictors", "list_losses", "list_metrics", "list_weights",
+           "registry", "__version__"]

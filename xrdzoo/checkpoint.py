@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 from xrdzoo.contracts import FittedBackbone, FittedPredictor
 from xrdzoo.errors import InputError
 from xrdzoo.files import atomic_path
-from xrdzoo.model import XRDModel, from_config
+from xrdzoo.builder import from_config
+from xrdzoo.model import XRDModel
 from xrdzoo.registry import PluginError
 from xrdzoo.version import __version__
 

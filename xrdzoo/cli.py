@@ -6,7 +6,6 @@ import fnmatch
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,9 +14,9 @@ from typer.core import TyperGroup
 
 import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
-from xrdzoo.errors import XRDZooError, at_least_one
+from xrdzoo.errors import XRDZooError, at_least_one, first_line
 from xrdzoo.files import atomic_path, refuse_overwrite
-from xrdzoo.identify import DEFAULT_MAX_ATOMS
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS
 from xrdzoo.plot import plot_patterns
 
 
@@ -37,7 +36,7 @@ class _Group(TyperGroup):
         except USER_ERRORS as error:
             if os.environ.get("XRDZOO_DEBUG"):
                 raise
-            typer.echo(f"Error: {str(error).splitlines()[0] if str(error) else repr(error)}", err=True)
+            typer.echo(f"Error: {first_line(error)}", err=True)
             raise typer.Exit(1) from error
 
 
@@ -121,54 +120,18 @@ _CAGLIOTI = typer.Option(help="peak widths by Caglioti U,V,W (degrees^2), e.g. 0
 _DOUBLET = typer.Option(help="split peaks into K-alpha1 and K-alpha2 (2:1); needs a tube name and a width")
 
 
-@dataclass(frozen=True)
-class _Frame:
-    """Where simulate and predict put their patterns: wavelength, 2-theta grid (None: the model frame's bins), axis
-    and peak profile (None: peaks, drawn as sticks)."""
+def _write_and_plot(frame, output, plot, names: list[str], patterns, source: str, title: str,
+                    also: Optional[dict] = None) -> None:
+    """Write the drawn ``patterns`` (one per name) to ``output`` on the frame's axis and plot them, with the ``also``
+    patterns ({label: Pattern}, drawn on the frame too), to ``plot``."""
+    from xrdzoo.prediction import write_patterns
 
-    wavelength: float
-    grid: Optional[object]
-    axis: str
-    profile: Optional[object]
-
-    @classmethod
-    def of(cls, wavelength, two_theta, axis, shape, fwhm, caglioti, doublet) -> "_Frame":
-        from xrdzoo.xrd.pattern import AXES, parse_grid
-        from xrdzoo.xrd.profiles import Profile, wavelength as wavelength_of
-
-        if axis not in AXES:
-            raise typer.BadParameter(f"choose one of: {', '.join(AXES)}", param_hint="--axis")
-        if doublet and fwhm is None and caglioti is None:
-            raise typer.BadParameter("the doublet needs a peak width: add --fwhm or --caglioti", param_hint="--doublet")
-        try:
-            widths = None if caglioti is None else tuple(float(v) for v in caglioti.split(","))
-        except ValueError:
-            raise typer.BadParameter(f"{caglioti!r} is not three numbers U,V,W", param_hint="--caglioti") from None
-        profile = None if fwhm is None and widths is None else Profile(shape, fwhm, widths, doublet=doublet)
-        return cls(wavelength_of(wavelength or "CuKa"), None if two_theta is None else parse_grid(two_theta), axis,
-                   profile)
-
-    def draw(self, pattern):
-        """A Pattern (one or a batch) at this wavelength, on this grid, with this profile; a model-frame pattern
-        that none of them changes comes back as it is."""
-        if pattern.wavelength != self.wavelength:
-            pattern = pattern.at_wavelength(self.wavelength)
-        if pattern.on_frame and self.grid is None and self.profile is None:
-            return pattern
-        return pattern.resampled(self.grid, self.profile)
-
-    def write_and_plot(self, output, plot, names: list[str], patterns, source: str, title: str,
-                       also: Optional[dict] = None) -> None:
-        """Write the drawn ``patterns`` (one per name) to ``output`` and plot them, with the ``also`` patterns
-        ({label: Pattern}, drawn on this frame too), to ``plot``."""
-        from xrdzoo.prediction import write_patterns
-
-        if output:
-            typer.echo(f"wrote {', '.join(map(str, write_patterns(output, names, patterns, self.axis)))}")
-        if plot:
-            curves = {f"{name} {source}": patterns[i] for i, name in enumerate(names)}
-            curves |= {label: self.draw(pattern) for label, pattern in (also or {}).items()}
-            typer.echo(f"wrote {plot_patterns(plot, curves, title, self.axis, sticks=self.profile is None)}")
+    if output:
+        typer.echo(f"wrote {', '.join(map(str, write_patterns(output, names, patterns, frame.axis)))}")
+    if plot:
+        curves = {f"{name} {source}": patterns[i] for i, name in enumerate(names)}
+        curves |= {label: frame.draw(pattern) for label, pattern in (also or {}).items()}
+        typer.echo(f"wrote {plot_patterns(plot, curves, title, frame.axis, sticks=frame.profile is None)}")
 
 # --- xrd: simulate ----------------------------------------------------------------------------
 
@@ -190,21 +153,19 @@ def simulate_command(
 ) -> None:
     """Simulate a structure's powder XRD pattern (Cu K-alpha or --wavelength, 2-theta 0..180): peak list, pattern, plot."""
     from xrdzoo.xrd import simulate as xrd
-    from xrdzoo.xrd.pattern import Pattern, d_spacing
+    from xrdzoo.xrd.frame import Frame
     from xrdzoo.xrd.profiles import radiation
 
     refuse_overwrite([structure_file], output=output, plot=plot)
     structure = xrd.read_structure(structure_file)
-    frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)
+    frame = Frame.of(wavelength or "CuKa", two_theta, axis, profile, fwhm, caglioti, doublet)
     formula = structure.composition.reduced_formula
-    two_theta, intensities, hkls = xrd.reflections(structure, simulator, frame.wavelength)
+    peaks = xrd.reflections(structure, simulator, frame.wavelength)
     rows = [{"two_theta": f"{t:.3f}", "intensity": f"{i:.2f}", "d_spacing": f"{d:.4f}", "hkl": h}
-            for t, i, d, h in zip(two_theta, intensities, d_spacing(two_theta, frame.wavelength),
-                                  hkls or [""] * len(two_theta))]
+            for t, i, d, h in zip(peaks.two_theta, peaks.intensities, peaks.d, peaks.hkls or [""] * len(peaks.d))]
     typer.echo(f"{formula}: {len(rows)} peaks ({simulator} simulator, {radiation(frame.wavelength)})")
-    _print_table(rows, ["two_theta", "intensity", "d_spacing"] + (["hkl"] if hkls else []))
-    pattern = frame.draw(Pattern(two_theta, intensities[None], frame.wavelength))
-    frame.write_and_plot(output, plot, [formula], pattern, f"({simulator})", structure_file.name)
+    _print_table(rows, ["two_theta", "intensity", "d_spacing"] + (["hkl"] if peaks.hkls else []))
+    _write_and_plot(frame, output, plot, [formula], frame.draw(peaks[None]), f"({simulator})", structure_file.name)
 
 # --- data: build ------------------------------------------------------------------------------
 
@@ -375,10 +336,11 @@ def predict(
     import numpy as np
 
     from xrdzoo import prediction as api
+    from xrdzoo.xrd.frame import Frame
     from xrdzoo.xrd.pattern import Pattern
 
     refuse_overwrite([from_file, true], output=output, plot=plot)
-    frame = _Frame.of(wavelength, two_theta, axis, profile, fwhm, caglioti, doublet)  # options checked first
+    frame = Frame.of(wavelength or "CuKa", two_theta, axis, profile, fwhm, caglioti, doublet)  # options checked first
     at_least_one(batch_size, "batch_size")  # also for members that do not batch
     if from_file is not None or elements_pool is not None:
         from xrdzoo.screening import Pool, screen
@@ -397,10 +359,9 @@ def predict(
     answers = member.answer(formulas, batch_size, precision, top=top)
     if answers.refused:
         raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")
-    predicted = Pattern.from_frame(answers.patterns)
     names, patterns = [], []
     for i, (formula, candidates) in enumerate(zip(formulas, answers.ranked())):
-        typer.echo(api.peak_table(formula, predicted[i], threshold, frame.wavelength)
+        typer.echo(api.peak_table(formula, answers.patterns[i], threshold, frame.wavelength)
                    + f"\n  answered by: {candidates[0].how}")
         if top > 1:
             _print_table([{"rank": k + 1, "score": "-" if c.score is None else f"{c.score:.2f}",
@@ -409,8 +370,8 @@ def predict(
         names += [formula] if top == 1 else [f"{formula} #{k + 1} {c.source}" for k, c in enumerate(candidates)]
         patterns += [c.pattern for c in candidates[:top]]
     also = {f"{true.name} (simulated)": api.simulated_pattern(true, frame.wavelength)} if true else None
-    frame.write_and_plot(output, plot, names, frame.draw(Pattern.from_frame(np.array(patterns))), "(predicted)",
-                         model, also)
+    _write_and_plot(frame, output, plot, names, frame.draw(Pattern.from_frame(np.array(patterns))), "(predicted)",
+                    model, also)
 
 # --- hub: download, cache ---------------------------------------------------------------------
 
@@ -569,7 +530,8 @@ def identify(
 ) -> None:
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
-    from xrdzoo.identify import Scorer, compositions, known_structures, rank, solid_solutions
+    from xrdzoo.formulas import compositions
+    from xrdzoo.identify import Scorer, known_structures, rank, solid_solutions
     from xrdzoo.measured import read_measurement
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 

@@ -2,7 +2,8 @@
 
 docs/architecture.md and docs/plugins.md describe them in words; these are what type checkers and ``isinstance``
 see. Meeting a contract needs no base class; the one thing a component imports from here is :class:`Answers`, the
-value a predictor returns.
+value a predictor returns (its patterns a batch :class:`~xrdzoo.xrd.pattern.Pattern`, so this module sits on the
+xrd layer).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
+import numpy as np
 
-    from xrdzoo.data import Dataset
+from xrdzoo.xrd.pattern import N_POINTS, Pattern
+
+if TYPE_CHECKING:
+    import torch
 
 
 @runtime_checkable
@@ -40,14 +42,14 @@ class FittedBackbone(Protocol):
 
 
 class Loss(Protocol):
-    """``loss(pred, true)``: a scalar tensor from two ``(n, 1024)`` batches on the 0..1 scale."""
+    """``loss(pred, true)``: a scalar tensor from two ``(n, N_POINTS)`` batches on the 0..1 scale."""
 
     def __call__(self, pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor: ...
 
 
 class Metric(Protocol):
-    """``metric(pred, true)``: one value per pattern pair, ``(n,)``, from ``(n, 1024)`` arrays on the 0..100 scale;
-    an attribute ``takes_modes = False`` makes ``evaluate`` score it once instead of in each mode."""
+    """``metric(pred, true)``: one value per pattern pair, ``(n,)``, from ``(n, N_POINTS)`` model-frame arrays on
+    the 0..100 scale; an attribute ``takes_modes = False`` makes ``evaluate`` score it once instead of in each mode."""
 
     def __call__(self, pred: np.ndarray, true: np.ndarray) -> np.ndarray: ...
 
@@ -65,9 +67,9 @@ class Weight(Protocol):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One ranked answer for one formula: its ``pattern`` ``(1024,)`` (0..100), the ``spacegroup`` of the structure it
-    came from (0: none or unknown), its ``source`` (a material id, or the network), ``how`` it was made, and its
-    ``score``: the calibrated chance that it matches the formula's true pattern (peak F1 >= 0.8), 1 for a known
+    """One ranked answer for one formula: its ``pattern`` ``(N_POINTS,)`` (0..100), the ``spacegroup`` of the
+    structure it came from (0: none or unknown), its ``source`` (a material id, or the network), ``how`` it was made,
+    and its ``score``: the calibrated chance that it matches the formula's true pattern (peak F1 >= 0.8), 1 for a known
     structure of the formula itself, None where the member has no calibrated score."""
 
     pattern: np.ndarray
@@ -80,30 +82,33 @@ class Candidate:
 @dataclass(frozen=True)
 class Answers:
     """What a zoo member made of a batch of formulas, in one pass: the indices of those it ``kept``, the reason it
-    ``refused`` each of the others ({formula as given: one-line reason}), the ``patterns`` of the kept ones
-    (``(len(kept), 1024)``, 0..100) and ``how`` each was made (one line each, e.g. which template). ``candidates``,
-    where the member ranks several answers (``answer(..., top=K)``), holds up to K :class:`Candidate` per kept
-    formula, best first; ``patterns`` and ``how`` are the first ones'."""
+    ``refused`` each of the others ({formula as given: one-line reason}), the ``patterns`` of the kept ones (a batch
+    :class:`Pattern` on the model frame, ``len(kept)`` rows of 0..100; a member may give the ``(len(kept), N_POINTS)``
+    array, which becomes one) and ``how`` each was made (one line each, e.g. which template). ``candidates``, where
+    the member ranks several answers (``answer(..., top=K)``), holds up to K :class:`Candidate` per kept formula,
+    best first; ``patterns`` and ``how`` are the first ones'."""
 
     kept: list[int]
     refused: dict[str, str]
-    patterns: np.ndarray
+    patterns: Pattern
     how: list[str]
     candidates: list[list[Candidate]] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.patterns, Pattern):
+            object.__setattr__(self, "patterns", Pattern.from_frame(np.reshape(self.patterns, (-1, N_POINTS))))
 
     @classmethod
     def of(cls, kept: list[int], refused: dict[str, str], candidates: list[list[Candidate]]) -> Answers:
         """Answers from ranked candidates (at least one per kept formula)."""
-        import numpy as np
-
-        patterns = np.array([c[0].pattern for c in candidates] or np.zeros((0, 1024)), dtype=np.float32)
+        patterns = np.array([c[0].pattern for c in candidates] or np.zeros((0, N_POINTS)), dtype=np.float32)
         return cls(kept, refused, patterns, [c[0].how for c in candidates], candidates)
 
     def ranked(self) -> list[list[Candidate]]:
         """The candidates of each kept formula, best first: one each (no score) where the member ranks none."""
         if self.candidates is not None:
             return self.candidates
-        return [[Candidate(pattern, 0, "", how)] for pattern, how in zip(self.patterns, self.how)]
+        return [[Candidate(pattern, 0, "", how)] for pattern, how in zip(self.patterns.intensities, self.how)]
 
 
 @runtime_checkable
@@ -127,6 +132,7 @@ class Predictor(Protocol):
 @runtime_checkable
 class FittedPredictor(Predictor, Protocol):
     """A predictor fitted on a dataset's training split (its structures and patterns): ``retrieval``,
-    ``template``; ``fit`` returns JSON-able validation figures."""
+    ``template``; ``fit`` takes the training and validation ``xrdzoo.data.Dataset`` and returns JSON-able
+    validation figures."""
 
-    def fit(self, train: Dataset, val: Dataset | None = None, progress: bool = True) -> dict: ...
+    def fit(self, train: Any, val: Any = None, progress: bool = True) -> dict: ...

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xrdzoo.errors import InputError
+from xrdzoo.errors import InputError, first_line
 from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.version import __version__
 
@@ -95,7 +95,7 @@ def cell_of(structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Formulas and their simulated patterns ``(n, 1024)`` float32 on the 0..100 scale, with ids, space groups,
+    """Formulas and their simulated patterns ``(n, N_POINTS)`` float32 on the 0..100 scale, with ids, space groups,
     the split of each row and the settings it was built with. ``hash`` identifies the rows' content.
     ``structures`` holds each row's crystal structure (None in files of format 1, built before they were kept)."""
 
@@ -248,7 +248,7 @@ def in_subset(formula: str, subset: str | None) -> bool:
 def _in_subset(formula: str, subset: str) -> bool:
     from pymatgen.core import Composition
 
-    from xrdzoo.encoders import parse  # the strict reader: an EncodingError (a ValueError) names what is wrong
+    from xrdzoo.formulas import parse  # the strict reader: an EncodingError (a ValueError) names what is wrong
 
     amounts = dict(parse(formula))
     if subset == "quinary+":
@@ -505,14 +505,21 @@ def _csv_candidates(path: Path, subset: str | None, report: BuildReport, progres
             item = row["material_id"] or f"line {line}"
             if not _keep(row["formula"], subset, item, report):
                 continue
-            try:
-                candidate = _Candidate(row["material_id"] or f"line {line}", row["formula"], int(row["nsites"]),
-                                       _number(row.get("e_above_hull"), float), _number(row.get("spacegroup"), int),
-                                       row["cif"])
-            except (TypeError, ValueError) as error:
-                report.skip("bad_row", item, f"{error} (nsites, e_above_hull and spacegroup must be numbers)")
-                continue
-            offer(chosen, candidate)
+            candidate = _candidate(report, item, row["formula"], row["nsites"], row, row["cif"], "nsites, ")
+            if candidate is not None:
+                offer(chosen, candidate)
+
+
+def _candidate(report: BuildReport, item: str, formula: str, nsites, extra: dict, source,
+               numbers: str = "") -> _Candidate | None:
+    """The candidate of one row or structure (its optional numbers from ``extra``), or None, skipped as a bad row,
+    where ``nsites``, e_above_hull or spacegroup is not a number."""
+    try:
+        return _Candidate(item, formula, int(nsites), _number(extra.get("e_above_hull"), float),
+                          _number(extra.get("spacegroup"), int), source)
+    except (TypeError, ValueError) as error:
+        report.skip("bad_row", item, f"{error} ({numbers}e_above_hull and spacegroup must be numbers)")
+        return None
 
 
 def _number(value, kind):
@@ -538,13 +545,9 @@ def _structure_candidates(source: Path, kind: str, subset: str | None, report: B
         formula = structure.composition.reduced_formula
         if not _keep(formula, subset, item, report):
             continue
-        try:
-            candidate = _Candidate(item, formula, len(structure), _number(extra.get("e_above_hull"), float),
-                                   _number(extra.get("spacegroup"), int), structure)
-        except (TypeError, ValueError) as error:
-            report.skip("bad_row", item, f"{error} (e_above_hull and spacegroup must be numbers)")
-            continue
-        offer(chosen, candidate)
+        candidate = _candidate(report, item, formula, len(structure), extra, structure)
+        if candidate is not None:
+            offer(chosen, candidate)
 
 
 def _json_entries(path: Path) -> list[dict]:
@@ -581,11 +584,6 @@ def _map(function, items: list, workers: int, desc: str, progress: bool):
                 yield result
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
-
-
 def _read_structure(item):
     """(Structure, None) from what :func:`xrdzoo.xrd.simulate.read_structure` reads (a file path, CIF text, a
     Structure dict); (None, message) if it cannot be read: one unreadable row, not a failed build."""
@@ -598,7 +596,7 @@ def _read_structure(item):
                 return fast, None
         return read_structure(item), None
     except InputError as error:
-        return None, _first_line(error)
+        return None, first_line(error, named=True)
 
 
 _CIF_CELL = re.compile(r"^_cell_(length_a|length_b|length_c|angle_alpha|angle_beta|angle_gamma)\s+(\S+)\s*$", re.M)
@@ -654,7 +652,7 @@ def _simulate_candidate(job, simulator: str):
     try:
         pattern = simulate([structure], simulator)[0]
     except Exception as error:  # a SimulationError carries a reason; anything else is still one row, counted
-        return None, 0, None, getattr(error, "reason", "simulation_failed"), _first_line(error)
+        return None, 0, None, getattr(error, "reason", "simulation_failed"), first_line(error, named=True)
     return pattern, _spacegroup(structure) if spacegroup is None else spacegroup, cell_of(structure), None, None
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pooch
 import requests
 
-from xrdzoo.errors import InputError, XRDZooError
+from xrdzoo.errors import InputError, XRDZooError, first_line
 from xrdzoo.files import atomic_path
 
 HOME_ENV = "XRDZOO_HOME"
@@ -161,9 +161,8 @@ def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None
         if path.suffix == ".safetensors" or "/" in str(name_or_path) or os.sep in str(name_or_path):
             raise FileNotFoundError(f"checkpoint file {str(name_or_path)!r} does not exist; "
                                     "give an existing path or a weight name (see `xrdzoo list weights`)")
-    config = get_config(name_or_path)
-    cached = cache_dir() / config.file
-    if verify(cached, config):
+    config, cached, checked = _in_cache(name_or_path)
+    if checked:
         return cached
     damaged = cached.exists()
     if damaged:
@@ -175,6 +174,13 @@ def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None
         return config.shipped
     _refuse_offline(config, offline, damaged)
     return download(config, progress=progress)
+
+
+def _in_cache(name: str | WeightConfig) -> tuple[WeightConfig, Path, bool]:
+    """A weight's config, the path of its file in the cache, and whether a checked copy lies there."""
+    config = get_config(name)
+    path = cache_dir() / config.file
+    return config, path, verify(path, config)
 
 
 def _refuse_offline(config: WeightConfig, offline: bool | None, damaged: bool = False) -> None:
@@ -194,9 +200,8 @@ def download(name: str | WeightConfig, progress: bool = True, timeout: float = T
     into place only once its sha256 matches, so a failed or interrupted one leaves nothing behind and can simply be
     retried.
     """
-    config = get_config(name)
-    target = cache_dir() / config.file
-    if verify(target, config):
+    config, target, checked = _in_cache(name)
+    if checked:
         return target
     if config.shipped is not None and verify(config.shipped, config):
         with atomic_path(target) as partial:
@@ -236,7 +241,7 @@ def _reason(error: Exception, timeout: float) -> str:
         return "cannot connect (is the address right and the network up?)"
     if isinstance(error, ValueError) and "hash" in str(error):
         return "sha256 mismatch (the server sent other bytes)"
-    return f"{type(error).__name__}: {error}".splitlines()[0]
+    return first_line(error, named=True)
 
 
 # --- the cache's contents -------------------------------------------------------------------------------------

@@ -17,24 +17,21 @@ The score (``Scorer``), for a measurement and candidate patterns:
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
 from xrdzoo.errors import InputError
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions, written
 from xrdzoo.measured import background
+from xrdzoo.metrics import pearson
 from xrdzoo.xrd.pattern import N_POINTS, Pattern, full_scale
 from xrdzoo.xrd.profiles import MAX_FWHM, Profile
 
-DEFAULT_MAX_ATOMS = 16  # atoms per formula unit: 85% of the Materials Project ternaries have at most 16
 TOP = 10
 TIE_SCORE = 0.002  # answers closer than this in score, with curves correlated above TIE_CURVE, are one answer
 TIE_CURVE = 0.995
 MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or axis, not a shift
-MAX_CANDIDATES = 20_000  # formula units identify may enumerate (Ba,Ti,O up to 16 atoms: 560, 493 once reduced)
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,8 @@ class Ranking:
         groups: list[list[Match]] = []
         for match in self.matches:
             group = groups[-1] if groups else None
-            if group and group[0].score - match.score <= TIE_SCORE and _correlation(group[0].curve, match.curve) >= TIE_CURVE:
+            if group and group[0].score - match.score <= TIE_SCORE \
+                    and 1 - pearson([group[0].curve], [match.curve])[0] >= TIE_CURVE:
                 group.append(match)
             elif len(groups) == top:
                 break
@@ -90,24 +88,6 @@ class Ranking:
             lines.append(f"{i:>4}  {names:<20} {group[0].score:6.3f}  {margin}  {group[0].shift:+6.2f}  "
                          f"{', '.join(sources)}")
         return "\n".join(lines)
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    norm = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / norm) if norm > 0 else 0.0
-
-
-def written(formula: str, order: list[str] | None = None) -> str:
-    """A reduced formula as a chemist writes it: elements in ``order`` (then the rest as pymatgen orders them, by
-    electronegativity), integer counts, no brackets: ``written("Li(CoO3)2", ["Li", "Co", "O"])`` is ``LiCo2O6``,
-    ``written("TiFeO3", ["Fe", "Ti", "O"])`` is ``FeTiO3``."""
-    from pymatgen.core import Composition, Element
-
-    amounts = Composition(formula).reduced_composition.get_el_amt_dict()
-    known = [e for e in (order or []) if e in amounts]
-    rest = [e for e in sorted(amounts, key=lambda e: Element(e).X) if e not in known]
-    return "".join(e + (f"{amounts[e]:g}" if amounts[e] != 1 else "") for e in known + rest)
 
 
 @dataclass(frozen=True)
@@ -211,40 +191,14 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
                                           disable=not progress or not structures):
         try:
-            two_theta, intensities, _ = reflections(structure, "fast", measured.wavelength)
+            peaks = reflections(structure, "fast", measured.wavelength)
         except SimulationError as error:
             skipped[f"{formula} ({name})"] = str(error)
             continue
-        score, shift, drawn = scorer.score(grid, curve, Pattern(two_theta, intensities, measured.wavelength))
+        score, shift, drawn = scorer.score(grid, curve, peaks)
         matches.append(Match(formula, float(score[0]), float(shift[0]), f"known {name}", drawn[0]))
     matches.sort(key=lambda m: -m.score)
     return Ranking(matches, grid, curve, skipped)
-
-
-def compositions(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge_balanced: bool = False) -> list[str]:
-    """Every reduced formula with each of ``elements`` present and at most ``max_atoms`` atoms per formula unit,
-    sorted; with ``charge_balanced``, only those pymatgen's ``Composition.oxi_state_guesses`` can balance."""
-    from pymatgen.core import Element
-
-    elements = sorted({e.strip() for e in elements if e.strip()})
-    for symbol in elements:
-        if not Element.is_valid_symbol(symbol):
-            raise InputError(f"{symbol!r} is not an element symbol; give elements like Ba,Ti,O")
-    if len(elements) < 2:
-        raise InputError("give at least two elements, e.g. --elements Ba,Ti,O")
-    if max_atoms < len(elements):
-        raise InputError(f"--max-atoms {max_atoms} is fewer than the {len(elements)} elements")
-    if math.comb(max_atoms, len(elements)) > MAX_CANDIDATES:  # formula units with every element, before reducing
-        raise InputError(f"{len(elements)} elements with up to {max_atoms} atoms give about "
-                         f"{math.comb(max_atoms, len(elements)):.3g} candidate compositions, more than the "
-                         f"{MAX_CANDIDATES:,} identify predicts; lower --max-atoms")
-    formulas = []
-    for counts in itertools.product(range(1, max_atoms - len(elements) + 2), repeat=len(elements)):
-        if sum(counts) <= max_atoms and math.gcd(*counts) == 1:
-            formula = _formula(tuple(zip(elements, counts)))
-            if not charge_balanced or _balanced(formula):
-                formulas.append(formula)
-    return sorted(formulas)
 
 
 def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_MAX_ATOMS,
@@ -256,37 +210,6 @@ def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_M
     ends = [f for e in elements for f in compositions([x for x in elements if x != e], max_atoms, charge_balanced)
             ] if len(elements) > 2 else []
     return series(ends, step)
-
-
-@lru_cache(maxsize=1 << 16)  # bounded: a pool of 20 elements passes 10^7 count tuples
-def _formula(amounts: tuple) -> str:
-    from pymatgen.core import Composition
-
-    return Composition(dict(amounts)).reduced_formula
-
-
-def _balanced(formula: str) -> bool:
-    """Whether pymatgen's ``Composition(formula).oxi_state_guesses()`` finds a solution, decided as it does (each
-    element's sites take states from its ICSD list, else its common list, mixed valence allowed; the sums must reach
-    zero) but without its scoring of every combination, which takes seconds for large counts."""
-    from pymatgen.core import Composition
-
-    totals = {0}
-    for element, amount in Composition(formula).get_el_amt_dict().items():
-        totals = {t + s for t in totals for s in _site_sums(element, int(amount))}
-    return 0 in totals
-
-
-@lru_cache(maxsize=None)
-def _site_sums(element: str, sites: int) -> frozenset:
-    """The totals of ``sites`` oxidation states drawn (with repetition) from the element's list as pymatgen uses it."""
-    from pymatgen.core import Element
-
-    states = Element(element).icsd_oxidation_states or Element(element).common_oxidation_states
-    sums = {0}
-    for _ in range(sites):
-        sums = {t + s for t in sums for s in states}
-    return frozenset(sums)
 
 
 def known_structures(source, elements: list[str]) -> dict:

@@ -1,4 +1,4 @@
-"""Training losses: ``nn.Module``s mapping predicted and true pattern batches ``(n, 1024)`` to a scalar.
+"""Training losses: ``nn.Module``s mapping predicted and true pattern batches ``(n, N_POINTS)`` to a scalar.
 
 Targets are patterns divided by 100 (0..1). Each loss is the batch mean of a per-pattern distance
 (:meth:`PatternLoss.distance`). MSE and MSLE depend on the scale; cosine, Pearson, smooth Pearson, Wasserstein

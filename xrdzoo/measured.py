@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xrdzoo.errors import InputError
+from xrdzoo.errors import InputError, first_line
 from xrdzoo.files import atomic_path
-from xrdzoo.xrd.pattern import WAVELENGTH, Pattern
+from xrdzoo.xrd.pattern import FULL_SCALE, WAVELENGTH, Pattern
 
 TEXT_SUFFIXES = (".xy", ".xye", ".csv", ".dat", ".txt")
 VENDOR_SUFFIXES = (".raw", ".ras", ".xrdml", ".brml", ".uxd", ".rd", ".sd")
@@ -123,8 +123,7 @@ def _read_xrdml(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         _, two_theta, counts = getxrdml_scan(str(path), "tt")
     except Exception as error:  # the XML parser and the reader raise many kinds
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise MeasurementError(f"{path.name} is not a readable XRDML scan ({reason})") from None
+        raise MeasurementError(f"{path.name} is not a readable XRDML scan ({first_line(error)})") from None
     if np.size(two_theta) < MIN_POINTS or np.shape(two_theta) != np.shape(counts):
         raise MeasurementError(f"{path.name}: the XRDML scan has {np.size(two_theta)} points, need at least "
                                f"{MIN_POINTS} of 2-theta and intensity")
@@ -173,7 +172,7 @@ def measured_looking(pattern: Pattern, grid, profile, rng: np.random.Generator, 
     with Poisson counting noise from ``rng``."""
     grid = np.asarray(grid, dtype=float)
     shifted = Pattern(pattern.two_theta + zero_shift, pattern.intensities, pattern.wavelength)
-    peaks = shifted.on_grid(grid, profile) * (peak_counts / 100)
+    peaks = shifted.on_grid(grid, profile) * (peak_counts / FULL_SCALE)
     x = (grid - grid[0]) / np.ptp(grid)
     slope = background_share * peak_counts * (0.5 + np.exp(-3 * x) + 0.3 * np.exp(-(((grid - 25) / 8) ** 2)))
     counts = rng.poisson(peaks + slope).astype(float)

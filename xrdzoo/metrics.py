@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xrdzoo.errors import InputError
+from xrdzoo.xrd.pattern import FULL_SCALE
 from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, match_counts
 
 MODES = ("all", "peaks", "aligned")
@@ -107,11 +108,11 @@ def dtw_distance(pred, true, radius: int | None = None) -> np.ndarray:
     radius = length if radius is None else int(radius)
     if radius < 0:
         raise ValueError(f"the Sakoe-Chiba radius must be >= 0 points (None: no band), got {radius}")
-    return _dtw_rows(np.ascontiguousarray(pred / 100), np.ascontiguousarray(true / 100), radius)
+    return _dtw_rows(np.ascontiguousarray(pred / FULL_SCALE), np.ascontiguousarray(true / FULL_SCALE), radius)
 
 
 def dtw(pred, true) -> np.ndarray:
-    """Dynamic time warping distance (unconstrained) between the patterns scaled by 1/100."""
+    """Dynamic time warping distance (unconstrained) between the patterns divided by ``FULL_SCALE``."""
     return dtw_distance(pred, true)
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from xrdzoo import registry
 from xrdzoo.contracts import Answers
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.xrd.pattern import N_POINTS, full_scale  # every backbone predicts the N_POINTS bins
@@ -73,7 +72,7 @@ class XRDModel(nn.Module):
         return Answers(kept, refused, self.predict_encoded(inputs, batch_size, precision), [how] * len(kept))
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
-        """Predicted patterns, shape ``(n, 1024)``, negative values clipped and the largest scaled to 100; raises
+        """Predicted patterns, shape ``(n, N_POINTS)``, negative values clipped and the largest scaled to 100; raises
         ``EncodingError`` for a formula the encoder cannot take (:meth:`answer` reports it instead).
 
         ``precision="bfloat16"`` runs the backbone under bfloat16 autocast, faster on CPUs with AVX-512 BF16
@@ -95,47 +94,3 @@ class XRDModel(nn.Module):
                    for i in range(0, len(inputs), batch_size)]
         raw = torch.cat(out).numpy() if out else np.zeros((0, N_POINTS), np.float32)
         return full_scale(np.clip(raw, 0, None))  # negative values clipped, the largest scaled to 100
-
-
-def create_model(
-    encoder: str = "onehot",
-    backbone: str = "resnet20",
-    *,
-    encoder_options: dict | None = None,
-    **backbone_options: Any,
-) -> XRDModel:
-    """Build a model from registered parts, e.g. ``create_model("onehot", "resnet20", dropout=0.1)``.
-
-    ``backbone_options`` go to the backbone's factory and ``encoder_options`` to the encoder's; any registered
-    name works, third-party plugins included (``package:name`` picks one of two clashing names).
-    """
-    enc = registry.create("encoders", encoder, **(encoder_options or {}))
-    net = registry.create("backbones", backbone, tuple(enc.shape), out_dim=N_POINTS, **backbone_options)
-    config = {
-        "encoder": encoder,
-        "encoder_options": enc.config(),
-        "backbone": backbone,
-        "backbone_options": backbone_options,
-        "packages": {kind: _provider(kind, name) for kind, name in (("encoders", encoder), ("backbones", backbone))},
-    }
-    return XRDModel(enc, net, config)
-
-
-def create_predictor(name: str, **options: Any) -> nn.Module:
-    """Build a registered predictor (a zoo member fitted on structures, e.g. ``retrieval``, ``template``)."""
-    member = registry.create("predictors", name, **options)
-    member.config = {"predictor": name, "options": options, "packages": {"predictors": _provider("predictors", name)}}
-    return member
-
-
-def from_config(config: dict) -> nn.Module:
-    """The (unfitted, untrained) model a checkpoint's ``model`` config describes: a predictor or a network."""
-    if "predictor" in config:
-        return create_predictor(config["predictor"], **config["options"])
-    return create_model(config["encoder"], config["backbone"], encoder_options=config["encoder_options"],
-                        **config["backbone_options"])
-
-
-def _provider(kind: str, name: str) -> str:
-    entry, _ = registry.find(kind, name)
-    return f"{entry.package} {entry.version}"

@@ -22,7 +22,7 @@ def peak_rows(pattern: Pattern, threshold: float = 10.0, wavelength: float | Non
     pattern's own; peaks beyond 180 degrees there are left out)."""
     if not pattern.on_frame or pattern.intensities.ndim != 1:
         raise ValueError("peak rows are read from one pattern on the model frame's 1,024 bins")
-    peaks = find_peaks(pattern.intensities, threshold=threshold)
+    peaks = find_peaks(pattern, threshold=threshold)
     d = d_spacing(peaks.apexes, pattern.wavelength)
     two_theta = two_theta_at(d, wavelength or pattern.wavelength)
     return [{"two_theta": round(float(t), 3), "intensity": round(float(i), 2), "d_spacing": round(float(d), 4)}
@@ -71,5 +71,4 @@ def simulated_pattern(structure_file: Path, wavelength: float = WAVELENGTH) -> P
     """The simulated (true) peaks of a structure file at ``wavelength``, for plotting against a prediction."""
     from xrdzoo.xrd.simulate import read_structure, reflections
 
-    two_theta, intensities, _ = reflections(read_structure(structure_file), "fast", wavelength)
-    return Pattern(two_theta, intensities, wavelength)
+    return reflections(read_structure(structure_file), "fast", wavelength)

@@ -26,9 +26,8 @@ from pathlib import Path
 from xrdzoo.engine import engine, loadable, member
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.files import atomic_path, refuse_overwrite
-from xrdzoo.identify import DEFAULT_MAX_ATOMS, compositions
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
 from xrdzoo.prediction import peak_rows
-from xrdzoo.xrd.pattern import Pattern
 
 SCREEN_FORMATS = (".jsonl", ".csv", ".parquet")
 PARTITION = 2048  # formula lines per task: seconds of work for the default model, so the engine's cost is small
@@ -38,7 +37,7 @@ ROW_GROUP = 65536  # records per Parquet row group
 
 @dataclass(frozen=True)
 class Pool:
-    """Formulas generated from an element pool: the compositions (``xrdzoo.identify.compositions``, at most
+    """Formulas generated from an element pool: the compositions (``xrdzoo.formulas.compositions``, at most
     ``max_atoms`` atoms, optionally charge-balanced) of every chemical system of 2 to ``max_elements`` of the
     ``elements``; systems in order (fewer elements first, then alphabetical), each system's formulas sorted."""
 
@@ -148,8 +147,7 @@ def _predict(job: _Job, task: tuple[int, list]) -> tuple[int, list[dict]]:
     index, part = task
     items = [(None, f) for system in part for f in job.pool.formulas(system)] if job.pool else part
     answers = member(job.model).answer([text for _, text in items], job.batch_size, job.precision)
-    predicted = Pattern.from_frame(answers.patterns)
-    patterns = {k: predicted[j] for j, k in enumerate(answers.kept)}
+    patterns = {k: answers.patterns[j] for j, k in enumerate(answers.kept)}
     return index, [{"line": number, "formula": text, "peaks": peak_rows(patterns[k], job.threshold)}
                    if k in patterns else {"line": number, "formula": text, "error": answers.refused[text]}
                    for k, (number, text) in enumerate(items)]

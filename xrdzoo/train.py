@@ -25,7 +25,9 @@ from xrdzoo.data import Dataset, load_dataset
 from xrdzoo.contracts import FittedBackbone
 from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.losses import pearson_distance
-from xrdzoo.model import XRDModel, autocast, check_precision, create_model, create_predictor
+from xrdzoo.builder import create_model, create_predictor
+from xrdzoo.model import XRDModel, autocast, check_precision
+from xrdzoo.xrd.pattern import FULL_SCALE
 
 # The state file holds one finished epoch whole: the model, Adam's state and the random states (tensors, by these
 # prefixes and names) and the run's settings and history (JSON metadata), so a resume from it is exact.
@@ -77,7 +79,7 @@ RUNTIME_SETTINGS = ("data", "epochs", "output", "device", "precision")  # what a
 def _encode_split(model: XRDModel, data: Dataset) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Encoded inputs and targets (patterns / 100) of every formula the encoder can take, and those it cannot."""
     inputs, keep, errors = model.encode(data.formulas)
-    return inputs, torch.from_numpy(data.patterns[keep] / 100.0).float(), list(errors)
+    return inputs, torch.from_numpy(data.patterns[keep] / FULL_SCALE).float(), list(errors)
 
 
 def _seed_everything(seed: int) -> None:

@@ -11,6 +11,7 @@ import math
 import torch
 
 from xrdzoo.buffers import ResizableBuffers
+from xrdzoo.xrd.pattern import N_POINTS
 
 
 class _Fitted(ResizableBuffers):
@@ -27,7 +28,7 @@ class _Fitted(ResizableBuffers):
 class MeanPattern(_Fitted):
     """The training set's mean pattern for every formula: the floor any model must beat."""
 
-    def __init__(self, input_shape: tuple[int, ...], out_dim: int = 1024):
+    def __init__(self, input_shape: tuple[int, ...], out_dim: int = N_POINTS):
         super().__init__()
         self.out_dim = out_dim
         self.register_buffer("mean", torch.zeros(out_dim))
@@ -49,7 +50,7 @@ class NearestNeighbours(_Fitted):
     buffers, so the checkpoint holds them all.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], out_dim: int = 1024, k: int = 1, weighted: bool = False,
+    def __init__(self, input_shape: tuple[int, ...], out_dim: int = N_POINTS, k: int = 1, weighted: bool = False,
                  chunk_elements: int = 1 << 24):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from xrdzoo.xrd.pattern import N_POINTS
+
 
 class MLP(nn.Module):
     """Dense layers on the flattened encoding; options: hidden sizes ((512, 512)), dropout (0.1).
@@ -14,7 +16,7 @@ class MLP(nn.Module):
     Each hidden layer is Linear -> GELU -> Dropout; a last Linear gives the ``out_dim`` points.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], out_dim: int = 1024, hidden: tuple[int, ...] = (512, 512),
+    def __init__(self, input_shape: tuple[int, ...], out_dim: int = N_POINTS, hidden: tuple[int, ...] = (512, 512),
                  dropout: float = 0.1):
         super().__init__()
         hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)

@@ -28,6 +28,8 @@ import math
 import torch
 from torch import nn
 
+from xrdzoo.xrd.pattern import N_POINTS
+
 KERNEL = (2, 3)
 SAME = (1, 1, 0, 1)  # "same" padding for the 2x3 kernel: a column left and right, a row below
 # Res block2s per stage: encoder (42x5 @ 64, 21x3 @ 128, 11x2 @ 64 for an 84x10 input),
@@ -72,7 +74,7 @@ def _down(height: int, width: int) -> tuple[nn.Module, int, int]:
 class DeepXRDResNet(nn.Module):
     """The paper's encoder-decoder ResNet; see the module docstring for the layout."""
 
-    def __init__(self, input_shape: tuple[int, ...], out_dim: int = 1024, depth: int = 20, dropout: float = 0.1,
+    def __init__(self, input_shape: tuple[int, ...], out_dim: int = N_POINTS, depth: int = 20, dropout: float = 0.1,
                  width: int = 64, batchnorm: bool = False):
         super().__init__()
         if out_dim != SIDE * SIDE:
@@ -124,7 +126,7 @@ class DeepXRDResNet(nn.Module):
 
 
 def _factory(depth: int):
-    def build(input_shape: tuple[int, ...], out_dim: int = 1024, dropout: float = 0.1, width: int = 64,
+    def build(input_shape: tuple[int, ...], out_dim: int = N_POINTS, dropout: float = 0.1, width: int = 64,
               batchnorm: bool = False) -> DeepXRDResNet:
         return DeepXRDResNet(input_shape, out_dim, depth=depth, dropout=dropout, width=width, batchnorm=batchnorm)
 

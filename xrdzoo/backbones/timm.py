@@ -8,6 +8,8 @@ import timm
 import torch
 from torch import nn
 
+from xrdzoo.xrd.pattern import N_POINTS
+
 
 class TimmBackbone(nn.Module):
     """A timm model (``timm/<variant>``, e.g. timm/resnet18) reading the encoding as an image; no pretrained weights.
@@ -20,7 +22,7 @@ class TimmBackbone(nn.Module):
     match.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], out_dim: int = 1024, variant: str = "resnet18",
+    def __init__(self, input_shape: tuple[int, ...], out_dim: int = N_POINTS, variant: str = "resnet18",
                  pretrained: bool = False, min_size: int | None = None, **timm_kwargs):
         super().__init__()
         if pretrained:

@@ -8,7 +8,7 @@ Each is a *predictor*, registered in the entry-point group ``xrdzoo.predictors``
 - ``fit(train, val)``: learn from the training split of a ``xrdzoo.data.Dataset`` (its structures and patterns),
   returning a few validation figures; what it learns lives in tensors (``state_dict``), saved as safetensors;
 - ``answer(formulas, batch_size, precision)``: an ``xrdzoo.contracts.Answers`` (the formulas it kept, the reason
-  for each it refused, their patterns ``(n, 1024)`` on the 0..100 scale, and how each was made: which template, which
+  for each it refused, their patterns ``(n, N_POINTS)`` on the 0..100 scale, and how each was made: which template, which
   fallback);
 - ``predict(formulas, batch_size, precision)``: the patterns alone, raising at the first formula it cannot take.
 """
@@ -22,14 +22,13 @@ import torch
 
 from xrdzoo.buffers import ResizableBuffers
 from xrdzoo.contracts import Answers, Candidate
-from xrdzoo.encoders import EncodingError
 from xrdzoo.errors import at_least_one
-from xrdzoo.predictors.chemistry import Formula, formula_of
+from xrdzoo.formulas import EncodingError, Formula, formula_of
 
 
 class PredictorBase(ResizableBuffers):
     """Base of the fitted members (``xrdzoo.contracts.FittedPredictor``): buffers take the size a loaded state dict
-    gives them, formulas are checked by :func:`~xrdzoo.predictors.chemistry.formula_of`."""
+    gives them, formulas are checked by :func:`~xrdzoo.formulas.formula_of`."""
 
     config: dict
 
@@ -46,7 +45,8 @@ class PredictorBase(ResizableBuffers):
     def answer(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32",
                top: int = 1) -> Answers:
         """The patterns of the formulas this member can read, how each was made, and why it refused the others; up to
-        ``top`` ranked candidates each where the member ranks several (:meth:`_ranked`)."""
+        ``top`` ranked candidates each where the member ranks several (:meth:`_ranked`). ``batch_size`` and
+        ``precision`` are the contract's, for networks: a fitted predictor runs none, so they change nothing."""
         at_least_one(top, "top")
         kept, refused = [], {}
         for i, formula in enumerate(formulas):
@@ -58,7 +58,7 @@ class PredictorBase(ResizableBuffers):
         return Answers.of(kept, refused, self._ranked([formulas[i] for i in kept], top))
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
-        """The patterns ``(n, 1024)``; raises ``EncodingError`` at the first formula this member cannot take."""
+        """The patterns ``(n, N_POINTS)``; raises ``EncodingError`` at the first formula this member cannot take."""
         for formula in formulas:
             self._check(formula)
         return self._answer(formulas)[0]

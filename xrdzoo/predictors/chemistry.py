@@ -1,82 +1,18 @@
-"""Compositions as the structure-aware members see them: integer counts, formula types, element fractions,
-element properties, and the chemically closest way to put one formula's elements on another's sites."""
+"""Compositions as the structure-aware members see them: element properties, and the chemically closest way to put
+one formula's elements on another's sites (formulas themselves, their types and fractions: ``xrdzoo.formulas``)."""
 
 from __future__ import annotations
 
 import functools
 import itertools
 import math
-import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
-from xrdzoo.encoders import parse
+from xrdzoo.formulas import Formula, element_values
 
-N_ELEMENTS = 118  # H..Og: element fractions are vectors indexed by atomic number - 1
 N_SCALED = 94  # H..Pu, every element of MP's ternaries: the element table's columns are scaled over these
-PROPERTIES = ("electronegativity", "radius", "mendeleev", "row", "group", "Z")
-
-
-@dataclass(frozen=True)
-class Formula:
-    """A reduced formula as atomic numbers and counts, its elements ordered by count, then atomic number.
-
-    ``kind`` is the formula type, the sorted counts (``(1, 1, 3)`` for ABC3: pymatgen's anonymized formula);
-    two formulas can share a crystal structure only if they share a type.
-    """
-
-    numbers: tuple[int, ...]
-    counts: tuple[float, ...]
-
-    @property
-    def kind(self) -> tuple[float, ...]:
-        return self.counts
-
-    def fractions(self) -> np.ndarray:
-        """Element fractions, a vector of :data:`N_ELEMENTS` indexed by atomic number - 1."""
-        vector = np.zeros(N_ELEMENTS)
-        vector[np.array(self.numbers) - 1] = np.array(self.counts) / sum(self.counts)
-        return vector
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def formula_of(formula: str) -> Formula:
-    """The :class:`Formula` of a chemical formula (``xrdzoo.encoders.parse`` rules and errors); fractional counts
-    are scaled to the smallest whole numbers within 1e-3 (``Fe0.5O0.5`` is FeO)."""
-    pairs = parse(formula)
-    numbers = [_atomic_number(symbol) for symbol, _ in pairs]
-    counts = np.array([amount for _, amount in pairs], dtype=float)
-    for scale in range(1, 101):
-        scaled = counts * scale
-        if np.allclose(scaled, np.round(scaled), atol=1e-3 * scale):
-            counts = np.round(scaled)
-            break
-    divisor = functools.reduce(math.gcd, counts.astype(np.int64).tolist()) if np.all(counts == np.round(counts)) else 1
-    order = sorted(range(len(numbers)), key=lambda i: (counts[i], numbers[i]))
-    return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
-
-
-def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> list[Formula]:
-    """The reduced :class:`Formula` of every cell of a flat site list (atomic numbers; cell i's sites are
-    ``offsets[i]:offsets[i + 1]``), in a few array operations."""
-    offsets, numbers = np.asarray(offsets, dtype=np.int64), np.asarray(numbers, dtype=np.int64)
-    cell = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    keys, counts = np.unique(cell * 256 + numbers, return_counts=True)
-    cells, elements = keys // 256, keys % 256
-    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
-    counts = counts // np.repeat(np.gcd.reduceat(counts, starts), np.diff(np.r_[starts, len(cells)]))
-    order = np.lexsort((elements, counts, cells))  # per cell: by count, then atomic number
-    elements, counts = elements[order].tolist(), counts[order].astype(float).tolist()
-    bounds = np.r_[starts, len(cells)].tolist()
-    return [Formula(tuple(elements[a:b]), tuple(counts[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-@functools.cache
-def _atomic_number(symbol: str) -> int:
-    from pymatgen.core import Element
-
-    return Element(symbol).Z
+PROPERTIES = ("electronegativity", "radius", "mendeleev_no", "row", "group", "Z")  # xrdzoo.formulas.element_values
 
 
 @functools.cache
@@ -91,19 +27,9 @@ def element_table() -> np.ndarray:
 @functools.cache
 def element_properties() -> np.ndarray:
     """The unscaled :func:`element_table`: radii in Angstrom."""
-    from pymatgen.core import Element
-
-    rows = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pymatgen warns for the noble gases' missing electronegativity
-        for z in range(1, N_ELEMENTS + 1):
-            e = Element.from_Z(z)
-            x = e.X if e.X == e.X else 0.0
-            radius = e.atomic_radius or e.atomic_radius_calculated or e.van_der_waals_radius
-            mendeleev = e.mendeleev_no
-            rows.append([x, np.nan if radius is None else float(radius),
-                         np.nan if mendeleev is None else float(mendeleev), e.row, e.group, z])
-    return np.array(rows, dtype=float)
+    table = element_values(PROPERTIES).copy()
+    table[:, 0] = np.nan_to_num(table[:, 0])  # no electronegativity (noble gases): 0
+    return table
 
 
 def unknown_properties(formula: Formula) -> str | None:
@@ -152,7 +78,7 @@ def _n_permutations(counts: tuple[float, ...]) -> int:
     return math.prod(math.factorial(len(list(g))) for _, g in itertools.groupby(counts))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1 << 10)
 def _permutations(counts: tuple[float, ...]) -> tuple[tuple[int, ...], ...]:
     """Permutations of element positions that only swap elements of equal count (counts are sorted)."""
     groups = [list(g) for _, g in itertools.groupby(range(len(counts)), key=lambda i: counts[i])]

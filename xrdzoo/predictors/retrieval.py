@@ -10,7 +10,8 @@ import torch
 
 from xrdzoo.data import Dataset
 from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
-from xrdzoo.predictors.chemistry import N_ELEMENTS, Formula, formula_of
+from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of
+from xrdzoo.xrd.pattern import N_POINTS
 
 
 class FormulaIndex:
@@ -56,7 +57,7 @@ class Retrieval(PredictorBase):
 
     def __init__(self):
         super().__init__()
-        self.register_buffer("patterns", torch.zeros(0, 1024))
+        self.register_buffer("patterns", torch.zeros(0, N_POINTS))
         self.register_buffer("formulas", torch.zeros(0, dtype=torch.uint8))
         self._index: FormulaIndex | None = None
 
@@ -80,7 +81,7 @@ class Retrieval(PredictorBase):
         return {}
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """The retrieved patterns, ``(n, 1024)``, and which training formula each was copied from."""
+        """The retrieved patterns, ``(n, N_POINTS)``, and which training formula each was copied from."""
         names = tensor_strings(self.formulas)
         found = [self.index.closest(formula_of(f)) for f in formulas]
         patterns = self.patterns[[row for row, _ in found]].numpy().reshape(len(found), -1).astype(np.float32)

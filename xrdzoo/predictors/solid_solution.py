@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pymatgen.core import Composition, Element
 
-from xrdzoo.encoders import EncodingError, parse
 from xrdzoo.errors import InputError
-from xrdzoo.predictors.chemistry import element_properties, element_table, formula_of
+from xrdzoo.formulas import EncodingError, formula_of, parse
+from xrdzoo.predictors.chemistry import element_properties, element_table
+from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.xrd.simulate import simulate_cell
 
 if TYPE_CHECKING:
@@ -127,10 +128,10 @@ def parent_of(formula: str) -> Parent:
 
 
 def answer(member: Template, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """The template member's answer (patterns ``(n, 1024)`` and how each was made) where some formulas are
+    """The template member's answer (patterns ``(n, N_POINTS)`` and how each was made) where some formulas are
     fractional: those with a parent from their parent's template, the others as line compounds (``member``'s own
     path, with the reason a fractional formula has no parent)."""
-    patterns, how = np.zeros((len(formulas), 1024), np.float32), [""] * len(formulas)
+    patterns, how = np.zeros((len(formulas), N_POINTS), np.float32), [""] * len(formulas)
     line, reasons = [], {}
     for i, formula in enumerate(formulas):
         try:

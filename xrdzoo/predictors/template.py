@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,9 +23,10 @@ from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution, strings_tensor, tensor_strings
-from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formulas_of_cells,
-                                         mapping_costs, unknown_properties)
+from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formulas_of_cells
+from xrdzoo.predictors.chemistry import element_table, mapping_costs, unknown_properties
 from xrdzoo.predictors.retrieval import FormulaIndex
+from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.xrd.simulate import simulate_cell
 
 RANKERS = ("chemistry", "learned")
@@ -34,6 +36,40 @@ _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of tricli
 MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what scores are calibrated on
 _TEMPLATE_BUFFERS = ("lattices", "offsets", "coords", "numbers", "spacegroups", "ids")  # what take and join split
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
+
+
+class _State(NamedTuple):
+    """What a fitted member derives from its buffers once: the templates' formula index, how many templates each
+    (formula type, space group) has, their space groups, each formula's own known rows, material ids, cell volumes."""
+
+    index: FormulaIndex
+    prototypes: dict[tuple, int]
+    spacegroups: np.ndarray
+    known: dict[Formula, list[int]]
+    ids: list[str]
+    volumes: np.ndarray
+
+
+class Candidates(NamedTuple):
+    """A query's k nearest same-type templates: their rows, L1 distances, chemistry costs, element assignments and
+    the learned ranker's features (None without a learned ranker)."""
+
+    rows: np.ndarray
+    distance: np.ndarray
+    costs: np.ndarray
+    assignments: list[tuple[int, ...]]
+    features: np.ndarray | None
+
+
+class Choice(NamedTuple):
+    """One ranked structure for a formula: template ``row``, the element put in place of each template element
+    (None for a structure used as it is), the calibrated ``score`` (1 for a known structure, None for the chemistry
+    ranker) and its ``kind``: known, template or nearest."""
+
+    row: int
+    assignment: tuple[int, ...] | None
+    score: float | None
+    kind: str
 
 
 class Template(PredictorBase):
@@ -58,7 +94,7 @@ class Template(PredictorBase):
         self.register_buffer("ids", torch.zeros(0, dtype=torch.uint8))
         self.register_buffer("volume_per_element", torch.zeros(N_ELEMENTS, dtype=torch.float64))
         self.scorer = _scorer(hidden) if ranker == "learned" else None
-        self._cache: dict | None = None
+        self._cache: _State | None = None
 
     @property
     def fitted(self) -> bool:
@@ -206,9 +242,9 @@ class Template(PredictorBase):
     @property
     def templates(self) -> FormulaIndex:
         """The training structures' formulas, indexed by type."""
-        return self._state()["index"]
+        return self._state().index
 
-    def _state(self) -> dict:
+    def _state(self) -> _State:
         if self._cache is None:
             self._check_fitted()
             offsets, numbers = self.offsets.numpy(), self.numbers.numpy()
@@ -221,40 +257,39 @@ class Template(PredictorBase):
             known: dict[Formula, list[int]] = {}
             for row, f in enumerate(formulas):
                 known.setdefault(f, []).append(row)
-            self._cache = {"index": index, "prototypes": prototypes, "spacegroups": spacegroups, "known": known,
-                           "ids": tensor_strings(self.ids), "volumes": np.abs(np.linalg.det(self.lattices.numpy()))}
+            self._cache = _State(index, prototypes, spacegroups, known, tensor_strings(self.ids),
+                                 np.abs(np.linalg.det(self.lattices.numpy())))
         return self._cache
 
-    def _candidates(self, query: Formula):
-        """(rows, L1 distances, costs, assignments, ranker features or None without a learned ranker) of the query's
-        k nearest same-type templates other than its own structures, or None."""
+    def _candidates(self, query: Formula) -> Candidates | None:
+        """The query's k nearest same-type templates other than its own structures, or None."""
         state = self._state()
-        rows, distance = state["index"].nearest(query, self.k + len(state["known"].get(query, ())))
+        rows, distance = state.index.nearest(query, self.k + len(state.known.get(query, ())))
         keep = distance > 1e-9  # the query's own structures (distance 0) are known structures, not templates
         rows, distance = rows[keep][: self.k], distance[keep][: self.k]
         if not len(rows):
             return None
-        costs, assignments = mapping_costs(query, np.array([state["index"].formulas[r].numbers for r in rows]))
+        costs, assignments = mapping_costs(query, np.array([state.index.formulas[r].numbers for r in rows]))
         features = None if self.scorer is None else self._features(query, rows, distance, costs, assignments)
-        return rows, distance, costs, [tuple(a) for a in assignments.tolist()], features
+        return Candidates(rows, distance, costs, [tuple(a) for a in assignments.tolist()], features)
 
     def _features(self, query: Formula, rows: np.ndarray, distance: np.ndarray, costs: np.ndarray,
                   assignments: np.ndarray) -> np.ndarray:
         """What the learned ranker sees of each (query, candidate template) pair, one row per candidate."""
         state = self._state()
         k = len(rows)
-        templates = np.array([state["index"].formulas[r].numbers for r in rows])  # (k, elements)
+        templates = np.array([state.index.formulas[r].numbers for r in rows])  # (k, elements)
         counts = np.broadcast_to(query.counts, templates.shape)  # one formula type: the same counts
         table = element_table()
         q, t = table[assignments - 1], table[templates - 1]  # (k, elements, properties)
-        spacegroups, sizes = state["spacegroups"][rows], np.diff(self.offsets.numpy())[rows]
+        spacegroups, sizes = state.spacegroups[rows], np.diff(self.offsets.numpy())[rows]
         same_group = spacegroups[:, None] == spacegroups[None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
         volume_change = np.log(self._volume_per_atom(query.fractions()) /
-                               self._volume_per_atom(state["index"].fractions[rows]))
-        of_kind = len(state["index"].by_kind[query.kind])
-        of_prototype = np.array([state["prototypes"][query.kind, g] for g in spacegroups])
+                               self._volume_per_atom(state.index.fractions[rows]))
+        of_kind = len(state.index.by_kind[query.kind])
+        of_prototype = np.array([state.prototypes[query.kind, g] for g in spacegroups])
         roles = np.lexsort((t[:, :, 0], counts), axis=-1)[:, :_ROLES]  # sites by count, then electronegativity
         per_role = np.zeros((k, 2, _ROLES, t.shape[2]))
         per_role[:, 0, : roles.shape[1]] = np.take_along_axis(q, roles[:, :, None], 1)
@@ -283,25 +318,23 @@ class Template(PredictorBase):
         return unknown_properties(formula)
 
     @torch.no_grad()
-    def rank(self, formulas: Sequence[str], top: int = 1) -> list[list[tuple[int, tuple[int, ...] | None, float | None,
-                                                                               str]]]:
-        """For each formula, up to ``top`` choices, best first, each (template row, the element put in place of each
-        template element or None for a structure used as it is, score, kind): its own known structures first
+    def rank(self, formulas: Sequence[str], top: int = 1) -> list[list[Choice]]:
+        """For each formula, up to ``top`` :class:`Choice`s, best first: its own known structures first
         (kind ``"known"``, ground state first, score 1), then the k nearest same-type templates in the ranker's
         order (``"template"``; the learned ranker's calibrated score, None for the chemistry ranker); with neither,
         the nearest structure of any type (``"nearest"``)."""
         state = self._state()
         queries = [formula_of(f) for f in formulas]
-        found = [self._candidates(q) if len(state["known"].get(q, ())) < top else None for q in queries]
+        found = [self._candidates(q) if len(state.known.get(q, ())) < top else None for q in queries]
         if self.scorer is not None and any(c is not None for c in found):
             self.scorer.eval()
-            features = np.concatenate([c[4] for c in found if c is not None])
+            features = np.concatenate([c.features for c in found if c is not None])
             logits = self.scorer(torch.tensor(features, dtype=torch.float32)).squeeze(-1).numpy()
-            splits = np.cumsum([len(c[0]) for c in found if c is not None])[:-1]
+            splits = np.cumsum([len(c.rows) for c in found if c is not None])[:-1]
             scores = iter(np.split(logits, splits))
         ranked = []
         for query, candidates in zip(queries, found):
-            choices = [(row, None, 1.0, "known") for row in state["known"].get(query, ())]
+            choices = [Choice(row, None, 1.0, "known") for row in state.known.get(query, ())]
             if candidates is not None:
                 rows, _, costs, assignments, _ = candidates
                 if self.scorer is None:  # ties go to the nearer (by L1) candidate: the sort is stable
@@ -309,17 +342,17 @@ class Template(PredictorBase):
                 else:
                     logit = next(scores)
                     order, score = np.argsort(-logit, kind="stable"), 1 / (1 + np.exp(-logit.astype(np.float64)))
-                choices += [(int(rows[j]), assignments[j], None if score[j] is None else float(score[j]), "template")
-                            for j in order]
+                choices += [Choice(int(rows[j]), assignments[j], None if score[j] is None else float(score[j]),
+                                   "template") for j in order]
             if not choices:
-                choices = [(state["index"].closest(query)[0], None, None, "nearest")]
+                choices = [Choice(state.index.closest(query)[0], None, None, "nearest")]
             ranked.append(choices[:top])
         return ranked
 
     def cells(self, formulas: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]]:
         """The first-ranked cell of each formula: (lattice, fractional coordinates, atomic numbers, template row,
         whether it was substituted)."""
-        return [self.substituted_cell(formula_of(f), choices[0][0], choices[0][1])
+        return [self.substituted_cell(formula_of(f), choices[0].row, choices[0].assignment)
                 for f, choices in zip(formulas, self.rank(formulas))]
 
     def substituted_cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None):
@@ -330,7 +363,7 @@ class Template(PredictorBase):
         numbers = self.numbers[a:b].numpy().astype(np.int64)
         if assignment is None:
             return lattice, coords, numbers, row, False
-        template = self._state()["index"].formulas[row]
+        template = self._state().index.formulas[row]
         substitute = dict(zip(template.numbers, assignment))
         numbers = np.array([substitute[n] for n in numbers])
         return lattice * self._scale(query, template, row) ** (1 / 3), coords, numbers, row, True
@@ -342,14 +375,14 @@ class Template(PredictorBase):
         if self.volume == "ratio":
             return float(self._volume_per_atom(query.fractions()) / self._volume_per_atom(template.fractions()))
         nsites = int(self.offsets[row + 1] - self.offsets[row])
-        return float(self._volume_per_atom(query.fractions())) * nsites / self._state()["volumes"][row]
+        return float(self._volume_per_atom(query.fractions())) * nsites / self._state().volumes[row]
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """The first-ranked patterns, ``(n, 1024)``, and how each was made (see :meth:`_ranked`)."""
+        """The first-ranked patterns, ``(n, N_POINTS)``, and how each was made (see :meth:`_ranked`)."""
         if solid_solution.has_parent(formulas):  # doped compounds and solid solutions: on a parent's mixed sites
             return solid_solution.answer(self, formulas)
         ranked = self._ranked(formulas, 1)
-        return np.array([c[0].pattern for c in ranked], dtype=np.float32).reshape(-1, 1024), [c[0].how for c in ranked]
+        return np.array([c[0].pattern for c in ranked], dtype=np.float32).reshape(-1, N_POINTS), [c[0].how for c in ranked]
 
     def _ranked(self, formulas: Sequence[str], top: int) -> list[list[Candidate]]:
         """Up to ``top`` candidates per formula (:meth:`rank`), each simulated, with its material id, space group,
@@ -359,10 +392,10 @@ class Template(PredictorBase):
         state, ranked = self._state(), []
         for formula, choices in zip(formulas, self.rank(formulas, top)):
             query, candidates = formula_of(formula), []
-            known = len(state["known"].get(query, ()))
+            known = len(state.known.get(query, ()))
             for j, (row, assignment, score, kind) in enumerate(choices):
                 lattice, coords, numbers, _, _ = self.substituted_cell(query, row, assignment)
-                material, group, name = state["ids"][row], int(state["spacegroups"][row]), self.describe(row)
+                material, group, name = state.ids[row], int(state.spacegroups[row]), self.describe(row)
                 how = {"known": f"known structure {material}, space group {group}"
                                 + (f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else ""),
                        "template": f"template {name}, elements substituted, volume rescaled",
@@ -375,15 +408,15 @@ class Template(PredictorBase):
         """For each formula, its first-ranked structure as (row, the element put on each template element): a known
         structure with its own elements; None where its type has no template (the row is then the nearest structure
         of any type, used as it is)."""
-        formulas_of_rows = self._state()["index"].formulas
+        formulas_of_rows = self._state().index.formulas
         return [(row, tuple(formulas_of_rows[row].numbers) if kind == "known" else assignment)
                 for row, assignment, _, kind in (choices[0] for choices in self.rank(formulas))]
 
     def describe(self, row: int) -> str:
         """Template ``row`` in words: material id, formula, space group."""
         state = self._state()
-        return f"{state['ids'][row]} ({_formula_text(state['index'].formulas[row])}, space group " \
-               f"{state['spacegroups'][row]})"
+        return f"{state.ids[row]} ({_formula_text(state.index.formulas[row])}, space group " \
+               f"{state.spacegroups[row]})"
 
 
 @functools.lru_cache(maxsize=None)  # one text per template, read each time one is chosen

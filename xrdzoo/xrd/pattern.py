@@ -17,7 +17,8 @@ N_POINTS = 1024
 TWO_THETA_RANGE = (0.0, 180.0)
 WAVELENGTH = 1.54184  # Cu K-alpha in Angstrom, as pymatgen's "CuKa"
 FULL_SCALE = 100.0
-MAX_GRID_POINTS = 200_000  # points of a user grid: 0.001 degrees over 0..180; a profile chunk is 1,024 peaks by these
+MAX_GRID_POINTS = 200_000  # points of a user grid: 0.001 degrees over 0..180
+PEAK_CHUNK = 1 << 10  # peaks drawn with a profile at once: a (PEAK_CHUNK x grid points) matrix of float64
 
 
 def bin_centres(n_points: int = N_POINTS) -> np.ndarray:
@@ -102,8 +103,8 @@ def parse_grid(text: str) -> np.ndarray:
         raise InputError(f"2-theta grid {text!r}: need 0 <= start < stop <= 180 and 0 < step <= stop - start")
     if (stop - start) / step >= MAX_GRID_POINTS:
         raise InputError(f"2-theta grid {text!r} has {(stop - start) / step + 1:.3g} points (about "
-                         f"{(stop - start) / step * 8 * 1024 / 2**30:.3g} GiB to draw a pattern on it), more than the "
-                         f"{MAX_GRID_POINTS:,} xrdzoo draws; take a larger step")
+                         f"{(stop - start) / step * 8 * PEAK_CHUNK / 2**30:.3g} GiB to draw a pattern on it), more "
+                         f"than the {MAX_GRID_POINTS:,} xrdzoo draws; take a larger step")
     return start + step * np.arange(int(np.floor((stop - start) / step + 1e-9)) + 1)
 
 
@@ -124,15 +125,15 @@ class Pattern:
 
     def __post_init__(self):
         object.__setattr__(self, "two_theta", np.asarray(self.two_theta, dtype=float))
-        object.__setattr__(self, "intensities", np.asarray(self.intensities, dtype=float))
+        object.__setattr__(self, "intensities", _floats(self.intensities))
         if self.intensities.shape[-1:] != self.two_theta.shape:
             raise ValueError(f"{self.two_theta.size} positions but intensities of shape {self.intensities.shape}")
 
     @classmethod
     def from_frame(cls, patterns) -> Pattern:
-        """Binned model-frame patterns (``(1024,)`` or ``(n, 1024)``, Cu K-alpha, 0..180 degrees) as peaks at the
-        bin centres."""
-        patterns = np.asarray(patterns, dtype=float)
+        """Binned model-frame patterns (``(N_POINTS,)`` or ``(n, N_POINTS)``, Cu K-alpha, 0..180 degrees) as peaks at
+        the bin centres."""
+        patterns = _floats(patterns)
         return cls(bin_centres(patterns.shape[-1]), patterns)
 
     def __getitem__(self, index) -> Pattern:
@@ -188,6 +189,13 @@ class Pattern:
         return full_scale(curve).astype(np.float32)
 
 
+def _floats(values) -> np.ndarray:
+    """``values`` as a floating-point array, of their own precision where they have one (float32 predictions stay
+    float32, so scoring them as a Pattern gives the figures it gave them as arrays)."""
+    values = np.asarray(values)
+    return values if values.dtype.kind == "f" else values.astype(float)
+
+
 def _binned(pattern: Pattern, grid: np.ndarray) -> np.ndarray:
     """Each grid point takes the largest peak closer to it than to its neighbours (none beyond half a step)."""
     edges = np.concatenate([[1.5 * grid[0] - 0.5 * grid[1]], (grid[1:] + grid[:-1]) / 2,
@@ -201,7 +209,7 @@ def _binned(pattern: Pattern, grid: np.ndarray) -> np.ndarray:
     return out if pattern.intensities.ndim > 1 else out[0]
 
 
-def _profiled(pattern: Pattern, grid: np.ndarray, profile, chunk: int = 1024) -> np.ndarray:
+def _profiled(pattern: Pattern, grid: np.ndarray, profile, chunk: int = PEAK_CHUNK) -> np.ndarray:
     """The sum of each peak's profile on the grid: a (peaks x grid) matrix per chunk of peaks, one product for a batch."""
     from xrdzoo.xrd.profiles import KA2_RATIO, ka_lines
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xrdzoo.xrd.pattern import bin_centres
+from xrdzoo.xrd.pattern import Pattern, bin_centres
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,12 @@ class Peaks:
         return len(self.positions)
 
 
-def find_peaks(pattern, threshold: float = 10.0, merge_within: float = 2.0) -> Peaks:
-    """The peaks of one 1-D pattern (bins over 2-theta 0..180 degrees) by the rules in the module docstring."""
-    pattern = np.asarray(pattern, dtype=float)
+def find_peaks(pattern: Pattern | np.ndarray, threshold: float = 10.0, merge_within: float = 2.0) -> Peaks:
+    """The peaks of one pattern by the rules in the module docstring: a :class:`Pattern` drawn on a 2-theta grid
+    (its ``two_theta`` are the points), or a 1-D array of equal bins over 2-theta 0..180 degrees (the model
+    frame's when it has ``N_POINTS``)."""
+    x = pattern.two_theta if isinstance(pattern, Pattern) else None
+    pattern = np.asarray(pattern.intensities if isinstance(pattern, Pattern) else pattern, dtype=float)
     if pattern.ndim != 1:
         raise ValueError(f"find_peaks takes one 1-D pattern, got an array of shape {pattern.shape}")
     if not np.isfinite(pattern).all():
@@ -49,7 +52,7 @@ def find_peaks(pattern, threshold: float = 10.0, merge_within: float = 2.0) -> P
     starts, ends = edges[::2], edges[1::2] - 1  # first and last point of each run
     if starts.size == 0:
         return Peaks(np.zeros(0), np.zeros(0), np.zeros(0))
-    x = bin_centres(pattern.size)
+    x = bin_centres(pattern.size) if x is None else x
     centres = (x[starts] + x[ends]) / 2
     group_starts = np.flatnonzero(np.concatenate([[True], np.diff(centres) >= merge_within]))
     group_ends = np.concatenate([group_starts[1:], [starts.size]]) - 1

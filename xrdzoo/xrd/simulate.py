@@ -16,8 +16,8 @@ from typing import Iterable
 
 import numpy as np
 
-from xrdzoo.errors import InputError
-from xrdzoo.xrd.pattern import (FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, bin_peaks,
+from xrdzoo.errors import InputError, first_line
+from xrdzoo.xrd.pattern import (FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, Pattern, bin_peaks,
                                 lorentz_polarisation)
 
 SIMULATORS = ("fast", "pymatgen")
@@ -46,13 +46,10 @@ def simulator_version(name: str) -> str:
     return f"xrdzoo {version('xrdzoo')} fast (pymatgen {version('pymatgen')} scattering factors)"
 
 
-def reflections(structure, simulator: str = "fast", wavelength: float = WAVELENGTH
-                ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def reflections(structure, simulator: str = "fast", wavelength: float = WAVELENGTH) -> Pattern:
     """The peaks of one structure over 2-theta 0..180 degrees (Cu K-alpha, or ``wavelength`` in Angstrom), sorted by
-    2-theta.
-
-    Returns (2-theta in degrees, intensities scaled to a largest of 100, hkl labels per peak or None): the
-    ``pymatgen`` simulator labels each peak with its hkl families, ``fast`` gives None.
+    2-theta, as a :class:`Pattern` (intensities scaled to a largest of 100) whose ``hkls`` label each peak with its
+    hkl families (the ``pymatgen`` simulator; ``fast`` gives None).
     Sites may be partially occupied or mixed (a disordered pymatgen ``Structure``): each species scatters with its
     occupancy as weight, as in pymatgen. Raises ``SimulationError`` (a ValueError) for an element without
     scattering factors or no peak.
@@ -66,7 +63,7 @@ def reflections(structure, simulator: str = "fast", wavelength: float = WAVELENG
 
 
 def simulate(structures: Iterable, simulator: str = "fast", progress: bool = False) -> np.ndarray:
-    """Binned patterns, float32 of shape (n, 1024) with each row's largest value 100, of the given structures (peaks
+    """Binned patterns, float32 of shape (n, N_POINTS) with each row's largest value 100, of the given structures (peaks
     as they fall in the bins; ``xrdzoo.xrd.pattern.Pattern.resampled`` draws peak profiles). A structure that cannot
     be simulated raises ``SimulationError`` naming its position and formula.
     """
@@ -77,10 +74,10 @@ def simulate(structures: Iterable, simulator: str = "fast", progress: bool = Fal
     patterns = np.zeros((len(structures), N_POINTS), dtype=np.float32)
     for i, structure in enumerate(tqdm(structures, desc=f"simulating ({simulator})", disable=not progress)):
         try:
-            two_theta, intensities, _ = reflections(structure, simulator)
+            peaks = reflections(structure, simulator)
         except SimulationError as error:
             raise SimulationError(f"structure {i}: {error}", error.reason) from error
-        patterns[i] = bin_peaks(two_theta, intensities)
+        patterns[i] = bin_peaks(peaks.two_theta, peaks.intensities)
     return patterns
 
 
@@ -110,8 +107,7 @@ def read_structure(source):
     except InputError:
         raise
     except Exception as error:  # the parsers raise many kinds
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot read a structure from {name} ({reason}); give a CIF, POSCAR or other file "
+        raise InputError(f"cannot read a structure from {name} ({first_line(error)}); give a CIF, POSCAR or other file "
                          "pymatgen's Structure.from_file reads") from error
 
 
@@ -170,8 +166,7 @@ def structure_from_dict(content: dict):
             raise InputError("it has no sites")
         return Structure(Lattice(matrix), species, coords)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"not a pymatgen Structure dict (Structure.as_dict()): {reason}") from None
+        raise InputError(f"not a pymatgen Structure dict (Structure.as_dict()): {first_line(error)}") from None
 
 
 def _check_tags(content, kind: str) -> None:
@@ -232,14 +227,14 @@ def _no_peaks(name: str, wavelength: float = WAVELENGTH) -> SimulationError:
 
 # --- the oracle ------------------------------------------------------------------------------------------------
 
-def _pymatgen_reflections(structure, wavelength: float):
+def _pymatgen_reflections(structure, wavelength: float) -> Pattern:
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
     if not len(_reciprocal_points(structure.lattice.matrix, wavelength)[1]):
         raise _no_peaks(structure.composition.reduced_formula, wavelength)  # pymatgen itself fails with "max() arg is an empty sequence"
     pattern = XRDCalculator(wavelength).get_pattern(structure, two_theta_range=TWO_THETA_RANGE)
-    labels = [" ".join("(" + " ".join(map(str, family["hkl"])) + ")" for family in peak) for peak in pattern.hkls]
-    return np.asarray(pattern.x, float), np.asarray(pattern.y, float), labels
+    labels = tuple(" ".join("(" + " ".join(map(str, family["hkl"])) + ")" for family in peak) for peak in pattern.hkls)
+    return Pattern(pattern.x, pattern.y, wavelength, labels)
 
 
 # --- the fast simulator ----------------------------------------------------------------------------------------
@@ -318,7 +313,7 @@ def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, occupancies: 
 
 def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray,
                   wavelength: float = WAVELENGTH, occupancies: np.ndarray | None = None) -> np.ndarray:
-    """The binned pattern (1024,) of a cell given as arrays: lattice rows (3, 3) in Angstrom, fractional
+    """The binned pattern (N_POINTS,) of a cell given as arrays: lattice rows (3, 3) in Angstrom, fractional
     coordinates (m, 3), atomic numbers (m,) and their occupancies (m,), 1 if None; a mixed site is one entry per
     element at the same coordinates. What template predictors use: no pymatgen Structure is built."""
     rows, z, _ = _scattering_table()
@@ -334,13 +329,13 @@ def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndar
 
 
 def _fast_reflections(structure, frac_coords: np.ndarray, symbols: list[str], occupancies: np.ndarray,
-                      wavelength: float):
+                      wavelength: float) -> Pattern:
     if "U11_cif" in structure.site_properties:
         raise InputError("the fast simulator does not apply anisotropic Debye-Waller factors (U11_cif, ... site "
                          "properties); use simulator='pymatgen' for this structure")
     two_theta, intensities = _cell_reflections(structure.lattice.matrix, frac_coords, symbols, occupancies,
                                                structure.composition.reduced_formula, wavelength)
-    return two_theta, intensities, None
+    return Pattern(two_theta, intensities, wavelength)
 
 
 def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: list[str], occupancies: np.ndarray,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from pymatgen.core import Element
 
-from xrdzoo.encoders import EncodingError, parse
+from xrdzoo.formulas import EncodingError, parse
 
 ALL_ELEMENTS = tuple(Element.from_Z(z).symbol for z in range(1, 104))  # H .. Lr
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
-from xrdzoo.predictors.chemistry import formula_of
+from xrdzoo.formulas import formula_of
 from xrdzoo.xrd.pattern import full_scale
 
 
