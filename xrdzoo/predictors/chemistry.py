@@ -57,19 +57,23 @@ def formula_of(formula: str) -> Formula:
     return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
 
 
-def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> list[Formula]:
-    """The reduced :class:`Formula` of every cell of a flat site list (atomic numbers; cell i's sites are
-    ``offsets[i]:offsets[i + 1]``), in a few array operations."""
+def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced formula of every cell of a flat site list (atomic numbers; cell i's sites are
+    ``offsets[i]:offsets[i + 1]``) as two arrays, one row per cell: atomic numbers and counts in :class:`Formula`
+    order, zero-padded to the most elements of a cell; in a few array operations."""
     offsets, numbers = np.asarray(offsets, dtype=np.int64), np.asarray(numbers, dtype=np.int64)
     cell = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     keys, counts = np.unique(cell * 256 + numbers, return_counts=True)
     cells, elements = keys // 256, keys % 256
     starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
-    counts = counts // np.repeat(np.gcd.reduceat(counts, starts), np.diff(np.r_[starts, len(cells)]))
+    sizes = np.diff(np.r_[starts, len(cells)])
+    counts = counts // np.repeat(np.gcd.reduceat(counts, starts), sizes)
     order = np.lexsort((elements, counts, cells))  # per cell: by count, then atomic number
-    elements, counts = elements[order].tolist(), counts[order].astype(float).tolist()
-    bounds = np.r_[starts, len(cells)].tolist()
-    return [Formula(tuple(elements[a:b]), tuple(counts[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
+    position = np.arange(len(cells)) - np.repeat(starts, sizes)
+    table_numbers = np.zeros((len(offsets) - 1, max(sizes, default=1)), np.int64)
+    table_counts = np.zeros(table_numbers.shape)
+    table_numbers[cells[order], position], table_counts[cells[order], position] = elements[order], counts[order]
+    return table_numbers, table_counts
 
 
 @functools.cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from xrdzoo.predictors import PredictorBase, solid_solution, strings_tensor, ten
 from xrdzoo.predictors.chemistry import (N_ELEMENTS, Formula, element_table, formula_of, formulas_of_cells,
                                          mapping_costs, unknown_properties)
 from xrdzoo.predictors.retrieval import FormulaIndex
-from xrdzoo.xrd.simulate import simulate_cell
+from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell
 
 RANKERS = ("chemistry", "learned")
 VOLUMES = ("ratio", "fit", "template")
@@ -58,7 +59,7 @@ class Template(PredictorBase):
         self.register_buffer("ids", torch.zeros(0, dtype=torch.uint8))
         self.register_buffer("volume_per_element", torch.zeros(N_ELEMENTS, dtype=torch.float64))
         self.scorer = _scorer(hidden) if ranker == "learned" else None
-        self._cache: dict | None = None
+        self._cache: _Library | None = None
 
     @property
     def fitted(self) -> bool:
@@ -79,7 +80,7 @@ class Template(PredictorBase):
         self.ids = strings_tensor(train.ids)
         self._cache = None
         volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
-        self.volume_per_element = torch.from_numpy(_least_squares(self.templates.fractions, volumes))
+        self.volume_per_element = torch.from_numpy(_least_squares(self.templates.fractions(), volumes))
         if self.scorer is None:
             return {}
         return self._fit_scorer(train, val, progress)
@@ -181,7 +182,8 @@ class Template(PredictorBase):
         data = data.ground_states()
         order = np.random.default_rng(0).permutation(len(data))
         xs, f1s, masks = [], [], []
-        with tqdm(total=min(limit, len(data)), desc="ranker pairs", disable=not progress, leave=False) as bar:
+        with tqdm(total=min(limit, len(data)), desc="ranker pairs", disable=not progress, leave=False) as bar, \
+                one_blas_thread():
             for i in order:
                 if len(xs) == limit:
                     break
@@ -206,35 +208,27 @@ class Template(PredictorBase):
     @property
     def templates(self) -> FormulaIndex:
         """The training structures' formulas, indexed by type."""
-        return self._state()["index"]
+        return self._state().index
 
-    def _state(self) -> dict:
+    def _state(self) -> _Library:
         if self._cache is None:
             self._check_fitted()
-            offsets, numbers = self.offsets.numpy(), self.numbers.numpy()
-            formulas = formulas_of_cells(offsets, numbers)
-            index = FormulaIndex(formulas)
-            spacegroups = self.spacegroups.numpy().astype(int)
-            prototypes: dict[tuple, int] = {}
-            for f, sg in zip(formulas, spacegroups):
-                prototypes[f.kind, sg] = prototypes.get((f.kind, sg), 0) + 1
-            known: dict[Formula, list[int]] = {}
-            for row, f in enumerate(formulas):
-                known.setdefault(f, []).append(row)
-            self._cache = {"index": index, "prototypes": prototypes, "spacegroups": spacegroups, "known": known,
-                           "ids": tensor_strings(self.ids), "volumes": np.abs(np.linalg.det(self.lattices.numpy()))}
+            lattices = self.lattices.numpy()
+            self._cache = _Library(FormulaIndex(*formulas_of_cells(self.offsets.numpy(), self.numbers.numpy())),
+                                   self.spacegroups.numpy().astype(np.int64), tensor_strings(self.ids),
+                                   np.abs(np.linalg.det(lattices)))
         return self._cache
 
     def _candidates(self, query: Formula):
         """(rows, L1 distances, costs, assignments, ranker features or None without a learned ranker) of the query's
         k nearest same-type templates other than its own structures, or None."""
         state = self._state()
-        rows, distance = state["index"].nearest(query, self.k + len(state["known"].get(query, ())))
+        rows, distance = state.index.nearest(query, self.k + len(state.index.find(query)))
         keep = distance > 1e-9  # the query's own structures (distance 0) are known structures, not templates
         rows, distance = rows[keep][: self.k], distance[keep][: self.k]
         if not len(rows):
             return None
-        costs, assignments = mapping_costs(query, np.array([state["index"].formulas[r].numbers for r in rows]))
+        costs, assignments = mapping_costs(query, state.index.numbers[rows, : len(query.numbers)])
         features = None if self.scorer is None else self._features(query, rows, distance, costs, assignments)
         return rows, distance, costs, [tuple(a) for a in assignments.tolist()], features
 
@@ -243,18 +237,19 @@ class Template(PredictorBase):
         """What the learned ranker sees of each (query, candidate template) pair, one row per candidate."""
         state = self._state()
         k = len(rows)
-        templates = np.array([state["index"].formulas[r].numbers for r in rows])  # (k, elements)
+        templates = state.index.numbers[rows, : len(query.numbers)]  # (k, elements)
         counts = np.broadcast_to(query.counts, templates.shape)  # one formula type: the same counts
         table = element_table()
         q, t = table[assignments - 1], table[templates - 1]  # (k, elements, properties)
-        spacegroups, sizes = state["spacegroups"][rows], np.diff(self.offsets.numpy())[rows]
+        spacegroups, sizes = state.spacegroups[rows], np.diff(self.offsets.numpy())[rows]
         same_group = spacegroups[:, None] == spacegroups[None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
         volume_change = np.log(self._volume_per_atom(query.fractions()) /
-                               self._volume_per_atom(state["index"].fractions[rows]))
-        of_kind = len(state["index"].by_kind[query.kind])
-        of_prototype = np.array([state["prototypes"][query.kind, g] for g in spacegroups])
+                               self._volume_per_atom(state.index.fractions(rows)))
+        of_kind_rows = state.index.by_kind[query.kind]
+        of_kind = len(of_kind_rows)
+        of_prototype = np.bincount(state.spacegroups[of_kind_rows], minlength=231)[spacegroups]
         roles = np.lexsort((t[:, :, 0], counts), axis=-1)[:, :_ROLES]  # sites by count, then electronegativity
         per_role = np.zeros((k, 2, _ROLES, t.shape[2]))
         per_role[:, 0, : roles.shape[1]] = np.take_along_axis(q, roles[:, :, None], 1)
@@ -292,7 +287,8 @@ class Template(PredictorBase):
         the nearest structure of any type (``"nearest"``)."""
         state = self._state()
         queries = [formula_of(f) for f in formulas]
-        found = [self._candidates(q) if len(state["known"].get(q, ())) < top else None for q in queries]
+        known = [state.index.find(q) for q in queries]
+        found = [self._candidates(q) if len(rows) < top else None for q, rows in zip(queries, known)]
         if self.scorer is not None and any(c is not None for c in found):
             self.scorer.eval()
             features = np.concatenate([c[4] for c in found if c is not None])
@@ -300,8 +296,8 @@ class Template(PredictorBase):
             splits = np.cumsum([len(c[0]) for c in found if c is not None])[:-1]
             scores = iter(np.split(logits, splits))
         ranked = []
-        for query, candidates in zip(queries, found):
-            choices = [(row, None, 1.0, "known") for row in state["known"].get(query, ())]
+        for query, candidates, own in zip(queries, found, known):
+            choices = [(int(row), None, 1.0, "known") for row in own]
             if candidates is not None:
                 rows, _, costs, assignments, _ = candidates
                 if self.scorer is None:  # ties go to the nearer (by L1) candidate: the sort is stable
@@ -312,7 +308,7 @@ class Template(PredictorBase):
                 choices += [(int(rows[j]), assignments[j], None if score[j] is None else float(score[j]), "template")
                             for j in order]
             if not choices:
-                choices = [(state["index"].closest(query)[0], None, None, "nearest")]
+                choices = [(state.index.closest(query)[0], None, None, "nearest")]
             ranked.append(choices[:top])
         return ranked
 
@@ -330,7 +326,7 @@ class Template(PredictorBase):
         numbers = self.numbers[a:b].numpy().astype(np.int64)
         if assignment is None:
             return lattice, coords, numbers, row, False
-        template = self._state()["index"].formulas[row]
+        template = self._state().index.formula(row)
         substitute = dict(zip(template.numbers, assignment))
         numbers = np.array([substitute[n] for n in numbers])
         return lattice * self._scale(query, template, row) ** (1 / 3), coords, numbers, row, True
@@ -342,7 +338,7 @@ class Template(PredictorBase):
         if self.volume == "ratio":
             return float(self._volume_per_atom(query.fractions()) / self._volume_per_atom(template.fractions()))
         nsites = int(self.offsets[row + 1] - self.offsets[row])
-        return float(self._volume_per_atom(query.fractions())) * nsites / self._state()["volumes"][row]
+        return float(self._volume_per_atom(query.fractions())) * nsites / self._state().volumes[row]
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The first-ranked patterns, ``(n, 1024)``, and how each was made (see :meth:`_ranked`)."""
@@ -359,14 +355,17 @@ class Template(PredictorBase):
         state, ranked = self._state(), []
         for formula, choices in zip(formulas, self.rank(formulas, top)):
             query, candidates = formula_of(formula), []
-            known = len(state["known"].get(query, ()))
+            known = len(state.index.find(query))
             for j, (row, assignment, score, kind) in enumerate(choices):
                 lattice, coords, numbers, _, _ = self.substituted_cell(query, row, assignment)
-                material, group, name = state["ids"][row], int(state["spacegroups"][row]), self.describe(row)
-                how = {"known": f"known structure {material}, space group {group}"
-                                + (f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else ""),
-                       "template": f"template {name}, elements substituted, volume rescaled",
-                       "nearest": f"no template of its formula type: pattern of the nearest structure {name}"}[kind]
+                material, group = state.ids[row], int(state.spacegroups[row])
+                if kind == "known":
+                    how = f"known structure {material}, space group {group}" + (
+                        f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else "")
+                elif kind == "template":
+                    how = f"template {self.describe(row)}, elements substituted, volume rescaled"
+                else:
+                    how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
                 candidates.append(Candidate(simulate_cell(lattice, coords, numbers), group, material, how, score))
             ranked.append(candidates)
         return ranked
@@ -375,15 +374,14 @@ class Template(PredictorBase):
         """For each formula, its first-ranked structure as (row, the element put on each template element): a known
         structure with its own elements; None where its type has no template (the row is then the nearest structure
         of any type, used as it is)."""
-        formulas_of_rows = self._state()["index"].formulas
-        return [(row, tuple(formulas_of_rows[row].numbers) if kind == "known" else assignment)
+        index = self._state().index
+        return [(row, index.formula(row).numbers if kind == "known" else assignment)
                 for row, assignment, _, kind in (choices[0] for choices in self.rank(formulas))]
 
     def describe(self, row: int) -> str:
         """Template ``row`` in words: material id, formula, space group."""
         state = self._state()
-        return f"{state['ids'][row]} ({_formula_text(state['index'].formulas[row])}, space group " \
-               f"{state['spacegroups'][row]})"
+        return f"{state.ids[row]} ({_formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
 
 
 @functools.lru_cache(maxsize=None)  # one text per template, read each time one is chosen
@@ -391,6 +389,17 @@ def _formula_text(formula: Formula) -> str:
     from pymatgen.core import Composition, Element
 
     return Composition({Element.from_Z(z): c for z, c in zip(formula.numbers, formula.counts)}).reduced_formula
+
+
+@dataclass(frozen=True)
+class _Library:
+    """What answering reads of the templates, built once from the buffers: the formula index, space groups, material
+    ids and cell volumes, one per template row."""
+
+    index: FormulaIndex
+    spacegroups: np.ndarray
+    ids: list[str]
+    volumes: np.ndarray
 
 
 def _scorer(hidden: int) -> nn.Module:
