@@ -240,10 +240,9 @@ def compositions(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge
                          f"{MAX_CANDIDATES:,} identify predicts; lower --max-atoms")
     formulas = []
     for counts in itertools.product(range(1, max_atoms - len(elements) + 2), repeat=len(elements)):
-        if sum(counts) <= max_atoms and math.gcd(*counts) == 1:
-            formula = _formula(tuple(zip(elements, counts)))
-            if not charge_balanced or _balanced(formula):
-                formulas.append(formula)
+        if sum(counts) <= max_atoms and math.gcd(*counts) == 1 and (not charge_balanced or
+                                                                      _balanced(elements, counts)):
+            formulas.append(_formula(tuple(zip(elements, counts))))
     return sorted(formulas)
 
 
@@ -265,16 +264,15 @@ def _formula(amounts: tuple) -> str:
     return Composition(dict(amounts)).reduced_formula
 
 
-def _balanced(formula: str) -> bool:
-    """Whether pymatgen's ``Composition(formula).oxi_state_guesses()`` finds a solution, decided as it does (each
-    element's sites take states from its ICSD list, else its common list, mixed valence allowed; the sums must reach
-    zero) but without its scoring of every combination, which takes seconds for large counts."""
-    from pymatgen.core import Composition
-
+def _balanced(elements: list[str], counts: tuple[int, ...]) -> bool:
+    """Whether pymatgen's ``Composition.oxi_state_guesses()`` finds a solution for these element counts, decided as it
+    does (each element's sites take states from its ICSD list, else its common list, mixed valence allowed; the sums
+    must reach zero) but without its scoring of every combination, which takes seconds for large counts."""
+    *first, last = [_site_sums(element, count) for element, count in zip(elements, counts)]
     totals = {0}
-    for element, amount in Composition(formula).get_el_amt_dict().items():
-        totals = {t + s for t in totals for s in _site_sums(element, int(amount))}
-    return 0 in totals
+    for sums in first:
+        totals = {t + s for t in totals for s in sums}
+    return any(-t in last for t in totals)
 
 
 @lru_cache(maxsize=None)

@@ -213,10 +213,10 @@ class Template(PredictorBase):
     def _state(self) -> _Library:
         if self._cache is None:
             self._check_fitted()
-            lattices = self.lattices.numpy()
-            self._cache = _Library(FormulaIndex(*formulas_of_cells(self.offsets.numpy(), self.numbers.numpy())),
+            lattices, offsets, numbers = self.lattices.numpy(), self.offsets.numpy(), self.numbers.numpy()
+            self._cache = _Library(FormulaIndex(*formulas_of_cells(offsets, numbers)),
                                    self.spacegroups.numpy().astype(np.int64), tensor_strings(self.ids),
-                                   np.abs(np.linalg.det(lattices)))
+                                   np.abs(np.linalg.det(lattices)), lattices, offsets, self.coords.numpy(), numbers)
         return self._cache
 
     def _candidates(self, query: Formula):
@@ -241,7 +241,7 @@ class Template(PredictorBase):
         counts = np.broadcast_to(query.counts, templates.shape)  # one formula type: the same counts
         table = element_table()
         q, t = table[assignments - 1], table[templates - 1]  # (k, elements, properties)
-        spacegroups, sizes = state.spacegroups[rows], np.diff(self.offsets.numpy())[rows]
+        spacegroups, sizes = state.spacegroups[rows], np.diff(state.offsets)[rows]
         same_group = spacegroups[:, None] == spacegroups[None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
@@ -320,15 +320,17 @@ class Template(PredictorBase):
 
     def substituted_cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None):
         """Template ``row`` with ``assignment``'s elements on its sites and its volume rescaled (as :meth:`cells`)."""
-        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
-        lattice = self.lattices[row].numpy()
-        coords = (self.coords[a:b].numpy().astype(np.float64) + _COORD_SCALE // 2) / _COORD_SCALE
-        numbers = self.numbers[a:b].numpy().astype(np.int64)
+        state = self._state()
+        a, b = state.offsets[row], state.offsets[row + 1]
+        lattice = state.lattices[row].copy()
+        coords = (state.coords[a:b].astype(np.float64) + _COORD_SCALE // 2) / _COORD_SCALE
+        numbers = state.numbers[a:b].astype(np.int64)
         if assignment is None:
             return lattice, coords, numbers, row, False
-        template = self._state().index.formula(row)
-        substitute = dict(zip(template.numbers, assignment))
-        numbers = np.array([substitute[n] for n in numbers])
+        template = state.index.formula(row)
+        substitute = np.zeros(N_ELEMENTS + 1, np.int64)
+        substitute[list(template.numbers)] = assignment
+        numbers = substitute[numbers]
         return lattice * self._scale(query, template, row) ** (1 / 3), coords, numbers, row, True
 
     def _scale(self, query: Formula, template: Formula, row: int) -> float:
@@ -337,8 +339,9 @@ class Template(PredictorBase):
             return 1.0
         if self.volume == "ratio":
             return float(self._volume_per_atom(query.fractions()) / self._volume_per_atom(template.fractions()))
-        nsites = int(self.offsets[row + 1] - self.offsets[row])
-        return float(self._volume_per_atom(query.fractions())) * nsites / self._state().volumes[row]
+        state = self._state()
+        nsites = int(state.offsets[row + 1] - state.offsets[row])
+        return float(self._volume_per_atom(query.fractions())) * nsites / state.volumes[row]
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The first-ranked patterns, ``(n, 1024)``, and how each was made (see :meth:`_ranked`)."""
@@ -394,12 +397,16 @@ def _formula_text(formula: Formula) -> str:
 @dataclass(frozen=True)
 class _Library:
     """What answering reads of the templates, built once from the buffers: the formula index, space groups, material
-    ids and cell volumes, one per template row."""
+    ids and cell volumes, one per template row, and the buffers as arrays."""
 
     index: FormulaIndex
     spacegroups: np.ndarray
     ids: list[str]
     volumes: np.ndarray
+    lattices: np.ndarray
+    offsets: np.ndarray
+    coords: np.ndarray
+    numbers: np.ndarray
 
 
 def _scorer(hidden: int) -> nn.Module:
