@@ -27,6 +27,7 @@ class FormulaIndex:
         self._fractions = self.counts / self.counts.sum(axis=1, keepdims=True)
         self._elements = _element_key(self.numbers)  # with the type, which rows are the same formula
         self._by_element: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._kinds: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         order = np.lexsort(self.counts.T[::-1])  # by type (the counts), rows of one type in row order
         kinds = self.counts[order]
         starts = np.flatnonzero(np.r_[len(order) > 0, (kinds[1:] != kinds[:-1]).any(axis=1)])
@@ -71,8 +72,7 @@ class FormulaIndex:
         # fractions sum to 1, so sum |a - b| = 2 - 2 sum min(a, b), and only the query's elements can share a minimum
         share = np.array(query.counts) / sum(query.counts)
         if same_kind:  # a type's rows have as many elements as the query
-            rows = self.by_kind.get(query.kind, np.zeros(0, np.int64))
-            numbers, fractions = self.numbers[rows, : len(share)], self._fractions[rows, : len(share)]
+            rows, numbers, fractions = self._of_kind(query.kind)
             at_query = ((numbers[:, :, None] == np.array(query.numbers)) * fractions[:, :, None]).sum(axis=1)
             shared = np.minimum(at_query, share).sum(axis=1)
         else:
@@ -83,6 +83,13 @@ class FormulaIndex:
         distance = 2 - 2 * shared
         order = np.argsort(np.round(distance, 9), kind="stable")[:k]  # rows ascend: ties go to the first row
         return rows[order], distance[order]
+
+    def _of_kind(self, kind: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of a formula type with their atomic numbers and fractions (gathered once per type)."""
+        if kind not in self._kinds:
+            rows = self.by_kind.get(kind, np.zeros(0, np.int64))
+            self._kinds[kind] = rows, self.numbers[rows, : len(kind)], self._fractions[rows, : len(kind)]
+        return self._kinds[kind]
 
     def _having(self, number: int) -> tuple[np.ndarray, np.ndarray]:
         """The rows holding element ``number`` and its fraction in each (an element-to-rows index, built once)."""

@@ -241,7 +241,7 @@ class Template(PredictorBase):
         counts = np.broadcast_to(query.counts, templates.shape)  # one formula type: the same counts
         table = element_table()
         q, t = table[assignments - 1], table[templates - 1]  # (k, elements, properties)
-        spacegroups, sizes = state.spacegroups[rows], np.diff(state.offsets)[rows]
+        spacegroups, sizes = state.spacegroups[rows], np.diff(state.offsets[np.stack([rows, rows + 1])], axis=0)[0]
         same_group = spacegroups[:, None] == spacegroups[None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
