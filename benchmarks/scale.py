@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--any-charge", action="store_true", help="keep compositions that cannot be balanced too")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--name", default="scale", help="the results' name (a second run keeps the first's)")
     args = parser.parse_args()
 
     pool = Pool(tuple(args.elements_pool.split(",")), args.max_elements, args.max_atoms, not args.any_charge)
@@ -73,7 +74,7 @@ def main() -> None:
     for row in rows:
         row["speed-up"] = row["formulas/s"] / base["formulas/s"]
     million, cpu_rate = rows[-1]["formulas/s"], rows[-1]["formulas per worker CPU s"]
-    text = (f"## Screening at scale\n\n`{args.model}` on every {'charge-balanced ' * pool.charge_balanced}"
+    text = (f"## Screening at scale ({base['formulas']:,} formulas)\n\n`{args.model}` on every {'charge-balanced ' * pool.charge_balanced}"
             f"composition of up to {pool.max_elements} elements of the pool {'-'.join(pool.elements)} (at most "
             f"{pool.max_atoms} atoms: {base['formulas']:,} formulas, generation included) through a local Dask "
             "cluster, into Parquet. Seconds run from the cluster's start to the written output; the first result is "
@@ -85,7 +86,7 @@ def main() -> None:
             + f"\n\nAt the last row's rate one million formulas take {1e6 / million / 3600:.1f} hours; at its formulas "
             f"per worker CPU second, {1e6 / cpu_rate / 3600 / rows[-1]['workers']:.1f} hours on {rows[-1]['workers']} "
             "cores of its own (projections from this measurement, not a measured run).")
-    write_results("scale", {"model": args.model, "pool": list(pool.elements), "max_elements": pool.max_elements,
+    write_results(args.name, {"model": args.model, "pool": list(pool.elements), "max_elements": pool.max_elements,
                             "max_atoms": pool.max_atoms, "charge_balanced": pool.charge_balanced, "rows": rows}, text)
 
 

@@ -46,7 +46,7 @@ def candidate_scores(member, formula: str, truth: np.ndarray, k: int) -> np.ndar
     """Peak F1 of each of the k nearest same-type templates, substituted and simulated, nearest first."""
     query = formula_of(formula)
     rows, _ = member.templates.nearest(query, k)
-    cells = [member.substituted_cell(query, row, mapping_cost(query, member.templates.formulas[row])[1]) for row in rows]
+    cells = [member.substituted_cell(query, row, mapping_cost(query, member.templates.formula(row))[1]) for row in rows]
     patterns = np.array([simulate_cell(*cell[:3]) for cell in cells]).reshape(-1, truth.size)
     return peak_f1(patterns, np.repeat(truth[None], len(rows), axis=0))
 

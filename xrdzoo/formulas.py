@@ -211,19 +211,23 @@ def formula_of(formula: str) -> Formula:
     return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
 
 
-def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> list[Formula]:
-    """The reduced :class:`Formula` of every cell of a flat site list (atomic numbers; cell i's sites are
-    ``offsets[i]:offsets[i + 1]``), in a few array operations."""
+def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced formula of every cell of a flat site list (atomic numbers; cell i's sites are
+    ``offsets[i]:offsets[i + 1]``) as two arrays, one row per cell: atomic numbers and counts in :class:`Formula`
+    order, zero-padded to the most elements of a cell; in a few array operations."""
     offsets, numbers = np.asarray(offsets, dtype=np.int64), np.asarray(numbers, dtype=np.int64)
     cell = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     keys, counts = np.unique(cell * 256 + numbers, return_counts=True)
     cells, elements = keys // 256, keys % 256
     starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
-    counts = counts // np.repeat(np.gcd.reduceat(counts, starts), np.diff(np.r_[starts, len(cells)]))
+    sizes = np.diff(np.r_[starts, len(cells)])
+    counts = counts // np.repeat(np.gcd.reduceat(counts, starts), sizes)
     order = np.lexsort((elements, counts, cells))  # per cell: by count, then atomic number
-    elements, counts = elements[order].tolist(), counts[order].astype(float).tolist()
-    bounds = np.r_[starts, len(cells)].tolist()
-    return [Formula(tuple(elements[a:b]), tuple(counts[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
+    position = np.arange(len(cells)) - np.repeat(starts, sizes)
+    table_numbers = np.zeros((len(offsets) - 1, max(sizes, default=1)), np.int64)
+    table_counts = np.zeros(table_numbers.shape)
+    table_numbers[cells[order], position], table_counts[cells[order], position] = elements[order], counts[order]
+    return table_numbers, table_counts
 
 
 @functools.cache
@@ -294,10 +298,9 @@ def compositions(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge
                          f"{MAX_CANDIDATES:,} identify predicts; lower --max-atoms")
     formulas = []
     for counts in itertools.product(range(1, max_atoms - len(elements) + 2), repeat=len(elements)):
-        if sum(counts) <= max_atoms and math.gcd(*counts) == 1:
-            formula = _formula(tuple(zip(elements, counts)))
-            if not charge_balanced or _balanced(formula):
-                formulas.append(formula)
+        if sum(counts) <= max_atoms and math.gcd(*counts) == 1 and (not charge_balanced or
+                                                                      _balanced(elements, counts)):
+            formulas.append(_formula(tuple(zip(elements, counts))))
     return sorted(formulas)
 
 
@@ -306,14 +309,15 @@ def _formula(amounts: tuple) -> str:
     return Composition(dict(amounts)).reduced_formula
 
 
-def _balanced(formula: str) -> bool:
-    """Whether pymatgen's ``Composition(formula).oxi_state_guesses()`` finds a solution, decided as it does (each
-    element's sites take states from its ICSD list, else its common list, mixed valence allowed; the sums must reach
-    zero) but without its scoring of every combination, which takes seconds for large counts."""
+def _balanced(elements: list[str], counts: tuple[int, ...]) -> bool:
+    """Whether pymatgen's ``Composition.oxi_state_guesses()`` finds a solution for these element counts, decided as it
+    does (each element's sites take states from its ICSD list, else its common list, mixed valence allowed; the sums
+    must reach zero) but without its scoring of every combination, which takes seconds for large counts."""
+    *first, last = [_site_sums(element, count) for element, count in zip(elements, counts)]
     totals = {0}
-    for element, amount in Composition(formula).get_el_amt_dict().items():
-        totals = {t + s for t in totals for s in _site_sums(element, int(amount))}
-    return 0 in totals
+    for sums in first:
+        totals = {t + s for t in totals for s in sums}
+    return any(-t in last for t in totals)
 
 
 @functools.lru_cache(maxsize=None)

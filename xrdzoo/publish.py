@@ -76,7 +76,7 @@ def export_parts(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, 
     member = checkpoint.read_model(checkpoint_path)
     meta = checkpoint.read_metadata(checkpoint_path)
     extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
-    counts = np.array([len(f.numbers) for f in member.templates.formulas])
+    counts = np.count_nonzero(member.templates.numbers, axis=1)
     named = np.isin(counts, [n for group in element_counts[1:] for n in group])
     groups = [~named] + [np.isin(counts, group) for group in element_counts[1:]]
     names = [name] + [f"{name}_part{i}" for i in range(1, len(groups))]

@@ -24,6 +24,7 @@ from xrdzoo.buffers import ResizableBuffers
 from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.errors import at_least_one
 from xrdzoo.formulas import EncodingError, Formula, formula_of
+from xrdzoo.xrd.simulate import one_blas_thread
 
 
 class PredictorBase(ResizableBuffers):
@@ -55,13 +56,15 @@ class PredictorBase(ResizableBuffers):
                 kept.append(i)
             except EncodingError as error:
                 refused[formula] = str(error)
-        return Answers.of(kept, refused, self._ranked([formulas[i] for i in kept], top))
+        with one_blas_thread():  # members simulate cell after cell
+            return Answers.of(kept, refused, self._ranked([formulas[i] for i in kept], top))
 
     def predict(self, formulas: Sequence[str], batch_size: int = 64, precision: str = "float32") -> np.ndarray:
         """The patterns ``(n, N_POINTS)``; raises ``EncodingError`` at the first formula this member cannot take."""
         for formula in formulas:
             self._check(formula)
-        return self._answer(formulas)[0]
+        with one_blas_thread():
+            return self._answer(formulas)[0]
 
     def _check(self, formula: str) -> None:
         """Raise ``EncodingError`` if this member cannot read ``formula`` or cannot answer it (:meth:`_refusal`)."""

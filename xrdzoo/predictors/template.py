@@ -27,7 +27,7 @@ from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formulas_of_cells
 from xrdzoo.predictors.chemistry import element_table, mapping_costs, unknown_properties
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.pattern import N_POINTS
-from xrdzoo.xrd.simulate import simulate_cell
+from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell
 
 RANKERS = ("chemistry", "learned")
 VOLUMES = ("ratio", "fit", "template")
@@ -39,15 +39,17 @@ _ROLES = 3  # the ranker sees the properties of the elements on up to three kind
 
 
 class _State(NamedTuple):
-    """What a fitted member derives from its buffers once: the templates' formula index, how many templates each
-    (formula type, space group) has, their space groups, each formula's own known rows, material ids, cell volumes."""
+    """What a fitted member derives from its buffers once: the templates' formula index, space groups, material ids
+    and cell volumes, one per template row, and the buffers as arrays."""
 
     index: FormulaIndex
-    prototypes: dict[tuple, int]
     spacegroups: np.ndarray
-    known: dict[Formula, list[int]]
     ids: list[str]
     volumes: np.ndarray
+    lattices: np.ndarray
+    offsets: np.ndarray
+    coords: np.ndarray
+    numbers: np.ndarray
 
 
 class Candidates(NamedTuple):
@@ -115,7 +117,7 @@ class Template(PredictorBase):
         self.ids = strings_tensor(train.ids)
         self._cache = None
         volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
-        self.volume_per_element = torch.from_numpy(_least_squares(self.templates.fractions, volumes))
+        self.volume_per_element = torch.from_numpy(_least_squares(self.templates.fractions(), volumes))
         if self.scorer is None:
             return {}
         return self._fit_scorer(train, val, progress)
@@ -217,7 +219,8 @@ class Template(PredictorBase):
         data = data.ground_states()
         order = np.random.default_rng(0).permutation(len(data))
         xs, f1s, masks = [], [], []
-        with tqdm(total=min(limit, len(data)), desc="ranker pairs", disable=not progress, leave=False) as bar:
+        with tqdm(total=min(limit, len(data)), desc="ranker pairs", disable=not progress, leave=False) as bar, \
+                one_blas_thread():
             for i in order:
                 if len(xs) == limit:
                     break
@@ -247,29 +250,21 @@ class Template(PredictorBase):
     def _state(self) -> _State:
         if self._cache is None:
             self._check_fitted()
-            offsets, numbers = self.offsets.numpy(), self.numbers.numpy()
-            formulas = formulas_of_cells(offsets, numbers)
-            index = FormulaIndex(formulas)
-            spacegroups = self.spacegroups.numpy().astype(int)
-            prototypes: dict[tuple, int] = {}
-            for f, sg in zip(formulas, spacegroups):
-                prototypes[f.kind, sg] = prototypes.get((f.kind, sg), 0) + 1
-            known: dict[Formula, list[int]] = {}
-            for row, f in enumerate(formulas):
-                known.setdefault(f, []).append(row)
-            self._cache = _State(index, prototypes, spacegroups, known, tensor_strings(self.ids),
-                                 np.abs(np.linalg.det(self.lattices.numpy())))
+            lattices, offsets, numbers = self.lattices.numpy(), self.offsets.numpy(), self.numbers.numpy()
+            self._cache = _State(FormulaIndex(*formulas_of_cells(offsets, numbers)),
+                                   self.spacegroups.numpy().astype(np.int64), tensor_strings(self.ids),
+                                   np.abs(np.linalg.det(lattices)), lattices, offsets, self.coords.numpy(), numbers)
         return self._cache
 
     def _candidates(self, query: Formula) -> Candidates | None:
         """The query's k nearest same-type templates other than its own structures, or None."""
         state = self._state()
-        rows, distance = state.index.nearest(query, self.k + len(state.known.get(query, ())))
+        rows, distance = state.index.nearest(query, self.k + len(state.index.find(query)))
         keep = distance > 1e-9  # the query's own structures (distance 0) are known structures, not templates
         rows, distance = rows[keep][: self.k], distance[keep][: self.k]
         if not len(rows):
             return None
-        costs, assignments = mapping_costs(query, np.array([state.index.formulas[r].numbers for r in rows]))
+        costs, assignments = mapping_costs(query, state.index.numbers[rows, : len(query.numbers)])
         features = None if self.scorer is None else self._features(query, rows, distance, costs, assignments)
         return Candidates(rows, distance, costs, [tuple(a) for a in assignments.tolist()], features)
 
@@ -278,18 +273,19 @@ class Template(PredictorBase):
         """What the learned ranker sees of each (query, candidate template) pair, one row per candidate."""
         state = self._state()
         k = len(rows)
-        templates = np.array([state.index.formulas[r].numbers for r in rows])  # (k, elements)
+        templates = state.index.numbers[rows, : len(query.numbers)]  # (k, elements)
         counts = np.broadcast_to(query.counts, templates.shape)  # one formula type: the same counts
         table = element_table()
         q, t = table[assignments - 1], table[templates - 1]  # (k, elements, properties)
-        spacegroups, sizes = state.spacegroups[rows], np.diff(self.offsets.numpy())[rows]
+        spacegroups, sizes = state.spacegroups[rows], np.diff(state.offsets[np.stack([rows, rows + 1])], axis=0)[0]
         same_group = spacegroups[:, None] == spacegroups[None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
         volume_change = np.log(self._volume_per_atom(query.fractions()) /
-                               self._volume_per_atom(state.index.fractions[rows]))
-        of_kind = len(state.index.by_kind[query.kind])
-        of_prototype = np.array([state.prototypes[query.kind, g] for g in spacegroups])
+                               self._volume_per_atom(state.index.fractions(rows)))
+        of_kind_rows = state.index.by_kind[query.kind]
+        of_kind = len(of_kind_rows)
+        of_prototype = np.bincount(state.spacegroups[of_kind_rows], minlength=231)[spacegroups]
         roles = np.lexsort((t[:, :, 0], counts), axis=-1)[:, :_ROLES]  # sites by count, then electronegativity
         per_role = np.zeros((k, 2, _ROLES, t.shape[2]))
         per_role[:, 0, : roles.shape[1]] = np.take_along_axis(q, roles[:, :, None], 1)
@@ -325,7 +321,8 @@ class Template(PredictorBase):
         the nearest structure of any type (``"nearest"``)."""
         state = self._state()
         queries = [formula_of(f) for f in formulas]
-        found = [self._candidates(q) if len(state.known.get(q, ())) < top else None for q in queries]
+        known = [state.index.find(q) for q in queries]
+        found = [self._candidates(q) if len(rows) < top else None for q, rows in zip(queries, known)]
         if self.scorer is not None and any(c is not None for c in found):
             self.scorer.eval()
             features = np.concatenate([c.features for c in found if c is not None])
@@ -333,8 +330,8 @@ class Template(PredictorBase):
             splits = np.cumsum([len(c.rows) for c in found if c is not None])[:-1]
             scores = iter(np.split(logits, splits))
         ranked = []
-        for query, candidates in zip(queries, found):
-            choices = [Choice(row, None, 1.0, "known") for row in state.known.get(query, ())]
+        for query, candidates, own in zip(queries, found, known):
+            choices = [Choice(int(row), None, 1.0, "known") for row in own]
             if candidates is not None:
                 rows, _, costs, assignments, _ = candidates
                 if self.scorer is None:  # ties go to the nearer (by L1) candidate: the sort is stable
@@ -357,15 +354,17 @@ class Template(PredictorBase):
 
     def substituted_cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None):
         """Template ``row`` with ``assignment``'s elements on its sites and its volume rescaled (as :meth:`cells`)."""
-        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
-        lattice = self.lattices[row].numpy()
-        coords = (self.coords[a:b].numpy().astype(np.float64) + _COORD_SCALE // 2) / _COORD_SCALE
-        numbers = self.numbers[a:b].numpy().astype(np.int64)
+        state = self._state()
+        a, b = state.offsets[row], state.offsets[row + 1]
+        lattice = state.lattices[row].copy()
+        coords = (state.coords[a:b].astype(np.float64) + _COORD_SCALE // 2) / _COORD_SCALE
+        numbers = state.numbers[a:b].astype(np.int64)
         if assignment is None:
             return lattice, coords, numbers, row, False
-        template = self._state().index.formulas[row]
-        substitute = dict(zip(template.numbers, assignment))
-        numbers = np.array([substitute[n] for n in numbers])
+        template = state.index.formula(row)
+        substitute = np.zeros(N_ELEMENTS + 1, np.int64)
+        substitute[list(template.numbers)] = assignment
+        numbers = substitute[numbers]
         return lattice * self._scale(query, template, row) ** (1 / 3), coords, numbers, row, True
 
     def _scale(self, query: Formula, template: Formula, row: int) -> float:
@@ -374,8 +373,9 @@ class Template(PredictorBase):
             return 1.0
         if self.volume == "ratio":
             return float(self._volume_per_atom(query.fractions()) / self._volume_per_atom(template.fractions()))
-        nsites = int(self.offsets[row + 1] - self.offsets[row])
-        return float(self._volume_per_atom(query.fractions())) * nsites / self._state().volumes[row]
+        state = self._state()
+        nsites = int(state.offsets[row + 1] - state.offsets[row])
+        return float(self._volume_per_atom(query.fractions())) * nsites / state.volumes[row]
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The first-ranked patterns, ``(n, N_POINTS)``, and how each was made (see :meth:`_ranked`)."""
@@ -392,14 +392,17 @@ class Template(PredictorBase):
         state, ranked = self._state(), []
         for formula, choices in zip(formulas, self.rank(formulas, top)):
             query, candidates = formula_of(formula), []
-            known = len(state.known.get(query, ()))
+            known = len(state.index.find(query))
             for j, (row, assignment, score, kind) in enumerate(choices):
                 lattice, coords, numbers, _, _ = self.substituted_cell(query, row, assignment)
-                material, group, name = state.ids[row], int(state.spacegroups[row]), self.describe(row)
-                how = {"known": f"known structure {material}, space group {group}"
-                                + (f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else ""),
-                       "template": f"template {name}, elements substituted, volume rescaled",
-                       "nearest": f"no template of its formula type: pattern of the nearest structure {name}"}[kind]
+                material, group = state.ids[row], int(state.spacegroups[row])
+                if kind == "known":
+                    how = f"known structure {material}, space group {group}" + (
+                        f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else "")
+                elif kind == "template":
+                    how = f"template {self.describe(row)}, elements substituted, volume rescaled"
+                else:
+                    how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
                 candidates.append(Candidate(simulate_cell(lattice, coords, numbers), group, material, how, score))
             ranked.append(candidates)
         return ranked
@@ -408,15 +411,14 @@ class Template(PredictorBase):
         """For each formula, its first-ranked structure as (row, the element put on each template element): a known
         structure with its own elements; None where its type has no template (the row is then the nearest structure
         of any type, used as it is)."""
-        formulas_of_rows = self._state().index.formulas
-        return [(row, tuple(formulas_of_rows[row].numbers) if kind == "known" else assignment)
+        index = self._state().index
+        return [(row, index.formula(row).numbers if kind == "known" else assignment)
                 for row, assignment, _, kind in (choices[0] for choices in self.rank(formulas))]
 
     def describe(self, row: int) -> str:
         """Template ``row`` in words: material id, formula, space group."""
         state = self._state()
-        return f"{state.ids[row]} ({_formula_text(state.index.formulas[row])}, space group " \
-               f"{state.spacegroups[row]})"
+        return f"{state.ids[row]} ({_formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
 
 
 @functools.lru_cache(maxsize=None)  # one text per template, read each time one is chosen

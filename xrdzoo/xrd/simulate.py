@@ -10,6 +10,8 @@ peak. ``fast`` does this with a handful of numpy array operations per structure.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from functools import cache
 from importlib.metadata import version
 from typing import Iterable
@@ -56,7 +58,7 @@ def reflections(structure, simulator: str = "fast", wavelength: float = WAVELENG
     """
     _check_name(simulator)
     species = _site_species(structure)
-    with _blas().limit(limits=1, user_api="blas"):  # the matrix products are small: threads only add overhead
+    with one_blas_thread():
         if simulator == "pymatgen":
             return _pymatgen_reflections(structure, wavelength)
         return _fast_reflections(structure, *species, wavelength)
@@ -72,12 +74,13 @@ def simulate(structures: Iterable, simulator: str = "fast", progress: bool = Fal
     _check_name(simulator)
     structures = list(structures)
     patterns = np.zeros((len(structures), N_POINTS), dtype=np.float32)
-    for i, structure in enumerate(tqdm(structures, desc=f"simulating ({simulator})", disable=not progress)):
-        try:
-            peaks = reflections(structure, simulator)
-        except SimulationError as error:
-            raise SimulationError(f"structure {i}: {error}", error.reason) from error
-        patterns[i] = bin_peaks(peaks.two_theta, peaks.intensities)
+    with one_blas_thread():
+        for i, structure in enumerate(tqdm(structures, desc=f"simulating ({simulator})", disable=not progress)):
+            try:
+                peaks = reflections(structure, simulator)
+            except SimulationError as error:
+                raise SimulationError(f"structure {i}: {error}", error.reason) from error
+            patterns[i] = bin_peaks(peaks.two_theta, peaks.intensities)
     return patterns
 
 
@@ -193,6 +196,25 @@ def _blas():
     return ThreadpoolController()
 
 
+_one_thread = threading.local()
+
+
+@contextmanager
+def one_blas_thread():
+    """Run the block with BLAS on one thread: the simulator's matrix products are small, so threads only add overhead.
+    Setting the limit costs about a millisecond, as much as simulating a small cell, so a loop over many cells enters
+    this once around the loop; nested entries cost nothing."""
+    if getattr(_one_thread, "on", False):
+        yield
+        return
+    with _blas().limit(limits=1, user_api="blas"):
+        _one_thread.on = True
+        try:
+            yield
+        finally:
+            _one_thread.on = False
+
+
 def _check_name(simulator: str) -> None:
     if simulator not in SIMULATORS:
         raise InputError(f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}")
@@ -248,6 +270,13 @@ def _scattering_table() -> tuple[dict[str, int], np.ndarray, np.ndarray]:
     symbols = sorted(ATOMIC_SCATTERING_PARAMS)
     coefficients = np.array([ATOMIC_SCATTERING_PARAMS[s] for s in symbols], dtype=float)
     return ({s: i for i, s in enumerate(symbols)}, np.array([Element(s).Z for s in symbols], float), coefficients)
+
+
+@cache
+def _symbols_by_z() -> dict[int, str]:
+    """Atomic number -> element symbol, for the elements with scattering coefficients."""
+    rows, z, _ = _scattering_table()
+    return {int(number): symbol for symbol, number in zip(rows, z)}
 
 
 def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
@@ -316,12 +345,11 @@ def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndar
     """The binned pattern (N_POINTS,) of a cell given as arrays: lattice rows (3, 3) in Angstrom, fractional
     coordinates (m, 3), atomic numbers (m,) and their occupancies (m,), 1 if None; a mixed site is one entry per
     element at the same coordinates. What template predictors use: no pymatgen Structure is built."""
-    rows, z, _ = _scattering_table()
-    by_z = {int(number): symbol for symbol, number in zip(rows, z)}
+    by_z = _symbols_by_z()
     missing = sorted(set(map(int, numbers)) - by_z.keys())
     if missing:
         raise SimulationError(f"no X-ray scattering factors for atomic number(s) {missing}", "unknown_element")
-    with _blas().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         two_theta, intensities = _cell_reflections(
             np.asarray(lattice, float), np.asarray(frac_coords, float), [by_z[int(n)] for n in numbers],
             np.ones(len(numbers)) if occupancies is None else np.asarray(occupancies, float), "the cell", wavelength)
