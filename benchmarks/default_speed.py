@@ -27,7 +27,7 @@ IMPORTED = time.perf_counter()
 
 from common import markdown_table, write_results  # noqa: E402
 from xrdzoo.data import load_dataset  # noqa: E402
-from xrdzoo.predictors.chemistry import formula_of  # noqa: E402
+from xrdzoo.formulas import formula_of  # noqa: E402
 from xrdzoo.screening import Pool  # noqa: E402
 
 TYPES = {2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary+"}
