@@ -31,8 +31,10 @@ from xrdzoo.xrd.profiles import MAX_FWHM, Profile
 
 DEFAULT_MAX_ATOMS = 16  # atoms per formula unit: 85% of the Materials Project ternaries have at most 16
 TOP = 10
+DEFAULT_CANDIDATES = 1  # candidates per composition identify and compare score (--candidates)
 TIE_SCORE = 0.002  # answers closer than this in score, with curves correlated above TIE_CURVE, are one answer
 TIE_CURVE = 0.995
+NONE_FITS = 0.5  # a best score below this is reported as "none of these fits" (docs/benchmarks.md)
 MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or axis, not a shift
 MAX_CANDIDATES = 20_000  # formula units identify may enumerate (Ba,Ti,O up to 16 atoms: 560, 493 once reduced)
 
@@ -121,6 +123,7 @@ class Scorer:
     background_width: float = 3.0
     max_strain: float = 0.02
     strain_step: float = 0.005
+    power: float = 1.0
 
     def __post_init__(self):
         if not (0 < self.fwhm <= MAX_FWHM and 0 <= self.max_shift <= MAX_SHIFT and 0.001 <= self.step <= 1
@@ -144,7 +147,7 @@ class Scorer:
         curve = np.interp(grid, measured.two_theta, signal)
         sigma = self.fwhm / (2 * np.sqrt(2 * np.log(2))) / self.step
         curve = gaussian_filter1d(curve, sigma, mode="nearest")
-        return grid, full_scale(curve)
+        return grid, full_scale(curve) ** self.power
 
     def score(self, grid: np.ndarray, measured: np.ndarray, candidates: Pattern) -> tuple[np.ndarray, np.ndarray,
                                                                                          np.ndarray]:
@@ -161,7 +164,7 @@ class Scorer:
             strained = candidates if strain == 0 else Pattern(
                 two_theta_at(candidates.d * (1 + strain), candidates.wavelength), candidates.intensities,
                 candidates.wavelength)
-            drawn = np.atleast_2d(strained.on_grid(wide, Profile(fwhm=self.fwhm)))
+            drawn = np.atleast_2d(strained.on_grid(wide, Profile(fwhm=self.fwhm))) ** self.power
             scores = np.full((drawn.shape[0], 2 * reach + 1), -1.0)
             for k in range(2 * reach + 1):  # candidate shifted by (reach - k) steps
                 part = drawn[:, k : k + grid.size]
