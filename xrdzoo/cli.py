@@ -17,7 +17,7 @@ import xrdzoo
 from xrdzoo import DEFAULT_MODEL, __version__, registry
 from xrdzoo.errors import XRDZooError, at_least_one
 from xrdzoo.files import atomic_path, refuse_overwrite
-from xrdzoo.identify import DEFAULT_MAX_ATOMS
+from xrdzoo.identify import DEFAULT_CANDIDATES, DEFAULT_MAX_ATOMS
 from xrdzoo.plot import plot_patterns
 
 
@@ -532,7 +532,7 @@ def compare(
     plot: Annotated[Optional[Path], typer.Option(help="draw the measurement over the best candidates to this PNG")] = None,
     fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
     max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
-    candidates: Annotated[int, _CANDIDATES] = 1,
+    candidates: Annotated[int, _CANDIDATES] = DEFAULT_CANDIDATES,
 ) -> None:
     """Rank candidate formulas by how well their predicted patterns fit a measurement (docs/measured.md)."""
     from xrdzoo.identify import Scorer, rank
@@ -569,7 +569,7 @@ def identify(
                                                              "0.1")] = None,
     workers: Annotated[int, _WORKERS] = 0,
     scheduler: Annotated[Optional[str], _SCHEDULER] = None,
-    candidates: Annotated[int, _CANDIDATES] = 1,
+    candidates: Annotated[int, _CANDIDATES] = DEFAULT_CANDIDATES,
     phases: Annotated[int, typer.Option(help="explain the measurement as a sum of up to N phases (1..3), each with "
                                              "its share of the intensity (docs/measured.md)")] = 1,
 ) -> None:
