@@ -47,15 +47,14 @@ def explain(ranking: Ranking, patterns: list[Pattern], phases: int, scorer: Scor
     """Up to ``phases`` phases of the measurement ``ranking`` was scored against (by ``scorer``), drawn from its first
     matches, whose peak patterns (at the measurement's wavelength) are ``patterns`` (:func:`patterns_of`)."""
     check_phases(phases)
-    measured = ranking.measured ** (1 / scorer.power)
-    scorer = replace(scorer, power=1.0)  # intensities add up; a power of them does not
-    grid, pool = ranking.grid, ranking.matches[: len(patterns)]
+    grid, measured, pool = ranking.grid, ranking.measured, ranking.matches[: len(patterns)]
     chosen, curves = [0], [_refit(scorer, grid, measured, patterns[0])[1]]
     scales, fit = _fit(measured, curves)
     while len(chosen) < phases:
         rest = np.clip(measured - np.column_stack(curves) @ scales, 0, None)
         names = {pool[i].formula for i in chosen}
-        fits = {i: _refit(scorer, grid, rest, patterns[i]) for i in range(len(pool)) if pool[i].formula not in names}
+        others = [i for i in range(len(pool)) if pool[i].formula not in names]
+        fits = dict(zip(others, _refit_all(scorer, grid, rest, [patterns[i] for i in others])))
         tried = sorted(fits, key=lambda i: -fits[i][0])[:TRIED]
         gain, best = max(((_fit(measured, curves + [fits[i][1]])[1] - fit, i) for i in tried), default=(0.0, None))
         if best is None or gain < MIN_GAIN:
@@ -107,6 +106,20 @@ def _refit(scorer: Scorer, grid: np.ndarray, target: np.ndarray, pattern: Patter
     """(score, curve at the best shift and strain) of one pattern against a target curve."""
     score, _, curve = scorer.score(grid, target, pattern)
     return float(score[0]), curve[0]
+
+
+def _refit_all(scorer: Scorer, grid: np.ndarray, target: np.ndarray,
+               patterns: list[Pattern]) -> list[tuple[float, np.ndarray]]:
+    """:func:`_refit` of each pattern, those on the first one's positions (predictions) scored as one batch."""
+    first = patterns[0] if patterns else None
+    batch = [i for i, p in enumerate(patterns) if p.two_theta.shape == first.two_theta.shape
+             and np.array_equal(p.two_theta, first.two_theta)]
+    found = {i: _refit(scorer, grid, target, p) for i, p in enumerate(patterns) if i not in set(batch)}
+    if batch:
+        stacked = Pattern(first.two_theta, np.vstack([patterns[i].intensities for i in batch]), first.wavelength)
+        scores, _, curves = scorer.score(grid, target, stacked)
+        found.update({i: (float(s), c) for i, s, c in zip(batch, scores, curves)})
+    return [found[i] for i in range(len(patterns))]
 
 
 def _fit(measured: np.ndarray, curves: list[np.ndarray]) -> tuple[np.ndarray, float]:
