@@ -78,6 +78,8 @@ def mixture(structures: list, shares: list[float], rng: np.random.Generator) -> 
 
 
 def run(args) -> dict:
+    if not SHARED_CSV.is_file():
+        sys.exit(f"no structure CSV at {SHARED_CSV}")
     chosen = pairs(args.n, args.seed, args.max_atoms)
     structures = structures_of(SHARED_CSV, {f for pair in chosen for f in pair}.__contains__)
     print(f"{len(chosen)} pairs of test-split ternaries", file=sys.stderr)
@@ -139,11 +141,8 @@ def main() -> None:
     parser.add_argument("--model", default=xrdzoo.DEFAULT_MODEL)
     parser.add_argument("--max-atoms", type=int, default=DEFAULT_MAX_ATOMS)
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
-    args = parser.parse_args()
-    if not SHARED_CSV.is_file():
-        sys.exit(f"no structure CSV at {SHARED_CSV}")
-    result = run(args)
-    rows = summary(result["cases"])
+    result = run(parser.parse_args())
+    args, rows = argparse.Namespace(**result["settings"]), summary(result["cases"])
     markdown = ("## Two-phase mixtures\n\n"
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates {args.candidates} "
                 f"--phases N` with `{args.model}` on {len(result['cases'])} synthetic mixtures of two test-split "
