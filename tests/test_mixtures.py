@@ -95,3 +95,5 @@ def test_answers_are_remembered_without_loading_the_member_again(tmp_path, monke
     entry.write_bytes(b"not an npz")  # a damaged entry is answered afresh and replaced
     assert np.array_equal(CachedMember("template_learned.mp_ternary", xrdzoo.load).answer(formulas, top=2).patterns, fresh.patterns)
     assert np.load(entry)["kept"].tolist() == fresh.kept
+    nothing = CachedMember("template_learned.mp_ternary", xrdzoo.load).answer(["Og2Ts"])  # none kept is remembered too
+    assert nothing.kept == [] and "Og2Ts" in nothing.refused and nothing.patterns.shape == (0, 1024)

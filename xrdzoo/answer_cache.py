@@ -18,6 +18,7 @@ import numpy as np
 
 from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.files import atomic_path
+from xrdzoo.xrd.pattern import N_POINTS
 
 FOLDER = "answers"
 
@@ -67,7 +68,7 @@ def _arrays(answers: Answers) -> dict[str, np.ndarray]:
     flat = [c for found in ranked for c in found]
     return {"kept": np.array(answers.kept, dtype=np.int64), "counts": np.array([len(r) for r in ranked], np.int64),
             "refused": np.array(json.dumps(answers.refused)),
-            "patterns": np.array([c.pattern for c in flat], np.float32).reshape(len(flat), -1),
+            "patterns": np.array([c.pattern for c in flat], np.float32).reshape(len(flat), N_POINTS),
             "spacegroups": np.array([c.spacegroup for c in flat], np.int64),
             "sources": np.array([c.source for c in flat], dtype=str), "hows": np.array([c.how for c in flat], dtype=str),
             "scores": np.array([np.nan if c.score is None else c.score for c in flat], np.float64)}
