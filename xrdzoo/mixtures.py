@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from xrdzoo.errors import InputError
-from xrdzoo.identify import Match, Ranking, Scorer, _correlation, written
+from xrdzoo.identify import Match, Ranking, Scorer, written
 from xrdzoo.xrd.pattern import Pattern
 
 MAX_PHASES = 3
@@ -127,4 +127,5 @@ def _fit(measured: np.ndarray, curves: list[np.ndarray]) -> tuple[np.ndarray, fl
     from scipy.optimize import nnls
 
     scales, _ = nnls(np.column_stack(curves), measured)
-    return scales, _correlation(np.column_stack(curves) @ scales, measured)
+    fitted = np.column_stack(curves) @ scales
+    return scales, float(np.corrcoef(fitted, measured)[0, 1]) if fitted.std() > 0 and measured.std() > 0 else 0.0
