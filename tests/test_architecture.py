@@ -20,7 +20,7 @@ LAYERS = [
                  "xrdzoo.predictors.solid_solution"}),
     ("workflows", {"xrdzoo.train", "xrdzoo.evaluate", "xrdzoo.hub", "xrdzoo.engine"}),
     ("products", {"xrdzoo.publish", "xrdzoo.prediction", "xrdzoo.plot", "xrdzoo.measured", "xrdzoo.identify",
-                  "xrdzoo.screening", "xrdzoo.search"}),
+                  "xrdzoo.screening", "xrdzoo.search", "xrdzoo.mixtures", "xrdzoo.answer_cache"}),
     ("interfaces", {"xrdzoo", "xrdzoo.cli", "xrdzoo.__main__"}),
 ]
 LAYER = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

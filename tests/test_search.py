@@ -40,7 +40,7 @@ def test_cli_pool_on_a_worker_ranks_the_truth_as_the_one_system_run(tmp_path):
     path = write_xy(tmp_path / "BaTiO3.xy", measured("BaTiO3"), "measured-looking BaTiO3")
     runner = CliRunner()
     common = ["--max-atoms", "5", "--charge-balanced", "--model", "template_learned.mp_ternary"]
-    alone = runner.invoke(app, ["identify", str(path), "--elements", "Ba,Ti,O", *common])
+    alone = runner.invoke(app, ["identify", str(path), "--elements", "Ba,Ti,O", *common, "--candidates", "1"])
     pooled = runner.invoke(app, ["identify", str(path), "--elements-pool", "Sr,Ba,Ti,O", "--max-elements", "3",
                                  *common, "--workers", "1"])
     assert alone.exit_code == 0 and pooled.exit_code == 0, pooled.output

@@ -17,6 +17,7 @@ from xrdzoo import DEFAULT_MODEL, __version__, registry
 from xrdzoo.errors import XRDZooError, at_least_one, first_line
 from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS
+from xrdzoo.identify import DEFAULT_CANDIDATES
 from xrdzoo.plot import plot_patterns
 
 
@@ -463,6 +464,7 @@ _MAX_SHIFT = typer.Option(help="largest zero shift (degrees) tried either way")
 
 
 def _report(ranking, plot: Optional[Path], title: str, top: int, order: Optional[list[str]] = None) -> None:
+    from xrdzoo.identify import NONE_FITS
     from xrdzoo.plot import plot_ranking
 
     if not ranking.matches:
@@ -476,6 +478,9 @@ def _report(ranking, plot: Optional[Path], title: str, top: int, order: Optional
         typer.echo("warning: no candidate correlates with the measurement (best score <= 0); check that the file's "
                    "columns are 2-theta and intensity and the --wavelength", err=True)
     typer.echo(ranking.table(top, order))
+    if ranking.matches[0].score < NONE_FITS:
+        typer.echo(f"none of these fits: the best score {ranking.matches[0].score:.3f} is below {NONE_FITS}; the phase "
+                   "may be outside these candidates (more atoms, other elements, a mixture)")
     if plot:
         typer.echo(f"wrote {plot_ranking(plot, ranking, title)}")
 
@@ -489,7 +494,7 @@ def compare(
     plot: Annotated[Optional[Path], typer.Option(help="draw the measurement over the best candidates to this PNG")] = None,
     fwhm: Annotated[float, _SCORE_FWHM] = 0.5,
     max_shift: Annotated[float, _MAX_SHIFT] = 0.3,
-    candidates: Annotated[int, _CANDIDATES] = 1,
+    candidates: Annotated[int, _CANDIDATES] = DEFAULT_CANDIDATES,
 ) -> None:
     """Rank candidate formulas by how well their predicted patterns fit a measurement (docs/measured.md)."""
     from xrdzoo.identify import Scorer, rank
@@ -526,18 +531,24 @@ def identify(
                                                              "0.1")] = None,
     workers: Annotated[int, _WORKERS] = 0,
     scheduler: Annotated[Optional[str], _SCHEDULER] = None,
-    candidates: Annotated[int, _CANDIDATES] = 1,
+    candidates: Annotated[int, _CANDIDATES] = DEFAULT_CANDIDATES,
+    phases: Annotated[int, typer.Option(help="explain the measurement as a sum of up to N phases (1..3), each with "
+                                             "its share of the intensity (docs/measured.md)")] = 1,
 ) -> None:
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
+    from xrdzoo.answer_cache import CachedMember
     from xrdzoo.formulas import compositions
     from xrdzoo.identify import Scorer, known_structures, rank, solid_solutions
     from xrdzoo.measured import read_measurement
+    from xrdzoo.mixtures import POOL, check_phases, explain, patterns_of
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
     refuse_overwrite([measured, structures], plot=plot)
     if (elements is None) == (elements_pool is None):
         raise typer.BadParameter("give one of --elements or --elements-pool", param_hint="--elements")
+    if check_phases(phases) > 1 and elements_pool:
+        raise XRDZooError("--phases works with --elements (one chemical system), not --elements-pool")
     pattern = read_measurement(measured, wavelength_of(wavelength))
     scorer, balanced = Scorer(fwhm, max_shift), "charge-balanced " if charge_balanced else ""
     if elements_pool:
@@ -560,5 +571,9 @@ def identify(
     typer.echo(f"{len(formulas)} {balanced}compositions of "
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
-    ranking = rank(pattern, formulas, xrdzoo.load(model), known, scorer, progress=True, candidates=candidates)
+    member = CachedMember(model, xrdzoo.load)  # the candidates' answers of a system are remembered for its next measurement
+    ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, symbols)
+    if phases > 1:
+        pool = patterns_of(ranking.matches[:POOL], member, known, pattern.wavelength, candidates)
+        typer.echo(explain(ranking, pool, phases, scorer).table(symbols))

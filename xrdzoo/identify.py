@@ -29,8 +29,10 @@ from xrdzoo.xrd.pattern import N_POINTS, Pattern, full_scale
 from xrdzoo.xrd.profiles import MAX_FWHM, Profile
 
 TOP = 10
+DEFAULT_CANDIDATES = 5  # candidates per composition identify and compare score (--candidates; docs/benchmarks.md)
 TIE_SCORE = 0.002  # answers closer than this in score, with curves correlated above TIE_CURVE, are one answer
 TIE_CURVE = 0.995
+NONE_FITS = 0.5  # a best score below this is reported as "none of these fits" (docs/benchmarks.md)
 MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or axis, not a shift
 
 
@@ -136,25 +138,26 @@ class Scorer:
         wide = grid[0] + self.step * np.arange(-reach, grid.size + reach)
         target = (measured - measured.mean()) / (np.linalg.norm(measured - measured.mean()) or 1)
         n_strains = int(round(self.max_strain / self.strain_step))
-        found = []  # per strain: (best score, its shift, its curve) of each candidate
+        count = np.atleast_2d(candidates.intensities).shape[0]
+        scores, shifts, curves = np.full(count, -np.inf), np.zeros(count), np.zeros((count, grid.size))
         for strain in self.strain_step * np.arange(-n_strains, n_strains + 1):
             strained = candidates if strain == 0 else Pattern(
                 two_theta_at(candidates.d * (1 + strain), candidates.wavelength), candidates.intensities,
                 candidates.wavelength)
-            drawn = np.atleast_2d(strained.on_grid(wide, Profile(fwhm=self.fwhm)))
-            scores = np.full((drawn.shape[0], 2 * reach + 1), -1.0)
-            for k in range(2 * reach + 1):  # candidate shifted by (reach - k) steps
-                part = drawn[:, k : k + grid.size]
-                centred = part - part.mean(axis=1, keepdims=True)
-                norm = np.linalg.norm(centred, axis=1)
-                scores[:, k] = np.divide(centred @ target, norm, out=np.full(len(norm), -1.0), where=norm > 0)
-            best = scores.argmax(axis=1)
-            found.append((scores.max(axis=1), (reach - best) * self.step,
-                          np.stack([drawn[i, k : k + grid.size] for i, k in enumerate(best)])))
-        scores, shifts, curves = (np.stack(parts) for parts in zip(*found))  # (strains, candidates, ...)
-        pick = scores.argmax(axis=0)  # on a tie, the first strain in order (from -max_strain)
-        every = np.arange(scores.shape[1])
-        return scores[pick, every], shifts[pick, every], curves[pick, every]
+            drawn = np.atleast_2d(strained.on_grid(wide, Profile(fwhm=self.fwhm))).astype(np.float64)
+            # window k is the candidate shifted by (reach - k) steps; the target is centred, so the covariance is
+            # the plain product, and each window's norm about its mean comes from running sums
+            covariance = np.stack([drawn[:, k : k + grid.size] @ target for k in range(2 * reach + 1)], axis=1)
+            sums, squares = (np.cumsum(np.pad(x, ((0, 0), (1, 0))), axis=1) for x in (drawn, np.square(drawn)))
+            total, square = (x[:, grid.size : grid.size + 2 * reach + 1] - x[:, : 2 * reach + 1]
+                             for x in (sums, squares))
+            norm = np.sqrt(np.clip(square - total**2 / grid.size, 0, None))
+            found = np.divide(covariance, norm, out=np.full(norm.shape, -1.0), where=norm > 1e-9)
+            best = found.argmax(axis=1)
+            better = np.flatnonzero(found[np.arange(count), best] > scores)  # a tie keeps the earlier strain
+            scores[better], shifts[better] = found[better, best[better]], (reach - best[better]) * self.step
+            curves[better] = drawn[better[:, None], best[better, None] + np.arange(grid.size)]
+        return scores, shifts, curves
 
 
 def rank(measured: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),

@@ -1,0 +1,100 @@
+"""Explaining a measurement as a sum of phases (`xrdzoo identify --phases N`), on a measured-looking mixture the test
+makes from two prototype structures."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from test_identify import GRID, STRUCTURES, SimulatingModel, measured
+import xrdzoo
+from xrdzoo.cli import app
+from xrdzoo.errors import InputError
+from xrdzoo.identify import Scorer, rank
+from xrdzoo.measured import measured_looking, write_xy
+from xrdzoo.mixtures import explain, patterns_of
+from xrdzoo.xrd.pattern import Pattern
+from xrdzoo.xrd.profiles import Profile, wavelength
+from xrdzoo.xrd.simulate import reflections
+
+
+def mixture(shares: dict[str, float], seed: int = 0) -> Pattern:
+    """A measured-looking pattern of phases with these shares of the integrated intensity."""
+    line = wavelength("CuKa")
+    tt, intensity = [], []
+    for formula, share in shares.items():
+        simulated = reflections(STRUCTURES[formula], "fast", line)
+        two_theta, peaks = simulated.two_theta, simulated.intensities
+        tt.append(two_theta)
+        intensity.append(share * peaks / peaks[(two_theta > 10) & (two_theta < 80)].sum())
+    peaks = Pattern(np.concatenate(tt), np.concatenate(intensity), line)
+    profile = Profile("pseudo-voigt", caglioti=(0.02, -0.01, 0.01), doublet=True)
+    return measured_looking(peaks, GRID, profile, np.random.default_rng(seed), zero_shift=0.05, peak_counts=2e4)
+
+
+def test_a_two_phase_mixture_is_explained_with_its_shares():
+    pattern = mixture({"BaTiO3": 0.7, "MgAl2O4": 0.3})
+    model, scorer = SimulatingModel(), Scorer()
+    ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer)
+    assert ranking.matches[0].formula == "BaTiO3"
+    pool = patterns_of(ranking.matches[:30], model, None, pattern.wavelength)
+    found = explain(ranking, pool, 2, scorer)
+    assert [m.formula for m in found.phases] == ["BaTiO3", "MgAl2O4"]
+    assert found.shares[0] == pytest.approx(0.7, abs=0.12) and sum(found.shares) == pytest.approx(1)
+    assert found.score > ranking.matches[0].score + 0.05  # the mixture explains more than its main phase
+    one = explain(ranking, pool, 1, scorer)
+    assert [m.formula for m in one.phases] == ["BaTiO3"] and one.shares == [1.0]
+    lines = found.table(["Ba", "Ti", "O"]).splitlines()
+    assert lines[0].startswith("mixture of 2 phase(s)") and lines[2].split()[:2] == ["1", "BaTiO3"]
+
+
+def test_a_single_phase_stays_one_phase():
+    pattern = measured("BaTiO3")
+    model, scorer = SimulatingModel(), Scorer()
+    ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer)
+    found = explain(ranking, patterns_of(ranking.matches[:30], model, None, pattern.wavelength), 3, scorer)
+    assert [m.formula for m in found.phases][:1] == ["BaTiO3"] and found.shares[0] > 0.9
+
+
+@pytest.mark.parametrize("bad", [0, 4, True, 1.5])
+def test_phases_out_of_range_is_one_line(bad):
+    ranking = rank(measured("BaTiO3"), ["BaTiO3"], SimulatingModel())
+    with pytest.raises(InputError, match="--phases must be a whole number from 1 to 3"):
+        explain(ranking, [], bad)
+
+
+def test_cli_identify_phases(tmp_path):
+    path = write_xy(tmp_path / "mix.xy", mixture({"BaTiO3": 0.75, "MgAl2O4": 0.25}), "mixture")
+    runner = CliRunner()
+    for bad in ("0", "4"):
+        result = runner.invoke(app, ["identify", str(path), "--elements", "Ba,Ti,O", "--phases", bad])
+        assert result.exit_code == 1 and result.output.startswith("Error: --phases must be a whole number"), \
+            result.output
+    result = runner.invoke(app, ["identify", str(path), "--elements-pool", "Ba,Ti,O", "--phases", "2"])
+    assert result.exit_code == 1 and "--phases works with --elements" in result.output
+    result = runner.invoke(app, ["identify", str(path), "--elements", "Ti,Ba,O", "--max-atoms", "6",
+                                 "--charge-balanced", "--phases", "2"])
+    assert result.exit_code == 0, result.output
+    assert "mixture of" in result.output and "share" in result.output
+
+
+def test_answers_are_remembered_without_loading_the_member_again(tmp_path, monkeypatch):
+    from xrdzoo.answer_cache import CachedMember
+
+    monkeypatch.setenv("XRDZOO_HOME", str(tmp_path))
+    formulas = ["BaTiO3", "Ba2TiO4", "Qq2O"]
+    first = CachedMember("template_learned.mp_ternary", xrdzoo.load)
+    fresh = first.answer(formulas, top=2)
+    assert first._member is not None and len(list((tmp_path / "answers").glob("*.npz"))) == 1
+    again = CachedMember("template_learned.mp_ternary", xrdzoo.load)
+    remembered = again.answer(formulas, top=2)
+    assert again._member is None  # answered from the cache: nothing loaded
+    assert remembered.kept == fresh.kept and remembered.refused == fresh.refused and remembered.how == fresh.how
+    assert np.array_equal(remembered.patterns, fresh.patterns)
+    assert [[(c.source, c.spacegroup, c.score) for c in r] for r in remembered.ranked()] == \
+        [[(c.source, c.spacegroup, c.score) for c in r] for r in fresh.ranked()]
+    entry = next((tmp_path / "answers").glob("*.npz"))
+    entry.write_bytes(b"not an npz")  # a damaged entry is answered afresh and replaced
+    assert np.array_equal(CachedMember("template_learned.mp_ternary", xrdzoo.load).answer(formulas, top=2).patterns, fresh.patterns)
+    assert np.load(entry)["kept"].tolist() == fresh.kept
+    nothing = CachedMember("template_learned.mp_ternary", xrdzoo.load).answer(["Og2Ts"])  # none kept is remembered too
+    assert nothing.kept == [] and "Og2Ts" in nothing.refused and nothing.patterns.shape == (0, 1024)

@@ -1,0 +1,83 @@
+"""A member's answers remembered on disk: identify asks the same candidate formulas of a chemical system for every
+measurement of that system, so the second identification of a system neither loads the member nor predicts.
+
+An entry is one ``.npz`` file (arrays of numbers and strings only, read with ``allow_pickle=False``) in
+``$XRDZOO_HOME/answers`` (else the user cache folder's ``xrdzoo/answers``), named by the sha256 of the member's
+identity (a weight's sha256 and its parts', or a checkpoint file's own sha256), the formulas and ``top``. An entry
+that cannot be read is answered afresh and written again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from xrdzoo.contracts import Answers, Candidate
+from xrdzoo.files import atomic_path
+from xrdzoo.xrd.pattern import N_POINTS
+
+FOLDER = "answers"
+
+
+class CachedMember:
+    """``answer(formulas, top)`` of the member ``name`` (a weight name or checkpoint path), from the cache where it
+    holds them; the member is loaded by ``load(name)`` (``xrdzoo.load``) on the first miss only."""
+
+    def __init__(self, name: str, load, folder: Path | None = None):
+        from xrdzoo import hub
+
+        self.name, self.load, self._member = name, load, None
+        self.folder = folder or hub.cache_dir().parent / FOLDER
+        path = Path(name).expanduser()
+        if path.is_file():
+            self.identity = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            config = hub.get_config(name)
+            self.identity = " ".join([config.sha256, *(hub.get_config(p).sha256 for p in config.parts)])
+
+    @property
+    def member(self):
+        """The member itself, loaded once."""
+        if self._member is None:
+            self._member = self.load(self.name)
+        return self._member
+
+    def answer(self, formulas, top: int = 1) -> Answers:
+        """The member's ``answer(formulas, top=top)``, remembered."""
+        formulas = list(formulas)
+        key = json.dumps([self.identity, formulas, top])
+        path = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
+        if path.is_file():
+            try:
+                return _read(path)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                pass  # a damaged entry is answered afresh and replaced
+        answers = self.member.answer(formulas, top=top) if top > 1 else self.member.answer(formulas)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+            np.savez_compressed(handle, **_arrays(answers))
+        return answers
+
+
+def _arrays(answers: Answers) -> dict[str, np.ndarray]:
+    ranked = answers.ranked()
+    flat = [c for found in ranked for c in found]
+    return {"kept": np.array(answers.kept, dtype=np.int64), "counts": np.array([len(r) for r in ranked], np.int64),
+            "refused": np.array(json.dumps(answers.refused)),
+            "patterns": np.array([c.pattern for c in flat], np.float32).reshape(len(flat), N_POINTS),
+            "spacegroups": np.array([c.spacegroup for c in flat], np.int64),
+            "sources": np.array([c.source for c in flat], dtype=str), "hows": np.array([c.how for c in flat], dtype=str),
+            "scores": np.array([np.nan if c.score is None else c.score for c in flat], np.float64)}
+
+
+def _read(path: Path) -> Answers:
+    with np.load(path, allow_pickle=False) as data:
+        flat = [Candidate(p, int(g), str(s), str(h), None if np.isnan(v) else float(v)) for p, g, s, h, v in
+                zip(data["patterns"], data["spacegroups"], data["sources"], data["hows"], data["scores"])]
+        ends = np.cumsum(data["counts"])
+        ranked = [flat[end - n : end] for n, end in zip(data["counts"], ends)]
+        return Answers.of(data["kept"].tolist(), json.loads(str(data["refused"])), ranked)

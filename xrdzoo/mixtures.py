@@ -1,0 +1,131 @@
+"""Mixtures: a measurement explained as a non-negative sum of candidate patterns (``xrdzoo identify --phases N``).
+
+Greedy over the best single-phase candidates of a :class:`xrdzoo.identify.Ranking`: the first phase is the best
+match; each further phase is the candidate that, scored against what the phases so far leave unexplained (its own
+zero shift and lattice strain searched there), most raises the correlation of the non-negative least-squares fit
+of all chosen curves to the measurement. After each addition every chosen phase is scored again against the
+measurement less the other phases (its shift and strain refined per phase) and the scales refitted. A phase is
+kept only if it raises the fit's correlation by at least ``MIN_GAIN``; its share is its part of the fitted
+pattern's integrated intensity (not a weight fraction: that needs each phase's scattering power).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from xrdzoo.errors import InputError
+from xrdzoo.formulas import written
+from xrdzoo.identify import Match, Ranking, Scorer
+from xrdzoo.xrd.pattern import Pattern
+
+MAX_PHASES = 3
+POOL = 30  # best single-phase candidates a further phase is drawn from
+TRIED = 8  # of those, the best against the unexplained rest are fitted with the phases so far
+MIN_GAIN = 0.01
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """The chosen ``phases`` (their single-phase matches, each curve refined in the mixture), their ``shares`` of the
+    fitted intensity (summing to 1), and ``score``: the Pearson r of the fitted sum with the measurement."""
+
+    phases: list[Match]
+    shares: list[float]
+    score: float
+
+    def table(self, order: list[str] | None = None) -> str:
+        """The phases as a text table, formulas written in the element ``order``."""
+        lines = [f"mixture of {len(self.phases)} phase(s), fit score {self.score:.3f}",
+                 f"{'phase':>5}  {'formula':<20} {'share':>6}  {'alone':>6}  source"]
+        lines += [f"{i:>5}  {written(m.formula, order):<20} {share:6.0%}  {m.score:6.3f}  {m.source}"
+                  for i, (m, share) in enumerate(zip(self.phases, self.shares), 1)]
+        return "\n".join(lines)
+
+
+def explain(ranking: Ranking, patterns: list[Pattern], phases: int, scorer: Scorer = Scorer()) -> Mixture:
+    """Up to ``phases`` phases of the measurement ``ranking`` was scored against (by ``scorer``), drawn from its first
+    matches, whose peak patterns (at the measurement's wavelength) are ``patterns`` (:func:`patterns_of`)."""
+    check_phases(phases)
+    grid, measured, pool = ranking.grid, ranking.measured, ranking.matches[: len(patterns)]
+    chosen, curves = [0], [_refit(scorer, grid, measured, patterns[0])[1]]
+    scales, fit = _fit(measured, curves)
+    while len(chosen) < phases:
+        rest = np.clip(measured - np.column_stack(curves) @ scales, 0, None)
+        names = {pool[i].formula for i in chosen}
+        others = [i for i in range(len(pool)) if pool[i].formula not in names]
+        fits = dict(zip(others, _refit_all(scorer, grid, rest, [patterns[i] for i in others])))
+        tried = sorted(fits, key=lambda i: -fits[i][0])[:TRIED]
+        gain, best = max(((_fit(measured, curves + [fits[i][1]])[1] - fit, i) for i in tried), default=(0.0, None))
+        if best is None or gain < MIN_GAIN:
+            break
+        chosen.append(best)
+        curves.append(fits[best][1])
+        for j, i in enumerate(chosen):  # each phase refined against the measurement less the others
+            scales = _fit(measured, curves)[0]
+            others = np.column_stack(curves) @ scales - scales[j] * curves[j]
+            curves[j] = _refit(scorer, grid, np.clip(measured - others, 0, None), patterns[i])[1]
+        scales, fit = _fit(measured, curves)
+    areas = np.array([s * c.sum() for s, c in zip(scales, curves)])
+    shares = areas / areas.sum() if areas.sum() > 0 else np.full(len(areas), 1 / len(areas))
+    order = np.argsort(-shares, kind="stable")
+    return Mixture([replace(pool[chosen[k]], curve=curves[k]) for k in order], [float(shares[k]) for k in order],
+                   fit)
+
+
+def check_phases(phases: int) -> int:
+    """``phases`` itself if it is a whole number from 1 to ``MAX_PHASES``, else a one-line :class:`InputError`."""
+    if isinstance(phases, bool) or not isinstance(phases, int) or not 1 <= phases <= MAX_PHASES:
+        raise InputError(f"--phases must be a whole number from 1 to {MAX_PHASES}, got {phases!r}")
+    return phases
+
+
+def patterns_of(matches: list[Match], model, structures: dict | None, wavelength: float,
+                candidates: int = 1) -> list[Pattern]:
+    """The peak pattern (at ``wavelength``) behind each match of :func:`xrdzoo.identify.rank` run with this
+    ``model``, ``structures`` and ``candidates``: the predicted candidate its source names, or the known structure
+    simulated."""
+    from xrdzoo.xrd.simulate import reflections
+
+    predicted = [m.formula for m in matches if m.source.startswith("predicted")]
+    answers = model.answer(predicted, top=candidates) if candidates > 1 else model.answer(predicted)
+    found = {predicted[i]: ranked for i, ranked in zip(answers.kept, answers.ranked())}
+    patterns = []
+    for match in matches:
+        if match.source.startswith("known "):
+            patterns.append(reflections(structures[match.formula][1], "fast", wavelength))
+            continue
+        ranked = found[match.formula]
+        pick = next((c for c in ranked if match.source == f"predicted ({c.how.split(',')[0]})"), ranked[0])
+        patterns.append(Pattern.from_frame(pick.pattern[None]).at_wavelength(wavelength))
+    return patterns
+
+
+def _refit(scorer: Scorer, grid: np.ndarray, target: np.ndarray, pattern: Pattern) -> tuple[float, np.ndarray]:
+    """(score, curve at the best shift and strain) of one pattern against a target curve."""
+    score, _, curve = scorer.score(grid, target, pattern)
+    return float(score[0]), curve[0]
+
+
+def _refit_all(scorer: Scorer, grid: np.ndarray, target: np.ndarray,
+               patterns: list[Pattern]) -> list[tuple[float, np.ndarray]]:
+    """:func:`_refit` of each pattern, those on the first one's positions (predictions) scored as one batch."""
+    first = patterns[0] if patterns else None
+    batch = [i for i, p in enumerate(patterns) if p.two_theta.shape == first.two_theta.shape
+             and np.array_equal(p.two_theta, first.two_theta)]
+    found = {i: _refit(scorer, grid, target, p) for i, p in enumerate(patterns) if i not in set(batch)}
+    if batch:
+        stacked = Pattern(first.two_theta, np.vstack([patterns[i].intensities for i in batch]), first.wavelength)
+        scores, _, curves = scorer.score(grid, target, stacked)
+        found.update({i: (float(s), c) for i, s, c in zip(batch, scores, curves)})
+    return [found[i] for i in range(len(patterns))]
+
+
+def _fit(measured: np.ndarray, curves: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """(non-negative scales, Pearson r of the fitted sum with the measurement)."""
+    from scipy.optimize import nnls
+
+    scales, _ = nnls(np.column_stack(curves), measured)
+    fitted = np.column_stack(curves) @ scales
+    return scales, float(np.corrcoef(fitted, measured)[0, 1]) if fitted.std() > 0 and measured.std() > 0 else 0.0
