@@ -4,8 +4,7 @@
         --data data/mp_all.npz --name template_learned.mp_all
 
 The member's ranker, its calibration and its volumes stay those fitted on the training split (its benchmark
-figures are that member's; the volumes are refitted there by the current rule, which gives an element no training
-structure holds no volume); the validation and test structures are added as templates so that every known
+figures are that member's); the validation and test structures are added as templates so that every known
 compound answers with its own structures. The files are split by element count (1-3, 4, 5+) so each stays under
 20 MiB, listed in weights/manifest.json as one weight and its parts.
 """
@@ -35,7 +34,6 @@ def main() -> None:
     args = parser.parse_args()
 
     member = checkpoint.read_model(args.checkpoint)
-    member.fit_volumes()  # on its training structures, as the current rule fits them (no volume for absent elements)
     data = load_dataset(args.data)
     rest = xrdzoo.create_predictor("template")
     rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)  # structures only: no ranker here

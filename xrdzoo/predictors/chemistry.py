@@ -19,7 +19,7 @@ PROPERTIES = ("electronegativity", "radius", "mendeleev_no", "row", "group", "Z"
 def element_table() -> np.ndarray:
     """(N_ELEMENTS, len(PROPERTIES)) element properties, each column scaled to unit standard deviation over H..Pu:
     Pauling electronegativity (0 where undefined), atomic radius, Mendeleev number, row, group, Z. NaN where
-    pymatgen has no value (radius and Mendeleev number of the heaviest elements: see :func:`unknown_properties`)."""
+    pymatgen has no value (radius and Mendeleev number of Lr..Og, which the simulator cannot scatter either)."""
     table = element_properties()
     return table / table[:N_SCALED].std(axis=0)
 
@@ -30,16 +30,6 @@ def element_properties() -> np.ndarray:
     table = element_values(PROPERTIES).copy()
     table[:, 0] = np.nan_to_num(table[:, 0])  # no electronegativity (noble gases): 0
     return table
-
-
-def unknown_properties(formula: Formula) -> str | None:
-    """Why the element properties of ``formula`` are incomplete (an element pymatgen gives no radius or Mendeleev
-    number, e.g. Rf..Og), or None when every one is known."""
-    from pymatgen.core import Element
-
-    missing = [Element.from_Z(z).symbol for z in formula.numbers
-               if np.isnan(element_properties()[z - 1]).any()]
-    return f"has no atomic radius or Mendeleev number for {', '.join(missing)}" if missing else None
 
 
 def mapping_cost(query: Formula, template: Formula) -> tuple[float, tuple[int, ...]]:

@@ -24,10 +24,10 @@ from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution, strings_tensor, tensor_strings
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formulas_of_cells
-from xrdzoo.predictors.chemistry import element_table, mapping_costs, unknown_properties
+from xrdzoo.predictors.chemistry import element_table, mapping_costs
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.pattern import N_POINTS
-from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell
+from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell, unscattered
 
 RANKERS = ("chemistry", "learned")
 VOLUMES = ("ratio", "fit", "template")
@@ -116,17 +116,11 @@ class Template(PredictorBase):
         self.spacegroups = torch.from_numpy(train.spacegroups.astype(np.int16))
         self.ids = strings_tensor(train.ids)
         self._cache = None
-        self.fit_volumes()
+        volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
+        self.volume_per_element = torch.from_numpy(_least_squares(self.templates.fractions(), volumes))
         if self.scorer is None:
             return {}
         return self._fit_scorer(train, val, progress)
-
-    def fit_volumes(self) -> None:
-        """Fit the volume per atom of each element to the held templates' cells (:func:`_least_squares`); an element
-        no template holds gets none (NaN), and :meth:`_refusal` refuses formulas with it."""
-        state = self._state()
-        volumes = state.volumes / np.diff(state.offsets)
-        self.volume_per_element = torch.from_numpy(_least_squares(state.index.fractions(), volumes))
 
     def take(self, rows) -> Template:
         """A member of the same options, ranker and volumes that holds only the given template rows (to ship a large
@@ -306,23 +300,23 @@ class Template(PredictorBase):
     def _volume_per_atom(self, fractions: np.ndarray) -> np.ndarray:
         """The fitted volume per atom (at least 1 cubic Angstrom) of element fractions, one vector or a stack (of
         formulas :meth:`_refusal` lets through: a member fitted when the table ended at Pu has 94 volumes)."""
-        volumes = np.nan_to_num(self.volume_per_element.numpy())  # unfitted elements: refused before they get here
+        volumes = self.volume_per_element.numpy()
         return np.maximum(fractions[..., : len(volumes)] @ volumes, 1.0)
 
     def _refusal(self, formula: Formula) -> str | None:
-        """Elements without a fitted volume (beyond the fitted table, or in no structure it was fitted on) or without
-        known properties are refused."""
+        """Elements without a fitted volume (beyond the fitted table) or without X-ray scattering factors (Es..Og, which
+        include every element whose properties pymatgen lacks) are refused."""
         from pymatgen.core import Element
 
-        volumes = self.volume_per_element.numpy()
-        beyond = [Element.from_Z(z).symbol for z in formula.numbers if z > len(volumes)]
+        beyond = [Element.from_Z(z).symbol for z in formula.numbers if z > len(self.volume_per_element)]
         if beyond:
             return (f"has no volume per atom for {', '.join(beyond)} (its table ends at "
-                    f"{Element.from_Z(len(volumes)).symbol})")
-        unfitted = [Element.from_Z(z).symbol for z in formula.numbers if np.isnan(volumes[z - 1])]
-        if unfitted:
-            return f"has no volume per atom for {', '.join(unfitted)} (no structure it was fitted on holds it)"
-        return unknown_properties(formula)
+                    f"{Element.from_Z(len(self.volume_per_element)).symbol})")
+        missing = unscattered(formula.numbers)
+        if missing:
+            return (f"cannot simulate {', '.join(Element.from_Z(z).symbol for z in missing)}: no X-ray scattering "
+                    "factors (the simulator's table ends at Cf)")
+        return None
 
     @torch.no_grad()
     def rank(self, formulas: Sequence[str], top: int = 1) -> list[list[Choice]]:
@@ -448,10 +442,10 @@ def _scorer(hidden: int) -> nn.Module:
 def _least_squares(fractions: np.ndarray, volumes: np.ndarray) -> np.ndarray:
     """Volume per atom of each element (non-negative) such that a formula's volume per atom is the fraction-weighted
     sum, fitted on relative error (a few porous or molecular cells hold hundreds of cubic Angstrom per atom and would
-    dominate a plain fit); elements absent from the training formulas get none (NaN)."""
+    dominate a plain fit); elements absent from the training formulas get the median volume per atom."""
     from scipy.optimize import nnls
 
     present = fractions.sum(0) > 0
-    coefficients = np.full(fractions.shape[1], np.nan)
+    coefficients = np.full(fractions.shape[1], float(np.median(volumes)))
     coefficients[present], _ = nnls(fractions[:, present] / volumes[:, None], np.ones(len(volumes)))
     return coefficients

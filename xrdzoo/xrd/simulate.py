@@ -279,6 +279,11 @@ def _symbols_by_z() -> dict[int, str]:
     return {int(number): symbol for symbol, number in zip(rows, z)}
 
 
+def unscattered(numbers) -> list[int]:
+    """The atomic numbers among ``numbers`` that the fast simulator has no X-ray scattering factors for (beyond Cf)."""
+    return sorted(set(map(int, numbers)) - _symbols_by_z().keys())
+
+
 def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
                        ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
     """One Friedel half of the reciprocal-lattice points with 0 < |g| <= 2 / wavelength (the limiting sphere), and
@@ -346,7 +351,7 @@ def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndar
     coordinates (m, 3), atomic numbers (m,) and their occupancies (m,), 1 if None; a mixed site is one entry per
     element at the same coordinates. What template predictors use: no pymatgen Structure is built."""
     by_z = _symbols_by_z()
-    missing = sorted(set(map(int, numbers)) - by_z.keys())
+    missing = unscattered(numbers)
     if missing:
         raise SimulationError(f"no X-ray scattering factors for atomic number(s) {missing}", "unknown_element")
     with one_blas_thread():
