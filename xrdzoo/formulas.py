@@ -38,9 +38,9 @@ _ADDUCT = re.compile(r"[·⋅•*]")
 _ADDUCT_SPACES = re.compile(r"\s*([·⋅•*])\s*")
 _HYDRATE_DOT = re.compile(r"(?<=[A-Za-z)\]}])([0-9]*)\.(?=[0-9]*H2O(?![a-z0-9]))")
 _MULTIPLIER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_TOKEN = re.compile(r"(?P<element>[A-Z][a-z]*)|(?P<count>[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
-                    r"|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<other>.)")
-_PAIR = re.compile(r"(?P<element>[A-Z][a-z]*)(?P<count>[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)?")
+_ELEMENT, _COUNT = r"(?P<element>[A-Z][a-z]*)", r"(?P<count>[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+_TOKEN = re.compile(rf"{_ELEMENT}|{_COUNT}|(?P<open>[(\[{{])|(?P<close>[)\]}}])|(?P<other>.)")
+_PAIR = re.compile(rf"{_ELEMENT}{_COUNT}?")  # an element and its count, in a unit without brackets
 _ROMAN = re.compile(r"[IVX]+")
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 
@@ -112,7 +112,7 @@ def _reduced(amounts: dict[str, float]) -> tuple[tuple[str, float], ...]:
     divided by their greatest common divisor, except that its special formulas (O2, H2O2, Li2O2, ...) keep a factor
     of 2; any fractional amount leaves them as they are."""
     values = list(amounts.values())
-    if not all(abs(v - round(v)) < 1e-8 for v in values):  # pymatgen's amount tolerance
+    if not all(abs(v - round(v)) < Composition.amount_tolerance for v in values):
         return tuple(amounts.items())
     factor = math.gcd(*(round(v) for v in values))
     if frozenset((e, round(v) // factor) for e, v in amounts.items()) in _halved_special_formulas():

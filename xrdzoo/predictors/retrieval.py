@@ -26,7 +26,6 @@ class FormulaIndex:
     def __init__(self, numbers: np.ndarray, counts: np.ndarray):
         self.numbers, self.counts = np.asarray(numbers, dtype=np.int64), np.asarray(counts, dtype=float)
         self._fractions = self.counts / self.counts.sum(axis=1, keepdims=True)
-        self._elements = _element_key(self.numbers)  # with the type, which rows are the same formula
         self._by_element: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._kinds: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         order = np.lexsort(self.counts.T[::-1])  # by type (the counts), rows of one type in row order
@@ -61,11 +60,8 @@ class FormulaIndex:
 
     def find(self, query: Formula) -> np.ndarray:
         """The rows whose formula is the query, in row order."""
-        if query.kind not in self.by_kind:
-            return np.zeros(0, np.int64)
-        rows = self.by_kind[query.kind]
-        rows = rows[self._elements[rows] == _element_key(np.array([query.numbers]))[0]]
-        return rows[(self.numbers[rows, : len(query.numbers)] == query.numbers).all(axis=1)]  # keys may collide
+        rows, numbers, _ = self._of_kind(query.kind)
+        return rows[(numbers == query.numbers).all(axis=1)]
 
     def nearest(self, query: Formula, k: int = 1, same_kind: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the ``k`` nearest training formulas (of the query's type if ``same_kind``; none if that type has
@@ -86,9 +82,12 @@ class FormulaIndex:
         return rows[order], distance[order]
 
     def _of_kind(self, kind: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of a formula type with their atomic numbers and fractions (gathered once per type)."""
+        """The rows of a formula type with their atomic numbers and fractions (gathered once per type; none for a
+        type no row has)."""
+        if kind not in self.by_kind:
+            return np.zeros(0, np.int64), np.zeros((0, len(kind)), np.int64), np.zeros((0, len(kind)))
         if kind not in self._kinds:
-            rows = self.by_kind.get(kind, np.zeros(0, np.int64))
+            rows = self.by_kind[kind]
             self._kinds[kind] = rows, self.numbers[rows, : len(kind)], self._fractions[rows, : len(kind)]
         return self._kinds[kind]
 
@@ -107,13 +106,6 @@ class FormulaIndex:
         query's type."""
         rows, _ = self.nearest(query)
         return (int(rows[0]), True) if len(rows) else (int(self.nearest(query, same_kind=False)[0][0]), False)
-
-
-def _element_key(numbers: np.ndarray) -> np.ndarray:
-    """One integer per row of atomic numbers, the row read as digits in base 128 (wrapping past 64 bits): equal
-    rows, equal keys."""
-    weights = np.uint64(128) ** np.arange(numbers.shape[1], dtype=np.uint64)
-    return (numbers.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
 
 
 class Retrieval(PredictorBase):

@@ -225,7 +225,7 @@ class Template(PredictorBase):
                 if len(xs) == limit:
                     break
                 query = formula_of(data.formulas[i])
-                candidates = self._candidates(query)
+                candidates = self._candidates(query, len(self.templates.find(query)))
                 if candidates is None:
                     continue
                 rows, _, _, assignments, features = candidates
@@ -256,10 +256,11 @@ class Template(PredictorBase):
                                    np.abs(np.linalg.det(lattices)), lattices, offsets, self.coords.numpy(), numbers)
         return self._cache
 
-    def _candidates(self, query: Formula) -> Candidates | None:
-        """The query's k nearest same-type templates other than its own structures, or None."""
+    def _candidates(self, query: Formula, own: int) -> Candidates | None:
+        """The query's k nearest same-type templates other than its ``own`` structures (how many the templates hold
+        of its formula), or None."""
         state = self._state()
-        rows, distance = state.index.nearest(query, self.k + len(state.index.find(query)))
+        rows, distance = state.index.nearest(query, self.k + own)
         keep = distance > 1e-9  # the query's own structures (distance 0) are known structures, not templates
         rows, distance = rows[keep][: self.k], distance[keep][: self.k]
         if not len(rows):
@@ -277,7 +278,7 @@ class Template(PredictorBase):
         counts = np.broadcast_to(query.counts, templates.shape)  # one formula type: the same counts
         table = element_table()
         q, t = table[assignments - 1], table[templates - 1]  # (k, elements, properties)
-        spacegroups, sizes = state.spacegroups[rows], np.diff(state.offsets[np.stack([rows, rows + 1])], axis=0)[0]
+        spacegroups, sizes = state.spacegroups[rows], state.offsets[rows + 1] - state.offsets[rows]
         same_group = spacegroups[:, None] == spacegroups[None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
@@ -327,7 +328,7 @@ class Template(PredictorBase):
         state = self._state()
         queries = [formula_of(f) for f in formulas]
         known = [state.index.find(q) for q in queries]
-        found = [self._candidates(q) if len(rows) < top else None for q, rows in zip(queries, known)]
+        found = [self._candidates(q, len(rows)) if len(rows) < top else None for q, rows in zip(queries, known)]
         if self.scorer is not None and any(c is not None for c in found):
             self.scorer.eval()
             features = np.concatenate([c.features for c in found if c is not None])
