@@ -44,6 +44,18 @@ def test_fast_agrees_with_pymatgen(name):
     _assert_agree(PROTOTYPES[name]())
 
 
+def test_scattering_coefficients_are_pymatgens():
+    from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS
+    from pymatgen.core import Element
+
+    from xrdzoo.xrd.simulate import _scattering_table
+
+    rows, z, coefficients = _scattering_table()
+    assert set(rows) == set(ATOMIC_SCATTERING_PARAMS)
+    for symbol, row in rows.items():
+        assert coefficients[row].tolist() == ATOMIC_SCATTERING_PARAMS[symbol] and z[row] == Element(symbol).Z
+
+
 def test_low_symmetry_cell_agrees():
     """A triclinic cell with a long axis: the search box is far from a cube and no reflections coincide."""
     lattice = Lattice.from_parameters(4.1, 5.3, 11.7, 81, 97, 104)

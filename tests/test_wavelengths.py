@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from xrdzoo.cli import app
 from xrdzoo.xrd.pattern import (TWO_THETA, Pattern, axis_values, bin_peaks, d_spacing, parse_grid, two_theta_at)
-from xrdzoo.xrd.profiles import Profile, ka_lines, wavelength
+from xrdzoo.xrd.profiles import LINES, TUBES, Profile, ka_lines, wavelength
 from xrdzoo.xrd.simulate import reflections
 
 MO = 0.71073
@@ -67,6 +67,13 @@ def test_wavelength_names_and_numbers():
             wavelength(bad)
     with pytest.raises(ValueError, match="no K-alpha doublet"):
         ka_lines(0.8)
+
+
+def test_tube_lines_are_pymatgens():
+    from pymatgen.analysis.diffraction.xrd import WAVELENGTHS
+
+    assert LINES == {name: WAVELENGTHS[name] for name in LINES}
+    assert set(LINES) == {tube + line for tube in TUBES for line in ("", "1", "2")}
 
 
 def test_at_wavelength_matches_the_simulator_there():

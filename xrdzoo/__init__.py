@@ -10,10 +10,21 @@ DEFAULT_MODEL = "template_learned.mp_all"  # the shipped weights `xrdzoo predict
 
 from xrdzoo import registry  # noqa: E402
 from xrdzoo.contracts import Predictor  # noqa: E402
-from xrdzoo.builder import create_model, create_predictor  # noqa: E402
-from xrdzoo.model import XRDModel  # noqa: E402
 from xrdzoo.xrd.frame import Frame  # noqa: E402
 from xrdzoo.xrd.pattern import Pattern  # noqa: E402
+
+_TORCH_NAMES = {"create_model": "xrdzoo.builder", "create_predictor": "xrdzoo.builder", "XRDModel": "xrdzoo.model"}
+
+
+def __getattr__(name: str):
+    """The names that need torch, imported on first use: a command that never builds a network (identify from its
+    answers cache, simulate) starts without paying for torch's import."""
+    if name in _TORCH_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(_TORCH_NAMES[name]), name)
+    raise AttributeError(f"module 'xrdzoo' has no attribute {name!r}")
+
 
 list_encoders = partial(registry.list_names, "encoders")
 list_backbones = partial(registry.list_names, "backbones")

@@ -139,18 +139,19 @@ class Scorer:
         target = (measured - measured.mean()) / (np.linalg.norm(measured - measured.mean()) or 1)
         n_strains = int(round(self.max_strain / self.strain_step))
         count = np.atleast_2d(candidates.intensities).shape[0]
+        # window k is the candidate shifted by (reach - k) steps: point j of the wide curve meets point j - k of the
+        # target; the target is centred, so each window's covariance is the plain product, and its sum and sum of
+        # squares (for its norm about its mean) are products with the window's mask, all as matrix products
+        offset = np.arange(wide.size)[:, None] - np.arange(2 * reach + 1)[None, :]
+        mask = (offset >= 0) & (offset < grid.size)
+        lagged, mask = np.where(mask, target[np.clip(offset, 0, grid.size - 1)], 0.0), mask.astype(np.float64)
         scores, shifts, curves = np.full(count, -np.inf), np.zeros(count), np.zeros((count, grid.size))
         for strain in self.strain_step * np.arange(-n_strains, n_strains + 1):
             strained = candidates if strain == 0 else Pattern(
                 two_theta_at(candidates.d * (1 + strain), candidates.wavelength), candidates.intensities,
                 candidates.wavelength)
             drawn = np.atleast_2d(strained.on_grid(wide, Profile(fwhm=self.fwhm))).astype(np.float64)
-            # window k is the candidate shifted by (reach - k) steps; the target is centred, so the covariance is
-            # the plain product, and each window's norm about its mean comes from running sums
-            covariance = np.stack([drawn[:, k : k + grid.size] @ target for k in range(2 * reach + 1)], axis=1)
-            sums, squares = (np.cumsum(np.pad(x, ((0, 0), (1, 0))), axis=1) for x in (drawn, np.square(drawn)))
-            total, square = (x[:, grid.size : grid.size + 2 * reach + 1] - x[:, : 2 * reach + 1]
-                             for x in (sums, squares))
+            covariance, total, square = drawn @ lagged, drawn @ mask, np.square(drawn) @ mask
             norm = np.sqrt(np.clip(square - total**2 / grid.size, 0, None))
             found = np.divide(covariance, norm, out=np.full(norm.shape, -1.0), where=norm > 1e-9)
             best = found.argmax(axis=1)

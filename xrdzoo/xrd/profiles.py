@@ -1,7 +1,8 @@
 """Radiation and peak shapes: X-ray tube lines by name, and the profiles that turn a peak list into a curve.
 
-Wavelengths are pymatgen's (``pymatgen.analysis.diffraction.xrd.WAVELENGTHS``): ``CuKa`` is the weighted mean of
-K-alpha1 and K-alpha2 (2:1), the line the model frame uses. Profiles are area-normalised, so a peak's integrated
+Wavelengths are the tube lines pymatgen uses (``pymatgen.analysis.diffraction.xrd.WAVELENGTHS``, written out here
+because importing that module takes seconds): ``CuKa`` is the weighted mean of K-alpha1 and K-alpha2 (2:1), the line
+the model frame uses. Profiles are area-normalised, so a peak's integrated
 intensity does not depend on its width (a peak that broadens with angle gets lower, as in a measurement).
 """
 
@@ -19,17 +20,21 @@ MAX_FWHM = 30.0  # degrees: one peak wider than this covers a sixth of the patte
 KA2_RATIO = 0.5  # intensity of K-alpha2 relative to K-alpha1
 
 
-def _lines() -> dict[str, float]:
-    from pymatgen.analysis.diffraction.xrd import WAVELENGTHS
-
-    return WAVELENGTHS
+LINES = {  # Angstrom: each tube's K-alpha mean, K-alpha1 and K-alpha2
+    "CuKa": 1.54184, "CuKa1": 1.54056, "CuKa2": 1.54439,
+    "MoKa": 0.71073, "MoKa1": 0.7093, "MoKa2": 0.71359,
+    "CoKa": 1.79026, "CoKa1": 1.78896, "CoKa2": 1.79285,
+    "FeKa": 1.93735, "FeKa1": 1.93604, "FeKa2": 1.93998,
+    "CrKa": 2.291, "CrKa1": 2.2897, "CrKa2": 2.29361,
+    "AgKa": 0.560885, "AgKa1": 0.559421, "AgKa2": 0.563813,
+}
 
 
 def wavelength(spec: str | float) -> float:
     """Wavelength in Angstrom of a tube name (``CuKa``, ``MoKa``, ``CoKa``, ``FeKa``, ``CrKa``, ``AgKa``; any case)
     or of a number of Angstrom (``0.7093``, ``"0.7093"``)."""
     if isinstance(spec, str):
-        named = {name.lower(): value for name, value in _lines().items() if name.endswith("Ka")}
+        named = {name.lower(): value for name, value in LINES.items() if name.endswith("Ka")}
         if spec.strip().lower() in named:
             return named[spec.strip().lower()]
         try:
@@ -45,17 +50,15 @@ def wavelength(spec: str | float) -> float:
 
 def radiation(wavelength_A: float) -> str:
     """A label for a wavelength: the tube line (``Cu Kα``) where it is one, else ``λ = 0.7 Å``."""
-    lines = _lines()
-    tube = next((t for t in TUBES if abs(lines[t] - wavelength_A) < 1e-6), None)
+    tube = next((t for t in TUBES if abs(LINES[t] - wavelength_A) < 1e-6), None)
     return f"{tube[:-2]} Kα" if tube else f"λ = {wavelength_A:g} Å"
 
 
 def ka_lines(mean_wavelength: float) -> tuple[float, float]:
     """(K-alpha1, K-alpha2) in Angstrom of the tube whose K-alpha mean is ``mean_wavelength``."""
-    lines = _lines()
     for tube in TUBES:
-        if abs(lines[tube] - mean_wavelength) < 1e-6:
-            return lines[tube + "1"], lines[tube + "2"]
+        if abs(LINES[tube] - mean_wavelength) < 1e-6:
+            return LINES[tube + "1"], LINES[tube + "2"]
     raise InputError(f"no K-alpha doublet for wavelength {mean_wavelength} A; the doublet needs a tube line "
                      f"({', '.join(TUBES)}), not a single wavelength")
 

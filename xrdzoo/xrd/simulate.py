@@ -263,12 +263,16 @@ def _pymatgen_reflections(structure, wavelength: float) -> Pattern:
 
 @cache
 def _scattering_table() -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-    """pymatgen's atomic scattering coefficients as arrays: (symbol -> row, Z per row, (rows, 4, 2) a/b pairs)."""
-    from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS
+    """pymatgen's atomic scattering coefficients as arrays: (symbol -> row, Z per row, (rows, 4, 2) a/b pairs). Read
+    from the file its XRD module loads them from, since importing that module takes seconds (matplotlib, scipy)."""
+    import json
+    from importlib.resources import files
+
     from pymatgen.core import Element
 
-    symbols = sorted(ATOMIC_SCATTERING_PARAMS)
-    coefficients = np.array([ATOMIC_SCATTERING_PARAMS[s] for s in symbols], dtype=float)
+    params = json.loads(files("pymatgen.analysis.diffraction").joinpath("atomic_scattering_params.json").read_text())
+    symbols = sorted(params)
+    coefficients = np.array([params[s] for s in symbols], dtype=float)
     return ({s: i for i, s in enumerate(symbols)}, np.array([Element(s).Z for s in symbols], float), coefficients)
 
 
