@@ -32,7 +32,7 @@ from xrdzoo.data import in_subset, split_of, structures_of
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
 from xrdzoo.identify import DEFAULT_CANDIDATES, Scorer, rank
 from xrdzoo.measured import measured_looking
-from xrdzoo.mixtures import POOL, explain, patterns_of
+from xrdzoo.mixtures import explain, options_of
 from xrdzoo.xrd.pattern import Pattern, two_theta_at
 from xrdzoo.xrd.profiles import Profile, wavelength
 from xrdzoo.xrd.simulate import SimulationError, reflections
@@ -98,7 +98,7 @@ def run(args) -> dict:
         ranking = rank(measured, compositions(list(system(pair[0])), args.max_atoms, charge_balanced=True), model,
                        scorer=scorer, candidates=args.candidates)
         ranked_seconds = time.perf_counter() - start
-        pool = patterns_of(ranking.matches[:POOL], model, None, measured.wavelength, args.candidates)
+        pool = options_of(ranking, model, None, measured.wavelength, args.candidates, scorer)
         case = {"major": pair[0], "minor": pair[1], "minor_share": minor,
                 "single_phase_top3": [m.formula for m in ranking.matches[:3]],
                 "baseline": set(pair) <= {m.formula for m in ranking.matches[:3]}}

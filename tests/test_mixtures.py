@@ -8,13 +8,14 @@ from typer.testing import CliRunner
 from test_identify import GRID, STRUCTURES, SimulatingModel, measured
 import xrdzoo
 from xrdzoo.cli import app
+from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.errors import InputError
 from xrdzoo.identify import Scorer, rank
 from xrdzoo.measured import measured_looking, write_xy
-from xrdzoo.mixtures import explain, patterns_of
+from xrdzoo.mixtures import explain, options_of
 from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.profiles import Profile, wavelength
-from xrdzoo.xrd.simulate import reflections
+from xrdzoo.xrd.simulate import reflections, simulate
 
 
 def mixture(shares: dict[str, float], seed: int = 0) -> Pattern:
@@ -36,7 +37,7 @@ def test_a_two_phase_mixture_is_explained_with_its_shares():
     model, scorer = SimulatingModel(), Scorer()
     ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer)
     assert ranking.matches[0].formula == "BaTiO3"
-    pool = patterns_of(ranking.matches[:30], model, None, pattern.wavelength)
+    pool = options_of(ranking, model, None, pattern.wavelength)
     found = explain(ranking, pool, 2, scorer)
     assert [m.formula for m in found.phases] == ["BaTiO3", "MgAl2O4"]
     assert found.shares[0] == pytest.approx(0.7, abs=0.12) and sum(found.shares) == pytest.approx(1)
@@ -47,11 +48,35 @@ def test_a_two_phase_mixture_is_explained_with_its_shares():
     assert lines[0].startswith("mixture of 2 phase(s)") and lines[2].split()[:2] == ["1", "BaTiO3"]
 
 
+class DecoyFirstModel(SimulatingModel):
+    """Answers MgAl2O4 with two candidates: first a decoy (BaTiO3's pattern, so it matches a BaTiO3-rich mixture
+    best alone), then its true spinel; the other prototypes with their one simulated pattern."""
+
+    def answer(self, formulas, top=1):
+        answers = super().answer(formulas)
+        ranked = [[Candidate(p, 0, "test", how)] for p, how in zip(answers.patterns.intensities, answers.how)]
+        for row, i in enumerate(answers.kept):
+            if formulas[i] == "MgAl2O4":
+                decoy = simulate([STRUCTURES["BaTiO3"]])[0]
+                ranked[row] = [Candidate(decoy, 221, "test", "decoy"), Candidate(ranked[row][0].pattern, 227,
+                                                                                   "test", "spinel")][:top]
+        return Answers.of(answers.kept, answers.refused, ranked)
+
+
+def test_a_minor_phase_is_found_through_a_candidate_that_was_not_its_best_alone():
+    pattern = mixture({"BaTiO3": 0.7, "MgAl2O4": 0.3})
+    model, scorer = DecoyFirstModel(), Scorer()
+    ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer, candidates=2)
+    assert next(m.source for m in ranking.matches if m.formula == "MgAl2O4") == "predicted (decoy)"
+    found = explain(ranking, options_of(ranking, model, None, pattern.wavelength, 2, scorer), 2, scorer)
+    assert [(m.formula, m.source) for m in found.phases] == [("BaTiO3", "predicted"), ("MgAl2O4", "predicted (spinel)")]
+
+
 def test_a_single_phase_stays_one_phase():
     pattern = measured("BaTiO3")
     model, scorer = SimulatingModel(), Scorer()
     ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer)
-    found = explain(ranking, patterns_of(ranking.matches[:30], model, None, pattern.wavelength), 3, scorer)
+    found = explain(ranking, options_of(ranking, model, None, pattern.wavelength), 3, scorer)
     assert [m.formula for m in found.phases][:1] == ["BaTiO3"] and found.shares[0] > 0.9
 
 

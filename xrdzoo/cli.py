@@ -541,7 +541,7 @@ def identify(
     from xrdzoo.formulas import compositions
     from xrdzoo.identify import Scorer, known_structures, rank, solid_solutions
     from xrdzoo.measured import read_measurement
-    from xrdzoo.mixtures import POOL, check_phases, explain, patterns_of
+    from xrdzoo.mixtures import check_phases, explain, options_of
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
     refuse_overwrite([measured, structures], plot=plot)
@@ -575,5 +575,5 @@ def identify(
     ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, symbols)
     if phases > 1:
-        pool = patterns_of(ranking.matches[:POOL], member, known, pattern.wavelength, candidates)
+        pool = options_of(ranking, member, known, pattern.wavelength, candidates, scorer)
         typer.echo(explain(ranking, pool, phases, scorer).table(symbols))

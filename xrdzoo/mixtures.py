@@ -1,12 +1,15 @@
 """Mixtures: a measurement explained as a non-negative sum of candidate patterns (``xrdzoo identify --phases N``).
 
-Greedy over the best single-phase candidates of a :class:`xrdzoo.identify.Ranking`: the first phase is the best
-match; each further phase is the candidate that, scored against what the phases so far leave unexplained (its own
-zero shift and lattice strain searched there), most raises the correlation of the non-negative least-squares fit
-of all chosen curves to the measurement. After each addition every chosen phase is scored again against the
-measurement less the other phases (its shift and strain refined per phase) and the scales refitted. A phase is
-kept only if it raises the fit's correlation by at least ``MIN_GAIN``; its share is its part of the fitted
-pattern's integrated intensity (not a weight fraction: that needs each phase's scattering power).
+Greedy over the best single-phase candidates of a :class:`xrdzoo.identify.Ranking` and the other candidates of their
+compositions (known polymorphs, templates): the first phase is the best match; each further phase is the candidate
+that, scored against what the phases so far leave unexplained (its own zero shift and lattice strain searched
+there), most raises the correlation of the non-negative least-squares fit of all chosen curves to the measurement.
+After each addition every chosen phase is scored again against the measurement less the other phases (its shift and
+strain refined per phase) and the scales refitted. A phase is kept only if it raises the fit's correlation by at
+least ``MIN_GAIN``. Last, each phase in turn gives way to the candidate that best explains the measurement less the
+other phases, where that raises the fit (a main phase first taken for a formula of nearly the same pattern). A
+phase's share is its part of the fitted pattern's integrated intensity (not a weight fraction: that needs each
+phase's scattering power).
 """
 
 from __future__ import annotations
@@ -44,29 +47,40 @@ class Mixture:
         return "\n".join(lines)
 
 
-def explain(ranking: Ranking, patterns: list[Pattern], phases: int, scorer: Scorer = Scorer()) -> Mixture:
-    """Up to ``phases`` phases of the measurement ``ranking`` was scored against (by ``scorer``), drawn from its first
-    matches, whose peak patterns (at the measurement's wavelength) are ``patterns`` (:func:`patterns_of`)."""
+def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int, scorer: Scorer = Scorer()
+            ) -> Mixture:
+    """Up to ``phases`` phases of the measurement ``ranking`` was scored against (by ``scorer``), drawn from
+    ``options``: (match, its peak pattern at the measurement's wavelength), the best single-phase match first
+    (:func:`options_of`)."""
     check_phases(phases)
-    grid, measured, pool = ranking.grid, ranking.measured, ranking.matches[: len(patterns)]
+    grid, measured = ranking.grid, ranking.measured
+    pool, patterns = [m for m, _ in options], [p for _, p in options]
+    def best_against(rest: np.ndarray, names: set[str]) -> dict[int, np.ndarray]:
+        """{option: its curve} of the ``TRIED`` options of other formulas that best match ``rest`` alone."""
+        others = [i for i in range(len(pool)) if pool[i].formula not in names]
+        fits = dict(zip(others, _refit_all(scorer, grid, rest, [patterns[i] for i in others])))
+        return {i: fits[i][1] for i in sorted(fits, key=lambda i: -fits[i][0])[:TRIED]}
+
     chosen, curves = [0], [_refit(scorer, grid, measured, patterns[0])[1]]
     scales, fit = _fit(measured, curves)
     while len(chosen) < phases:
         rest = np.clip(measured - np.column_stack(curves) @ scales, 0, None)
-        names = {pool[i].formula for i in chosen}
-        others = [i for i in range(len(pool)) if pool[i].formula not in names]
-        fits = dict(zip(others, _refit_all(scorer, grid, rest, [patterns[i] for i in others])))
-        tried = sorted(fits, key=lambda i: -fits[i][0])[:TRIED]
-        gain, best = max(((_fit(measured, curves + [fits[i][1]])[1] - fit, i) for i in tried), default=(0.0, None))
+        tried = best_against(rest, {pool[i].formula for i in chosen})
+        gain, best = max(((_fit(measured, curves + [tried[i]])[1] - fit, i) for i in tried), default=(0.0, None))
         if best is None or gain < MIN_GAIN:
             break
         chosen.append(best)
-        curves.append(fits[best][1])
+        curves.append(tried[best])
         for j, i in enumerate(chosen):  # each phase refined against the measurement less the others
-            scales = _fit(measured, curves)[0]
-            others = np.column_stack(curves) @ scales - scales[j] * curves[j]
-            curves[j] = _refit(scorer, grid, np.clip(measured - others, 0, None), patterns[i])[1]
+            curves[j] = _refit(scorer, grid, _rest(measured, curves, j), patterns[i])[1]
         scales, fit = _fit(measured, curves)
+    for j in range(len(chosen) if len(chosen) > 1 else 0):  # each phase replaced where another explains more
+        names = {pool[i].formula for k, i in enumerate(chosen) if k != j}
+        for i, curve in best_against(_rest(measured, curves, j), names).items():
+            trial = curves[:j] + [curve] + curves[j + 1 :]
+            if _fit(measured, trial)[1] > fit:
+                chosen[j], curves = i, trial
+                scales, fit = _fit(measured, curves)
     areas = np.array([s * c.sum() for s, c in zip(scales, curves)])
     shares = areas / areas.sum() if areas.sum() > 0 else np.full(len(areas), 1 / len(areas))
     order = np.argsort(-shares, kind="stable")
@@ -81,25 +95,32 @@ def check_phases(phases: int) -> int:
     return phases
 
 
-def patterns_of(matches: list[Match], model, structures: dict | None, wavelength: float,
-                candidates: int = 1) -> list[Pattern]:
-    """The peak pattern (at ``wavelength``) behind each match of :func:`xrdzoo.identify.rank` run with this
-    ``model``, ``structures`` and ``candidates``: the predicted candidate its source names, or the known structure
-    simulated."""
+def options_of(ranking: Ranking, model, structures: dict | None, wavelength: float, candidates: int = 1,
+               scorer: Scorer = Scorer()) -> list[tuple[Match, Pattern]]:
+    """What a mixture's phases are drawn from, each with its peak pattern at ``wavelength``: the first ``POOL``
+    matches of ``ranking`` (made by :func:`xrdzoo.identify.rank` with this ``model``, ``structures`` and
+    ``candidates``), each followed by the other candidates of its composition scored alone against the measurement
+    (a minor phase's own structure is seldom the candidate that best matches the whole pattern)."""
     from xrdzoo.xrd.simulate import reflections
 
+    matches = ranking.matches[:POOL]
     predicted = [m.formula for m in matches if m.source.startswith("predicted")]
     answers = model.answer(predicted, top=candidates) if candidates > 1 else model.answer(predicted)
     found = {predicted[i]: ranked for i, ranked in zip(answers.kept, answers.ranked())}
-    patterns = []
+    options = []
     for match in matches:
         if match.source.startswith("known "):
-            patterns.append(reflections(structures[match.formula][1], "fast", wavelength))
+            options.append((match, reflections(structures[match.formula][1], "fast", wavelength)))
             continue
         ranked = found[match.formula]
-        pick = next((c for c in ranked if match.source == f"predicted ({c.how.split(',')[0]})"), ranked[0])
-        patterns.append(Pattern.from_frame(pick.pattern[None]).at_wavelength(wavelength))
-    return patterns
+        sources = ["predicted" if len(ranked) == 1 else f"predicted ({c.how.split(',')[0]})" for c in ranked]
+        patterns = Pattern.from_frame(np.array([c.pattern for c in ranked])).at_wavelength(wavelength)
+        scores, shifts, curves = scorer.score(ranking.grid, ranking.measured, patterns)
+        mine = sources.index(match.source)
+        options += [(match if i == mine else Match(match.formula, float(scores[i]), float(shifts[i]), sources[i],
+                                                   curves[i]), patterns[i])
+                    for i in [mine, *(i for i in range(len(ranked)) if i != mine)]]
+    return options
 
 
 def _refit(scorer: Scorer, grid: np.ndarray, target: np.ndarray, pattern: Pattern) -> tuple[float, np.ndarray]:
@@ -120,6 +141,12 @@ def _refit_all(scorer: Scorer, grid: np.ndarray, target: np.ndarray,
         scores, _, curves = scorer.score(grid, target, stacked)
         found.update({i: (float(s), c) for i, s, c in zip(batch, scores, curves)})
     return [found[i] for i in range(len(patterns))]
+
+
+def _rest(measured: np.ndarray, curves: list[np.ndarray], j: int) -> np.ndarray:
+    """What the phases other than ``j`` leave of the measurement, at the scales of the fit of all of them."""
+    scales = _fit(measured, curves)[0]
+    return np.clip(measured - (np.column_stack(curves) @ scales - scales[j] * curves[j]), 0, None)
 
 
 def _fit(measured: np.ndarray, curves: list[np.ndarray]) -> tuple[np.ndarray, float]:
