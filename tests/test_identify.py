@@ -39,17 +39,19 @@ class SimulatingModel:
 def test_score_finds_the_zero_shift():
     m = measured("SrTiO3", shift=0.12)
     scorer = Scorer()
-    grid, curve = scorer.window(m, (0.0, 180.0))
+    window = scorer.window(m, (0.0, 180.0))
+    grid = window.two_theta
     assert grid[0] == pytest.approx(10) and grid[-1] == pytest.approx(80, abs=0.02)
+    assert window.wavelength == m.wavelength and window.intensities.max() == pytest.approx(100)
     truth = reflections(STRUCTURES["SrTiO3"])
     other = reflections(STRUCTURES["MgAl2O4"])  # another structure type
-    (best,), (shift,), _ = scorer.score(grid, curve, truth)
-    (worse,), _, _ = scorer.score(grid, curve, other)
+    (best,), (shift,), _ = scorer.score(window, truth)
+    (worse,), _, _ = scorer.score(window, other)
     assert best > 0.9 and shift == pytest.approx(0.12, abs=0.021) and worse < best - 0.2
     # the same structure with a cell 1.25% too large (SrZrO3's prototype): only the strain search recovers it
     strained = reflections(STRUCTURES["SrZrO3"])
-    (rigid,), _, _ = Scorer(max_strain=0).score(grid, curve, strained)
-    (tolerant,), _, _ = scorer.score(grid, curve, strained)
+    (rigid,), _, _ = Scorer(max_strain=0).score(window, strained)
+    (tolerant,), _, _ = scorer.score(window, strained)
     assert tolerant > 0.9 and rigid < tolerant - 0.2
     for bad in ({"fwhm": 0}, {"max_shift": -0.1}, {"step": 0}, {"max_strain": -0.01}):
         with pytest.raises(ValueError, match="the score needs"):
@@ -62,7 +64,7 @@ def test_rank_puts_the_true_formula_first(tube):
     assert ranking.matches[0].formula == "BaTiO3" and ranking.rank_of("BaTiO3") == 1
     assert ranking.skipped == {"XyZ": "not a prototype"} and len(ranking.matches) == len(STRUCTURES)
     if tube == "MoKa":  # a Cu-frame prediction moved to Mo K-alpha is known up to about 55 degrees
-        assert ranking.grid[-1] == pytest.approx(54.9, abs=0.1)
+        assert ranking.measured.two_theta[-1] == pytest.approx(54.9, abs=0.1)
     assert "BaTiO3" in ranking.table().splitlines()[1]
 
 

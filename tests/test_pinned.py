@@ -117,8 +117,7 @@ def _strained_score(strain: float) -> float:
     positions = two_theta_at(d_spacing(PEAKS, WAVELENGTH) * (1 + strain), WAVELENGTH)
     measured = Pattern(grid, Pattern(positions, HEIGHTS, WAVELENGTH).on_grid(grid, Profile(fwhm=0.3)) + 5, WAVELENGTH)
     scorer = Scorer()
-    window, curve = scorer.window(measured, (0, 180))
-    return float(scorer.score(window, curve, Pattern(PEAKS, HEIGHTS, WAVELENGTH))[0][0])
+    return float(scorer.score(scorer.window(measured, (0, 180)), Pattern(PEAKS, HEIGHTS, WAVELENGTH))[0][0])
 
 
 def test_the_score_finds_a_lattice_strained_by_up_to_2_percent_and_not_3():

@@ -39,7 +39,8 @@ MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or ax
 @dataclass(frozen=True)
 class Match:
     """One ranked candidate: its ``formula``, ``score`` (Pearson r, at most 1), the zero ``shift`` (degrees) that gave
-    it, its ``source`` (``predicted``, ``predicted (<which candidate>)`` or ``known <id>``) and its ``curve`` on the scoring grid (largest 100)."""
+    it, its ``source`` (``predicted``, ``predicted (<which candidate>)`` or ``known <id>``) and its ``curve`` at that
+    shift and strain on the ranking's scoring grid (``Ranking.measured.two_theta``; largest 100)."""
 
     formula: str
     score: float
@@ -50,11 +51,11 @@ class Match:
 
 @dataclass(frozen=True, eq=False)
 class Ranking:
-    """Candidates best first, with the scoring ``grid`` and the ``measured`` curve they were scored against."""
+    """Candidates best first, the ``measured`` pattern they were scored against (:meth:`Scorer.window`: on the
+    scoring grid, background removed, broadened) and the formulas or structures ``skipped`` with why."""
 
     matches: list[Match]
-    grid: np.ndarray
-    measured: np.ndarray
+    measured: Pattern
     skipped: dict[str, str]
 
     def rank_of(self, formula: str, source: str = "predicted") -> int | None:
@@ -112,8 +113,9 @@ class Scorer:
                              f"(finite; step 0.001..1, at most 100 strain steps), got fwhm {self.fwhm}, max_shift "
                              f"{self.max_shift}, step {self.step}")
 
-    def window(self, measured: Pattern, span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-        """The scoring grid and the measurement on it (background removed, broadened, largest 100)."""
+    def window(self, measured: Pattern, span: tuple[float, float]) -> Pattern:
+        """The measurement as it is scored: on a uniform grid of ``step`` degrees where it and the candidates' ``span``
+        overlap, background removed, broadened, largest 100."""
         from scipy.ndimage import gaussian_filter1d
 
         low, high = max(measured.span[0], span[0]), min(measured.span[1], span[1])
@@ -126,14 +128,15 @@ class Scorer:
         curve = np.interp(grid, measured.two_theta, signal)
         sigma = self.fwhm / (2 * np.sqrt(2 * np.log(2))) / self.step
         curve = gaussian_filter1d(curve, sigma, mode="nearest")
-        return grid, full_scale(curve)
+        return Pattern(grid, full_scale(curve), measured.wavelength, span=(float(grid[0]), float(grid[-1])))
 
-    def score(self, grid: np.ndarray, measured: np.ndarray, candidates: Pattern) -> tuple[np.ndarray, np.ndarray,
-                                                                                         np.ndarray]:
-        """(scores, best shifts in degrees, curves on ``grid`` at the best shift and strain) of candidate peaks (one
-        pattern or a batch sharing positions) at the measurement's wavelength."""
+    def score(self, window: Pattern, candidates: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scores, best shifts in degrees, curves on the window's grid at the best shift and strain) of candidate
+        peaks (one pattern or a batch sharing positions) at the measurement's wavelength, against ``window`` (a
+        measurement as :meth:`window` gives it)."""
         from xrdzoo.xrd.pattern import two_theta_at
 
+        grid, measured = window.two_theta, window.intensities
         reach = int(round(self.max_shift / self.step))
         wide = grid[0] + self.step * np.arange(-reach, grid.size + reach)
         target = (measured - measured.mean()) / (np.linalg.norm(measured - measured.mean()) or 1)
@@ -173,7 +176,7 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     from xrdzoo.xrd.simulate import SimulationError, reflections
 
     span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
-    grid, curve = scorer.window(measured, span)
+    window = scorer.window(measured, span)
     matches, skipped = [], {}
     batches = range(0, len(formulas), batch_size)
     for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
@@ -185,7 +188,7 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
         ranked = answers.ranked()
         flat = [c for found in ranked for c in found]
         predicted = Pattern.from_frame(np.array([c.pattern for c in flat])).at_wavelength(measured.wavelength)
-        scores, shifts, curves = scorer.score(grid, curve, predicted)
+        scores, shifts, curves = scorer.score(window, predicted)
         start = 0
         for i, found in zip(answers.kept, ranked):  # a formula scores by its best candidate
             best = start + int(np.argmax(scores[start : start + len(found)]))
@@ -199,10 +202,10 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
         except SimulationError as error:
             skipped[f"{formula} ({name})"] = str(error)
             continue
-        score, shift, drawn = scorer.score(grid, curve, peaks)
+        score, shift, drawn = scorer.score(window, peaks)
         matches.append(Match(formula, float(score[0]), float(shift[0]), f"known {name}", drawn[0]))
     matches.sort(key=lambda m: -m.score)
-    return Ranking(matches, grid, curve, skipped)
+    return Ranking(matches, window, skipped)
 
 
 def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_MAX_ATOMS,

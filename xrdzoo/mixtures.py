@@ -53,15 +53,16 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
     ``options``: (match, its peak pattern at the measurement's wavelength), the best single-phase match first
     (:func:`options_of`)."""
     check_phases(phases)
-    grid, measured = ranking.grid, ranking.measured
+    window, measured = ranking.measured, ranking.measured.intensities
     pool, patterns = [m for m, _ in options], [p for _, p in options]
+
     def best_against(rest: np.ndarray, names: set[str]) -> dict[int, np.ndarray]:
         """{option: its curve} of the ``TRIED`` options of other formulas that best match ``rest`` alone."""
         others = [i for i in range(len(pool)) if pool[i].formula not in names]
-        fits = dict(zip(others, _refit_all(scorer, grid, rest, [patterns[i] for i in others])))
+        fits = dict(zip(others, _refit_all(scorer, replace(window, intensities=rest), [patterns[i] for i in others])))
         return {i: fits[i][1] for i in sorted(fits, key=lambda i: -fits[i][0])[:TRIED]}
 
-    chosen, curves = [0], [_refit(scorer, grid, measured, patterns[0])[1]]
+    chosen, curves = [0], [_refit(scorer, window, patterns[0])[1]]
     scales, fit = _fit(measured, curves)
     while len(chosen) < phases:
         rest = np.clip(measured - np.column_stack(curves) @ scales, 0, None)
@@ -72,7 +73,7 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
         chosen.append(best)
         curves.append(tried[best])
         for j, i in enumerate(chosen):  # each phase refined against the measurement less the others
-            curves[j] = _refit(scorer, grid, _rest(measured, curves, j), patterns[i])[1]
+            curves[j] = _refit(scorer, replace(window, intensities=_rest(measured, curves, j)), patterns[i])[1]
         scales, fit = _fit(measured, curves)
     for j in range(len(chosen) if len(chosen) > 1 else 0):  # each phase replaced where another explains more
         names = {pool[i].formula for k, i in enumerate(chosen) if k != j}
@@ -115,7 +116,7 @@ def options_of(ranking: Ranking, model, structures: dict | None, wavelength: flo
         ranked = found[match.formula]
         sources = ["predicted" if len(ranked) == 1 else f"predicted ({c.how.split(',')[0]})" for c in ranked]
         patterns = Pattern.from_frame(np.array([c.pattern for c in ranked])).at_wavelength(wavelength)
-        scores, shifts, curves = scorer.score(ranking.grid, ranking.measured, patterns)
+        scores, shifts, curves = scorer.score(ranking.measured, patterns)
         mine = sources.index(match.source)
         options += [(match if i == mine else Match(match.formula, float(scores[i]), float(shifts[i]), sources[i],
                                                    curves[i]), patterns[i])
@@ -123,22 +124,21 @@ def options_of(ranking: Ranking, model, structures: dict | None, wavelength: flo
     return options
 
 
-def _refit(scorer: Scorer, grid: np.ndarray, target: np.ndarray, pattern: Pattern) -> tuple[float, np.ndarray]:
-    """(score, curve at the best shift and strain) of one pattern against a target curve."""
-    score, _, curve = scorer.score(grid, target, pattern)
+def _refit(scorer: Scorer, target: Pattern, pattern: Pattern) -> tuple[float, np.ndarray]:
+    """(score, curve at the best shift and strain) of one pattern against a target on the scoring grid."""
+    score, _, curve = scorer.score(target, pattern)
     return float(score[0]), curve[0]
 
 
-def _refit_all(scorer: Scorer, grid: np.ndarray, target: np.ndarray,
-               patterns: list[Pattern]) -> list[tuple[float, np.ndarray]]:
+def _refit_all(scorer: Scorer, target: Pattern, patterns: list[Pattern]) -> list[tuple[float, np.ndarray]]:
     """:func:`_refit` of each pattern, those on the first one's positions (predictions) scored as one batch."""
     first = patterns[0] if patterns else None
     batch = [i for i, p in enumerate(patterns) if p.two_theta.shape == first.two_theta.shape
              and np.array_equal(p.two_theta, first.two_theta)]
-    found = {i: _refit(scorer, grid, target, p) for i, p in enumerate(patterns) if i not in set(batch)}
+    found = {i: _refit(scorer, target, p) for i, p in enumerate(patterns) if i not in set(batch)}
     if batch:
         stacked = Pattern(first.two_theta, np.vstack([patterns[i].intensities for i in batch]), first.wavelength)
-        scores, _, curves = scorer.score(grid, target, stacked)
+        scores, _, curves = scorer.score(target, stacked)
         found.update({i: (float(s), c) for i, s, c in zip(batch, scores, curves)})
     return [found[i] for i in range(len(patterns))]
 

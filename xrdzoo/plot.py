@@ -78,15 +78,15 @@ def plot_patterns(path: str | Path, patterns: dict[str, Pattern], title: str = "
 def plot_ranking(path: str | Path, ranking, title: str = "", top: int = 3) -> Path:
     """Draw a measurement (background removed, as scored) over its best ``top`` candidates, one row each, into a PNG."""
     path = _target(path)
-    matches = ranking.matches[:top]
+    matches, grid = ranking.matches[:top], ranking.measured.two_theta
     with _axes(path, len(matches), 1.2 + 1.7 * len(matches), sharex=True) as axes:
         for i, (ax, match) in enumerate(zip(axes, matches), 1):
-            ax.plot(ranking.grid, ranking.measured, color="black", lw=0.9, label="measured")
-            ax.plot(ranking.grid, -match.curve, color=f"C{i - 1}", lw=1.0,
+            ax.plot(grid, ranking.measured.intensities, color="black", lw=0.9, label="measured")
+            ax.plot(grid, -match.curve, color=f"C{i - 1}", lw=1.0,
                     label=f"#{i} {match.formula} ({match.source}), r = {match.score:.3f}, shift {match.shift:+.2f}°")
             ax.axhline(0, color="grey", lw=0.5)
             ax.set(yticks=[], ylim=(-110, 110))
             ax.legend(loc="upper right", frameon=False, fontsize=8)
-        axes[-1].set(xlabel="2θ (degrees)", xlim=(ranking.grid[0], ranking.grid[-1]))
+        axes[-1].set(xlabel="2θ (degrees)", xlim=(grid[0], grid[-1]))
         axes[0].set_title(title, fontsize=10)
     return path

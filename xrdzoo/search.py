@@ -44,16 +44,16 @@ def search(measured: Pattern, pool: Pool, model, structures: dict | None = None,
     known = {system: {} for system in systems}
     for formula, found in (structures or {}).items():
         known.get(_system(formula), {})[formula] = found
-    matches, skipped, grid, curve = [], {}, None, None
+    matches, skipped, window = [], {}, None
     with engine(workers, scheduler) as run:
         task = partial(_rank_system, _Search(measured, pool, model, scorer, curves))
         for ranking in tqdm(run(task, known.items()), total=len(systems), desc="ranking systems", unit=" systems",
                             disable=not progress):
             matches += ranking.matches
             skipped |= ranking.skipped
-            grid, curve = ranking.grid, ranking.measured
+            window = ranking.measured
     matches.sort(key=lambda m: -m.score)
-    return Ranking(matches, grid, curve, skipped)
+    return Ranking(matches, window, skipped)
 
 
 def _rank_system(job: _Search, task: tuple) -> Ranking:
