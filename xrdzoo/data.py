@@ -28,6 +28,7 @@ import numpy as np
 from xrdzoo.errors import InputError, first_line
 from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.version import __version__
+from xrdzoo.xrd.pattern import FrameIntensities
 
 FORMAT = "xrdzoo-dataset"
 FORMAT_VERSION = 2  # 2: the structures of the rows are stored too (lattices, sites), for template predictors
@@ -100,7 +101,7 @@ class Dataset:
     ``structures`` holds each row's crystal structure (None in files of format 1, built before they were kept)."""
 
     formulas: list[str]
-    patterns: np.ndarray
+    patterns: FrameIntensities
     ids: list[str]
     spacegroups: np.ndarray
     split: np.ndarray

@@ -1,4 +1,6 @@
 """Evaluation metrics on ``(n, points)`` pattern arrays (0..100 scale), the paper's three modes, and peak P/R/F1.
+The distances take any grid; peak picking, the peak scores and the modes read the points as the model frame's bins
+(``FrameIntensities`` in their signatures: 2-degree tolerances are in degrees of that frame).
 
 A metric is a function ``metric(pred, true) -> np.ndarray`` of shape ``(n,)``, one value per pattern pair, lower
 is better for distances, higher for the ``peak_`` scores. Definitions, modes and edge cases: docs/zoo.md
@@ -14,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xrdzoo.errors import InputError
-from xrdzoo.xrd.pattern import FULL_SCALE
+from xrdzoo.xrd.pattern import FULL_SCALE, FrameIntensities
 from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, match_counts
 
 MODES = ("all", "peaks", "aligned")
@@ -116,7 +118,7 @@ def dtw(pred, true) -> np.ndarray:
     return dtw_distance(pred, true)
 
 
-def pick_peaks(pattern: np.ndarray) -> Peaks:
+def pick_peaks(pattern: FrameIntensities) -> Peaks:
     """The peaks the peak metrics compare: points >= 10 of 100, merged within 2 degrees."""
     return find_peaks(pattern, threshold=PEAK_THRESHOLD, merge_within=PEAK_TOLERANCE)
 
@@ -137,7 +139,7 @@ def f1_score(recall, precision):
     return np.divide(2 * recall * precision, total, out=np.zeros_like(total), where=total > 0)
 
 
-def peak_scores(pred, true) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def peak_scores(pred: FrameIntensities, true: FrameIntensities) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Peak recall, precision and F1 per pair, after peak picking (>= 10, merged within 2 degrees).
 
     A zero denominator (no true peaks for recall, no predicted peaks for precision) scores 1 when both patterns
@@ -149,17 +151,17 @@ def peak_scores(pred, true) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return recall, precision, f1_score(recall, precision)
 
 
-def peak_recall(pred, true) -> np.ndarray:
+def peak_recall(pred: FrameIntensities, true: FrameIntensities) -> np.ndarray:
     """Share of true peaks with a predicted peak within 2 degrees (the paper's peak match)."""
     return peak_scores(pred, true)[0]
 
 
-def peak_precision(pred, true) -> np.ndarray:
+def peak_precision(pred: FrameIntensities, true: FrameIntensities) -> np.ndarray:
     """Share of predicted peaks with a true peak within 2 degrees."""
     return peak_scores(pred, true)[1]
 
 
-def peak_f1(pred, true) -> np.ndarray:
+def peak_f1(pred: FrameIntensities, true: FrameIntensities) -> np.ndarray:
     """Harmonic mean of peak recall and peak precision."""
     return peak_scores(pred, true)[2]
 
@@ -168,7 +170,7 @@ for _score in (peak_recall, peak_precision, peak_f1):
     _score.takes_modes = False  # they pick and match peaks themselves: modes do not apply
 
 
-def aligned_vectors(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def aligned_vectors(pred: FrameIntensities, true: FrameIntensities) -> tuple[np.ndarray, np.ndarray]:
     """One pair's peak-intensity vectors for the ``aligned`` mode, ordered by 2-theta.
 
     Each true peak contributes (intensity of its aligned predicted peak or 0, its intensity); each predicted peak
@@ -188,7 +190,7 @@ def aligned_vectors(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.
     return p_vec[order], t_vec[order]
 
 
-def _aligned_groups(pred: np.ndarray, true: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def _aligned_groups(pred: FrameIntensities, true: FrameIntensities) -> list[tuple[np.ndarray, np.ndarray]]:
     """The aligned vectors of all pairs, stacked by length; pairs where neither pattern has a peak are left out."""
     groups: dict[int, tuple[list, list]] = {}
     for p, t in zip(pred, true):
@@ -208,8 +210,9 @@ def _resolve(metrics: Mapping[str, Metric] | Sequence[str] | None) -> dict[str, 
     return {name: registry.get("metrics", name) for name in (DEFAULT_METRICS if metrics is None else metrics)}
 
 
-def score_patterns(pred, true, metrics: Mapping[str, Metric] | Sequence[str] | None = None,
-                   modes: Sequence[str] = MODES, progress: bool = True) -> dict[str, float]:
+def score_patterns(pred: FrameIntensities, true: FrameIntensities,
+                   metrics: Mapping[str, Metric] | Sequence[str] | None = None, modes: Sequence[str] = MODES,
+                   progress: bool = True) -> dict[str, float]:
     """Mean of each metric over the pairs: distances as ``name/mode`` for each mode, ``peak_*`` scores once.
 
     ``metrics``: functions by name, or registered names (plugins' included), or None for :data:`DEFAULT_METRICS`,

@@ -30,6 +30,10 @@ def bin_centres(n_points: int = N_POINTS) -> np.ndarray:
 
 TWO_THETA = bin_centres(N_POINTS)
 
+FrameIntensities = np.ndarray
+"""What a signature names for intensities on the model frame, shape ``(..., N_POINTS)``: the bins of
+:data:`TWO_THETA` at :data:`WAVELENGTH`, largest :data:`FULL_SCALE` (``Pattern.from_frame`` makes them a Pattern)."""
+
 
 def full_scale(pattern: np.ndarray) -> np.ndarray:
     """Each row (last axis) scaled so its largest value is 100; all-zero rows stay zero. The one place patterns

@@ -19,8 +19,8 @@ from typing import Iterable
 import numpy as np
 
 from xrdzoo.errors import InputError, first_line
-from xrdzoo.xrd.pattern import (FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, Pattern, bin_peaks,
-                                lorentz_polarisation)
+from xrdzoo.xrd.pattern import (FULL_SCALE, N_POINTS, TWO_THETA_RANGE, WAVELENGTH, FrameIntensities, Pattern,
+                                bin_peaks, lorentz_polarisation)
 
 SIMULATORS = ("fast", "pymatgen")
 
@@ -64,7 +64,7 @@ def reflections(structure, simulator: str = "fast", wavelength: float = WAVELENG
         return _fast_reflections(structure, *species, wavelength)
 
 
-def simulate(structures: Iterable, simulator: str = "fast", progress: bool = False) -> np.ndarray:
+def simulate(structures: Iterable, simulator: str = "fast", progress: bool = False) -> FrameIntensities:
     """Binned patterns, float32 of shape (n, N_POINTS) with each row's largest value 100, of the given structures (peaks
     as they fall in the bins; ``xrdzoo.xrd.pattern.Pattern.resampled`` draws peak profiles). A structure that cannot
     be simulated raises ``SimulationError`` naming its position and formula.
@@ -350,7 +350,7 @@ def _phase_sums(frac_coords: np.ndarray, site_element: np.ndarray, occupancies: 
 
 
 def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray,
-                  wavelength: float = WAVELENGTH, occupancies: np.ndarray | None = None) -> np.ndarray:
+                  wavelength: float = WAVELENGTH, occupancies: np.ndarray | None = None) -> FrameIntensities:
     """The binned pattern (N_POINTS,) of a cell given as arrays: lattice rows (3, 3) in Angstrom, fractional
     coordinates (m, 3), atomic numbers (m,) and their occupancies (m,), 1 if None; a mixed site is one entry per
     element at the same coordinates. What template predictors use: no pymatgen Structure is built."""
