@@ -87,7 +87,7 @@ def measurements(manifest: dict, rockjock: Path | None) -> list[tuple[dict, Patt
 def hidden(member, formula: str):
     """The template member without any structure of ``formula`` (its known structures and templates alike), and
     how many were taken out."""
-    from xrdzoo.predictors.chemistry import formula_of
+    from xrdzoo.formulas import formula_of
 
     query = formula_of(formula)
     keep = [row for row, f in enumerate(member.templates.formulas) if f != query]

@@ -81,3 +81,20 @@ def test_relative_and_importlib_imports_are_seen(tmp_path):
     source.write_text("import importlib\nfrom ..cli import app\nfrom . import peaks\n"
                       "importlib.import_module('xrdzoo.hub')\nif TYPE_CHECKING:\n    from ..data import Dataset\n")
     assert _imports("xrdzoo.xrd.pattern", source) == {"xrdzoo.cli", "xrdzoo.xrd.peaks", "xrdzoo.hub"}
+
+
+def test_benchmarks_import_names_that_exist():
+    """A benchmark imports inside its functions too, where running it is the only other check: every name it imports
+    from xrdzoo must be there (a refactor that moves one breaks the benchmark here, not hours into a rerun)."""
+    import importlib
+
+    missing = []
+    for script in sorted((PACKAGE.parent / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "xrdzoo":
+                module = importlib.import_module(node.module)
+                missing += [f"{script.name}: {node.module}.{alias.name}" for alias in node.names
+                            if not hasattr(module, alias.name)
+                            and importlib.util.find_spec(f"{node.module}.{alias.name}") is None]
+    assert not missing, missing
+
