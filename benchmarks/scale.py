@@ -83,9 +83,10 @@ def main() -> None:
             + markdown_table(rows, ["workers", "formulas", "errors", "seconds", "formulas/s", "speed-up",
                                     "cluster start s", "first result s", "worker CPU s", "formulas per worker CPU s",
                                     "client CPU s", "peak MiB per worker", "load before", "load after"])
-            + f"\n\nAt the last row's rate one million formulas take {1e6 / million / 3600:.1f} hours; at its formulas "
-            f"per worker CPU second, {1e6 / cpu_rate / 3600 / rows[-1]['workers']:.1f} hours on {rows[-1]['workers']} "
-            "cores of its own (projections from this measurement, not a measured run).")
+            + (f"\n\nAt the last row's rate one million formulas take {1e6 / million / 3600:.1f} hours; at its "
+               f"formulas per worker CPU second, {1e6 / cpu_rate / 3600 / rows[-1]['workers']:.1f} hours on "
+               f"{rows[-1]['workers']} cores of its own (projections from this measurement, not a measured run)."
+               if base["formulas"] < 1e6 else ""))
     write_results(args.name, {"model": args.model, "pool": list(pool.elements), "max_elements": pool.max_elements,
                             "max_atoms": pool.max_atoms, "charge_balanced": pool.charge_balanced, "rows": rows}, text)
 
