@@ -89,9 +89,8 @@ def hidden(member, formula: str):
     how many were taken out."""
     from xrdzoo.formulas import formula_of
 
-    query = formula_of(formula)
-    keep = [row for row, f in enumerate(member.templates.formulas) if f != query]
-    return member.take(keep), len(member.templates.formulas) - len(keep)
+    own = member.templates.find(formula_of(formula))
+    return member.take(np.setdiff1d(np.arange(len(member.templates)), own)), len(own)
 
 
 def first_rank(ranking, formula: str) -> int | None:
