@@ -22,7 +22,6 @@ from xrdzoo.builder import create_predictor
 from xrdzoo.formulas import formula_of
 from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
                                               series, substitutes)
-from xrdzoo.xrd.pattern import WAVELENGTH, Pattern
 from xrdzoo.xrd.profiles import Profile
 from xrdzoo.xrd.simulate import reflections, simulate
 

@@ -192,8 +192,8 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
         start = 0
         for i, found in zip(answers.kept, ranked):  # a formula scores by its best candidate
             best = start + int(np.argmax(scores[start : start + len(found)]))
-            source = "predicted" if len(found) == 1 else f"predicted ({flat[best].how.split(',')[0]})"
-            matches.append(Match(batch[i], float(scores[best]), float(shifts[best]), source, curves[best]))
+            matches.append(Match(batch[i], float(scores[best]), float(shifts[best]),
+                                 predicted_source(flat[best], len(found)), curves[best]))
             start += len(found)
     for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
                                           disable=not progress or not structures):
@@ -206,6 +206,12 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
         matches.append(Match(formula, float(score[0]), float(shift[0]), f"known {name}", drawn[0]))
     matches.sort(key=lambda m: -m.score)
     return Ranking(matches, window, skipped)
+
+
+def predicted_source(candidate, count: int) -> str:
+    """A match's ``source`` for one of a composition's ``count`` predicted candidates: ``predicted``, or with several
+    ``predicted (<how it was made, to its first comma>)``, which names the candidate among them."""
+    return "predicted" if count == 1 else f"predicted ({candidate.how.split(',')[0]})"
 
 
 def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_MAX_ATOMS,

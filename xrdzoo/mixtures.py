@@ -20,7 +20,8 @@ import numpy as np
 
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import written
-from xrdzoo.identify import Match, Ranking, Scorer
+from xrdzoo.identify import Match, Ranking, Scorer, predicted_source
+from xrdzoo.metrics import pearson
 from xrdzoo.xrd.pattern import Pattern
 
 MAX_PHASES = 3
@@ -79,9 +80,9 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
         names = {pool[i].formula for k, i in enumerate(chosen) if k != j}
         for i, curve in best_against(_rest(measured, curves, j), names).items():
             trial = curves[:j] + [curve] + curves[j + 1 :]
-            if _fit(measured, trial)[1] > fit:
-                chosen[j], curves = i, trial
-                scales, fit = _fit(measured, curves)
+            trial_scales, trial_fit = _fit(measured, trial)
+            if trial_fit > fit:
+                chosen[j], curves, scales, fit = i, trial, trial_scales, trial_fit
     areas = np.array([s * c.sum() for s, c in zip(scales, curves)])
     shares = areas / areas.sum() if areas.sum() > 0 else np.full(len(areas), 1 / len(areas))
     order = np.argsort(-shares, kind="stable")
@@ -114,7 +115,7 @@ def options_of(ranking: Ranking, model, structures: dict | None, wavelength: flo
             options.append((match, reflections(structures[match.formula][1], "fast", wavelength)))
             continue
         ranked = found[match.formula]
-        sources = ["predicted" if len(ranked) == 1 else f"predicted ({c.how.split(',')[0]})" for c in ranked]
+        sources = [predicted_source(c, len(ranked)) for c in ranked]
         patterns = Pattern.from_frame(np.array([c.pattern for c in ranked])).at_wavelength(wavelength)
         scores, shifts, curves = scorer.score(ranking.measured, patterns)
         mine = sources.index(match.source)
@@ -154,5 +155,4 @@ def _fit(measured: np.ndarray, curves: list[np.ndarray]) -> tuple[np.ndarray, fl
     from scipy.optimize import nnls
 
     scales, _ = nnls(np.column_stack(curves), measured)
-    fitted = np.column_stack(curves) @ scales
-    return scales, float(np.corrcoef(fitted, measured)[0, 1]) if fitted.std() > 0 and measured.std() > 0 else 0.0
+    return scales, float(1 - pearson([np.column_stack(curves) @ scales], [measured])[0])  # 0 where either is flat

@@ -252,4 +252,3 @@ def _banded(intensities: np.ndarray, centres: np.ndarray, width: np.ndarray, gri
     shapes = csr_matrix((profile(grid[columns] - centres[rows], width[rows]), (rows, columns)),
                         shape=(centres.size, grid.size))
     return np.asarray((shapes.T @ np.atleast_2d(intensities).T).T).reshape(intensities.shape[:-1] + grid.shape)
-

@@ -2,8 +2,8 @@
 
 Wavelengths are the tube lines pymatgen uses (``pymatgen.analysis.diffraction.xrd.WAVELENGTHS``, written out here
 because importing that module takes seconds): ``CuKa`` is the weighted mean of K-alpha1 and K-alpha2 (2:1), the line
-the model frame uses. Profiles are area-normalised, so a peak's integrated
-intensity does not depend on its width (a peak that broadens with angle gets lower, as in a measurement).
+the model frame uses. Profiles are area-normalised, so a peak's integrated intensity does not depend on its width
+(a peak that broadens with angle gets lower, as in a measurement).
 """
 
 from __future__ import annotations
