@@ -8,8 +8,9 @@ the user's copy of powdR's ``data/rockjock.rda`` (``--rockjock``, checked agains
 ``rdata`` package of the ``dev`` extra).
 
 Each pattern is identified as ``xrdzoo identify FILE --elements <its elements> --charge-balanced --candidates K``
-does: every charge-balanced composition of its chemical system with at most ``--max-atoms`` atoms, ranked by the
-model's first K candidates per composition, for each ``--candidates K``. The default model holds every Materials Project structure of the shared data, so most true
+does: every charge-balanced composition of its chemical system with at most ``--max-atoms`` atoms, and every larger
+one the model holds a structure of (``xrdzoo.identify.candidate_formulas``), ranked by the model's first K candidates
+per composition, for each ``--candidates K``. The default model holds every Materials Project structure of the shared data, so most true
 phases are known to it: the pattern is identified twice, by the model as shipped, and by the same model with every
 structure of the true formula taken out (``hidden``: its polymorphs are neither known answers nor templates, so the
 truth must be predicted from other compositions' templates, the case of a compound never measured). A pattern is
@@ -34,8 +35,8 @@ from tqdm import tqdm
 
 from common import ROOT, markdown_table, write_results
 import xrdzoo
-from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
-from xrdzoo.identify import DEFAULT_CANDIDATES, NONE_FITS, Scorer, rank
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS
+from xrdzoo.identify import DEFAULT_CANDIDATES, NONE_FITS, Scorer, candidate_formulas, rank
 from xrdzoo.measured import read_measurement
 from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.profiles import wavelength
@@ -121,7 +122,8 @@ def identify_case(measured, candidates: list[str], member, formula: str, k: int,
     ranking = rank(measured, candidates, member, scorer=scorer, candidates=k)
     seconds = time.perf_counter() - start
     found = first_rank(ranking, formula)
-    return {"rank": found, "seconds": seconds, "best_score": ranking.matches[0].score,
+    return {"rank": found, "is_candidate": formula in candidates, "seconds": seconds,
+            "best_score": ranking.matches[0].score,
             "truth_score": ranking.matches[found - 1].score if found else None,
             "truth_source": ranking.matches[found - 1].source if found else None,
             "top3": [f"{m.formula} ({m.score:.3f})" for m in ranking.matches[:3]]}
@@ -135,17 +137,18 @@ def run(args, found: list[tuple[dict, Pattern]]) -> dict:
     cases = []
     for entry, measured in tqdm(found, desc="identifying"):
         formula, elements = truth(entry["formula"])
-        candidates = compositions(elements, args.max_atoms, charge_balanced=True)
         without, taken = hidden(model, formula)
+        members = {"as shipped": model, "hidden": without}
+        candidates = {mode: candidate_formulas(elements, m, args.max_atoms, charge_balanced=True)
+                      for mode, m in members.items()}
         case = {"name": entry["name"], "source": entry["source"], "formula": formula, "elements": elements,
-                "type": TYPES.get(len(elements), f"{len(elements)} elements"), "candidates": len(candidates),
-                "is_candidate": formula in candidates, "known": "known" if taken else "unknown", "results": {}}
-        most = max(chosen.values())
-        shipped, without = _FirstK(model, most), _FirstK(without, most)
-        scorer = Scorer()
+                "type": TYPES.get(len(elements), f"{len(elements)} elements"),
+                "candidates": len(candidates["as shipped"]), "known": "known" if taken else "unknown", "results": {}}
+        most, scorer = max(chosen.values()), Scorer()
+        first = {mode: _FirstK(m, most) for mode, m in members.items()}
         for label, k in chosen.items():
-            case["results"][label] = {"as shipped": identify_case(measured, candidates, shipped, formula, k, scorer),
-                                      "hidden": identify_case(measured, candidates, without, formula, k, scorer)}
+            case["results"][label] = {mode: identify_case(measured, candidates[mode], first[mode], formula, k, scorer)
+                                      for mode in members}
         cases.append(case)
     return {"settings": {"model": args.model, "max_atoms": args.max_atoms, "rockjock": str(args.rockjock),
                          "settings": chosen}, "model_load_seconds": load_seconds, "cases": cases}
@@ -189,7 +192,7 @@ def summary(cases: list[dict]) -> list[dict]:
     for label in cases[0]["results"]:
         for mode in ("as shipped", "hidden"):
             for group, keep in groups:
-                part = [c["results"][label][mode] | {"is_candidate": c["is_candidate"]} for c in cases if keep(c)]
+                part = [c["results"][label][mode] for c in cases if keep(c)]
                 if not part or (mode == "hidden" and group == "unknown to the model"):
                     continue
                 ranks = np.array([c["rank"] or 10**6 for c in part])
@@ -234,12 +237,13 @@ def main() -> None:
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates K` with "
                 f"`{args.model}` on {len(result['cases'])} public single-phase measurements (Cu K-alpha; sources, "
                 "licences and space groups in `benchmarks/data/measured/README.md`). Rank of the true formula among "
-                "the charge-balanced compositions of its chemical system, for each setting (`--candidates K`: a "
+                "the charge-balanced compositions of its chemical system (at most the atom limit, or known to the "
+                "model), for each setting (`--candidates K`: a "
                 "composition scores by the best of its first K candidates, known polymorphs then templates), by the model as shipped (which holds every Materials Project "
                 "structure, so most true phases are known to it) and by the same model with every structure of the "
                 "true formula taken out (`hidden`: the truth must be predicted from templates of other compositions). "
-                "A truth that is not a candidate (more atoms than the limit, or not charge-balanced by pymatgen's "
-                "guesses) counts as missed. Seconds per identification: enumerating, predicting, scoring (the first "
+                "A truth that is not a candidate (more atoms than the limit and unknown to the model, or not "
+                "charge-balanced by pymatgen's guesses) counts as missed. Seconds per identification: enumerating, predicting, scoring (the first "
                 "setting predicts with the most candidates; the others reuse its answers and only score), the "
                 f"model loaded once ({result['model_load_seconds']:.1f} s, not counted).\n\n"
                 + markdown_table(rows)

@@ -157,3 +157,13 @@ def test_fuzz_formulas_are_read_exactly_or_refused_with_a_value_error(model):
             beyond += 1
         read += 1
     assert refused > 500 and read > 500 and beyond > 100
+
+
+def test_charge_balance_of_one_formula_is_decided_as_compositions_decides_it():
+    from xrdzoo.formulas import compositions, formula_of, formula_text, is_charge_balanced
+
+    balanced = set(compositions(["Ca", "P", "O", "F"], 8, charge_balanced=True))
+    for formula in compositions(["Ca", "P", "O", "F"], 8):
+        assert is_charge_balanced(formula) == (formula in balanced)
+    assert is_charge_balanced("Ca5(PO4)3F") and not is_charge_balanced("NaO3")
+    assert formula_text(formula_of("Ca5P3O12F")) == "Ca5P3O12F" and formula_text(formula_of("O2Ti")) == "TiO2"

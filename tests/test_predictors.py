@@ -288,3 +288,35 @@ def test_identify_scores_a_composition_by_its_best_candidate_and_names_it(polymo
     assert best.formula == "NaCl" and "known structure mp-100" in best.source
     one = rank(measured, ["NaCl", "KBr"], member).matches
     assert {m.source for m in one} == {"predicted"}  # one candidate each: as before
+
+
+def test_identify_ranks_the_compounds_a_member_knows_whatever_their_size(polymorphs, tmp_path, monkeypatch):
+    from xrdzoo.answer_cache import CachedMember
+    from xrdzoo.formulas import compositions
+    from xrdzoo.identify import candidate_formulas
+
+    _, member = polymorphs
+    assert member.known_formulas(["O", "Al", "Mg"]) == ["MgAl2O4"] and member.known_formulas(["Mg", "O"]) == []
+    assert member.known_formulas(["Na", "Cl"]) == ["NaCl"]  # two polymorphs, one formula
+    small = compositions(["Mg", "Al", "O"], 5, charge_balanced=True)
+    assert "MgAl2O4" not in small  # 7 atoms
+    assert candidate_formulas(["Mg", "Al", "O"], member, 5, charge_balanced=True) == sorted(small + ["MgAl2O4"])
+    assert candidate_formulas(["Mg", "Al", "O"], object(), 5) == compositions(["Mg", "Al", "O"], 5)  # a network
+    monkeypatch.setenv("XRDZOO_HOME", str(tmp_path))
+    path = checkpoint.save(tmp_path / "member.safetensors", member)
+    assert CachedMember(str(path), xrdzoo.load).known_formulas(["Mg", "Al", "O"]) == ["MgAl2O4"]
+    again = CachedMember(str(path), xrdzoo.load)
+    assert again.known_formulas(["O", "Mg", "Al"]) == ["MgAl2O4"] and again._member is None  # remembered
+    result = runner.invoke(app, ["identify", str(_scan(member, tmp_path)), "--elements", "Mg,Al,O", "--max-atoms",
+                                 "5", "--charge-balanced", "--model", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "or known to" in result.output and "(1 larger)" in result.output
+    assert result.output.split("\n")[2].split()[1] == "MgAl2O4"  # its own pattern ranks first
+
+
+def _scan(member, folder):
+    """The member's MgAl2O4 pattern written as a measurement (Cu K-alpha)."""
+    from xrdzoo.measured import write_xy
+    from xrdzoo.xrd.pattern import Pattern
+
+    return write_xy(folder / "spinel.xy", Pattern.from_frame(member.predict(["MgAl2O4"]))[0], "spinel")

@@ -63,6 +63,22 @@ class CachedMember:
         return answers
 
 
+    def known_formulas(self, elements) -> list[str]:
+        """The member's ``known_formulas(elements)`` (none where it holds no structures), remembered."""
+        from xrdzoo.contracts import KnowsStructures
+
+        key = json.dumps([self.identity, "known", sorted(set(elements))])
+        path = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass  # not remembered yet, or damaged: asked afresh
+        known = self.member.known_formulas(elements) if isinstance(self.member, KnowsStructures) else []
+        with atomic_path(path) as temporary:
+            Path(temporary).write_text(json.dumps(known))
+        return known
+
+
 def _arrays(answers: Answers) -> dict[str, np.ndarray]:
     ranked = answers.ranked()
     flat = [c for found in ranked for c in found]

@@ -539,7 +539,7 @@ def identify(
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
     from xrdzoo.answer_cache import CachedMember
     from xrdzoo.formulas import compositions
-    from xrdzoo.identify import Scorer, known_structures, rank, solid_solutions
+    from xrdzoo.identify import Scorer, candidate_formulas, known_structures, rank, solid_solutions
     from xrdzoo.measured import read_measurement
     from xrdzoo.mixtures import check_phases, explain, options_of
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
@@ -564,14 +564,16 @@ def identify(
         _report(ranking, plot, f"{measured.name}: pool {'-'.join(pool.elements)} by {model}", top)
         return
     symbols = [symbol.strip() for symbol in elements.split(",") if symbol.strip()]
-    formulas = compositions(symbols, max_atoms, charge_balanced)
+    member = CachedMember(model, xrdzoo.load)  # the candidates' answers of a system are remembered for its next measurement
+    formulas = candidate_formulas(symbols, member, max_atoms, charge_balanced)
+    beyond = len(formulas) - len(compositions(symbols, max_atoms, charge_balanced))
     if fractional is not None:
         formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)
     known = known_structures(structures, symbols) if structures else {}
     typer.echo(f"{len(formulas)} {balanced}compositions of "
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
+               + (f" or known to {model} ({beyond} larger)" if beyond else "")
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
-    member = CachedMember(model, xrdzoo.load)  # the candidates' answers of a system are remembered for its next measurement
     ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, symbols)
     if phases > 1:

@@ -130,6 +130,14 @@ class Predictor(Protocol):
 
 
 @runtime_checkable
+class KnowsStructures(Protocol):
+    """A member that holds structures of real compounds (the template members): ``known_formulas(elements)`` are
+    the reduced formulas of those made of exactly ``elements``, which identify ranks whatever their size."""
+
+    def known_formulas(self, elements: Sequence[str]) -> list[str]: ...
+
+
+@runtime_checkable
 class FittedPredictor(Predictor, Protocol):
     """A predictor fitted on a dataset's training split (its structures and patterns): ``retrieval``,
     ``template``; ``fit`` takes the training and validation ``xrdzoo.data.Dataset`` and returns JSON-able

@@ -240,6 +240,19 @@ def formula_of(formula: str) -> Formula:
     return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
 
 
+@functools.lru_cache(maxsize=None)  # one text per formula type member, read each time one is named
+def formula_text(formula: Formula) -> str:
+    """The reduced formula as pymatgen writes it (``compositions`` and identify name formulas so)."""
+    return _formula(tuple((Element.from_Z(z).symbol, c) for z, c in zip(formula.numbers, formula.counts)))
+
+
+def is_charge_balanced(formula: str) -> bool:
+    """Whether ``formula`` (whole counts) can be charge-balanced, as ``compositions(..., charge_balanced=True)``
+    decides."""
+    pairs = formula_of(formula)
+    return _balanced([Element.from_Z(z).symbol for z in pairs.numbers], tuple(int(c) for c in pairs.counts))
+
+
 def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The reduced formula of every cell of a flat site list (atomic numbers; cell i's sites are
     ``offsets[i]:offsets[i + 1]``) as two arrays, one row per cell: atomic numbers and counts in :class:`Formula`

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xrdzoo.errors import InputError
-from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions, written
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions, is_charge_balanced, written
 from xrdzoo.measured import background
 from xrdzoo.metrics import pearson
 from xrdzoo.xrd.pattern import N_POINTS, Pattern, full_scale
@@ -212,6 +212,21 @@ def predicted_source(candidate, count: int) -> str:
     """A match's ``source`` for one of a composition's ``count`` predicted candidates: ``predicted``, or with several
     ``predicted (<how it was made, to its first comma>)``, which names the candidate among them."""
     return "predicted" if count == 1 else f"predicted ({candidate.how.split(',')[0]})"
+
+
+def candidate_formulas(elements: list[str], model, max_atoms: int = DEFAULT_MAX_ATOMS,
+                       charge_balanced: bool = False) -> list[str]:
+    """The formulas identify ranks for a chemical system: its compositions of at most ``max_atoms`` atoms
+    (:func:`~xrdzoo.formulas.compositions`) and, whatever their size, the formulas ``model`` holds structures of
+    (``xrdzoo.contracts.KnowsStructures``: fluorapatite, 21 atoms, is known though beyond the default limit);
+    charge-balanced ones only with ``charge_balanced``; sorted."""
+    from xrdzoo.contracts import KnowsStructures
+
+    formulas = compositions(elements, max_atoms, charge_balanced)
+    if isinstance(model, KnowsStructures):
+        known = [f for f in model.known_formulas(elements) if not charge_balanced or is_charge_balanced(f)]
+        formulas = sorted(set(formulas).union(known))
+    return formulas
 
 
 def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_MAX_ATOMS,

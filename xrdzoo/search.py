@@ -1,8 +1,8 @@
 """Which composition of an element pool is this measurement? `xrdzoo.identify.rank` over every chemical system of
 the pool (``xrdzoo.screening.Pool``), one system a task through `xrdzoo.engine` (this process or Dask), merged.
 
-Each system is ranked exactly as ``xrdzoo identify --elements`` ranks it alone (its compositions predicted, its known
-structures simulated, the same score), so a candidate's score does not depend on the pool around it; the merged
+Each system is ranked exactly as ``xrdzoo identify --elements`` ranks it alone (its candidate formulas predicted, its
+known structures simulated, the same score), so a candidate's score does not depend on the pool around it; the merged
 ranking orders every system's candidates by that score.
 """
 
@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from xrdzoo.engine import engine, loadable, member
-from xrdzoo.identify import TOP, Ranking, Scorer, rank
+from xrdzoo.identify import TOP, Ranking, Scorer, candidate_formulas, rank
 from xrdzoo.screening import Pool
 from xrdzoo.xrd.pattern import Pattern
 
@@ -59,7 +59,9 @@ def search(measured: Pattern, pool: Pool, model, structures: dict | None = None,
 def _rank_system(job: _Search, task: tuple) -> Ranking:
     """One system's ranking, its candidates past the best ``job.curves`` without their curves."""
     system, known = task
-    ranking = rank(job.measured, job.pool.formulas(system), member(job.model), known, job.scorer)
+    model = member(job.model)
+    formulas = candidate_formulas(list(system), model, job.pool.max_atoms, job.pool.charge_balanced)
+    ranking = rank(job.measured, formulas, model, known, job.scorer)
     return replace(ranking, matches=[m if i < job.curves else replace(m, curve=np.empty(0))
                                      for i, m in enumerate(ranking.matches)])
 

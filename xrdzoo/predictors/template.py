@@ -9,7 +9,6 @@ trained on the training split to predict how well a template's pattern matches (
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -23,7 +22,7 @@ from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution, strings_tensor, tensor_strings
-from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formulas_of_cells
+from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
 from xrdzoo.predictors.chemistry import element_table, mapping_costs
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.pattern import N_POINTS
@@ -247,6 +246,17 @@ class Template(PredictorBase):
         """The training structures' formulas, indexed by type."""
         return self._state().index
 
+    def known_formulas(self, elements: Sequence[str]) -> list[str]:
+        """The reduced formulas of this member's structures made of exactly ``elements`` (symbols), sorted."""
+        wanted = np.sort([formula_of(symbol).numbers[0] for symbol in set(elements)])
+        numbers = self.templates.numbers
+        if numbers.shape[1] < len(wanted):
+            return []
+        present = numbers[:, : len(wanted)]
+        rows = np.flatnonzero((np.count_nonzero(numbers, axis=1) == len(wanted))
+                              & (np.sort(present, axis=1) == wanted).all(axis=1))
+        return sorted({formula_text(self.templates.formula(row)) for row in rows})
+
     def _state(self) -> _State:
         if self._cache is None:
             self._check_fitted()
@@ -424,14 +434,7 @@ class Template(PredictorBase):
     def describe(self, row: int) -> str:
         """Template ``row`` in words: material id, formula, space group."""
         state = self._state()
-        return f"{state.ids[row]} ({_formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
-
-
-@functools.lru_cache(maxsize=None)  # one text per template, read each time one is chosen
-def _formula_text(formula: Formula) -> str:
-    from pymatgen.core import Composition, Element
-
-    return Composition({Element.from_Z(z): c for z, c in zip(formula.numbers, formula.counts)}).reduced_formula
+        return f"{state.ids[row]} ({formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
 
 
 def _scorer(hidden: int) -> nn.Module:
