@@ -33,3 +33,8 @@ def test_the_network_meets_the_predictor_contract_and_fitted_backbones_say_so(ba
     assert answers.kept == [0, 2] and list(answers.refused) == ["Qq2O"] and "Qq" in answers.refused["Qq2O"]
     assert np.allclose(answers.patterns.intensities, model.predict(["BaTiO3", "NaCl"]), atol=1e-4)
     assert answers.how == [f"network fraction + {backbone}, from the formula alone"] * 2
+
+
+def test_the_template_members_know_their_structures_and_retrieval_does_not():
+    assert isinstance(xrdzoo.create_predictor("template"), contracts.KnowsStructures)
+    assert not isinstance(xrdzoo.create_predictor("retrieval"), contracts.KnowsStructures)
