@@ -30,7 +30,7 @@ from common import SHARED_CSV, markdown_table, write_results
 import xrdzoo
 from xrdzoo.data import in_subset, split_of, structures_of
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
-from xrdzoo.identify import Scorer, candidate_formulas, rank
+from xrdzoo.identify import Scorer, rank
 from xrdzoo.measured import measured_looking, read_measurement, write_xy
 from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.profiles import Profile, wavelength
@@ -122,7 +122,7 @@ def run(args) -> dict:
             known = {f: structures[f] for f in sorted(info["train"]) if system(f) == tuple(elements) and f in structures}
             for name, model in models.items():
                 start = time.perf_counter()
-                candidates = candidate_formulas(elements, model, args.max_atoms, charge_balanced=True)
+                candidates = compositions(elements, args.max_atoms, charge_balanced=True)
                 predicted = rank(read_measurement(path, measured.wavelength), candidates, model, scorer=scorer)
                 seconds = time.perf_counter() - start
                 start = time.perf_counter()

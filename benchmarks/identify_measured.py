@@ -8,9 +8,9 @@ the user's copy of powdR's ``data/rockjock.rda`` (``--rockjock``, checked agains
 ``rdata`` package of the ``dev`` extra).
 
 Each pattern is identified as ``xrdzoo identify FILE --elements <its elements> --charge-balanced --candidates K``
-does: every charge-balanced composition of its chemical system with at most ``--max-atoms`` atoms, and every larger
-one the model holds a structure of (``xrdzoo.identify.candidate_formulas``), ranked by the model's first K candidates
-per composition, for each ``--candidates K``. The default model holds every Materials Project structure of the shared data, so most true
+does: every charge-balanced composition of its chemical system with at most ``--max-atoms`` atoms (with
+``--all-known`` also every larger one the model holds a structure of, as ``identify --all-known``), ranked by the
+model's first K candidates per composition, for each ``--candidates K``. The default model holds every Materials Project structure of the shared data, so most true
 phases are known to it: the pattern is identified twice, by the model as shipped, and by the same model with every
 structure of the true formula taken out (``hidden``: its polymorphs are neither known answers nor templates, so the
 truth must be predicted from other compositions' templates, the case of a compound never measured). A pattern is
@@ -139,7 +139,7 @@ def run(args, found: list[tuple[dict, Pattern]]) -> dict:
         formula, elements = truth(entry["formula"])
         without, taken = hidden(model, formula)
         members = {"as shipped": model, "hidden": without}
-        candidates = {mode: candidate_formulas(elements, m, args.max_atoms, charge_balanced=True)
+        candidates = {mode: candidate_formulas(elements, args.max_atoms, True, m if args.all_known else None)
                       for mode, m in members.items()}
         case = {"name": entry["name"], "source": entry["source"], "formula": formula, "elements": elements,
                 "type": TYPES.get(len(elements), f"{len(elements)} elements"),
@@ -150,11 +150,12 @@ def run(args, found: list[tuple[dict, Pattern]]) -> dict:
             case["results"][label] = {mode: identify_case(measured, candidates[mode], first[mode], formula, k, scorer)
                                       for mode in members}
         cases.append(case)
-    return {"settings": {"model": args.model, "max_atoms": args.max_atoms, "rockjock": str(args.rockjock),
+    return {"settings": {"model": args.model, "max_atoms": args.max_atoms, "all_known": args.all_known,
+                         "rockjock": str(args.rockjock),
                          "settings": chosen}, "model_load_seconds": load_seconds, "cases": cases}
 
 
-def end_to_end(found: dict, max_atoms: int) -> list[dict]:
+def end_to_end(found: dict, max_atoms: int, all_known: bool) -> list[dict]:
     """Seconds of the whole ``xrdzoo identify FILE --elements ... --charge-balanced`` command (a new process), twice
     in a row on a ternary and a quaternary pattern: with an empty answers cache (the model loaded, every candidate
     predicted), then with the system's answers cached."""
@@ -172,7 +173,7 @@ def end_to_end(found: dict, max_atoms: int) -> list[dict]:
             formula, elements = truth(found[name][0]["formula"])
             path = write_xy(Path(folder) / "scan.xy", found[name][1], name)
             command = [sys.executable, "-m", "xrdzoo", "identify", str(path), "--elements", ",".join(elements),
-                       "--charge-balanced", "--max-atoms", str(max_atoms)]
+                       "--charge-balanced", "--max-atoms", str(max_atoms), *(["--all-known"] if all_known else [])]
             environment = {**os.environ, "XRDZOO_HOME": str(Path(folder) / name)}  # a cache of its own, empty
             for cache in ("empty", "the system's answers"):
                 start = time.perf_counter()
@@ -217,6 +218,7 @@ def main() -> None:
     parser.add_argument("--types", default="binary,ternary,quaternary", help="formula types to identify")
     parser.add_argument("--name", default="identify_measured", help="results name (JSON and docs section)")
     parser.add_argument("--end-to-end", action="store_true", help="also time the command line, start-up included")
+    parser.add_argument("--all-known", action="store_true", help="as identify --all-known: larger known formulas too")
     args = parser.parse_args()
     args.candidates = args.candidates or [DEFAULT_CANDIDATES]
     manifest = json.loads((MEASURED / "manifest.json").read_text())
@@ -225,7 +227,7 @@ def main() -> None:
     print(f"{len(found)} of {len(manifest['patterns'])} manifest patterns available", file=sys.stderr)
     result = run(args, found)
     rows = summary(result["cases"])
-    timed = end_to_end({e["name"]: (e, m) for e, m in found}, args.max_atoms) if args.end_to_end else []
+    timed = end_to_end({e["name"]: (e, m) for e, m in found}, args.max_atoms, args.all_known) if args.end_to_end else []
     last = list(result["cases"][0]["results"])[-1]
     per_case = [{"pattern": c["name"], "formula": c["formula"], "type": c["type"], "known": c["known"],
                  "candidates": c["candidates"], "rank": c["results"][last]["as shipped"]["rank"],
@@ -234,16 +236,18 @@ def main() -> None:
                  "best hidden": c["results"][last]["hidden"]["top3"][0]} for c in result["cases"]]
     types = "" if args.name == "identify_measured" else f" ({args.types.replace(',', ', ')})"
     markdown = (f"## Identification of measured patterns{types}\n\n"
-                f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates K` with "
+                f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates K"
+                f"{' --all-known' if args.all_known else ''}` with "
                 f"`{args.model}` on {len(result['cases'])} public single-phase measurements (Cu K-alpha; sources, "
                 "licences and space groups in `benchmarks/data/measured/README.md`). Rank of the true formula among "
-                "the charge-balanced compositions of its chemical system (at most the atom limit, or known to the "
-                "model), for each setting (`--candidates K`: a "
+                "the charge-balanced compositions of its chemical system (at most the atom limit"
+                + (", or known to the model" if args.all_known else "") + "), for each setting (`--candidates K`: a "
                 "composition scores by the best of its first K candidates, known polymorphs then templates), by the model as shipped (which holds every Materials Project "
                 "structure, so most true phases are known to it) and by the same model with every structure of the "
                 "true formula taken out (`hidden`: the truth must be predicted from templates of other compositions). "
-                "A truth that is not a candidate (more atoms than the limit and unknown to the model, or not "
-                "charge-balanced by pymatgen's guesses) counts as missed. Seconds per identification: enumerating, predicting, scoring (the first "
+                "A truth that is not a candidate (more atoms than the limit"
+                + (" and unknown to the model" if args.all_known else "") + ", or not charge-balanced by pymatgen's "
+                "guesses) counts as missed. Seconds per identification: enumerating, predicting, scoring (the first "
                 "setting predicts with the most candidates; the others reuse its answers and only score), the "
                 f"model loaded once ({result['model_load_seconds']:.1f} s, not counted).\n\n"
                 + markdown_table(rows)

@@ -30,7 +30,7 @@ from identify import GRID, system
 import xrdzoo
 from xrdzoo.data import in_subset, split_of, structures_of
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
-from xrdzoo.identify import DEFAULT_CANDIDATES, Scorer, candidate_formulas, rank
+from xrdzoo.identify import DEFAULT_CANDIDATES, Scorer, rank
 from xrdzoo.measured import measured_looking
 from xrdzoo.mixtures import explain, options_of
 from xrdzoo.xrd.pattern import Pattern, two_theta_at
@@ -95,8 +95,8 @@ def run(args) -> dict:
             print(f"skipped {pair}: {error}", file=sys.stderr)
             continue
         start = time.perf_counter()
-        candidates = candidate_formulas(list(system(pair[0])), model, args.max_atoms, charge_balanced=True)
-        ranking = rank(measured, candidates, model, scorer=scorer, candidates=args.candidates)
+        ranking = rank(measured, compositions(list(system(pair[0])), args.max_atoms, charge_balanced=True), model,
+                       scorer=scorer, candidates=args.candidates)
         ranked_seconds = time.perf_counter() - start
         pool = options_of(ranking, model, None, measured.wavelength, args.candidates, scorer)
         case = {"major": pair[0], "minor": pair[1], "minor_share": minor,

@@ -20,8 +20,8 @@ import numpy as np
 import xrdzoo
 from common import SHARED_CSV, markdown_table, write_results
 from identify import measurement, sample, system
-from xrdzoo.formulas import DEFAULT_MAX_ATOMS
-from xrdzoo.identify import Scorer, candidate_formulas, rank
+from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
+from xrdzoo.identify import Scorer, rank
 from xrdzoo.screening import Pool
 from xrdzoo.search import search
 
@@ -55,8 +55,8 @@ def main() -> None:
             extra = np.random.default_rng([args.seed, len(rows)]).permutation([e for e in COMMON if e not in elements])
             pool = Pool(elements + tuple(extra[: args.pool_size - len(elements)]), args.max_elements, args.max_atoms,
                         charge_balanced=True)
-            alone = rank(measured, candidate_formulas(list(elements), model, args.max_atoms, charge_balanced=True),
-                         model, scorer=scorer)
+            alone = rank(measured, compositions(list(elements), args.max_atoms, charge_balanced=True), model,
+                         scorer=scorer)
             tick, cpu = time.perf_counter(), sum(client.run(time.process_time).values())
             pooled = search(measured, pool, args.model, scorer=scorer, scheduler=cluster.scheduler_address)
             seconds = time.perf_counter() - tick

@@ -46,7 +46,7 @@ from tqdm import tqdm
 import xrdzoo
 from accuracy import label, pairs
 from common import markdown_table, write_results
-from xrdzoo.data import BuildReport, _csv_candidates, _read_structure
+from xrdzoo.data import BuildReport, _csv_candidates, _offer, _read_structure
 from xrdzoo.formulas import formula_of
 from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
                                               substituted, substitutes)
@@ -174,7 +174,8 @@ def main() -> None:
     pair_rows, parent_rows, results = [], [], {}
     for set_name, path in pairs(args.pairs, "--pairs"):
         model = xrdzoo.load(models[set_name])
-        candidates = _csv_candidates(Path(path), None, BuildReport(Path(path)), False)
+        candidates = {}  # formula: its ground state's row, by the dataset selection rule
+        _csv_candidates(Path(path), None, BuildReport(Path(path)), False, candidates, _offer)
         sample = isostructural_pairs(candidates, args.n, args.seed)
         structures = {}
         with warnings.catch_warnings():

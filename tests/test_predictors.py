@@ -290,7 +290,7 @@ def test_identify_scores_a_composition_by_its_best_candidate_and_names_it(polymo
     assert {m.source for m in one} == {"predicted"}  # one candidate each: as before
 
 
-def test_identify_ranks_the_compounds_a_member_knows_whatever_their_size(polymorphs, tmp_path, monkeypatch):
+def test_identify_all_known_ranks_the_compounds_a_member_knows_whatever_their_size(polymorphs, tmp_path, monkeypatch):
     from xrdzoo.answer_cache import CachedMember
     from xrdzoo.formulas import compositions
     from xrdzoo.identify import candidate_formulas
@@ -300,18 +300,22 @@ def test_identify_ranks_the_compounds_a_member_knows_whatever_their_size(polymor
     assert member.known_formulas(["Na", "Cl"]) == ["NaCl"]  # two polymorphs, one formula
     small = compositions(["Mg", "Al", "O"], 5, charge_balanced=True)
     assert "MgAl2O4" not in small  # 7 atoms
-    assert candidate_formulas(["Mg", "Al", "O"], member, 5, charge_balanced=True) == sorted(small + ["MgAl2O4"])
-    assert candidate_formulas(["Mg", "Al", "O"], object(), 5) == compositions(["Mg", "Al", "O"], 5)  # a network
+    assert candidate_formulas(["Mg", "Al", "O"], 5, True, known_to=member) == sorted(small + ["MgAl2O4"])
+    assert candidate_formulas(["Mg", "Al", "O"], 5, True) == small  # identify's default
+    assert candidate_formulas(["Mg", "Al", "O"], 5, known_to=object()) == compositions(["Mg", "Al", "O"], 5)  # a network
     monkeypatch.setenv("XRDZOO_HOME", str(tmp_path))
     path = checkpoint.save(tmp_path / "member.safetensors", member)
     assert CachedMember(str(path), xrdzoo.load).known_formulas(["Mg", "Al", "O"]) == ["MgAl2O4"]
     again = CachedMember(str(path), xrdzoo.load)
     assert again.known_formulas(["O", "Mg", "Al"]) == ["MgAl2O4"] and again._member is None  # remembered
-    result = runner.invoke(app, ["identify", str(_scan(member, tmp_path)), "--elements", "Mg,Al,O", "--max-atoms",
-                                 "5", "--charge-balanced", "--model", str(path)])
+    scan, options = _scan(member, tmp_path), ["--elements", "Mg,Al,O", "--max-atoms", "5", "--model", str(path)]
+    result = runner.invoke(app, ["identify", str(scan), *options, "--all-known"])
     assert result.exit_code == 0, result.output
     assert "or known to" in result.output and "(1 larger)" in result.output
-    assert result.output.split("\n")[2].split()[1] == "MgAl2O4"  # its own pattern ranks first
+    assert "MgAl2O4" in result.output.split("\n")[2]  # its own pattern ranks first (ties share the line)
+    result = runner.invoke(app, ["identify", str(scan), *options])
+    assert result.exit_code == 0, result.output
+    assert "known to" not in result.output and "MgAl2O4" not in result.output
 
 
 def _scan(member, folder):

@@ -534,6 +534,8 @@ def identify(
     candidates: Annotated[int, _CANDIDATES] = DEFAULT_CANDIDATES,
     phases: Annotated[int, typer.Option(help="explain the measurement as a sum of up to N phases (1..3), each with "
                                              "its share of the intensity (docs/measured.md)")] = 1,
+    all_known: Annotated[bool, typer.Option(help="also rank every formula the model holds a structure of, whatever "
+                                                 "its size (fluorapatite, garnets; docs/measured.md)")] = False,
 ) -> None:
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
@@ -560,12 +562,13 @@ def identify(
         typer.echo(f"{balanced}compositions of {len(list(pool.systems()))} systems of {'-'.join(pool.elements)} "
                    f"with at most {max_elements} elements and {max_atoms} atoms"
                    + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
-        ranking = search(pattern, pool, model, known, scorer, workers, scheduler, max(top, 10), progress=True)
+        ranking = search(pattern, pool, model, known, scorer, workers, scheduler, max(top, 10), progress=True,
+                         all_known=all_known)
         _report(ranking, plot, f"{measured.name}: pool {'-'.join(pool.elements)} by {model}", top)
         return
     symbols = [symbol.strip() for symbol in elements.split(",") if symbol.strip()]
     member = CachedMember(model, xrdzoo.load)  # the candidates' answers of a system are remembered for its next measurement
-    formulas = candidate_formulas(symbols, member, max_atoms, charge_balanced)
+    formulas = candidate_formulas(symbols, max_atoms, charge_balanced, member if all_known else None)
     beyond = len(formulas) - len(compositions(symbols, max_atoms, charge_balanced))
     if fractional is not None:
         formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)

@@ -214,17 +214,17 @@ def predicted_source(candidate, count: int) -> str:
     return "predicted" if count == 1 else f"predicted ({candidate.how.split(',')[0]})"
 
 
-def candidate_formulas(elements: list[str], model, max_atoms: int = DEFAULT_MAX_ATOMS,
-                       charge_balanced: bool = False) -> list[str]:
+def candidate_formulas(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge_balanced: bool = False,
+                       known_to=None) -> list[str]:
     """The formulas identify ranks for a chemical system: its compositions of at most ``max_atoms`` atoms
-    (:func:`~xrdzoo.formulas.compositions`) and, whatever their size, the formulas ``model`` holds structures of
-    (``xrdzoo.contracts.KnowsStructures``: fluorapatite, 21 atoms, is known though beyond the default limit);
+    (:func:`~xrdzoo.formulas.compositions`) and, with ``known_to`` a member that holds structures
+    (``xrdzoo.contracts.KnowsStructures``), every formula it knows whatever its size (fluorapatite has 21 atoms);
     charge-balanced ones only with ``charge_balanced``; sorted."""
     from xrdzoo.contracts import KnowsStructures
 
     formulas = compositions(elements, max_atoms, charge_balanced)
-    if isinstance(model, KnowsStructures):
-        known = [f for f in model.known_formulas(elements) if not charge_balanced or is_charge_balanced(f)]
+    if isinstance(known_to, KnowsStructures):
+        known = [f for f in known_to.known_formulas(elements) if not charge_balanced or is_charge_balanced(f)]
         formulas = sorted(set(formulas).union(known))
     return formulas
 

@@ -28,15 +28,18 @@ class _Search:
     model: object
     scorer: Scorer
     curves: int
+    all_known: bool
 
 
 def search(measured: Pattern, pool: Pool, model, structures: dict | None = None, scorer: Scorer = Scorer(),
-           workers: int = 0, scheduler: str | None = None, curves: int = TOP, progress: bool = False) -> Ranking:
+           workers: int = 0, scheduler: str | None = None, curves: int = TOP, progress: bool = False,
+           all_known: bool = False) -> Ranking:
     """Every candidate of every system of ``pool`` (its compositions, and the ``structures`` = {formula: (id,
     Structure)} of exactly its elements) scored against ``measured``, best first, one system a task (``workers``,
     ``scheduler`` as for ``xrdzoo.engine.engine``; ``model`` a zoo member, or its weight name or checkpoint path on a
-    cluster). Each system keeps the drawn curves of its best ``curves`` candidates, so the merged ranking has the
-    curves of its best ``curves``; the others' curves are left empty."""
+    cluster; ``all_known``: also the larger formulas it holds structures of, as ``candidate_formulas``). Each system
+    keeps the drawn curves of its best ``curves`` candidates, so the merged ranking has the curves of its best
+    ``curves``; the others' curves are left empty."""
     from tqdm.auto import tqdm
 
     loadable(model, workers, scheduler)
@@ -46,7 +49,7 @@ def search(measured: Pattern, pool: Pool, model, structures: dict | None = None,
         known.get(_system(formula), {})[formula] = found
     matches, skipped, window = [], {}, None
     with engine(workers, scheduler) as run:
-        task = partial(_rank_system, _Search(measured, pool, model, scorer, curves))
+        task = partial(_rank_system, _Search(measured, pool, model, scorer, curves, all_known))
         for ranking in tqdm(run(task, known.items()), total=len(systems), desc="ranking systems", unit=" systems",
                             disable=not progress):
             matches += ranking.matches
@@ -60,7 +63,8 @@ def _rank_system(job: _Search, task: tuple) -> Ranking:
     """One system's ranking, its candidates past the best ``job.curves`` without their curves."""
     system, known = task
     model = member(job.model)
-    formulas = candidate_formulas(list(system), model, job.pool.max_atoms, job.pool.charge_balanced)
+    formulas = candidate_formulas(list(system), job.pool.max_atoms, job.pool.charge_balanced,
+                                  model if job.all_known else None)
     ranking = rank(job.measured, formulas, model, known, job.scorer)
     return replace(ranking, matches=[m if i < job.curves else replace(m, curve=np.empty(0))
                                      for i, m in enumerate(ranking.matches)])
