@@ -155,3 +155,20 @@ def test_cli_compare_and_identify(tmp_path, structure_dir):
     assert result.exit_code == 1 and result.output.startswith("Error: bad.xy: found 1 lines")
     result = runner.invoke(app, ["identify", str(path), "--elements", "Ba,Qq"])
     assert result.exit_code == 1 and "'Qq' is not an element symbol" in result.output
+
+
+def test_the_window_is_broadened_as_scipys_gaussian_filter_does_it():
+    from scipy.ndimage import gaussian_filter1d
+
+    from xrdzoo.measured import background
+    from xrdzoo.xrd.pattern import full_scale
+
+    two_theta = 10 + 0.013 * np.arange(4000)
+    counts = np.random.default_rng(0).random(4000) * 50 + 2000 * np.exp(-(((two_theta - 30) / 0.05) ** 2))
+    measured = Pattern(two_theta, counts, 1.5406, span=(10, float(two_theta[-1])))
+    scorer = Scorer(fwhm=0.37, step=0.02)
+    window = scorer.window(measured, (0, 180))
+    signal = np.clip(counts - background(measured, scorer.background_width), 0, None)
+    sigma = scorer.fwhm / (2 * np.sqrt(2 * np.log(2))) / scorer.step
+    expected = full_scale(gaussian_filter1d(np.interp(window.two_theta, two_theta, signal), sigma, mode="nearest"))
+    assert np.allclose(window.intensities, expected, atol=1e-9)

@@ -18,7 +18,10 @@ Y = 100 + 1000 * np.exp(-(((X - 20) / 0.1) ** 2))
     ("scan.dat", "! instrument: lab\n; step 0.05\nANGLE  COUNTS\n", "  ", ""),
     ("scan.txt", "", "; ", ""),
 ])
-def test_reads_two_column_text(tmp_path, name, header, separator, extra):
+@pytest.mark.parametrize("large", [False, True])  # True: read as a file past 2 MiB is, by pandas
+def test_reads_two_column_text(tmp_path, monkeypatch, name, header, separator, extra, large):
+    if large:
+        monkeypatch.setattr("xrdzoo.measured._LARGE_TEXT", 0)
     lines = [f"{x:.3f}{separator}{y:.1f}{extra}" for x, y in zip(X[::-1], Y[::-1])]  # descending: sorted on reading
     path = tmp_path / name
     path.write_text(header + "\n".join(lines[:200]) + "\n\n# a comment in the middle\n" + "\n".join(lines[200:]) + "\n")

@@ -116,8 +116,6 @@ class Scorer:
     def window(self, measured: Pattern, span: tuple[float, float]) -> Pattern:
         """The measurement as it is scored: on a uniform grid of ``step`` degrees where it and the candidates' ``span``
         overlap, background removed, broadened, largest 100."""
-        from scipy.ndimage import gaussian_filter1d
-
         low, high = max(measured.span[0], span[0]), min(measured.span[1], span[1])
         if high - low < 5:
             raise InputError(f"the measurement ({measured.span[0]:g}..{measured.span[1]:g} degrees) and the candidates "
@@ -126,8 +124,10 @@ class Scorer:
         grid = low + self.step * np.arange(int((high - low) / self.step) + 1)
         signal = np.clip(measured.intensities - background(measured, self.background_width), 0, None)
         curve = np.interp(grid, measured.two_theta, signal)
-        sigma = self.fwhm / (2 * np.sqrt(2 * np.log(2))) / self.step
-        curve = gaussian_filter1d(curve, sigma, mode="nearest")
+        sigma = self.fwhm / (2 * np.sqrt(2 * np.log(2))) / self.step  # in grid points
+        reach = int(4 * sigma + 0.5)  # a Gaussian to 4 sigma, the ends repeated (as scipy's gaussian_filter1d)
+        kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) / sigma) ** 2)
+        curve = np.convolve(np.pad(curve, reach, mode="edge"), kernel / kernel.sum(), mode="valid")
         return Pattern(grid, full_scale(curve), measured.wavelength, span=(float(grid[0]), float(grid[-1])))
 
     def score(self, window: Pattern, candidates: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

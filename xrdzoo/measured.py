@@ -19,6 +19,7 @@ from xrdzoo.xrd.pattern import FULL_SCALE, WAVELENGTH, Pattern
 TEXT_SUFFIXES = (".xy", ".xye", ".csv", ".dat", ".txt")
 VENDOR_SUFFIXES = (".raw", ".ras", ".xrdml", ".brml", ".uxd", ".rd", ".sd")
 MIN_POINTS = 20
+_LARGE_TEXT = 1 << 21  # bytes: a larger text file is read by pandas (fast, but importing it takes half a second)
 MAX_SNIP_STEPS = 500  # background clipping passes: a 3-degree window on a scan of 0.006-degree steps or coarser
 MIN_LAST_TWO_THETA = 15.0  # degrees: a scan that ends below this is most likely d-spacings or q
 MAX_INTENSITY = 1e12  # counts: far above any detector's; 1e308 would overflow the scoring
@@ -86,24 +87,16 @@ def _d_like(values: np.ndarray) -> bool:
 def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The first two numbers of every line that starts with two. Comments may be in any encoding; a file with NUL
     bytes is not text. Decimal commas (``10,5;1234``, ``10,5<tab>1234``) are read when most lines of numbers near
-    the top are written that way. A plain table (after a header) is read by pandas' C parser, a 200 MB scan in
-    seconds; anything else line by line."""
+    the top are written that way. A plain table (after a header) larger than 2 MiB is read by pandas' C parser, a 200 MB
+    scan in seconds; anything else line by line."""
     data = path.read_bytes()
     if b"\0" in data[:1 << 16]:
         raise MeasurementError(f"{path.name} is not a text file; give two columns of 2-theta and intensity "
                                "(.xy, .xye, .csv, .dat)")
     head = data[:1 << 20].decode("ascii", errors="replace")
     decimal_comma = len(_COMMA_POINT.findall(head)) > len(_POINT.findall(head)) // 2
-    first = _POINT.search(head) or _COMMA_POINT.search(head)
-    try:
-        import pandas
-
-        table = data[first.start() if first else 0:].translate(_DECIMAL_COMMAS if decimal_comma else _SEPARATORS)
-        points = pandas.read_csv(io.BytesIO(table), sep=r"\s+", header=None, comment="#", usecols=[0, 1],
-                                 dtype=float, engine="c").to_numpy()
-        if np.isnan(points).any():
-            raise ValueError("a line with one number")
-    except ValueError:  # lines of text among the numbers, ragged columns: read line by line
+    points = _table(data, head, decimal_comma) if len(data) > _LARGE_TEXT else None
+    if points is None:  # a small file, or lines of text among the numbers, ragged columns: read line by line
         text = data.decode("ascii", errors="replace")  # numbers are ASCII; other bytes become U+FFFD
         found = _COMMA_POINT.findall(text) if decimal_comma else _POINT.findall(text)
         points = np.array([(x.replace(",", "."), y.replace(",", ".")) for x, y in found], dtype=float)
@@ -111,6 +104,21 @@ def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise MeasurementError(f"{path.name}: found {len(points)} lines of two numbers, need at least {MIN_POINTS}; "
                                "give two columns of 2-theta (degrees) and intensity")
     return points[:, 0], points[:, 1]
+
+
+def _table(data: bytes, head: str, decimal_comma: bool) -> np.ndarray | None:
+    """The two first columns of a plain table of numbers after a header, by pandas' C parser; None where lines of
+    text are among the numbers or the columns are ragged."""
+    import pandas
+
+    first = _POINT.search(head) or _COMMA_POINT.search(head)
+    table = data[first.start() if first else 0:].translate(_DECIMAL_COMMAS if decimal_comma else _SEPARATORS)
+    try:
+        points = pandas.read_csv(io.BytesIO(table), sep=r"\s+", header=None, comment="#", usecols=[0, 1],
+                                 dtype=float, engine="c").to_numpy()
+    except ValueError:
+        return None
+    return None if np.isnan(points).any() else points  # NaN: a line with one number
 
 
 def _read_xrdml(path: Path) -> tuple[np.ndarray, np.ndarray]:

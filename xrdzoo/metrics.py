@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-import numba
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -84,24 +83,6 @@ def jsd(pred, true) -> np.ndarray:
     return np.where(empty, 1.0, np.clip((kl_to_middle(p, t) + kl_to_middle(t, p)) / 2, 0, 1))
 
 
-@numba.njit(parallel=True, cache=True)
-def _dtw_rows(a: np.ndarray, b: np.ndarray, radius: int) -> np.ndarray:
-    """DTW (square root of the smallest summed squared difference along a warping path) of each row pair."""
-    n, length = a.shape
-    out = np.empty(n)
-    for k in numba.prange(n):
-        prev = np.full(length + 1, np.inf)
-        cur = np.full(length + 1, np.inf)
-        prev[0] = 0.0
-        for i in range(length):
-            cur[:] = np.inf
-            for j in range(max(0, i - radius), min(length, i + radius + 1)):
-                cur[j + 1] = (a[k, i] - b[k, j]) ** 2 + min(prev[j], prev[j + 1], cur[j])
-            prev, cur = cur, prev
-        out[k] = np.sqrt(prev[length])
-    return out
-
-
 def dtw_distance(pred, true, radius: int | None = None) -> np.ndarray:
     """DTW between the patterns divided by 100 (0..1 scale), as tslearn's ``dtw``; ``radius``: Sakoe-Chiba band
     in points (None: unconstrained)."""
@@ -110,7 +91,9 @@ def dtw_distance(pred, true, radius: int | None = None) -> np.ndarray:
     radius = length if radius is None else int(radius)
     if radius < 0:
         raise ValueError(f"the Sakoe-Chiba radius must be >= 0 points (None: no band), got {radius}")
-    return _dtw_rows(np.ascontiguousarray(pred / FULL_SCALE), np.ascontiguousarray(true / FULL_SCALE), radius)
+    from xrdzoo.dtw import dtw_rows  # numba, imported where DTW is asked for
+
+    return dtw_rows(np.ascontiguousarray(pred / FULL_SCALE), np.ascontiguousarray(true / FULL_SCALE), radius)
 
 
 def dtw(pred, true) -> np.ndarray:
