@@ -569,7 +569,7 @@ def identify(
     symbols = [symbol.strip() for symbol in elements.split(",") if symbol.strip()]
     member = CachedMember(model, xrdzoo.load)  # the candidates' answers of a system are remembered for its next measurement
     formulas = candidate_formulas(symbols, max_atoms, charge_balanced, member if all_known else None)
-    beyond = len(formulas) - len(compositions(symbols, max_atoms, charge_balanced))
+    beyond = len(formulas) - len(compositions(symbols, max_atoms, charge_balanced)) if all_known else 0
     if fractional is not None:
         formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)
     known = known_structures(structures, symbols) if structures else {}

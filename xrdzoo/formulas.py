@@ -240,7 +240,7 @@ def formula_of(formula: str) -> Formula:
     return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
 
 
-@functools.lru_cache(maxsize=None)  # one text per formula type member, read each time one is named
+@functools.lru_cache(maxsize=None)  # one text per formula, read each time a template of it is named
 def formula_text(formula: Formula) -> str:
     """The reduced formula as pymatgen writes it (``compositions`` and identify name formulas so)."""
     return _formula(tuple((Element.from_Z(z).symbol, c) for z, c in zip(formula.numbers, formula.counts)))
@@ -249,8 +249,8 @@ def formula_text(formula: Formula) -> str:
 def is_charge_balanced(formula: str) -> bool:
     """Whether ``formula`` (whole counts) can be charge-balanced, as ``compositions(..., charge_balanced=True)``
     decides."""
-    pairs = formula_of(formula)
-    return _balanced([Element.from_Z(z).symbol for z in pairs.numbers], tuple(int(c) for c in pairs.counts))
+    reduced = formula_of(formula)
+    return _balanced([Element.from_Z(z).symbol for z in reduced.numbers], tuple(int(c) for c in reduced.counts))
 
 
 def formulas_of_cells(offsets: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

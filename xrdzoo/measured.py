@@ -107,7 +107,7 @@ def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _table(data: bytes, head: str, decimal_comma: bool) -> np.ndarray | None:
-    """The two first columns of a plain table of numbers after a header, by pandas' C parser; None where lines of
+    """The first two columns of a plain table of numbers after a header, by pandas' C parser; None where lines of
     text are among the numbers or the columns are ragged."""
     import pandas
 
