@@ -43,6 +43,7 @@ from xrdzoo.xrd.profiles import wavelength
 
 MEASURED = ROOT / "benchmarks" / "data" / "measured"
 TYPES = {2: "binary", 3: "ternary", 4: "quaternary"}
+TYPES_ALL = ",".join(TYPES.values())
 
 
 def _composition(formula: str):
@@ -215,7 +216,7 @@ def main() -> None:
     parser.add_argument("--max-atoms", type=int, default=DEFAULT_MAX_ATOMS)
     parser.add_argument("--candidates", type=int, action="append", default=None,
                         help="candidates per composition the score takes (repeatable; default: identify's)")
-    parser.add_argument("--types", default="binary,ternary,quaternary", help="formula types to identify")
+    parser.add_argument("--types", default=TYPES_ALL, help="formula types to identify")
     parser.add_argument("--name", default="identify_measured", help="results name (JSON and docs section)")
     parser.add_argument("--end-to-end", action="store_true", help="also time the command line, start-up included")
     parser.add_argument("--all-known", action="store_true", help="as identify --all-known: larger known formulas too")
@@ -234,8 +235,10 @@ def main() -> None:
                  "matched": c["results"][last]["as shipped"]["truth_source"],
                  "rank hidden": c["results"][last]["hidden"]["rank"],
                  "best hidden": c["results"][last]["hidden"]["top3"][0]} for c in result["cases"]]
-    types = "" if args.name == "identify_measured" else f" ({args.types.replace(',', ', ')})"
-    markdown = (f"## Identification of measured patterns{types}\n\n"
+    setting = [args.types.replace(",", ", ")] if args.types != TYPES_ALL else []
+    setting += [f"--candidates {k}" for k in args.candidates] + ["--all-known"] * args.all_known
+    title = "" if args.name == "identify_measured" else f" ({', '.join(setting)})"
+    markdown = (f"## Identification of measured patterns{title}\n\n"
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates K"
                 f"{' --all-known' if args.all_known else ''}` with "
                 f"`{args.model}` on {len(result['cases'])} public single-phase measurements (Cu K-alpha; sources, "
