@@ -49,26 +49,22 @@ class CachedMember:
     def answer(self, formulas, top: int = 1) -> Answers:
         """The member's ``answer(formulas, top=top)``, remembered."""
         formulas = list(formulas)
-        key = json.dumps([self.identity, formulas, top])
-        path = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
+        path = self._entry([formulas, top], ".npz")
         if path.is_file():
             try:
                 return _read(path)
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass  # a damaged entry is answered afresh and replaced
         answers = self.member.answer(formulas, top=top) if top > 1 else self.member.answer(formulas)
-        self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as temporary, open(temporary, "wb") as handle:
             np.savez_compressed(handle, **_arrays(answers))
         return answers
-
 
     def known_formulas(self, elements) -> list[str]:
         """The member's ``known_formulas(elements)`` (none where it holds no structures), remembered."""
         from xrdzoo.contracts import KnowsStructures
 
-        key = json.dumps([self.identity, "known", sorted(set(elements))])
-        path = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+        path = self._entry(["known", sorted(set(elements))], ".json")
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
@@ -77,6 +73,11 @@ class CachedMember:
         with atomic_path(path) as temporary:
             Path(temporary).write_text(json.dumps(known))
         return known
+
+    def _entry(self, question: list, suffix: str) -> Path:
+        """The file of this member's answer to ``question`` (JSON-able), named by the sha256 of both."""
+        key = json.dumps([self.identity, *question])
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}{suffix}"
 
 
 def _arrays(answers: Answers) -> dict[str, np.ndarray]:

@@ -540,7 +540,7 @@ def identify(
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
     from xrdzoo.answer_cache import CachedMember
-    from xrdzoo.formulas import compositions
+    from xrdzoo.formulas import formula_of
     from xrdzoo.identify import Scorer, candidate_formulas, known_structures, rank, solid_solutions
     from xrdzoo.measured import read_measurement
     from xrdzoo.mixtures import check_phases, explain, options_of
@@ -569,7 +569,7 @@ def identify(
     symbols = [symbol.strip() for symbol in elements.split(",") if symbol.strip()]
     member = CachedMember(model, xrdzoo.load)  # the candidates' answers of a system are remembered for its next measurement
     formulas = candidate_formulas(symbols, max_atoms, charge_balanced, member if all_known else None)
-    beyond = len(formulas) - len(compositions(symbols, max_atoms, charge_balanced)) if all_known else 0
+    beyond = sum(sum(formula_of(f).counts) > max_atoms for f in formulas) if all_known else 0  # the known ones
     if fractional is not None:
         formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)
     known = known_structures(structures, symbols) if structures else {}
