@@ -297,7 +297,11 @@ def test_round_trip(mixed, mixed_csv):
     report, data = mixed
     with np.load(report.output, allow_pickle=False) as npz:  # plain arrays: no pickle needed
         assert set(npz.files) == {"formulas", "ids", "patterns", "spacegroups", "split", "settings", "lattices",
-                                  "offsets", "frac_coords", "numbers"}
+                                  "offsets", "frac_coords", "numbers", "e_above_hull"}
+    energies = dict(zip(data.ids, data.e_above_hull.tolist()))  # each row's energy above the hull, NaN if none given
+    assert energies["mp-1"] == 0.0 and energies["mp-3"] == 0.0 and np.isnan(energies["mp-4"])
+    taken = data.take([2, 0])
+    np.testing.assert_array_equal(taken.e_above_hull, [energies[i] for i in taken.ids])
     assert data.patterns.dtype == np.float32 and data.patterns.shape == (3, 1024)
     for i, formula in enumerate(data.formulas):  # each row's structure is stored, and simulates to its pattern
         lattice, coords, numbers = data.structures.sites(i)
@@ -317,6 +321,16 @@ def test_round_trip(mixed, mixed_csv):
     changed = data.patterns.copy()
     changed[0, 0] += 1
     assert Dataset.of(data.formulas, changed, data.ids, data.spacegroups, data.split, settings).hash != data.hash
+
+
+def test_a_file_from_before_energies_were_kept_loads_them_as_unknown(mixed, tmp_path):
+    report, data = mixed
+    with np.load(report.output, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files if name != "e_above_hull"}
+    arrays["settings"] = np.array(json.dumps({**data.settings, "format_version": 2}))
+    np.savez(tmp_path / "older.npz", **arrays)
+    older = load_dataset(tmp_path / "older.npz")
+    assert np.isnan(older.e_above_hull).all() and older.hash == data.hash and len(older.structures) == len(data)
 
 
 def test_load_errors(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from pymatgen.core import Composition, Element
@@ -195,7 +197,8 @@ def test_the_default_answers_formulas_the_networks_refuse():
 
 @pytest.fixture(scope="module")
 def polymorphs(tmp_path_factory):
-    """Prototype structures plus a second, less stable NaCl (CsCl type) and a CsCl-type KBr, every polymorph kept."""
+    """Prototype structures (the spinels 0.02 eV/atom above the hull, the rest on it) plus a second, less stable NaCl
+    (CsCl type) and a CsCl-type KBr (0.3 above), every polymorph kept."""
     from pymatgen.core import Lattice, Structure
 
     from conftest import prototype_structures
@@ -203,12 +206,13 @@ def polymorphs(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("polymorphs")
     cscl = [Structure(Lattice.cubic(3.3), [a, x], [[0, 0, 0], [0.5, 0.5, 0.5]]) for a, x in [("Na", "Cl"), ("K", "Br")]]
-    entries = [{"structure": s.as_dict(), "material_id": f"mp-{i}", "e_above_hull": 0.0}
+    entries = [{"structure": s.as_dict(), "material_id": f"mp-{i}",
+                "e_above_hull": 0.02 if s.get_space_group_info()[1] == 227 else 0.0}
                for i, s in enumerate(prototype_structures())]
     entries += [{"structure": s.as_dict(), "material_id": f"mp-{100 + i}", "e_above_hull": 0.3}
                 for i, s in enumerate(cscl)]
     source = folder / "structures.json"
-    source.write_text(__import__("json").dumps(entries))
+    source.write_text(json.dumps(entries))
     build_dataset(source, folder / "all.npz", polymorphs="all", workers=1, progress=False)
     data = load_dataset(folder / "all.npz")
     member = create_predictor("template", ranker="learned", k=4)
@@ -274,7 +278,8 @@ def test_a_member_shipped_in_parts_joins_back_to_the_same_answers(polymorphs, tm
     assert [c.source for c in joined.answer(formulas, top=3).candidates[0]] == \
         [c.source for c in member.answer(formulas, top=3).candidates[0]]
     assert peak_f1(joined.predict(formulas), member.predict(formulas)).min() == 1.0
-    manifest = __import__("json").loads((tmp_path / "manifest.json").read_text())["weights"]
+    assert sorted(set(joined.e_above_hull.numpy().round(3))) == [0.0, 0.02, 0.3]  # energies travel with their parts
+    manifest = json.loads((tmp_path / "manifest.json").read_text())["weights"]
     assert manifest[0]["parts"] == ["whole.mp_test_part1"] and "parts" not in manifest[1]
 
 
@@ -298,9 +303,12 @@ def test_identify_all_known_ranks_the_compounds_a_member_knows_whatever_their_si
     _, member = polymorphs
     assert member.known_formulas(["O", "Al", "Mg"]) == ["MgAl2O4"] and member.known_formulas(["Mg", "O"]) == []
     assert member.known_formulas(["Na", "Cl"]) == ["NaCl"]  # two polymorphs, one formula
+    assert member.known_formulas(["Na", "Cl"], 0.01) == ["NaCl"]  # its ground state is on the hull
+    assert member.known_formulas(["Mg", "Al", "O"], 0.01) == [] and member.known_formulas(["Mg", "Al", "O"], 0.03)
     small = compositions(["Mg", "Al", "O"], 5, charge_balanced=True)
     assert "MgAl2O4" not in small  # 7 atoms
     assert candidate_formulas(["Mg", "Al", "O"], 5, True, known_to=member) == sorted(small + ["MgAl2O4"])
+    assert candidate_formulas(["Mg", "Al", "O"], 5, True, known_to=member, max_above_hull=0.01) == small
     assert candidate_formulas(["Mg", "Al", "O"], 5, True) == small  # identify's default
     assert candidate_formulas(["Mg", "Al", "O"], 5, known_to=object()) == compositions(["Mg", "Al", "O"], 5)  # a network
     monkeypatch.setenv("XRDZOO_HOME", str(tmp_path))
@@ -324,3 +332,22 @@ def _scan(member, folder):
     from xrdzoo.xrd.pattern import Pattern
 
     return write_xy(folder / "spinel.xy", Pattern.from_frame(member.predict(["MgAl2O4"]))[0], "spinel")
+
+
+def test_a_member_saved_before_energies_were_kept_loads_them_as_unknown(polymorphs, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from xrdzoo import checkpoint as ckpt
+
+    _, member = polymorphs
+    path = ckpt.save(tmp_path / "member.safetensors", member)
+    meta = ckpt.read_metadata(path)
+    del meta[ckpt.DIGEST_KEY]  # files of that age carry no digest
+    tensors = load_file(str(path))
+    del tensors["e_above_hull"]
+    save_file(tensors, str(tmp_path / "older.safetensors"), metadata={ckpt.METADATA_KEY: json.dumps(meta)})
+    older = ckpt.read_model(tmp_path / "older.safetensors")
+    assert older.e_above_hull.isnan().all() and len(older.e_above_hull) == len(member.lattices)
+    assert older.known_formulas(["Na", "Cl"]) == ["NaCl"] and older.known_formulas(["Na", "Cl"], 0.025) == []
+    assert "above the hull" not in older.answer(["NaCl"]).how[0]
+    assert "0.300 eV/atom above the hull" in member.answer(["NaCl"], top=2).candidates[0][1].how

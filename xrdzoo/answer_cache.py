@@ -60,16 +60,18 @@ class CachedMember:
             np.savez_compressed(handle, **_arrays(answers))
         return answers
 
-    def known_formulas(self, elements) -> list[str]:
-        """The member's ``known_formulas(elements)`` (none where it holds no structures), remembered."""
+    def known_formulas(self, elements, max_above_hull: float | None = None) -> list[str]:
+        """The member's ``known_formulas(elements, max_above_hull)`` (none where it holds no structures),
+        remembered."""
         from xrdzoo.contracts import KnowsStructures
 
-        path = self._entry(["known", sorted(set(elements))], ".json")
+        path = self._entry(["known", sorted(set(elements)), max_above_hull], ".json")
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
             pass  # not remembered yet, or damaged: asked afresh
-        known = self.member.known_formulas(elements) if isinstance(self.member, KnowsStructures) else []
+        known = (self.member.known_formulas(elements, max_above_hull) if isinstance(self.member, KnowsStructures)
+                 else [])
         with atomic_path(path) as temporary:
             Path(temporary).write_text(json.dumps(known))
         return known

@@ -7,7 +7,10 @@ from torch import nn
 
 class ResizableBuffers(nn.Module):
     """A module whose buffers take the size a loaded state dict gives them (a fresh module does not know how many
-    training rows there were); fitted baselines and predictors are built on it."""
+    training rows there were); fitted baselines and predictors are built on it. Buffers named in ``added_later``
+    may be absent from files saved before they existed; the module fills them when it loads such a file."""
+
+    added_later: tuple[str, ...] = ()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name, buffer in self._buffers.items():

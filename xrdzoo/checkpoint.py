@@ -149,7 +149,8 @@ def _check_shapes(path: Path, model: XRDModel, shapes: dict[str, tuple[int, ...]
     """A one-line error unless the file holds exactly the model's tensors, each of its shape (resizable buffers of
     fitted members take any)."""
     expected = model.state_dict()
-    missing, unexpected = sorted(expected.keys() - shapes.keys()), sorted(shapes.keys() - expected.keys())
+    missing = sorted(expected.keys() - shapes.keys() - set(getattr(model, "added_later", ())))
+    unexpected = sorted(shapes.keys() - expected.keys())
     if missing or unexpected:
         raise CheckpointError(f"{str(path)!r} does not match its config: missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]} tensors")

@@ -131,10 +131,12 @@ class Predictor(Protocol):
 
 @runtime_checkable
 class KnowsStructures(Protocol):
-    """A member that holds structures of real compounds (the template members): ``known_formulas(elements)`` are
-    the reduced formulas of those made of exactly ``elements``, which identify ranks whatever their size."""
+    """A member that holds structures of real compounds (the template members): ``known_formulas(elements,
+    max_above_hull)`` are the reduced formulas of those made of exactly ``elements`` (with ``max_above_hull``, in
+    eV/atom, only those whose ground state is known to lie at most that far above the convex hull), which identify
+    ranks whatever their size."""
 
-    def known_formulas(self, elements: Sequence[str]) -> list[str]: ...
+    def known_formulas(self, elements: Sequence[str], max_above_hull: float | None = None) -> list[str]: ...
 
 
 @runtime_checkable

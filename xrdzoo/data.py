@@ -31,7 +31,7 @@ from xrdzoo.version import __version__
 from xrdzoo.xrd.pattern import FrameIntensities
 
 FORMAT = "xrdzoo-dataset"
-FORMAT_VERSION = 2  # 2: the structures of the rows are stored too (lattices, sites), for template predictors
+FORMAT_VERSION = 3  # 2: the rows' structures (lattices, sites), for template predictors; 3: their e_above_hull
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 NAMED_SUBSETS = ("binary", "ternary", "quaternary", "quinary+", "abc3", "all")
@@ -98,7 +98,9 @@ def cell_of(structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class Dataset:
     """Formulas and their simulated patterns ``(n, N_POINTS)`` float32 on the 0..100 scale, with ids, space groups,
     the split of each row and the settings it was built with. ``hash`` identifies the rows' content.
-    ``structures`` holds each row's crystal structure (None in files of format 1, built before they were kept)."""
+    ``structures`` holds each row's crystal structure (None in files of format 1, built before they were kept);
+    ``e_above_hull`` each row's energy above the convex hull in eV/atom (NaN where the source gives none, and in
+    files of format 1 and 2)."""
 
     formulas: list[str]
     patterns: FrameIntensities
@@ -108,15 +110,19 @@ class Dataset:
     settings: dict
     hash: str
     structures: Structures | None = None
+    e_above_hull: np.ndarray | None = None
 
     @classmethod
-    def of(cls, formulas, patterns, ids, spacegroups, split, settings, structures: Structures | None = None) -> Dataset:
-        """A dataset of these rows, its hash computed from them (the structures are identified by the ids)."""
+    def of(cls, formulas, patterns, ids, spacegroups, split, settings, structures: Structures | None = None,
+           e_above_hull=None) -> Dataset:
+        """A dataset of these rows, its hash computed from them (the structures and their energies are identified
+        by the ids)."""
         formulas, ids = list(formulas), list(ids)
         patterns = np.asarray(patterns, dtype=np.float32)
         spacegroups, split = np.asarray(spacegroups, dtype=np.int64), np.asarray(split, dtype="<U5")
+        e_above_hull = np.full(len(formulas), np.nan) if e_above_hull is None else np.asarray(e_above_hull, float)
         return cls(formulas, patterns, ids, spacegroups, split, settings,
-                   content_hash(formulas, patterns, ids, spacegroups, split), structures)
+                   content_hash(formulas, patterns, ids, spacegroups, split), structures, e_above_hull)
 
     def require_structures(self) -> Structures:
         """The rows' structures, or a one-line error saying how to get them."""
@@ -139,7 +145,7 @@ class Dataset:
         rows = np.asarray(rows, dtype=np.int64)
         return Dataset.of([self.formulas[i] for i in rows], self.patterns[rows], [self.ids[i] for i in rows],
                           self.spacegroups[rows], self.split[rows], self.settings,
-                          None if self.structures is None else self.structures.take(rows))
+                          None if self.structures is None else self.structures.take(rows), self.e_above_hull[rows])
 
     def ground_states(self) -> Dataset:
         """One row per formula, its ground state (the first of its rows): the dataset itself when it holds one
@@ -184,7 +190,7 @@ def load_dataset(path) -> Dataset:
     structures = (Structures(*(arrays[name] for name in _STRUCTURE_ARRAYS))
                   if settings.get("format_version", 1) >= 2 else None)
     return Dataset.of(arrays["formulas"].tolist(), arrays["patterns"], arrays["ids"].tolist(), arrays["spacegroups"],
-                      arrays["split"], settings, structures)
+                      arrays["split"], settings, structures, arrays.get("e_above_hull"))
 
 
 def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
@@ -203,6 +209,8 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict, dict]:
                                  f"this xrdzoo reads ({FORMAT_VERSION}); upgrade xrdzoo")
             if arrays and settings.get("format_version", 1) >= 2:
                 names += _STRUCTURE_ARRAYS
+            if arrays and settings.get("format_version", 1) >= 3:
+                names += ("e_above_hull",)
             return settings, {name: npz[name] for name in names}
     except DatasetError:
         raise
@@ -362,17 +370,17 @@ def build_dataset(source, output, subset: str | None = None, seed: int = 0, simu
             report.skip(reason, candidate.id, message)
         else:
             rows.append((candidate.formula, pattern, candidate.id, spacegroup, split_of(candidate.formula, seed),
-                         structure))
+                         structure, np.nan if candidate.e_above_hull is None else candidate.e_above_hull))
     if not rows:
         skips = ", ".join(f"{n} {reason}" for reason, n in report.skipped.items()) or "nothing matched"
         raise DatasetError(f"no usable structure in {', '.join(repr(str(p)) for p in sources)}"
                            + (f" for subset {subset}" if subset else "") + f" ({report.rows} read; skipped: {skips})")
 
-    formulas, patterns, ids, spacegroups, split, structures = zip(*rows)
+    formulas, patterns, ids, spacegroups, split, structures, e_above_hull = zip(*rows)
     report.kept = len(rows)
     report.splits = {name: split.count(name) for name in SPLITS}
     report.seconds = time.perf_counter() - start
-    _write(output, formulas, np.stack(patterns), ids, spacegroups, split, Structures.of(structures),
+    _write(output, formulas, np.stack(patterns), ids, spacegroups, split, Structures.of(structures), e_above_hull,
            {**inputs, "report": report.stored()})
     return report
 
@@ -671,13 +679,14 @@ def _spacegroup(structure) -> int:
 
 # --- the file -----------------------------------------------------------------------------------------------------
 
-def _write(output: Path, formulas, patterns, ids, spacegroups, split, structures: Structures, settings: dict) -> None:
+def _write(output: Path, formulas, patterns, ids, spacegroups, split, structures: Structures, e_above_hull,
+           settings: dict) -> None:
     """Write the ``.npz`` atomically (a temporary file renamed over ``output``)."""
     with atomic_path(output) as partial, partial.open("wb") as file:
         np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
                             patterns=np.asarray(patterns, dtype=np.float32),
                             spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
-                            settings=np.array(json.dumps(settings)),
+                            e_above_hull=np.array(e_above_hull, dtype=np.float32), settings=np.array(json.dumps(settings)),
                             **{name: getattr(structures, name) for name in _STRUCTURE_ARRAYS})
 
 

@@ -34,6 +34,7 @@ TIE_SCORE = 0.002  # answers closer than this in score, with curves correlated a
 TIE_CURVE = 0.995
 NONE_FITS = 0.5  # a best score below this is reported as "none of these fits" (docs/benchmarks.md)
 MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or axis, not a shift
+STABLE_ABOVE_HULL = 0.025  # eV/atom (about kT at room temperature): larger known formulas identify adds by default
 
 
 @dataclass(frozen=True)
@@ -215,16 +216,18 @@ def predicted_source(candidate, count: int) -> str:
 
 
 def candidate_formulas(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge_balanced: bool = False,
-                       known_to=None) -> list[str]:
+                       known_to=None, max_above_hull: float | None = STABLE_ABOVE_HULL) -> list[str]:
     """The formulas identify ranks for a chemical system: its compositions of at most ``max_atoms`` atoms
     (:func:`~xrdzoo.formulas.compositions`) and, with ``known_to`` a member that holds structures
-    (``xrdzoo.contracts.KnowsStructures``), every formula it knows whatever its size (fluorapatite has 21 atoms);
+    (``xrdzoo.contracts.KnowsStructures``), every formula it knows whatever its size (fluorapatite has 21 atoms)
+    whose ground state lies at most ``max_above_hull`` eV/atom above the convex hull (None: any);
     charge-balanced ones only with ``charge_balanced``; sorted."""
     from xrdzoo.contracts import KnowsStructures
 
     formulas = compositions(elements, max_atoms, charge_balanced)
     if isinstance(known_to, KnowsStructures):
-        known = [f for f in known_to.known_formulas(elements) if not charge_balanced or is_charge_balanced(f)]
+        known = [f for f in known_to.known_formulas(elements, max_above_hull)
+                 if not charge_balanced or is_charge_balanced(f)]
         formulas = sorted(set(formulas).union(known))
     return formulas
 

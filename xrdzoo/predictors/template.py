@@ -33,17 +33,19 @@ VOLUMES = ("ratio", "fit", "template")
 _COORD_SCALE = 1 << 16  # fractional coordinates are stored as int16 fixed point: 1.5e-5 of a cell edge
 _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of triclinic .. cubic
 MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what scores are calibrated on
-_TEMPLATE_BUFFERS = ("lattices", "offsets", "coords", "numbers", "spacegroups", "ids")  # what take and join split
+_TEMPLATE_BUFFERS = ("lattices", "offsets", "coords", "numbers", "spacegroups", "ids", "e_above_hull")  # one per row
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
 
 
 class _State(NamedTuple):
-    """What a fitted member derives from its buffers once: the templates' formula index, space groups, material ids
-    and cell volumes, one per template row, and the buffers as arrays."""
+    """What a fitted member derives from its buffers once: the templates' formula index, space groups, material ids,
+    energies above the hull (eV/atom, NaN where unknown) and cell volumes, one per template row, and the buffers as
+    arrays."""
 
     index: FormulaIndex
     spacegroups: np.ndarray
     ids: list[str]
+    e_above_hull: np.ndarray
     volumes: np.ndarray
     lattices: np.ndarray
     offsets: np.ndarray
@@ -93,13 +95,22 @@ class Template(PredictorBase):
         self.register_buffer("numbers", torch.zeros(0, dtype=torch.uint8))
         self.register_buffer("spacegroups", torch.zeros(0, dtype=torch.int16))
         self.register_buffer("ids", torch.zeros(0, dtype=torch.uint8))
+        self.register_buffer("e_above_hull", torch.zeros(0, dtype=torch.float32))
         self.register_buffer("volume_per_element", torch.zeros(N_ELEMENTS, dtype=torch.float64))
         self.scorer = _scorer(hidden) if ranker == "learned" else None
         self._cache: _State | None = None
 
+    added_later = ("e_above_hull",)  # files saved before energies were kept lack it: their energies are unknown
+
     @property
     def fitted(self) -> bool:
         return len(self.lattices) > 0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        energies, lattices = prefix + "e_above_hull", state_dict.get(prefix + "lattices")
+        if energies not in state_dict and lattices is not None:
+            state_dict[energies] = torch.full((len(lattices),), float("nan"))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- fitting ------------------------------------------------------------------------------------------------
 
@@ -114,6 +125,7 @@ class Template(PredictorBase):
         self.numbers = torch.from_numpy(s.numbers.astype(np.uint8))
         self.spacegroups = torch.from_numpy(train.spacegroups.astype(np.int16))
         self.ids = strings_tensor(train.ids)
+        self.e_above_hull = torch.from_numpy(train.e_above_hull.astype(np.float32))
         self._cache = None
         volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
         self.volume_per_element = torch.from_numpy(_least_squares(self.templates.fractions(), volumes))
@@ -135,13 +147,14 @@ class Template(PredictorBase):
         part.lattices, part.coords, part.numbers = self.lattices[rows], self.coords[sites], self.numbers[sites]
         part.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64))
         part.spacegroups, part.ids = self.spacegroups[rows], strings_tensor([ids[r] for r in rows])
+        part.e_above_hull = self.e_above_hull[rows]
         return part
 
     def join(self, other: Template) -> None:
         """Add the templates of ``other`` (a part made by :meth:`take`) after this member's own."""
         ids = tensor_strings(self.ids) + tensor_strings(other.ids)
         self.offsets = torch.cat([self.offsets, other.offsets[1:] + self.offsets[-1]])
-        for name in ("lattices", "coords", "numbers", "spacegroups"):
+        for name in ("lattices", "coords", "numbers", "spacegroups", "e_above_hull"):
             setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
         self.ids, self._cache = strings_tensor(ids), None
 
@@ -246,16 +259,23 @@ class Template(PredictorBase):
         """The training structures' formulas, indexed by type."""
         return self._state().index
 
-    def known_formulas(self, elements: Sequence[str]) -> list[str]:
-        """The reduced formulas of this member's structures made of exactly ``elements`` (symbols), sorted."""
+    def known_formulas(self, elements: Sequence[str], max_above_hull: float | None = None) -> list[str]:
+        """The reduced formulas of this member's structures made of exactly ``elements`` (symbols), sorted; with
+        ``max_above_hull`` (eV/atom) only those whose ground state is known to lie at most that far above the convex
+        hull (members saved before energies were kept know none)."""
+        state = self._state()
         wanted = np.sort([formula_of(symbol).numbers[0] for symbol in set(elements)])
-        numbers = self.templates.numbers
+        numbers = state.index.numbers
         if numbers.shape[1] < len(wanted):
             return []
         present = numbers[:, : len(wanted)]
         rows = np.flatnonzero((np.count_nonzero(numbers, axis=1) == len(wanted))
                               & (np.sort(present, axis=1) == wanted).all(axis=1))
-        return sorted({formula_text(self.templates.formula(row)) for row in rows})
+        lowest: dict[str, float] = {}  # each formula's ground state: its lowest known energy above the hull
+        for row in rows:
+            text = formula_text(state.index.formula(row))
+            lowest[text] = float(np.fmin(lowest.get(text, np.nan), state.e_above_hull[row]))
+        return sorted(f for f, e in lowest.items() if max_above_hull is None or e <= max_above_hull)
 
     def _state(self) -> _State:
         if self._cache is None:
@@ -263,7 +283,8 @@ class Template(PredictorBase):
             lattices, offsets, numbers = self.lattices.numpy(), self.offsets.numpy(), self.numbers.numpy()
             self._cache = _State(FormulaIndex(*formulas_of_cells(offsets, numbers)),
                                    self.spacegroups.numpy().astype(np.int64), tensor_strings(self.ids),
-                                   np.abs(np.linalg.det(lattices)), lattices, offsets, self.coords.numpy(), numbers)
+                                   self.e_above_hull.numpy().astype(np.float64), np.abs(np.linalg.det(lattices)),
+                                   lattices, offsets, self.coords.numpy(), numbers)
         return self._cache
 
     def _candidates(self, query: Formula, own: int) -> Candidates | None:
@@ -413,8 +434,10 @@ class Template(PredictorBase):
                 lattice, coords, numbers, _, _ = self.substituted_cell(query, row, assignment)
                 material, group = state.ids[row], int(state.spacegroups[row])
                 if kind == "known":
-                    how = f"known structure {material}, space group {group}" + (
-                        f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else "")
+                    energy = state.e_above_hull[row]
+                    how = (f"known structure {material}, space group {group}"
+                           + ("" if np.isnan(energy) else f", {energy:.3f} eV/atom above the hull")
+                           + (f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else ""))
                 elif kind == "template":
                     how = f"template {self.describe(row)}, elements substituted, volume rescaled"
                 else:
