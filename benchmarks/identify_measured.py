@@ -9,9 +9,9 @@ the user's copy of powdR's ``data/rockjock.rda`` (``--rockjock``, checked agains
 
 Each pattern is identified as ``xrdzoo identify FILE --elements <its elements> --charge-balanced --candidates K``
 does: every charge-balanced composition of its chemical system with at most ``--max-atoms`` atoms (with
-``--all-known`` also every larger one the model holds a structure of, as ``identify --all-known``), ranked by the
-model's first K candidates per composition, for each ``--candidates K``. The default model holds every Materials Project structure of the shared data, so most true
-phases are known to it: the pattern is identified twice, by the model as shipped, and by the same model with every
+``--all-known`` also every larger one the model holds a structure of within 0.025 eV/atom of the hull, as
+``identify --all-known``), ranked by the model's first K candidates per composition, for each ``--candidates K``.
+The default model holds every Materials Project structure of the shared data, so most true phases are known to it: the pattern is identified twice, by the model as shipped, and by the same model with every
 structure of the true formula taken out (``hidden``: its polymorphs are neither known answers nor templates, so the
 truth must be predicted from other compositions' templates, the case of a compound never measured). A pattern is
 "known to the model" when the model as shipped holds a structure of its formula. The truth counts as found at the
@@ -36,7 +36,8 @@ from tqdm import tqdm
 from common import ROOT, markdown_table, write_results
 import xrdzoo
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS
-from xrdzoo.identify import DEFAULT_CANDIDATES, NONE_FITS, Scorer, candidate_formulas, rank
+from xrdzoo.identify import (ALL_KNOWN, DEFAULT_CANDIDATES, NONE_FITS, STABLE_ABOVE_HULL, Scorer, candidate_formulas,
+                              rank)
 from xrdzoo.measured import read_measurement
 from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.profiles import wavelength
@@ -174,7 +175,7 @@ def end_to_end(found: dict, max_atoms: int, all_known: bool) -> list[dict]:
             formula, elements = truth(found[name][0]["formula"])
             path = write_xy(Path(folder) / "scan.xy", found[name][1], name)
             command = [sys.executable, "-m", "xrdzoo", "identify", str(path), "--elements", ",".join(elements),
-                       "--charge-balanced", "--max-atoms", str(max_atoms), *(["--all-known"] if all_known else [])]
+                       "--charge-balanced", "--max-atoms", str(max_atoms), f"--{'' if all_known else 'no-'}all-known"]
             environment = {**os.environ, "XRDZOO_HOME": str(Path(folder) / name)}  # a cache of its own, empty
             for cache in ("empty", "the system's answers"):
                 start = time.perf_counter()
@@ -219,7 +220,8 @@ def main() -> None:
     parser.add_argument("--types", default=TYPES_ALL, help="formula types to identify")
     parser.add_argument("--name", default="identify_measured", help="results name (JSON and docs section)")
     parser.add_argument("--end-to-end", action="store_true", help="also time the command line, start-up included")
-    parser.add_argument("--all-known", action="store_true", help="as identify --all-known: larger known formulas too")
+    parser.add_argument("--all-known", action=argparse.BooleanOptionalAction, default=ALL_KNOWN,
+                        help="as identify --all-known: larger stable formulas the model knows too")
     args = parser.parse_args()
     args.candidates = args.candidates or [DEFAULT_CANDIDATES]
     manifest = json.loads((MEASURED / "manifest.json").read_text())
@@ -244,7 +246,8 @@ def main() -> None:
                 f"`{args.model}` on {len(result['cases'])} public single-phase measurements (Cu K-alpha; sources, "
                 "licences and space groups in `benchmarks/data/measured/README.md`). Rank of the true formula among "
                 "the charge-balanced compositions of its chemical system (at most the atom limit"
-                + (", or known to the model" if args.all_known else "") + "), for each setting (`--candidates K`: a "
+                + (f", or known to the model within {STABLE_ABOVE_HULL} eV/atom of the hull" if args.all_known else "")
+                + "), for each setting (`--candidates K`: a "
                 "composition scores by the best of its first K candidates, known polymorphs then templates), by the model as shipped (which holds every Materials Project "
                 "structure, so most true phases are known to it) and by the same model with every structure of the "
                 "true formula taken out (`hidden`: the truth must be predicted from templates of other compositions). "

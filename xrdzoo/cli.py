@@ -17,7 +17,7 @@ from xrdzoo import DEFAULT_MODEL, __version__, registry
 from xrdzoo.errors import XRDZooError, at_least_one, first_line
 from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS
-from xrdzoo.identify import DEFAULT_CANDIDATES, STABLE_ABOVE_HULL
+from xrdzoo.identify import ALL_KNOWN, DEFAULT_CANDIDATES, STABLE_ABOVE_HULL
 from xrdzoo.plot import plot_patterns
 
 
@@ -536,7 +536,7 @@ def identify(
                                              "its share of the intensity (docs/measured.md)")] = 1,
     all_known: Annotated[bool, typer.Option(help="also rank every formula the model holds a structure of whose ground "
                                                  f"state lies within {STABLE_ABOVE_HULL} eV/atom of the convex hull, "
-                                                 "whatever its size (fluorapatite, garnets; docs/measured.md)")] = False,
+                                                 "whatever its size (fluorapatite, garnets; docs/measured.md)")] = ALL_KNOWN,
 ) -> None:
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
