@@ -32,7 +32,7 @@ from xrdzoo.data import in_subset, split_of, structures_of
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
 from xrdzoo.identify import ALL_KNOWN, DEFAULT_CANDIDATES, Scorer, candidate_formulas, rank
 from xrdzoo.measured import measured_looking
-from xrdzoo.mixtures import explain, options_of
+from xrdzoo.mixtures import mixture_of
 from xrdzoo.xrd.pattern import Pattern, two_theta_at
 from xrdzoo.xrd.profiles import Profile, wavelength
 from xrdzoo.xrd.simulate import SimulationError, reflections
@@ -98,12 +98,11 @@ def run(args) -> dict:
         formulas = candidate_formulas(list(system(pair[0])), args.max_atoms, True, model if args.all_known else None)
         ranking = rank(measured, formulas, model, scorer=scorer, candidates=args.candidates)
         ranked_seconds = time.perf_counter() - start
-        pool = options_of(ranking, model, None, measured.wavelength, args.candidates, scorer)
         case = {"major": pair[0], "minor": pair[1], "minor_share": minor,
                 "single_phase_top3": [m.formula for m in ranking.matches[:3]],
                 "baseline": set(pair) <= {m.formula for m in ranking.matches[:3]}}
         for phases in (2, 3):
-            found = explain(ranking, pool, phases, scorer)
+            found = mixture_of(ranking, measured, formulas, model, None, phases, scorer, args.candidates)
             names = [m.formula for m in found.phases]
             case[f"phases {phases}"] = {"phases": names, "shares": found.shares, "score": found.score,
                                         "found": set(pair) <= set(names),

@@ -12,7 +12,8 @@ from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.errors import InputError
 from xrdzoo.identify import Scorer, rank
 from xrdzoo.measured import measured_looking, write_xy
-from xrdzoo.mixtures import explain, options_of
+from xrdzoo import mixtures
+from xrdzoo.mixtures import explain, mixture_of, options_of
 from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.profiles import Profile, wavelength
 from xrdzoo.xrd.simulate import reflections, simulate
@@ -70,6 +71,17 @@ def test_a_minor_phase_is_found_through_a_candidate_that_was_not_its_best_alone(
     assert next(m.source for m in ranking.matches if m.formula == "MgAl2O4") == "predicted (decoy)"
     found = explain(ranking, options_of(ranking, model, None, pattern.wavelength, 2, scorer), 2, scorer)
     assert [(m.formula, m.source) for m in found.phases] == [("BaTiO3", "predicted"), ("MgAl2O4", "predicted (spinel)")]
+
+
+def test_a_mixture_draws_on_at_most_pool_candidates_per_composition(monkeypatch):
+    pattern = mixture({"BaTiO3": 0.7, "MgAl2O4": 0.3})
+    model, scorer = DecoyFirstModel(), Scorer()
+    ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer, candidates=2)
+    found = mixture_of(ranking, pattern, list(STRUCTURES), model, None, 2, scorer, candidates=2)
+    assert [(m.formula, m.source) for m in found.phases] == [("BaTiO3", "predicted"), ("MgAl2O4", "predicted (spinel)")]
+    monkeypatch.setattr(mixtures, "POOL_CANDIDATES", 1)  # ranked again by first candidates: MgAl2O4's decoy alone
+    found = mixture_of(ranking, pattern, list(STRUCTURES), model, None, 2, scorer, candidates=2)
+    assert {m.source for m in found.phases} == {"predicted"}
 
 
 def test_a_single_phase_stays_one_phase():

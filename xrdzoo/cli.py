@@ -544,7 +544,7 @@ def identify(
     from xrdzoo.formulas import formula_of
     from xrdzoo.identify import Scorer, candidate_formulas, known_structures, rank, solid_solutions
     from xrdzoo.measured import read_measurement
-    from xrdzoo.mixtures import check_phases, explain, options_of
+    from xrdzoo.mixtures import check_phases, mixture_of
     from xrdzoo.xrd.profiles import wavelength as wavelength_of
 
     refuse_overwrite([measured, structures], plot=plot)
@@ -581,5 +581,4 @@ def identify(
     ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, symbols)
     if phases > 1:
-        pool = options_of(ranking, member, known, pattern.wavelength, candidates, scorer)
-        typer.echo(explain(ranking, pool, phases, scorer).table(symbols))
+        typer.echo(mixture_of(ranking, pattern, formulas, member, known, phases, scorer, candidates).table(symbols))

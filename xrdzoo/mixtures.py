@@ -20,13 +20,14 @@ import numpy as np
 
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import written
-from xrdzoo.identify import Match, Ranking, Scorer, predicted_source
+from xrdzoo.identify import Match, Ranking, Scorer, predicted_source, rank
 from xrdzoo.metrics import pearson
 from xrdzoo.xrd.pattern import Pattern
 
 MAX_PHASES = 3
 POOL = 30  # best single-phase candidates a further phase is drawn from
 TRIED = 8  # of those, the best against the unexplained rest are fitted with the phases so far
+POOL_CANDIDATES = 5  # at most this many candidates per composition: with more, wrong templates explain the rest
 MIN_GAIN = 0.01
 
 
@@ -88,6 +89,19 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
     order = np.argsort(-shares, kind="stable")
     return Mixture([replace(pool[chosen[k]], curve=curves[k]) for k in order], [float(shares[k]) for k in order],
                    fit)
+
+
+def mixture_of(ranking: Ranking, measured: Pattern, formulas: list[str], model, structures: dict | None, phases: int,
+               scorer: Scorer = Scorer(), candidates: int = 1) -> Mixture:
+    """``identify --phases``: up to ``phases`` phases of ``measured``, drawn from the best compositions of ``ranking``
+    (made by :func:`~xrdzoo.identify.rank` of ``formulas`` with this ``model``, ``structures``, ``scorer`` and
+    ``candidates``), each with at most its first ``POOL_CANDIDATES`` candidates: where ``candidates`` is larger,
+    the compositions are ranked again by the best of that many (docs/benchmarks.md measures why)."""
+    if candidates > POOL_CANDIDATES:
+        candidates = POOL_CANDIDATES
+        ranking = rank(measured, formulas, model, structures, scorer, candidates=candidates)
+    pool = options_of(ranking, model, structures, measured.wavelength, candidates, scorer)
+    return explain(ranking, pool, phases, scorer)
 
 
 def check_phases(phases: int) -> int:
