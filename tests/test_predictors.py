@@ -317,11 +317,11 @@ def test_identify_all_known_ranks_the_compounds_a_member_knows_whatever_their_si
     again = CachedMember(str(path), xrdzoo.load)
     assert again.known_formulas(["O", "Mg", "Al"]) == ["MgAl2O4"] and again._member is None  # remembered
     scan, options = _scan(member, tmp_path), ["--elements", "Mg,Al,O", "--max-atoms", "5", "--model", str(path)]
-    result = runner.invoke(app, ["identify", str(scan), *options, "--all-known"])
+    result = runner.invoke(app, ["identify", str(scan), *options])  # the larger stable known formulas by default
     assert result.exit_code == 0, result.output
     assert "or known to" in result.output and "(1 larger)" in result.output
     assert "MgAl2O4" in result.output.split("\n")[2]  # its own pattern ranks first (ties share the line)
-    result = runner.invoke(app, ["identify", str(scan), *options])
+    result = runner.invoke(app, ["identify", str(scan), *options, "--no-all-known"])
     assert result.exit_code == 0, result.output
     assert "known to" not in result.output and "MgAl2O4" not in result.output
 

@@ -29,13 +29,13 @@ from xrdzoo.xrd.pattern import N_POINTS, Pattern, full_scale
 from xrdzoo.xrd.profiles import MAX_FWHM, Profile
 
 TOP = 10
-DEFAULT_CANDIDATES = 5  # candidates per composition identify and compare score (--candidates; docs/benchmarks.md)
+DEFAULT_CANDIDATES = 12  # candidates per composition identify and compare score (--candidates; docs/benchmarks.md)
 TIE_SCORE = 0.002  # answers closer than this in score, with curves correlated above TIE_CURVE, are one answer
 TIE_CURVE = 0.995
 NONE_FITS = 0.5  # a best score below this is reported as "none of these fits" (docs/benchmarks.md)
 MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or axis, not a shift
 STABLE_ABOVE_HULL = 0.025  # eV/atom (about kT at room temperature): the larger known formulas --all-known adds
-ALL_KNOWN = False  # whether identify adds them unless told (--all-known/--no-all-known; docs/benchmarks.md)
+ALL_KNOWN = True  # whether identify adds them unless told (--all-known/--no-all-known; docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
