@@ -51,8 +51,8 @@ def main() -> None:
             manifest=ROOT / "weights" / "manifest.json", license="CC-BY-4.0 (Materials Project structures)",
             data=f"every structure (all polymorphs, train+val+test) of the shared Materials Project binaries, "
                  f"ternaries, quaternaries and 5-9-element compounds ({len(data):,} structures of "
-                 f"{len(set(data.formulas)):,} formulas); ranker, calibration and volumes fitted on the training "
-                 "split only",
+                 f"{len(set(data.formulas)):,} formulas), each with its energy above the hull; ranker, calibration "
+                 "and volumes fitted on the training split only",
             command=f"python benchmarks/ship_templates.py --checkpoint {args.checkpoint} --data {args.data} "
                     f"--name {args.name}",
             description="template substitution with the learned ranker, every formula type, every known "
