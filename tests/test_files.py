@@ -121,7 +121,8 @@ from xrdzoo.files import atomic_path
 with atomic_path(sys.argv[1]) as partial:
     partial.write_text("half")
     print(partial, flush=True)
-    time.sleep(60)
+    for _ in range(600):  # short sleeps: Python runs the handler at the next one even if another thread took the signal
+        time.sleep(0.1)
 """
 
 
