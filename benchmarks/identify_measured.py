@@ -11,8 +11,9 @@ Each pattern is identified as ``xrdzoo identify FILE --elements <its elements> -
 does: every charge-balanced composition of its chemical system with at most ``--max-atoms`` atoms (with
 ``--all-known`` also every larger one the model holds a structure of within 0.025 eV/atom of the hull, as
 ``identify --all-known``), ranked by the model's first K candidates per composition, for each ``--candidates K``.
-The default model holds every Materials Project structure of the shared data, so most true phases are known to it: the pattern is identified twice, by the model as shipped, and by the same model with every
-structure of the true formula taken out (``hidden``: its polymorphs are neither known answers nor templates, so the
+The default model holds every Materials Project structure of the shared data, so most true phases are known to it:
+the pattern is identified twice, by the model as shipped, and by the same model with every structure of the true
+formula taken out (``hidden``: its polymorphs are neither known answers nor templates, so the
 truth must be predicted from other compositions' templates, the case of a compound never measured). A pattern is
 "known to the model" when the model as shipped holds a structure of its formula. The truth counts as found at the
 first rank whose formula is the true formula. ``--end-to-end`` also times the command line itself (start-up

@@ -150,7 +150,8 @@ def main() -> None:
     args, rows = argparse.Namespace(**result["settings"]), summary(result["cases"])
     markdown = ("## Two-phase mixtures\n\n"
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates {args.candidates} "
-                f"--{'' if args.all_known else 'no-'}all-known --phases N` with `{args.model}` on {len(result['cases'])} synthetic mixtures of two test-split "
+                f"--{'' if args.all_known else 'no-'}all-known --phases N` with `{args.model}` on "
+                f"{len(result['cases'])} synthetic mixtures of two test-split "
                 f"ternaries of one chemical system (seed {args.seed}; minor phase 10..50 % of the intensity, each "
                 "phase strained up to 0.3 %, Cu K-alpha doublet, random peak widths, zero shift, background, Poisson "
                 "noise). Share of mixtures whose two formulas are both among the phases reported, beside the "

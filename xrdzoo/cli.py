@@ -534,9 +534,10 @@ def identify(
     candidates: Annotated[int, _CANDIDATES] = DEFAULT_CANDIDATES,
     phases: Annotated[int, typer.Option(help="explain the measurement as a sum of up to N phases (1..3), each with "
                                              "its share of the intensity (docs/measured.md)")] = 1,
-    all_known: Annotated[bool, typer.Option(help="also rank every formula the model holds a structure of whose ground "
-                                                 f"state lies within {STABLE_ABOVE_HULL} eV/atom of the convex hull, "
-                                                 "whatever its size (fluorapatite, garnets; docs/measured.md)")] = ALL_KNOWN,
+    all_known: Annotated[bool, typer.Option(
+        help=f"also rank every formula the model holds a structure of whose ground state lies within "
+             f"{STABLE_ABOVE_HULL} eV/atom of the convex hull, whatever its size (fluorapatite, garnets; "
+             "docs/measured.md)")] = ALL_KNOWN,
 ) -> None:
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""

@@ -686,7 +686,8 @@ def _write(output: Path, formulas, patterns, ids, spacegroups, split, structures
         np.savez_compressed(file, formulas=np.array(formulas, dtype=str), ids=np.array(ids, dtype=str),
                             patterns=np.asarray(patterns, dtype=np.float32),
                             spacegroups=np.array(spacegroups, dtype=np.int16), split=np.array(split, dtype="<U5"),
-                            e_above_hull=np.array(e_above_hull, dtype=np.float32), settings=np.array(json.dumps(settings)),
+                            e_above_hull=np.array(e_above_hull, dtype=np.float32),
+                            settings=np.array(json.dumps(settings)),
                             **{name: getattr(structures, name) for name in _STRUCTURE_ARRAYS})
 
 

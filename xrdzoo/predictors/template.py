@@ -33,7 +33,9 @@ VOLUMES = ("ratio", "fit", "template")
 _COORD_SCALE = 1 << 16  # fractional coordinates are stored as int16 fixed point: 1.5e-5 of a cell edge
 _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of triclinic .. cubic
 MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what scores are calibrated on
-_TEMPLATE_BUFFERS = ("lattices", "offsets", "coords", "numbers", "spacegroups", "ids", "e_above_hull")  # one per row
+_ROW_BUFFERS = ("lattices", "spacegroups", "e_above_hull")  # one entry per template row
+_SITE_BUFFERS = ("coords", "numbers")  # one entry per site, rows' sites at offsets[i]:offsets[i + 1]
+_TEMPLATE_BUFFERS = (*_ROW_BUFFERS, *_SITE_BUFFERS, "offsets", "ids")  # what take and join split
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
 
 
@@ -107,9 +109,10 @@ class Template(PredictorBase):
         return len(self.lattices) > 0
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        energies, lattices = prefix + "e_above_hull", state_dict.get(prefix + "lattices")
-        if energies not in state_dict and lattices is not None:
-            state_dict[energies] = torch.full((len(lattices),), float("nan"))
+        lattices = state_dict.get(prefix + "lattices")
+        for name in self.added_later:  # unknown in an older file: NaN for each of its rows
+            if prefix + name not in state_dict and lattices is not None:
+                state_dict[prefix + name] = torch.full((len(lattices),), float("nan"))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- fitting ------------------------------------------------------------------------------------------------
@@ -143,18 +146,19 @@ class Template(PredictorBase):
         part.load_state_dict(state, strict=False)
         starts, ends = self.offsets.numpy()[rows], self.offsets.numpy()[rows + 1]
         sites = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
-        ids = tensor_strings(self.ids)
-        part.lattices, part.coords, part.numbers = self.lattices[rows], self.coords[sites], self.numbers[sites]
+        for names, index in ((_ROW_BUFFERS, rows), (_SITE_BUFFERS, sites)):
+            for name in names:
+                setattr(part, name, getattr(self, name)[index])
         part.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64))
-        part.spacegroups, part.ids = self.spacegroups[rows], strings_tensor([ids[r] for r in rows])
-        part.e_above_hull = self.e_above_hull[rows]
+        ids = tensor_strings(self.ids)
+        part.ids = strings_tensor([ids[r] for r in rows])
         return part
 
     def join(self, other: Template) -> None:
         """Add the templates of ``other`` (a part made by :meth:`take`) after this member's own."""
         ids = tensor_strings(self.ids) + tensor_strings(other.ids)
         self.offsets = torch.cat([self.offsets, other.offsets[1:] + self.offsets[-1]])
-        for name in ("lattices", "coords", "numbers", "spacegroups", "e_above_hull"):
+        for name in (*_ROW_BUFFERS, *_SITE_BUFFERS):
             setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
         self.ids, self._cache = strings_tensor(ids), None
 
