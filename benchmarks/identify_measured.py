@@ -103,26 +103,26 @@ def first_rank(ranking, formula: str) -> int | None:
 
 
 class _FirstK:
-    """A member whose answers are asked once per batch of formulas, with the most candidates any setting scores (so
-    the answering is timed in the first setting only); ``answer(formulas, top=k)`` gives the first k of them."""
+    """A member whose answer to each formula is asked once, with the most candidates any setting scores (so the
+    answering is timed where a formula is first asked); ``answer(formulas, top=k)`` gives the first k of them."""
 
     def __init__(self, member, most: int):
-        self.member, self.most, self.answers = member, most, {}
+        self.member, self.most, self.found = member, most, {}
 
     def answer(self, formulas, top: int = 1):
         from xrdzoo.contracts import Answers
 
-        key = tuple(formulas)
-        if key not in self.answers:
-            self.answers[key] = self.member.answer(formulas, top=self.most)
-        answers = self.answers[key]
-        return Answers.of(answers.kept, answers.refused, [r[:top] for r in answers.ranked()])
+        missing = [f for f in dict.fromkeys(formulas) if f not in self.found]
+        if missing:
+            self.found.update(self.member.answer(missing, top=self.most).by_formula(missing))
+        return Answers.of_formulas(list(formulas), self.found, top)
 
 
-def identify_case(measured, candidates: list[str], member, formula: str, k: int, scorer: Scorer) -> dict:
+def identify_case(measured, candidates: list[str], member, formula: str, k: int, shortlist: int | None,
+                  scorer: Scorer) -> dict:
     """Rank, seconds, best answers and the truth's best candidate of one identification."""
     start = time.perf_counter()
-    ranking = rank(measured, candidates, member, scorer=scorer, candidates=k)
+    ranking = rank(measured, candidates, member, scorer=scorer, candidates=k, shortlist=shortlist)
     seconds = time.perf_counter() - start
     found = first_rank(ranking, formula)
     return {"rank": found, "is_candidate": formula in candidates, "seconds": seconds,
@@ -136,7 +136,8 @@ def run(args, found: list[tuple[dict, Pattern]]) -> dict:
     start = time.perf_counter()
     model = xrdzoo.load(args.model)
     load_seconds = time.perf_counter() - start
-    chosen = {f"--candidates {k}": k for k in sorted(set(args.candidates), reverse=True)}  # the first answers
+    chosen = {f"--candidates {k}" + (f" --shortlist {n}" if n else ""): (k, n or None)
+              for k in sorted(set(args.candidates), reverse=True) for n in args.shortlist}
     cases = []
     for entry, measured in tqdm(found, desc="identifying"):
         formula, elements = truth(entry["formula"])
@@ -147,11 +148,11 @@ def run(args, found: list[tuple[dict, Pattern]]) -> dict:
         case = {"name": entry["name"], "source": entry["source"], "formula": formula, "elements": elements,
                 "type": TYPES.get(len(elements), f"{len(elements)} elements"),
                 "candidates": len(candidates["as shipped"]), "known": "known" if taken else "unknown", "results": {}}
-        most, scorer = max(chosen.values()), Scorer()
+        most, scorer = max(k for k, _ in chosen.values()), Scorer()
         first = {mode: _FirstK(m, most) for mode, m in members.items()}
-        for label, k in chosen.items():
-            case["results"][label] = {mode: identify_case(measured, candidates[mode], first[mode], formula, k, scorer)
-                                      for mode in members}
+        for label, (k, n) in chosen.items():
+            case["results"][label] = {mode: identify_case(measured, candidates[mode], first[mode], formula, k, n,
+                                                          scorer) for mode in members}
         cases.append(case)
     return {"settings": {"model": args.model, "max_atoms": args.max_atoms, "all_known": args.all_known,
                          "rockjock": str(args.rockjock),
@@ -218,6 +219,9 @@ def main() -> None:
     parser.add_argument("--max-atoms", type=int, default=DEFAULT_MAX_ATOMS)
     parser.add_argument("--candidates", type=int, action="append", default=None,
                         help="candidates per composition the score takes (repeatable; default: identify's)")
+    parser.add_argument("--shortlist", type=int, action="append", default=None,
+                        help="compositions scored again by all their candidates (repeatable; 0: every one; "
+                             "default: identify's)")
     parser.add_argument("--types", default=TYPES_ALL, help="formula types to identify")
     parser.add_argument("--name", default="identify_measured", help="results name (JSON and docs section)")
     parser.add_argument("--end-to-end", action="store_true", help="also time the command line, start-up included")
@@ -225,6 +229,7 @@ def main() -> None:
                         help="as identify --all-known: larger stable formulas the model knows too")
     args = parser.parse_args()
     args.candidates = args.candidates or [DEFAULT_CANDIDATES]
+    args.shortlist = args.shortlist or [0]
     manifest = json.loads((MEASURED / "manifest.json").read_text())
     found = [(e, m) for e, m in measurements(manifest, args.rockjock)
              if TYPES.get(len(truth(e["formula"])[1])) in args.types.split(",")]
@@ -239,7 +244,8 @@ def main() -> None:
                  "rank hidden": c["results"][last]["hidden"]["rank"],
                  "best hidden": c["results"][last]["hidden"]["top3"][0]} for c in result["cases"]]
     setting = [args.types.replace(",", ", ")] if args.types != TYPES_ALL else []
-    setting += [f"--candidates {k}" for k in args.candidates] + ["--all-known"] * args.all_known
+    setting += [f"--candidates {k}" for k in args.candidates] + [f"--shortlist {n}" for n in args.shortlist if n]
+    setting += ["--all-known"] * args.all_known
     title = "" if args.name == "identify_measured" else f" ({', '.join(setting)})"
     markdown = (f"## Identification of measured patterns{title}\n\n"
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates K"
@@ -249,7 +255,8 @@ def main() -> None:
                 "the charge-balanced compositions of its chemical system (at most the atom limit"
                 + (f", or known to the model within {STABLE_ABOVE_HULL} eV/atom of the hull" if args.all_known else "")
                 + "), for each setting (`--candidates K`: a "
-                "composition scores by the best of its first K candidates, known polymorphs then templates), by the model as shipped (which holds every Materials Project "
+                "composition scores by the best of its first K candidates, known polymorphs then templates; with "
+                "`--shortlist N` only the N best compositions by their first candidate are scored by all K), by the model as shipped (which holds every Materials Project "
                 "structure, so most true phases are known to it) and by the same model with every structure of the "
                 "true formula taken out (`hidden`: the truth must be predicted from templates of other compositions). "
                 "A truth that is not a candidate (more atoms than the limit"

@@ -1,10 +1,11 @@
 """A member's answers remembered on disk: identify asks the same candidate formulas of a chemical system for every
 measurement of that system, so the second identification of a system neither loads the member nor predicts.
 
-An entry is one ``.npz`` file (arrays of numbers and strings only, read with ``allow_pickle=False``) in
-``$XRDZOO_HOME/answers`` (else the user cache folder's ``xrdzoo/answers``), named by the sha256 of the member's
-identity (a weight's sha256 and its parts', or a checkpoint file's own sha256), the formulas and ``top``. An entry
-that cannot be read is answered afresh and written again.
+An entry is one formula's answer, a ``.npz`` file (arrays of numbers and strings only, read with
+``allow_pickle=False``) in ``$XRDZOO_HOME/answers`` (else the user cache folder's ``xrdzoo/answers``), named by the
+sha256 of the member's identity (a weight's sha256 and its parts', or a checkpoint file's own sha256), the formula
+and ``top``: whichever formulas a measurement's shortlist picks, those asked before are remembered. An entry that
+cannot be read is answered afresh and written again.
 """
 
 from __future__ import annotations
@@ -47,18 +48,21 @@ class CachedMember:
         return self._member
 
     def answer(self, formulas, top: int = 1) -> Answers:
-        """The member's ``answer(formulas, top=top)``, remembered."""
-        formulas = list(formulas)
-        path = self._entry([formulas, top], ".npz")
-        if path.is_file():
+        """The member's ``answer(formulas, top=top)``, each formula's remembered."""
+        formulas, found = list(formulas), {}
+        for formula in dict.fromkeys(formulas):
             try:
-                return _read(path)
+                found[formula] = _read(self._entry([formula, top], ".npz"))
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                pass  # a damaged entry is answered afresh and replaced
-        answers = self.member.answer(formulas, top=top) if top > 1 else self.member.answer(formulas)
-        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-            np.savez_compressed(handle, **_arrays(answers))
-        return answers
+                pass  # not remembered yet, or damaged: answered afresh and replaced
+        missing = [f for f in dict.fromkeys(formulas) if f not in found]
+        if missing:
+            answers = self.member.answer(missing, top=top) if top > 1 else self.member.answer(missing)
+            for formula, answer in answers.by_formula(missing).items():
+                with atomic_path(self._entry([formula, top], ".npz")) as temporary, open(temporary, "wb") as handle:
+                    np.savez_compressed(handle, **_arrays(answer))
+                found[formula] = answer
+        return Answers.of_formulas(formulas, found)
 
     def known_formulas(self, elements, max_above_hull: float | None = None) -> list[str]:
         """The member's ``known_formulas(elements, max_above_hull)`` (none where it holds no structures),
@@ -82,21 +86,20 @@ class CachedMember:
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}{suffix}"
 
 
-def _arrays(answers: Answers) -> dict[str, np.ndarray]:
-    ranked = answers.ranked()
-    flat = [c for found in ranked for c in found]
-    return {"kept": np.array(answers.kept, dtype=np.int64), "counts": np.array([len(r) for r in ranked], np.int64),
-            "refused": np.array(json.dumps(answers.refused)),
-            "patterns": np.array([c.pattern for c in flat], np.float32).reshape(len(flat), N_POINTS),
-            "spacegroups": np.array([c.spacegroup for c in flat], np.int64),
-            "sources": np.array([c.source for c in flat], dtype=str), "hows": np.array([c.how for c in flat], dtype=str),
-            "scores": np.array([np.nan if c.score is None else c.score for c in flat], np.float64)}
+def _arrays(answer: list[Candidate] | str) -> dict[str, np.ndarray]:
+    """One formula's entry: its ranked candidates, or the reason it was refused."""
+    found = [] if isinstance(answer, str) else answer
+    return {"refused": np.array(answer if isinstance(answer, str) else ""),
+            "patterns": np.array([c.pattern for c in found], np.float32).reshape(len(found), N_POINTS),
+            "spacegroups": np.array([c.spacegroup for c in found], np.int64),
+            "sources": np.array([c.source for c in found], dtype=str),
+            "hows": np.array([c.how for c in found], dtype=str),
+            "scores": np.array([np.nan if c.score is None else c.score for c in found], np.float64)}
 
 
-def _read(path: Path) -> Answers:
+def _read(path: Path) -> list[Candidate] | str:
     with np.load(path, allow_pickle=False) as data:
-        flat = [Candidate(p, int(g), str(s), str(h), None if np.isnan(v) else float(v)) for p, g, s, h, v in
+        if str(data["refused"]):
+            return str(data["refused"])
+        return [Candidate(p, int(g), str(s), str(h), None if np.isnan(v) else float(v)) for p, g, s, h, v in
                 zip(data["patterns"], data["spacegroups"], data["sources"], data["hows"], data["scores"])]
-        ends = np.cumsum(data["counts"])
-        ranked = [flat[end - n : end] for n, end in zip(data["counts"], ends)]
-        return Answers.of(data["kept"].tolist(), json.loads(str(data["refused"])), ranked)

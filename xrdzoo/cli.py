@@ -538,6 +538,10 @@ def identify(
         help=f"also rank every formula the model holds a structure of whose ground state lies within "
              f"{STABLE_ABOVE_HULL} eV/atom of the convex hull, whatever its size (fluorapatite, garnets; "
              "docs/measured.md)")] = ALL_KNOWN,
+    shortlist: Annotated[int, typer.Option(help="faster, and less sure for polymorphs and new compounds: score every "
+                                                "composition by its first candidate, then only the N best by their "
+                                                "first --candidates (0: every composition by all; "
+                                                "docs/measured.md)", callback=_within(0))] = 0,
 ) -> None:
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
@@ -579,7 +583,9 @@ def identify(
                f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
                + (f" or known to {model} ({beyond} larger)" if beyond else "")
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
-    ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates)
+    ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates,
+                   shortlist=shortlist or None)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, symbols)
     if phases > 1:
-        typer.echo(mixture_of(ranking, pattern, formulas, member, known, phases, scorer, candidates).table(symbols))
+        typer.echo(mixture_of(ranking, pattern, formulas, member, known, phases, scorer, candidates,
+                              shortlist or None).table(symbols))

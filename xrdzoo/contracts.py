@@ -104,6 +104,20 @@ class Answers:
         patterns = np.array([c[0].pattern for c in candidates] or np.zeros((0, N_POINTS)), dtype=np.float32)
         return cls(kept, refused, patterns, [c[0].how for c in candidates], candidates)
 
+    @classmethod
+    def of_formulas(cls, formulas: list[str], found: dict[str, list[Candidate] | str], top: int | None = None
+                    ) -> Answers:
+        """Answers to ``formulas`` from ``found`` = {formula: its ranked candidates, or the reason it was refused} (as
+        :meth:`by_formula` gives), at most ``top`` candidates each."""
+        kept = [i for i, f in enumerate(formulas) if not isinstance(found[f], str)]
+        refused = {f: found[f] for f in formulas if isinstance(found[f], str)}
+        return cls.of(kept, refused, [found[formulas[i]][:top] for i in kept])
+
+    def by_formula(self, formulas: list[str]) -> dict[str, list[Candidate] | str]:
+        """{formula: its ranked candidates, or the reason it was refused} for ``formulas``, the batch answered."""
+        ranked = dict(zip((formulas[i] for i in self.kept), self.ranked()))
+        return {f: ranked[f] if f in ranked else self.refused[f] for f in formulas}
+
     def ranked(self) -> list[list[Candidate]]:
         """The candidates of each kept formula, best first: one each (no score) where the member ranks none."""
         if self.candidates is not None:

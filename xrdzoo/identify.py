@@ -17,6 +17,7 @@ The score (``Scorer``), for a measurement and candidate patterns:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,36 +168,29 @@ class Scorer:
 
 
 def rank(measured: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),
-         batch_size: int = 256, progress: bool = False, candidates: int = 1) -> Ranking:
+         batch_size: int = 256, progress: bool = False, candidates: int = 1, shortlist: int | None = None) -> Ranking:
     """Score the model's predicted patterns of ``formulas`` (and, from ``structures`` = {formula: (id, Structure)},
     the simulated patterns of known structures, at the measurement's wavelength) against a measurement, best
     first. Each formula scores by the best of its model's first ``candidates`` answers (its known polymorphs,
-    then templates), the match naming which. Formulas the model cannot encode and structures that cannot be
-    simulated are left out and reported in ``skipped``."""
+    then templates), the match naming which; with ``shortlist`` = N, every formula is first scored by its first
+    answer and only the N best are scored again by their first ``candidates`` (fewer patterns to simulate and
+    score). Formulas the model cannot encode and structures that cannot be simulated are left out and reported in
+    ``skipped``."""
     from tqdm.auto import tqdm
 
     from xrdzoo.xrd.simulate import SimulationError, reflections
 
     span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
     window = scorer.window(measured, span)
-    matches, skipped = [], {}
-    batches = range(0, len(formulas), batch_size)
-    for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
-        batch = formulas[start : start + batch_size]
-        answers = model.answer(batch, top=candidates) if candidates > 1 else model.answer(batch)  # any member
-        skipped.update(answers.refused)
-        if not answers.kept:
-            continue
-        ranked = answers.ranked()
-        flat = [c for found in ranked for c in found]
-        predicted = Pattern.from_frame(np.array([c.pattern for c in flat])).at_wavelength(measured.wavelength)
-        scores, shifts, curves = scorer.score(window, predicted)
-        start = 0
-        for i, found in zip(answers.kept, ranked):  # a formula scores by its best candidate
-            best = start + int(np.argmax(scores[start : start + len(found)]))
-            matches.append(Match(batch[i], float(scores[best]), float(shifts[best]),
-                                 predicted_source(flat[best], len(found)), curves[best]))
-            start += len(found)
+    skipped = {}
+    if shortlist is not None and candidates > 1 and len(formulas) > shortlist:
+        first = _predicted(window, formulas, model, scorer, batch_size, progress, 1, skipped)
+        best = {m.formula for m in sorted(first, key=lambda m: -m.score)[:shortlist]}
+        matches = [m for m in first if m.formula not in best]
+        matches += _predicted(window, [f for f in formulas if f in best], model, scorer, batch_size, False,
+                              candidates, skipped)
+    else:
+        matches = _predicted(window, formulas, model, scorer, batch_size, progress, candidates, skipped)
     for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
                                           disable=not progress or not structures):
         try:
@@ -210,10 +204,39 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     return Ranking(matches, window, skipped)
 
 
-def predicted_source(candidate, count: int) -> str:
-    """A match's ``source`` for one of a composition's ``count`` predicted candidates: ``predicted``, or with several
-    ``predicted (<how it was made, to its first comma>)``, which names the candidate among them."""
-    return "predicted" if count == 1 else f"predicted ({candidate.how.split(',')[0]})"
+def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batch_size: int, progress: bool,
+               candidates: int, skipped: dict) -> list[Match]:
+    """One match per formula the model answers, by the best of its first ``candidates`` answers scored on
+    ``window``; refused formulas are added to ``skipped``."""
+    from tqdm.auto import tqdm
+
+    matches = []
+    batches = range(0, len(formulas), batch_size)
+    for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
+        batch = formulas[start : start + batch_size]
+        answers = model.answer(batch, top=candidates) if candidates > 1 else model.answer(batch)  # any member
+        skipped.update(answers.refused)
+        if not answers.kept:
+            continue
+        ranked = answers.ranked()
+        flat = [c for found in ranked for c in found]
+        predicted = Pattern.from_frame(np.array([c.pattern for c in flat])).at_wavelength(window.wavelength)
+        scores, shifts, curves = scorer.score(window, predicted)
+        start = 0
+        for i, found in zip(answers.kept, ranked):  # a formula scores by its best candidate
+            best = start + int(np.argmax(scores[start : start + len(found)]))
+            matches.append(Match(batch[i], float(scores[best]), float(shifts[best]),
+                                 predicted_source(flat[best]), curves[best]))
+            start += len(found)
+    return matches
+
+
+def predicted_source(candidate) -> str:
+    """A match's ``source`` for a predicted candidate: ``predicted (<how it was made, to its first comma outside
+    brackets>)`` where the member names the structure it came from (a template member: which known structure or
+    template), else ``predicted``."""
+    return f"predicted ({re.match(r'(?:[^,(]|[(][^)]*[)])*', candidate.how).group()})" if candidate.source \
+        else "predicted"
 
 
 def candidate_formulas(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge_balanced: bool = False,

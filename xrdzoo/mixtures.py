@@ -92,14 +92,15 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
 
 
 def mixture_of(ranking: Ranking, measured: Pattern, formulas: list[str], model, structures: dict | None, phases: int,
-               scorer: Scorer = Scorer(), candidates: int = 1) -> Mixture:
+               scorer: Scorer = Scorer(), candidates: int = 1, shortlist: int | None = None) -> Mixture:
     """``identify --phases``: up to ``phases`` phases of ``measured``, drawn from the best compositions of ``ranking``
-    (made by :func:`~xrdzoo.identify.rank` of ``formulas`` with this ``model``, ``structures``, ``scorer`` and
-    ``candidates``), each with at most its first ``POOL_CANDIDATES`` candidates: where ``candidates`` is larger,
-    the compositions are ranked again by the best of that many (docs/benchmarks.md measures why)."""
+    (made by :func:`~xrdzoo.identify.rank` of ``formulas`` with this ``model``, ``structures``, ``scorer``,
+    ``candidates`` and ``shortlist``), each with at most its first ``POOL_CANDIDATES`` candidates: where
+    ``candidates`` is larger, the compositions are ranked again by the best of that many (docs/benchmarks.md
+    measures why)."""
     if candidates > POOL_CANDIDATES:
         candidates = POOL_CANDIDATES
-        ranking = rank(measured, formulas, model, structures, scorer, candidates=candidates)
+        ranking = rank(measured, formulas, model, structures, scorer, candidates=candidates, shortlist=shortlist)
     pool = options_of(ranking, model, structures, measured.wavelength, candidates, scorer)
     return explain(ranking, pool, phases, scorer)
 
@@ -129,7 +130,7 @@ def options_of(ranking: Ranking, model, structures: dict | None, wavelength: flo
             options.append((match, reflections(structures[match.formula][1], "fast", wavelength)))
             continue
         ranked = found[match.formula]
-        sources = [predicted_source(c, len(ranked)) for c in ranked]
+        sources = [predicted_source(c) for c in ranked]
         patterns = Pattern.from_frame(np.array([c.pattern for c in ranked])).at_wavelength(wavelength)
         scores, shifts, curves = scorer.score(ranking.measured, patterns)
         mine = sources.index(match.source)
