@@ -96,15 +96,13 @@ def run(args) -> dict:
             continue
         start = time.perf_counter()
         formulas = candidate_formulas(list(system(pair[0])), args.max_atoms, True, model if args.all_known else None)
-        ranking = rank(measured, formulas, model, scorer=scorer, candidates=args.candidates,
-                       shortlist=args.shortlist or None)
+        ranking = rank(measured, formulas, model, scorer=scorer, candidates=args.candidates)
         ranked_seconds = time.perf_counter() - start
         case = {"major": pair[0], "minor": pair[1], "minor_share": minor,
                 "single_phase_top3": [m.formula for m in ranking.matches[:3]],
                 "baseline": set(pair) <= {m.formula for m in ranking.matches[:3]}}
         for phases in (2, 3):
-            found = mixture_of(ranking, measured, formulas, model, None, phases, scorer, args.candidates,
-                               args.shortlist or None)
+            found = mixture_of(ranking, measured, formulas, model, None, phases, scorer, args.candidates)
             names = [m.formula for m in found.phases]
             case[f"phases {phases}"] = {"phases": names, "shares": found.shares, "score": found.score,
                                         "found": set(pair) <= set(names),
@@ -114,8 +112,7 @@ def run(args) -> dict:
         case["ranking_seconds"] = ranked_seconds
         cases.append(case)
     return {"settings": {"model": args.model, "n": args.n, "seed": args.seed, "max_atoms": args.max_atoms,
-                         "candidates": args.candidates, "shortlist": args.shortlist, "all_known": args.all_known},
-            "cases": cases}
+                         "candidates": args.candidates, "all_known": args.all_known}, "cases": cases}
 
 
 def summary(cases: list[dict]) -> list[dict]:
@@ -145,7 +142,6 @@ def main() -> None:
     parser.add_argument("--model", default=xrdzoo.DEFAULT_MODEL)
     parser.add_argument("--max-atoms", type=int, default=DEFAULT_MAX_ATOMS)
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
-    parser.add_argument("--shortlist", type=int, default=0, help="as identify --shortlist (0: none)")
     parser.add_argument("--all-known", action=argparse.BooleanOptionalAction, default=ALL_KNOWN,
                         help="as identify --all-known: larger stable formulas the model knows too")
     parser.add_argument("--name", default="mixtures", help="results name (JSON and docs section)")
@@ -154,8 +150,7 @@ def main() -> None:
     args, rows = argparse.Namespace(**result["settings"]), summary(result["cases"])
     markdown = ("## Two-phase mixtures\n\n"
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates {args.candidates} "
-                + (f"--shortlist {args.shortlist} " if args.shortlist else "")
-                + f"--{'' if args.all_known else 'no-'}all-known --phases N` with `{args.model}` on "
+                f"--{'' if args.all_known else 'no-'}all-known --phases N` with `{args.model}` on "
                 f"{len(result['cases'])} synthetic mixtures of two test-split "
                 f"ternaries of one chemical system (seed {args.seed}; minor phase 10..50 % of the intensity, each "
                 "phase strained up to 0.3 %, Cu K-alpha doublet, random peak widths, zero shift, background, Poisson "

@@ -292,7 +292,9 @@ def test_identify_scores_a_composition_by_its_best_candidate_and_names_it(polymo
     best = rank(measured, ["NaCl", "KBr"], member, candidates=3).matches[0]
     assert best.formula == "NaCl" and "known structure mp-100" in best.source
     one = rank(measured, ["NaCl", "KBr"], member).matches  # one candidate each, still named
-    assert next(m.source for m in one if m.formula == "NaCl").startswith("predicted (known structure mp-")
+    sources = {m.formula: m.source for m in one}
+    assert sources["NaCl"].startswith("predicted (known structure mp-") and sources["KBr"].startswith("predicted (")
+    assert len(one) == 2 and best.source != sources["NaCl"]  # the first candidate alone: not the CsCl type
 
 
 def test_identify_all_known_ranks_the_compounds_a_member_knows_whatever_their_size(polymorphs, tmp_path, monkeypatch):

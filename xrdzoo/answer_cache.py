@@ -50,12 +50,13 @@ class CachedMember:
     def answer(self, formulas, top: int = 1) -> Answers:
         """The member's ``answer(formulas, top=top)``, each formula's remembered."""
         formulas, found = list(formulas), {}
-        for formula in dict.fromkeys(formulas):
+        distinct = list(dict.fromkeys(formulas))
+        for formula in distinct:
             try:
                 found[formula] = _read(self._entry([formula, top], ".npz"))
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass  # not remembered yet, or damaged: answered afresh and replaced
-        missing = [f for f in dict.fromkeys(formulas) if f not in found]
+        missing = [f for f in distinct if f not in found]
         if missing:
             answers = self.member.answer(missing, top=top) if top > 1 else self.member.answer(missing)
             for formula, answer in answers.by_formula(missing).items():
@@ -88,8 +89,9 @@ class CachedMember:
 
 def _arrays(answer: list[Candidate] | str) -> dict[str, np.ndarray]:
     """One formula's entry: its ranked candidates, or the reason it was refused."""
-    found = [] if isinstance(answer, str) else answer
-    return {"refused": np.array(answer if isinstance(answer, str) else ""),
+    refused = answer if isinstance(answer, str) else ""
+    found = [] if refused else answer
+    return {"refused": np.array(refused),
             "patterns": np.array([c.pattern for c in found], np.float32).reshape(len(found), N_POINTS),
             "spacegroups": np.array([c.spacegroup for c in found], np.int64),
             "sources": np.array([c.source for c in found], dtype=str),

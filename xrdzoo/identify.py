@@ -37,6 +37,7 @@ NONE_FITS = 0.5  # a best score below this is reported as "none of these fits" (
 MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or axis, not a shift
 STABLE_ABOVE_HULL = 0.025  # eV/atom (about kT at room temperature): the larger known formulas --all-known adds
 ALL_KNOWN = True  # whether identify adds them unless told (--all-known/--no-all-known; docs/benchmarks.md)
+_FIRST_CLAUSE = re.compile(r"(?:[^,(]|[(][^)]*[)])*")  # up to the first comma outside brackets
 
 
 @dataclass(frozen=True)
@@ -235,8 +236,7 @@ def predicted_source(candidate) -> str:
     """A match's ``source`` for a predicted candidate: ``predicted (<how it was made, to its first comma outside
     brackets>)`` where the member names the structure it came from (a template member: which known structure or
     template), else ``predicted``."""
-    return f"predicted ({re.match(r'(?:[^,(]|[(][^)]*[)])*', candidate.how).group()})" if candidate.source \
-        else "predicted"
+    return f"predicted ({_FIRST_CLAUSE.match(candidate.how).group()})" if candidate.source else "predicted"
 
 
 def candidate_formulas(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge_balanced: bool = False,
