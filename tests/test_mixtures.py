@@ -165,5 +165,14 @@ def test_answers_are_remembered_without_loading_the_member_again(tmp_path, monke
     shortlist = CachedMember("template_learned.mp_ternary", xrdzoo.load)
     part = shortlist.answer(["Ba2TiO4", "BaTiO3"], top=2)  # other formulas, in another order: each one remembered
     assert shortlist._member is None and part.how == [fresh.how[1], fresh.how[0]]
+    fewer = shortlist.answer(formulas)  # a smaller top: the first candidates of the entries, nothing predicted
+    assert shortlist._member is None and fewer.how == fresh.how
+    assert [len(r) for r in fewer.ranked()] == [1, 1] and np.array_equal(fewer.patterns.intensities,
+                                                                          fresh.patterns.intensities)
+    more = shortlist.answer(formulas, top=3)  # a larger one is asked of the member, and remembered
+    assert shortlist._member is not None and [len(r) for r in more.ranked()] == [3, 3]
+    assert len(list((tmp_path / "answers").glob("*.npz"))) == 3
+    again = CachedMember("template_learned.mp_ternary", xrdzoo.load)
+    assert [len(r) for r in again.answer(formulas, top=3).ranked()] == [3, 3] and again._member is None
     nothing = CachedMember("template_learned.mp_ternary", xrdzoo.load).answer(["Og2Ts"])  # none kept is remembered too
     assert nothing.kept == [] and "Og2Ts" in nothing.refused and nothing.patterns.intensities.shape == (0, 1024)

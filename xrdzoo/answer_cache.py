@@ -3,9 +3,11 @@ measurement of that system, so the second identification of a system neither loa
 
 An entry is one formula's answer, a ``.npz`` file (arrays of numbers and strings only, read with
 ``allow_pickle=False``) in ``$XRDZOO_HOME/answers`` (else the user cache folder's ``xrdzoo/answers``), named by the
-sha256 of the member's identity (a weight's sha256 and its parts', or a checkpoint file's own sha256), the formula
-and ``top``: whichever formulas a measurement's shortlist picks, those asked before are remembered. An entry that
-cannot be read is answered afresh and written again.
+sha256 of the member's identity (a weight's sha256 and its parts', or a checkpoint file's own sha256) and the
+formula: whichever formulas a measurement's shortlist picks, those asked before are remembered. The entry keeps the
+largest ``top`` asked so far and answers any smaller one with its first candidates (a member ranks best first, so
+its best five are the first five of its best twelve: ``identify --phases`` ranks again by five after twelve and
+predicts nothing). An entry that cannot be read is answered afresh and written again.
 """
 
 from __future__ import annotations
@@ -53,17 +55,19 @@ class CachedMember:
         distinct = list(dict.fromkeys(formulas))
         for formula in distinct:
             try:
-                found[formula] = _read(self._entry([formula, top], ".npz"))
+                answer, asked = _read(self._entry([formula], ".npz"))
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                pass  # not remembered yet, or damaged: answered afresh and replaced
+                continue  # not remembered yet, or damaged: answered afresh and replaced
+            if asked >= top or isinstance(answer, str) or len(answer) < asked:  # all it has, or all that is asked
+                found[formula] = answer
         missing = [f for f in distinct if f not in found]
         if missing:
             answers = self.member.answer(missing, top=top) if top > 1 else self.member.answer(missing)
             for formula, answer in answers.by_formula(missing).items():
-                with atomic_path(self._entry([formula, top], ".npz")) as temporary, open(temporary, "wb") as handle:
-                    np.savez_compressed(handle, **_arrays(answer))
+                with atomic_path(self._entry([formula], ".npz")) as temporary, open(temporary, "wb") as handle:
+                    np.savez_compressed(handle, top=np.array(top), **_arrays(answer))
                 found[formula] = answer
-        return Answers.of_formulas(formulas, found)
+        return Answers.of_formulas(formulas, found, top)
 
     def known_formulas(self, elements, max_above_hull: float | None = None) -> list[str]:
         """The member's ``known_formulas(elements, max_above_hull)`` (none where it holds no structures),
@@ -99,9 +103,11 @@ def _arrays(answer: list[Candidate] | str) -> dict[str, np.ndarray]:
             "scores": np.array([np.nan if c.score is None else c.score for c in found], np.float64)}
 
 
-def _read(path: Path) -> list[Candidate] | str:
+def _read(path: Path) -> tuple[list[Candidate] | str, int]:
+    """An entry's answer (as :func:`_arrays` takes it) and the ``top`` it was asked with."""
     with np.load(path, allow_pickle=False) as data:
         if str(data["refused"]):
-            return str(data["refused"])
+            return str(data["refused"]), int(data["top"])
         return [Candidate(p, int(g), str(s), str(h), None if np.isnan(v) else float(v)) for p, g, s, h, v in
-                zip(data["patterns"], data["spacegroups"], data["sources"], data["hows"], data["scores"])]
+                zip(data["patterns"], data["spacegroups"], data["sources"], data["hows"], data["scores"])], \
+            int(data["top"])
