@@ -17,13 +17,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import xrdzoo
 from common import ROOT
 from xrdzoo import checkpoint
 from xrdzoo.data import load_dataset
-from xrdzoo.predictors import tensor_strings
+from xrdzoo.arrays import array_strings
 from xrdzoo.publish import export_parts
 
 
@@ -41,7 +40,7 @@ def main() -> None:
     rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)  # structures only: no ranker here
     member.join(rest)
     energy = dict(zip(data.ids, data.e_above_hull))  # the training rows too, where the checkpoint predates energies
-    member.e_above_hull = torch.tensor([energy[i] for i in tensor_strings(member.ids)], dtype=torch.float32)
+    member.e_above_hull = np.array([energy[i] for i in array_strings(member.ids)], dtype=np.float32)
     meta = checkpoint.read_metadata(args.checkpoint)
     extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
     with tempfile.TemporaryDirectory() as folder:

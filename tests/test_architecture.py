@@ -12,7 +12,7 @@ LAYERS = [
     ("foundation", {"xrdzoo.version", "xrdzoo.errors", "xrdzoo.files", "xrdzoo.formulas"}),
     ("xrd", {"xrdzoo.xrd", "xrdzoo.xrd.pattern", "xrdzoo.xrd.peaks", "xrdzoo.xrd.simulate", "xrdzoo.xrd.profiles",
              "xrdzoo.xrd.frame", "xrdzoo.contracts"}),
-    ("components", {"xrdzoo.registry", "xrdzoo.buffers", "xrdzoo.encoders", "xrdzoo.losses", "xrdzoo.metrics", "xrdzoo.dtw",
+    ("components", {"xrdzoo.registry", "xrdzoo.buffers", "xrdzoo.arrays", "xrdzoo.encoders", "xrdzoo.losses", "xrdzoo.metrics", "xrdzoo.dtw",
                     "xrdzoo.backbones",
                     "xrdzoo.backbones.baselines", "xrdzoo.backbones.mlp", "xrdzoo.backbones.resnet",
                     "xrdzoo.backbones.timm"}),

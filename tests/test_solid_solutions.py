@@ -188,7 +188,7 @@ def test_the_volume_follows_vegards_line_between_known_end_members(member):
         if not len(rows) or distances[0] != 0:
             return None
         row = int(rows[0])
-        return abs(np.linalg.det(member.lattices[row].numpy())) / int(member.offsets[row + 1] - member.offsets[row])
+        return abs(np.linalg.det(member.lattices[row])) / int(member.offsets[row + 1] - member.offsets[row])
 
     known = [(a, b) for a in ("Ca", "Sr", "Ba", "Pb") for b in ("Ti", "Zr", "Sn", "Hf") if per_site(f"{a}{b}O3")]
     # two known perovskites that differ on the A site (the prototype dataset's training split holds such pairs)

@@ -4,13 +4,14 @@ predictor from a registered factory (:func:`create_predictor`), and either from 
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from xrdzoo import registry
-from xrdzoo.model import XRDModel
 from xrdzoo.xrd.pattern import N_POINTS
+
+if TYPE_CHECKING:
+    from xrdzoo.contracts import FittedPredictor
+    from xrdzoo.model import XRDModel
 
 
 def create_model(
@@ -25,6 +26,8 @@ def create_model(
     ``backbone_options`` go to the backbone's factory and ``encoder_options`` to the encoder's; any registered
     name works, third-party plugins included (``package:name`` picks one of two clashing names).
     """
+    from xrdzoo.model import XRDModel
+
     enc = registry.create("encoders", encoder, **(encoder_options or {}))
     net = registry.create("backbones", backbone, tuple(enc.shape), out_dim=N_POINTS, **backbone_options)
     config = {
@@ -37,14 +40,14 @@ def create_model(
     return XRDModel(enc, net, config)
 
 
-def create_predictor(name: str, **options: Any) -> nn.Module:
+def create_predictor(name: str, **options: Any) -> FittedPredictor:
     """Build a registered predictor (a zoo member fitted on structures, e.g. ``retrieval``, ``template``)."""
     member = registry.create("predictors", name, **options)
     member.config = {"predictor": name, "options": options, "packages": {"predictors": _provider("predictors", name)}}
     return member
 
 
-def from_config(config: dict) -> nn.Module:
+def from_config(config: dict) -> XRDModel | FittedPredictor:
     """The (unfitted, untrained) model a checkpoint's ``model`` config describes: a predictor or a network."""
     if "predictor" in config:
         return create_predictor(config["predictor"], **config["options"])

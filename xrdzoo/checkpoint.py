@@ -1,24 +1,29 @@
 """Checkpoints: a model's tensors in safetensors and everything else as JSON metadata, and the run folders training
-writes (best, last, history, the state to resume from). Nothing is unpickled."""
+writes (best, last, history, the state to resume from). Nothing is unpickled. A fitted predictor keeps numpy arrays
+(``xrdzoo.arrays.Arrays``) and is saved and loaded without importing torch; networks are torch modules."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
+from xrdzoo.arrays import Arrays
+from xrdzoo.builder import from_config
 from xrdzoo.contracts import FittedBackbone, FittedPredictor
 from xrdzoo.errors import InputError
 from xrdzoo.files import atomic_path
-from xrdzoo.builder import from_config
-from xrdzoo.model import XRDModel
 from xrdzoo.registry import PluginError
 from xrdzoo.version import __version__
+
+if TYPE_CHECKING:
+    import torch
+
+    from xrdzoo.model import XRDModel
 
 FORMAT = "xrdzoo-checkpoint/1"
 # A run folder: the best and last checkpoints, the history as JSON, and the state a run resumes from (tensors whose
@@ -37,19 +42,30 @@ class CheckpointError(InputError):
     """A file that is not a usable xrdzoo checkpoint."""
 
 
-def save(path: str | Path, model: XRDModel, metadata: dict[str, Any] | None = None,
-         dtype: torch.dtype | None = None) -> Path:
+def save(path: str | Path, model: XRDModel, metadata: dict[str, Any] | None = None, dtype: str | None = None) -> Path:
     """Write ``model`` to ``path`` atomically (a crash mid-write leaves the old file intact).
 
     ``metadata`` (JSON-able: training settings, data hash and split, metrics) is stored beside the model config;
-    ``dtype`` (e.g. ``torch.float16``) stores float32 tensors in a smaller type (float64 ones, such as template
-    lattices, are kept exact).
+    ``dtype`` (``"float16"``, or ``"bfloat16"`` for a network) stores float32 tensors in a smaller type (float64
+    ones, such as template lattices, are kept exact).
     """
     path = Path(path)
-    tensors = {}
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        tensors[name] = tensor.to(dtype) if dtype is not None and tensor.dtype == torch.float32 else tensor
+    state = model.state_dict()
+    if isinstance(model, Arrays):
+        from safetensors.numpy import save_file
+
+        if dtype == "bfloat16":
+            raise InputError("a fitted predictor's arrays are numpy, which has no bfloat16: store them as float16")
+        tensors = {name: np.ascontiguousarray(array.astype(dtype) if dtype and array.dtype == np.float32 else array)
+                   for name, array in state.items()}
+    else:
+        import torch
+        from safetensors.torch import save_file
+
+        tensors = {}
+        for name, tensor in state.items():
+            tensor = tensor.detach().cpu().contiguous()
+            tensors[name] = tensor.to(getattr(torch, dtype)) if dtype and tensor.dtype == torch.float32 else tensor
     meta = {"format": FORMAT, "xrdzoo_version": __version__, "model": model.config, **(metadata or {}),
             DIGEST_KEY: digest(tensors), SETTINGS_KEY: settings_digest(model.config)}
     with atomic_path(path) as partial:
@@ -64,7 +80,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give a .safetensors path or a weight name")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             raw = (f.metadata() or {}).get(METADATA_KEY)
     except (SafetensorError, OSError, ValueError) as error:
         raise _unreadable(path, error) from None
@@ -105,21 +121,64 @@ def _check_schema(path: Path, meta: dict) -> None:
 
 
 def read_model(path: str | Path) -> XRDModel:
-    """Rebuild a model from a checkpoint's metadata alone and load its tensors (float32, strict checks).
+    """Rebuild a model from a checkpoint's metadata alone and load its tensors (at the model's precision, strict
+    checks): a fitted predictor's as numpy arrays, without torch (:class:`~xrdzoo.arrays.Arrays`), a network's as
+    torch tensors.
 
-    The config is first built on PyTorch's ``meta`` device (shapes without memory) and checked against the tensor
-    shapes in the file's header, so a config that asks for more than the file holds is refused before anything of
-    its size is allocated."""
+    A network's config is first built on PyTorch's ``meta`` device (shapes without memory) and checked against the
+    tensor shapes in the file's header, so a config that asks for more than the file holds is refused before
+    anything of its size is allocated."""
     meta = read_metadata(path)
+    if "predictor" in meta["model"]:
+        member = _build(path, meta["model"])
+        if isinstance(member, Arrays):
+            return _read_arrays(path, meta, member)
+    import torch
+    from safetensors.torch import load_file
+
     try:
-        with safe_open(str(path), framework="pt") as file:
-            shapes = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
         with torch.device("meta"):
-            _check_shapes(path, _build(path, meta["model"]), shapes)
+            model = _build(path, meta["model"])
+            _check_shapes(path, {name: tuple(t.shape) for name, t in model.state_dict().items()}, _shapes(path),
+                          set(dict(model.named_buffers())) if _fitted(model) else set(),
+                          set(getattr(model, "added_later", ())))
     except (SafetensorError, OSError) as error:
         raise _unreadable(path, error) from None
     model = _build(path, meta["model"])
     expected = model.state_dict()
+    tensors = _read(path, load_file, meta)
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point():
+            tensors[name] = tensor.to(expected[name].dtype)
+    model.load_state_dict(tensors)
+    model.metadata = meta
+    return model
+
+
+def _read_arrays(path: Path, meta: dict, member: Arrays) -> Arrays:
+    """A fitted predictor's arrays loaded into ``member`` (see :func:`read_model`)."""
+    from safetensors.numpy import load_file
+
+    expected = {name: array.shape for name, array in member.state_dict().items()}
+    fixed = member.fixed_shapes()
+    _check_shapes(path, expected, _shapes(path), expected.keys() - fixed.keys(), set(member.added_later))
+    member.load_state_dict(_read(path, load_file, meta))
+    member.metadata = meta
+    return member
+
+
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes in a safetensors file's header."""
+    try:
+        with safe_open(str(path), framework="numpy") as file:
+            return {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+    except (SafetensorError, OSError) as error:
+        raise _unreadable(path, error) from None
+
+
+def _read(path: Path, load_file, meta: dict) -> dict:
+    """The tensors of a checkpoint read by ``load_file`` (safetensors' numpy or torch one), checked against the
+    digest saved with them where there is one."""
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as error:
@@ -127,12 +186,7 @@ def read_model(path: str | Path) -> XRDModel:
     if DIGEST_KEY in meta and digest(tensors) != meta[DIGEST_KEY]:
         raise CheckpointError(f"{str(path)!r} is damaged: its tensors do not match the digest saved with them; "
                               "re-download or re-save it")
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point():
-            tensors[name] = tensor.to(expected[name].dtype)
-    model.load_state_dict(tensors)
-    model.metadata = meta
-    return model
+    return tensors
 
 
 def _build(path: Path, config: dict) -> XRDModel:
@@ -145,31 +199,41 @@ def _build(path: Path, config: dict) -> XRDModel:
                           f"{made_with}: install those packages") from error
 
 
-def _check_shapes(path: Path, model: XRDModel, shapes: dict[str, tuple[int, ...]]) -> None:
-    """A one-line error unless the file holds exactly the model's tensors, each of its shape (resizable buffers of
-    fitted members take any)."""
-    expected = model.state_dict()
-    missing = sorted(expected.keys() - shapes.keys() - set(getattr(model, "added_later", ())))
+def _check_shapes(path: Path, expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[int, ...]],
+                  resizable: set[str], optional: set[str]) -> None:
+    """A one-line error unless the file holds exactly the model's tensors (those ``optional`` may be absent), each
+    of its ``expected`` shape (``resizable`` ones, sized by a fitted member's data, take any)."""
+    missing = sorted(expected.keys() - shapes.keys() - optional)
     unexpected = sorted(shapes.keys() - expected.keys())
     if missing or unexpected:
         raise CheckpointError(f"{str(path)!r} does not match its config: missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]} tensors")
     for name, shape in shapes.items():
-        if shape != tuple(expected[name].shape) and not _resizable(model, name):
+        if shape != tuple(expected[name]) and name not in resizable:
             raise CheckpointError(f"{str(path)!r}: tensor {name!r} has shape {shape}, "
-                                  f"the config gives {tuple(expected[name].shape)}")
+                                  f"the config gives {tuple(expected[name])}")
 
 
-def digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 (hex) of tensors' names, dtypes, shapes and bytes, in name order. ``load`` checks it where the file
-    has one; files saved without (older checkpoints, the shipped weights, which the hub checks by sha256) load
-    without this check."""
+def digest(tensors: dict) -> str:
+    """sha256 (hex) of tensors' names, dtypes, shapes and bytes, in name order; a numpy array digests as the torch
+    tensor of the same values (``torch.float32``). ``load`` checks it where the file has one; files saved without
+    (older checkpoints, the shipped weights, which the hub checks by sha256) load without this check."""
     hasher = hashlib.sha256()
     for name in sorted(tensors):
-        tensor = tensors[name].detach().cpu().contiguous()
-        hasher.update(f"{name}:{str(tensor.dtype)}:{tuple(tensor.shape)}\n".encode())
-        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        kind, shape, data = _raw(tensors[name])
+        hasher.update(f"{name}:{kind}:{shape}\n".encode())
+        hasher.update(data)
     return hasher.hexdigest()
+
+
+def _raw(tensor) -> tuple[str, tuple[int, ...], bytes]:
+    """A numpy array's or torch tensor's (dtype as torch names it, shape, bytes)."""
+    if isinstance(tensor, np.ndarray):
+        return f"torch.{tensor.dtype.name}", tuple(tensor.shape), np.ascontiguousarray(tensor).tobytes()
+    import torch
+
+    tensor = tensor.detach().cpu().contiguous()
+    return str(tensor.dtype), tuple(tensor.shape), tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def settings_digest(config: dict) -> str:
@@ -178,11 +242,10 @@ def settings_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _resizable(model: XRDModel, name: str) -> bool:
-    """Buffers of fitted members (the knn baseline's references, a template predictor's structures) take whatever
-    size the checkpoint holds."""
-    fitted = isinstance(model, FittedPredictor) or isinstance(getattr(model, "backbone", None), FittedBackbone)
-    return fitted and name in dict(model.named_buffers())
+def _fitted(model: XRDModel) -> bool:
+    """Whether a torch model is fitted on data (a plugin's torch predictor, the knn baseline), so that its buffers
+    take whatever size the checkpoint holds."""
+    return isinstance(model, FittedPredictor) or isinstance(getattr(model, "backbone", None), FittedBackbone)
 
 
 def write_run(out: str | Path, model: XRDModel, metadata: dict[str, Any], history: list[dict], best: bool,
@@ -198,6 +261,8 @@ def write_run(out: str | Path, model: XRDModel, metadata: dict[str, Any], histor
     with atomic_path(out / HISTORY) as partial:
         partial.write_text(json.dumps(history, indent=1))
     if state is not None:
+        from safetensors.torch import save_file
+
         tensors, settings = state
         with atomic_path(out / STATE) as partial:
             save_file(tensors, str(partial), metadata={STATE_KEY: json.dumps(settings)})
@@ -205,6 +270,8 @@ def write_run(out: str | Path, model: XRDModel, metadata: dict[str, Any], histor
 
 def read_run_state(out: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """The tensors and settings of a run folder's state (see :func:`write_run`)."""
+    from safetensors.torch import load_file
+
     path = Path(out) / STATE
     try:
         with safe_open(str(path), framework="pt") as file:

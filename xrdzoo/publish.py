@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pooch
-import torch
 
 from xrdzoo import checkpoint
 from xrdzoo.data import load_dataset
@@ -52,7 +51,7 @@ def export(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, name: 
     model = checkpoint.read_model(checkpoint_path)
     extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
     with atomic_path(path) as partial:
-        checkpoint.save(partial, model, {**extra, "weight": name}, dtype=getattr(torch, dtype))
+        checkpoint.save(partial, model, {**extra, "weight": name}, dtype=dtype)
         if path.exists() and not force and not filecmp.cmp(partial, path, shallow=False):
             raise InputError(f"{str(path)!r} exists and holds another weight; give another --name or --folder, or "
                              "--force to replace it (nothing was written)")
@@ -83,7 +82,7 @@ def export_parts(checkpoint_path: str | os.PathLike, folder: str | os.PathLike, 
     configs = []
     for i, (part_name, rows) in enumerate(zip(names, groups)):
         path = checkpoint.save(Path(folder) / f"{part_name}.safetensors", member.take(np.flatnonzero(rows)),
-                               {**extra, "weight": part_name}, dtype=torch.float16)
+                               {**extra, "weight": part_name}, dtype="float16")
         part_card = card if i == 0 else {"license": card.get("license", ""), "data": card.get("data", ""),
                                          "description": f"part {i} of {name} (the templates of "
                                                         f"{'/'.join(map(str, element_counts[i]))}-element formulas)"}

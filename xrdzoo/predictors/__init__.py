@@ -6,7 +6,8 @@ Each is a *predictor*, registered in the entry-point group ``xrdzoo.predictors``
 
 - ``config``: JSON-able, enough to rebuild the member (stored in the checkpoint);
 - ``fit(train, val)``: learn from the training split of a ``xrdzoo.data.Dataset`` (its structures and patterns),
-  returning a few validation figures; what it learns lives in tensors (``state_dict``), saved as safetensors;
+  returning a few validation figures; what it learns lives in numpy arrays (``state_dict``, see
+  ``xrdzoo.arrays.Arrays``), saved as safetensors: a fitted member loads and answers without importing torch;
 - ``answer(formulas, batch_size, precision)``: an ``xrdzoo.contracts.Answers`` (the formulas it kept, the reason
   for each it refused, their patterns ``(n, N_POINTS)`` on the 0..100 scale, and how each was made: which template, which
   fallback);
@@ -18,18 +19,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from xrdzoo.buffers import ResizableBuffers
+from xrdzoo.arrays import Arrays
 from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.errors import at_least_one
 from xrdzoo.formulas import EncodingError, Formula, formula_of
 from xrdzoo.xrd.simulate import one_blas_thread
 
 
-class PredictorBase(ResizableBuffers):
-    """Base of the fitted members (``xrdzoo.contracts.FittedPredictor``): buffers take the size a loaded state dict
-    gives them, formulas are checked by :func:`~xrdzoo.formulas.formula_of`."""
+class PredictorBase(Arrays):
+    """Base of the fitted members (``xrdzoo.contracts.FittedPredictor``): what they learned is numpy arrays of the
+    size a loaded state dict gives them (:class:`~xrdzoo.arrays.Arrays`), formulas are checked by
+    :func:`~xrdzoo.formulas.formula_of`."""
 
     config: dict
 
@@ -88,13 +89,3 @@ class PredictorBase(ResizableBuffers):
         more = f" (this member gives one answer; {top} were asked)" if top > 1 else ""
         return [[Candidate(p, 0, "", h + more)] for p, h in zip(patterns, how)]
 
-
-def strings_tensor(strings: Sequence[str]) -> torch.Tensor:
-    """Strings (without newlines) as one uint8 tensor of their UTF-8 text joined by newlines."""
-    return torch.frombuffer(bytearray("\n".join(strings).encode()), dtype=torch.uint8).clone()
-
-
-def tensor_strings(tensor: torch.Tensor) -> list[str]:
-    """The strings :func:`strings_tensor` stored."""
-    text = bytes(tensor.numpy().astype(np.uint8)).decode()
-    return text.split("\n") if text else []

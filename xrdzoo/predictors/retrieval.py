@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from xrdzoo.data import Dataset
-from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
+from xrdzoo.arrays import array_strings, strings_array
+from xrdzoo.predictors import PredictorBase
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of
 from xrdzoo.xrd.pattern import N_POINTS
 
@@ -113,33 +113,36 @@ class Retrieval(PredictorBase):
 
     def __init__(self):
         super().__init__()
-        self.register_buffer("patterns", torch.zeros(0, N_POINTS))
-        self.register_buffer("formulas", torch.zeros(0, dtype=torch.uint8))
+        self.register_array("patterns", np.zeros((0, N_POINTS), np.float32))
+        self.register_array("formulas", np.zeros(0, np.uint8))
         self._index: FormulaIndex | None = None
 
     @property
     def fitted(self) -> bool:
         return len(self.patterns) > 0
 
+    def _arrays_changed(self) -> None:
+        self._index = None
+
     @property
     def index(self) -> FormulaIndex:
         if self._index is None:
             self._check_fitted()
-            self._index = FormulaIndex.of([formula_of(f) for f in tensor_strings(self.formulas)])
+            self._index = FormulaIndex.of([formula_of(f) for f in array_strings(self.formulas)])
         return self._index
 
     def fit(self, train: Dataset, val: Dataset | None = None, progress: bool = True) -> dict:
         """Keep the training formulas and patterns (the ground state of each)."""
         train = train.ground_states()
-        self.patterns = torch.from_numpy(train.patterns.astype(np.float32))
-        self.formulas = strings_tensor(train.formulas)
-        self._index = None
+        self.patterns = train.patterns.astype(np.float32)
+        self.formulas = strings_array(train.formulas)
+        self._arrays_changed()
         return {}
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The retrieved patterns, ``(n, N_POINTS)``, and which training formula each was copied from."""
-        names = tensor_strings(self.formulas)
+        names = array_strings(self.formulas)
         found = [self.index.closest(formula_of(f)) for f in formulas]
-        patterns = self.patterns[[row for row, _ in found]].numpy().reshape(len(found), -1).astype(np.float32)
+        patterns = self.patterns[[row for row, _ in found]].reshape(len(found), -1).astype(np.float32)
         return patterns, [f"copied from {names[row]}" + ("" if same else " (no training formula of its type: nearest "
                                                                           "of any type)") for row, same in found]

@@ -239,7 +239,7 @@ def _volume_per_site(member: Template, parent: Parent, row: int, site: dict[int,
             lattice = member.substituted_cell(formula_of(end), row, swapped)[0]
             total += share * abs(np.linalg.det(lattice)) / _sites_of(member, row)
         else:
-            total += share * abs(np.linalg.det(member.lattices[known].numpy())) / _sites_of(member, known)
+            total += share * abs(np.linalg.det(member.lattices[known])) / _sites_of(member, known)
     return total / sum(parent.end_members().values())
 
 

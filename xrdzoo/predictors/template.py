@@ -14,14 +14,13 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-import torch
-from torch import nn
 from tqdm.auto import tqdm
 
+from xrdzoo.arrays import Arrays, array_strings, strings_array
 from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
-from xrdzoo.predictors import PredictorBase, solid_solution, strings_tensor, tensor_strings
+from xrdzoo.predictors import PredictorBase, solid_solution
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
 from xrdzoo.predictors.chemistry import element_table, mapping_costs
 from xrdzoo.predictors.retrieval import FormulaIndex
@@ -35,8 +34,8 @@ _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of tricli
 MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what scores are calibrated on
 _ROW_BUFFERS = ("lattices", "spacegroups", "e_above_hull")  # one entry per template row
 _SITE_BUFFERS = ("coords", "numbers")  # one entry per site, rows' sites at offsets[i]:offsets[i + 1]
-_TEMPLATE_BUFFERS = (*_ROW_BUFFERS, *_SITE_BUFFERS, "offsets", "ids")  # what take and join split
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
+_N_FEATURES = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6  # what the ranker sees of a candidate (_features)
 
 
 class _State(NamedTuple):
@@ -90,16 +89,16 @@ class Template(PredictorBase):
             raise ValueError(f"ranker must be one of {', '.join(RANKERS)}, got {ranker!r}")
         if volume not in VOLUMES:
             raise ValueError(f"volume must be one of {', '.join(VOLUMES)}, got {volume!r}")
-        self.k, self.ranker, self.volume, self.ranker_queries = k, ranker, volume, ranker_queries
-        self.register_buffer("lattices", torch.zeros(0, 3, 3, dtype=torch.float64))
-        self.register_buffer("offsets", torch.zeros(1, dtype=torch.int64))
-        self.register_buffer("coords", torch.zeros(0, 3, dtype=torch.int16))
-        self.register_buffer("numbers", torch.zeros(0, dtype=torch.uint8))
-        self.register_buffer("spacegroups", torch.zeros(0, dtype=torch.int16))
-        self.register_buffer("ids", torch.zeros(0, dtype=torch.uint8))
-        self.register_buffer("e_above_hull", torch.zeros(0, dtype=torch.float32))
-        self.register_buffer("volume_per_element", torch.zeros(N_ELEMENTS, dtype=torch.float64))
-        self.scorer = _scorer(hidden) if ranker == "learned" else None
+        self.k, self.ranker, self.volume, self.hidden, self.ranker_queries = k, ranker, volume, hidden, ranker_queries
+        self.register_array("lattices", np.zeros((0, 3, 3), np.float64))
+        self.register_array("offsets", np.zeros(1, np.int64))
+        self.register_array("coords", np.zeros((0, 3), np.int16))
+        self.register_array("numbers", np.zeros(0, np.uint8))
+        self.register_array("spacegroups", np.zeros(0, np.int16))
+        self.register_array("ids", np.zeros(0, np.uint8))
+        self.register_array("e_above_hull", np.zeros(0, np.float32))
+        self.register_array("volume_per_element", np.zeros(N_ELEMENTS, np.float64))
+        self.scorer = _Ranker(hidden) if ranker == "learned" else None
         self._cache: _State | None = None
 
     added_later = ("e_above_hull",)  # files saved before energies were kept lack it: their energies are unknown
@@ -108,12 +107,13 @@ class Template(PredictorBase):
     def fitted(self) -> bool:
         return len(self.lattices) > 0
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        lattices = state_dict.get(prefix + "lattices")
-        for name in self.added_later:  # unknown in an older file: NaN for each of its rows
-            if prefix + name not in state_dict and lattices is not None:
-                state_dict[prefix + name] = torch.full((len(lattices),), float("nan"))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def _fill_added_later(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """An older file's energies are unknown: NaN for each of its rows."""
+        rows = len(state.get("lattices", ()))
+        return {name: np.full(rows, np.nan, np.float32) for name in self.added_later if name not in state}
+
+    def _arrays_changed(self) -> None:
+        self._cache = None
 
     # --- fitting ------------------------------------------------------------------------------------------------
 
@@ -121,17 +121,17 @@ class Template(PredictorBase):
         """Keep the training structures, fit the volume per element, and (``ranker="learned"``) train the ranker;
         returns the validation figures of the ranker's training."""
         s = train.require_structures()
-        self.lattices = torch.from_numpy(s.lattices.astype(np.float64))
-        self.offsets = torch.from_numpy(s.offsets.astype(np.int64))
+        self.lattices = s.lattices.astype(np.float64)
+        self.offsets = s.offsets.astype(np.int64)
         fixed = np.round(np.mod(s.frac_coords, 1.0) * _COORD_SCALE).astype(np.int64) % _COORD_SCALE
-        self.coords = torch.from_numpy((fixed - _COORD_SCALE // 2).astype(np.int16))
-        self.numbers = torch.from_numpy(s.numbers.astype(np.uint8))
-        self.spacegroups = torch.from_numpy(train.spacegroups.astype(np.int16))
-        self.ids = strings_tensor(train.ids)
-        self.e_above_hull = torch.from_numpy(train.e_above_hull.astype(np.float32))
-        self._cache = None
+        self.coords = (fixed - _COORD_SCALE // 2).astype(np.int16)
+        self.numbers = s.numbers.astype(np.uint8)
+        self.spacegroups = train.spacegroups.astype(np.int16)
+        self.ids = strings_array(train.ids)
+        self.e_above_hull = train.e_above_hull.astype(np.float32)
+        self._arrays_changed()
         volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
-        self.volume_per_element = torch.from_numpy(_least_squares(self.templates.fractions(), volumes))
+        self.volume_per_element = _least_squares(self.templates.fractions(), volumes)
         if self.scorer is None:
             return {}
         return self._fit_scorer(train, val, progress)
@@ -140,93 +140,60 @@ class Template(PredictorBase):
         """A member of the same options, ranker and volumes that holds only the given template rows (to ship a large
         member as several files, :meth:`join` putting them back together)."""
         rows = np.asarray(rows, dtype=np.int64)
-        part = Template(self.k, self.ranker, self.volume, ranker_queries=self.ranker_queries)
+        part = Template(self.k, self.ranker, self.volume, hidden=self.hidden, ranker_queries=self.ranker_queries)
         part.config = self.config
-        state = {name: tensor for name, tensor in self.state_dict().items() if name not in _TEMPLATE_BUFFERS}
-        part.load_state_dict(state, strict=False)
-        starts, ends = self.offsets.numpy()[rows], self.offsets.numpy()[rows + 1]
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
         sites = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
-        for names, index in ((_ROW_BUFFERS, rows), (_SITE_BUFFERS, sites)):
-            for name in names:
-                setattr(part, name, getattr(self, name)[index])
-        part.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64))
-        ids = tensor_strings(self.ids)
-        part.ids = strings_tensor([ids[r] for r in rows])
+        state, ids = self.state_dict(), array_strings(self.ids)
+        state |= {name: state[name][rows] for name in _ROW_BUFFERS} | {name: state[name][sites] for name in _SITE_BUFFERS}
+        state["offsets"] = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
+        state["ids"] = strings_array([ids[r] for r in rows])
+        part.load_state_dict(state)
         return part
 
     def join(self, other: Template) -> None:
         """Add the templates of ``other`` (a part made by :meth:`take`) after this member's own."""
-        ids = tensor_strings(self.ids) + tensor_strings(other.ids)
-        self.offsets = torch.cat([self.offsets, other.offsets[1:] + self.offsets[-1]])
+        ids = array_strings(self.ids) + array_strings(other.ids)
+        self.offsets = np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]])
         for name in (*_ROW_BUFFERS, *_SITE_BUFFERS):
-            setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
-        self.ids, self._cache = strings_tensor(ids), None
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+        self.ids = strings_array(ids)
+        self._arrays_changed()
 
     def _fit_scorer(self, train: Dataset, val: Dataset | None, progress: bool, epochs: int = 20) -> dict:
         """Train the ranker on (training formula, one of its k nearest other training formulas of its type) pairs,
         each scored by the peak F1 of the substituted, simulated template against the formula's own pattern; a
         listwise loss teaches it to put the best first. Early stopping on the validation split's pairs."""
+        import torch
+
         x, f1, mask = self._pairs(train, limit=self.ranker_queries, progress=progress)
         vx, vf1, vmask = (self._pairs(val, limit=self.ranker_queries // 5, progress=progress)
                           if val is not None and len(val) else (x, f1, mask))
+        network = _ranker_network(self.hidden)
         generator = torch.Generator().manual_seed(0)
-        optimizer = torch.optim.Adam(self.scorer.parameters(), lr=3e-3, weight_decay=1e-5)
+        optimizer = torch.optim.Adam(network.parameters(), lr=3e-3, weight_decay=1e-5)
         best, best_state, history = -1.0, None, []
         for epoch in tqdm(range(epochs), desc="ranker epochs", disable=not progress, leave=False):
-            self.scorer.train()
+            network.train()
             for batch in torch.randperm(len(x), generator=generator).split(512):
-                logits = self.scorer(x[batch]).squeeze(-1).masked_fill(~mask[batch], -1e9)
+                logits = network(x[batch]).squeeze(-1).masked_fill(~mask[batch], -1e9)
                 target = torch.softmax((f1[batch] / 0.05).masked_fill(~mask[batch], -1e9), dim=1)
                 loss = -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            chosen = self._chosen_f1(vx, vf1, vmask)
+            chosen = _chosen_f1(network, vx, vf1, vmask)
             history.append({"epoch": epoch + 1, "val_template_f1": chosen})
             if chosen > best:
-                best, best_state = chosen, {k: v.clone() for k, v in self.scorer.state_dict().items()}
-        self.scorer.load_state_dict(best_state)
-        calibration = self._calibrate(vx, vf1, vmask)
+                best, best_state = chosen, {k: v.clone() for k, v in network.state_dict().items()}
+        network.load_state_dict(best_state)
+        calibration = _calibrate(network, vx, vf1, vmask)
+        self.scorer.load_state_dict({name: value.numpy() for name, value in network.state_dict().items()})
         chemistry = vf1.gather(1, vx[:, :, 0].masked_fill(~vmask, 1e9).argmin(1, keepdim=True))  # feature 0: cost
         return {"val_queries": len(vx), "val_nearest_template_f1": float(vf1[:, 0].mean()),
                 "val_chemistry_template_f1": float(chemistry.mean()), "val_ranked_template_f1": best,
                 "val_oracle_template_f1": float(vf1.masked_fill(~vmask, 0).max(1).values.mean()), **calibration,
                 "history": history}
-
-    def _calibrate(self, x: torch.Tensor, f1: torch.Tensor, mask: torch.Tensor) -> dict:
-        """Make ``sigmoid(ranker output)`` the chance that a candidate matches (peak F1 >= MATCH_F1): a logistic fit
-        of the match on the ranker's output over the validation candidates, folded into its last layer (the order
-        is unchanged). Returns the first-ranked candidates' mean score and share of matches after the fit."""
-        with torch.no_grad():
-            self.scorer.eval()
-            logits = self.scorer(x).squeeze(-1)
-        z, matched = logits[mask], (f1[mask] >= MATCH_F1).float()
-        a, b = torch.ones((), requires_grad=True), torch.zeros((), requires_grad=True)
-        optimizer = torch.optim.LBFGS([a, b], max_iter=200)
-
-        def loss():
-            optimizer.zero_grad()
-            value = nn.functional.binary_cross_entropy_with_logits(a * z + b, matched)
-            value.backward()
-            return value
-
-        optimizer.step(loss)
-        last = self.scorer[-1]
-        with torch.no_grad():
-            scale = a.abs().clamp_min(1e-6)  # a positive scale keeps the ranking
-            last.weight.mul_(scale)
-            last.bias.mul_(scale).add_(b)
-            first = self.scorer(x).squeeze(-1).masked_fill(~mask, -1e9).argmax(1, keepdim=True)
-            score = torch.sigmoid(self.scorer(x).squeeze(-1)).gather(1, first)
-        return {"val_first_mean_score": float(score.mean()),
-                "val_first_match_share": float((f1.gather(1, first) >= MATCH_F1).float().mean())}
-
-    @torch.no_grad()
-    def _chosen_f1(self, x: torch.Tensor, f1: torch.Tensor, mask: torch.Tensor) -> float:
-        """Mean pattern F1 of the template the ranker puts first."""
-        self.scorer.eval()
-        logits = self.scorer(x).squeeze(-1).masked_fill(~mask, -1e9)
-        return float(f1.gather(1, logits.argmax(1, keepdim=True)).mean())
 
     def _pairs(self, data: Dataset, limit: int, progress: bool):
         """Features (queries, k, features), the peak F1 of each substituted candidate against the query's pattern
@@ -253,6 +220,8 @@ class Template(PredictorBase):
                 f1s.append(np.pad(f1_score(*np.array(scores).T), (0, pad)))
                 masks.append(np.arange(self.k) < len(rows))
                 bar.update()
+        import torch
+
         return (torch.tensor(np.array(xs), dtype=torch.float32), torch.tensor(np.array(f1s), dtype=torch.float32),
                 torch.tensor(np.array(masks)))
 
@@ -284,11 +253,11 @@ class Template(PredictorBase):
     def _state(self) -> _State:
         if self._cache is None:
             self._check_fitted()
-            lattices, offsets, numbers = self.lattices.numpy(), self.offsets.numpy(), self.numbers.numpy()
+            lattices, offsets, numbers = self.lattices, self.offsets, self.numbers
             self._cache = _State(FormulaIndex(*formulas_of_cells(offsets, numbers)),
-                                   self.spacegroups.numpy().astype(np.int64), tensor_strings(self.ids),
-                                   self.e_above_hull.numpy().astype(np.float64), np.abs(np.linalg.det(lattices)),
-                                   lattices, offsets, self.coords.numpy(), numbers)
+                                   self.spacegroups.astype(np.int64), array_strings(self.ids),
+                                   self.e_above_hull.astype(np.float64), np.abs(np.linalg.det(lattices)),
+                                   lattices, offsets, self.coords, numbers)
         return self._cache
 
     def _candidates(self, query: Formula, own: int) -> Candidates | None:
@@ -336,7 +305,7 @@ class Template(PredictorBase):
     def _volume_per_atom(self, fractions: np.ndarray) -> np.ndarray:
         """The fitted volume per atom (at least 1 cubic Angstrom) of element fractions, one vector or a stack (of
         formulas :meth:`_refusal` lets through: a member fitted when the table ended at Pu has 94 volumes)."""
-        volumes = self.volume_per_element.numpy()
+        volumes = self.volume_per_element
         return np.maximum(fractions[..., : len(volumes)] @ volumes, 1.0)
 
     def _refusal(self, formula: Formula) -> str | None:
@@ -354,7 +323,6 @@ class Template(PredictorBase):
                     "factors (the simulator's table ends at Cf)")
         return None
 
-    @torch.no_grad()
     def rank(self, formulas: Sequence[str], top: int = 1) -> list[list[Choice]]:
         """For each formula, up to ``top`` :class:`Choice`s, best first: its own known structures first
         (kind ``"known"``, ground state first, score 1), then the k nearest same-type templates in the ranker's
@@ -365,9 +333,7 @@ class Template(PredictorBase):
         known = [state.index.find(q) for q in queries]
         found = [self._candidates(q, len(rows)) if len(rows) < top else None for q, rows in zip(queries, known)]
         if self.scorer is not None and any(c is not None for c in found):
-            self.scorer.eval()
-            features = np.concatenate([c.features for c in found if c is not None])
-            logits = self.scorer(torch.tensor(features, dtype=torch.float32)).squeeze(-1).numpy()
+            logits = self.scorer(np.concatenate([c.features for c in found if c is not None]))
             splits = np.cumsum([len(c.rows) for c in found if c is not None])[:-1]
             scores = iter(np.split(logits, splits))
         ranked = []
@@ -464,10 +430,80 @@ class Template(PredictorBase):
         return f"{state.ids[row]} ({formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
 
 
-def _scorer(hidden: int) -> nn.Module:
-    n_features = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6
-    return nn.Sequential(nn.LayerNorm(n_features), nn.Linear(n_features, hidden), nn.GELU(),
+class _Ranker(Arrays):
+    """The learned ranker: a layer norm, then three linear layers with GELUs between, mapping a candidate's features
+    to its logit. Run with numpy; its arrays are named as the torch network it is trained as
+    (:func:`_ranker_network`) names its own, and sized by its options, not by the data."""
+
+    sized_by_data = False
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        shapes = {"0": (_N_FEATURES,), "1": (hidden, _N_FEATURES), "3": (hidden, hidden), "5": (1, hidden)}
+        for layer, shape in shapes.items():
+            self.register_array(f"{layer}.weight", np.zeros(shape, np.float32))
+            self.register_array(f"{layer}.bias", np.zeros(shape[:1], np.float32))
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """The logits of candidates' features ``(n, features)``, ``(n,)``."""
+        from scipy.special import erf
+
+        w = self._arrays
+        x = np.asarray(features, dtype=np.float32)
+        x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w["0.weight"] + w["0.bias"]
+        for layer in ("1", "3"):
+            x = x @ w[f"{layer}.weight"].T + w[f"{layer}.bias"]
+            x = 0.5 * x * (1 + erf(x / np.sqrt(2)))
+        return (x @ w["5.weight"].T + w["5.bias"])[:, 0]
+
+
+def _ranker_network(hidden: int):
+    """The torch network :class:`_Ranker` is trained as (freshly initialised)."""
+    from torch import nn
+
+    return nn.Sequential(nn.LayerNorm(_N_FEATURES), nn.Linear(_N_FEATURES, hidden), nn.GELU(),
                          nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+
+
+def _calibrate(network, x, f1, mask) -> dict:
+    """Make ``sigmoid(ranker output)`` the chance that a candidate matches (peak F1 >= MATCH_F1): a logistic fit
+    of the match on the ranker's output over the validation candidates, folded into its last layer (the order
+    is unchanged). Returns the first-ranked candidates' mean score and share of matches after the fit."""
+    import torch
+
+    with torch.no_grad():
+        network.eval()
+        logits = network(x).squeeze(-1)
+    z, matched = logits[mask], (f1[mask] >= MATCH_F1).float()
+    a, b = torch.ones((), requires_grad=True), torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([a, b], max_iter=200)
+
+    def loss():
+        optimizer.zero_grad()
+        value = torch.nn.functional.binary_cross_entropy_with_logits(a * z + b, matched)
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    last = network[-1]
+    with torch.no_grad():
+        scale = a.abs().clamp_min(1e-6)  # a positive scale keeps the ranking
+        last.weight.mul_(scale)
+        last.bias.mul_(scale).add_(b)
+        first = network(x).squeeze(-1).masked_fill(~mask, -1e9).argmax(1, keepdim=True)
+        score = torch.sigmoid(network(x).squeeze(-1)).gather(1, first)
+    return {"val_first_mean_score": float(score.mean()),
+            "val_first_match_share": float((f1.gather(1, first) >= MATCH_F1).float().mean())}
+
+
+def _chosen_f1(network, x, f1, mask) -> float:
+    """Mean pattern F1 of the template the ranker puts first."""
+    import torch
+
+    network.eval()
+    with torch.no_grad():
+        logits = network(x).squeeze(-1).masked_fill(~mask, -1e9)
+    return float(f1.gather(1, logits.argmax(1, keepdim=True)).mean())
 
 
 def _least_squares(fractions: np.ndarray, volumes: np.ndarray) -> np.ndarray:

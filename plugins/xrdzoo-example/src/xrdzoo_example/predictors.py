@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from xrdzoo.predictors import PredictorBase, strings_tensor, tensor_strings
+from xrdzoo.arrays import array_strings, strings_array
+from xrdzoo.predictors import PredictorBase
 from xrdzoo.formulas import formula_of
 from xrdzoo.xrd.pattern import full_scale
 
@@ -25,9 +25,9 @@ class TypeMean(PredictorBase):
 
     def __init__(self):
         super().__init__()
-        self.register_buffer("types", torch.zeros(0, dtype=torch.uint8))  # the type names, as strings_tensor
-        self.register_buffer("means", torch.zeros(0, 1024))  # one mean pattern per type, then the overall mean
-        self.register_buffer("counts", torch.zeros(0, dtype=torch.int64))  # training formulas behind each mean
+        self.register_array("types", np.zeros(0, np.uint8))  # the type names, as strings_array
+        self.register_array("means", np.zeros((0, 1024), np.float32))  # one mean pattern per type, then the overall one
+        self.register_array("counts", np.zeros(0, np.int64))  # training formulas behind each mean
 
     @property
     def fitted(self) -> bool:
@@ -38,18 +38,18 @@ class TypeMean(PredictorBase):
         types = [_type_name(f) for f in train.formulas]
         names = sorted(set(types))
         rows = np.array([names.index(t) for t in types])
-        patterns = torch.from_numpy(train.patterns.astype(np.float32))
-        self.types = strings_tensor(names)
-        self.means = torch.cat([torch.stack([patterns[rows == i].mean(0) for i in range(len(names))]),
-                                patterns.mean(0, keepdim=True)])
-        self.counts = torch.tensor([*np.bincount(rows, minlength=len(names)), len(rows)])
+        patterns = train.patterns.astype(np.float32)
+        self.types = strings_array(names)
+        self.means = np.concatenate([np.stack([patterns[rows == i].mean(0) for i in range(len(names))]),
+                                     patterns.mean(0, keepdims=True)])
+        self.counts = np.array([*np.bincount(rows, minlength=len(names)), len(rows)])
         return {"formula_types": len(names)}  # `xrdzoo train` scores the validation split itself
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         self._check_fitted()  # a one-line error that says how to fit it
-        index = {name: i for i, name in enumerate(tensor_strings(self.types))}
+        index = {name: i for i, name in enumerate(array_strings(self.types))}
         rows = [index.get(_type_name(f), len(index)) for f in formulas]
-        patterns = full_scale(self.means[rows].numpy().reshape(len(rows), -1))
+        patterns = full_scale(self.means[rows].reshape(len(rows), -1))
         how = [f"mean of {int(self.counts[r])} training patterns of type {_type_name(f)}" if r < len(index)
                else f"type {_type_name(f)} unseen: mean of all {int(self.counts[r])} training patterns"
                for f, r in zip(formulas, rows)]
