@@ -147,24 +147,29 @@ class Scorer:
         n_strains = int(round(self.max_strain / self.strain_step))
         count = np.atleast_2d(candidates.intensities).shape[0]
         # window k is the candidate shifted by (reach - k) steps: point j of the wide curve meets point j - k of the
-        # target; the target is centred, so each window's covariance is the plain product, and its sum and sum of
-        # squares (for its norm about its mean) are products with the window's mask, all as matrix products
-        offset = np.arange(wide.size)[:, None] - np.arange(2 * reach + 1)[None, :]
-        mask = (offset >= 0) & (offset < grid.size)
-        lagged, mask = np.where(mask, target[np.clip(offset, 0, grid.size - 1)], 0.0), mask.astype(np.float64)
+        # target; the target is centred, so each window's covariance is the plain product (one matrix product for
+        # every window), and its sum and sum of squares (for its norm about its mean) are differences of running sums
+        lags = np.arange(2 * reach + 1)
+        offset = np.arange(wide.size)[:, None] - lags[None, :]
+        lagged = np.where((offset >= 0) & (offset < grid.size), target[np.clip(offset, 0, grid.size - 1)], 0.0)
+        running = np.zeros((count, wide.size + 1))
         scores, shifts, curves = np.full(count, -np.inf), np.zeros(count), np.zeros((count, grid.size))
         for strain in self.strain_step * np.arange(-n_strains, n_strains + 1):
             strained = candidates if strain == 0 else Pattern(
                 two_theta_at(candidates.d * (1 + strain), candidates.wavelength), candidates.intensities,
                 candidates.wavelength)
             drawn = np.atleast_2d(strained.on_grid(wide, Profile(fwhm=self.fwhm))).astype(np.float64)
-            covariance, total, square = drawn @ lagged, drawn @ mask, np.square(drawn) @ mask
+            covariance = drawn @ lagged
+            np.cumsum(drawn, axis=1, out=running[:, 1:])
+            total = running[:, lags + grid.size] - running[:, lags]
+            np.cumsum(np.square(drawn), axis=1, out=running[:, 1:])
+            square = running[:, lags + grid.size] - running[:, lags]
             norm = np.sqrt(np.clip(square - total**2 / grid.size, 0, None))
             found = np.divide(covariance, norm, out=np.full(norm.shape, -1.0), where=norm > 1e-9)
             best = found.argmax(axis=1)
             better = np.flatnonzero(found[np.arange(count), best] > scores)  # a tie keeps the earlier strain
             scores[better], shifts[better] = found[better, best[better]], (reach - best[better]) * self.step
-            curves[better] = drawn[better[:, None], best[better, None] + np.arange(grid.size)]
+            curves[better] = np.lib.stride_tricks.sliding_window_view(drawn, grid.size, axis=1)[better, best[better]]
         return scores, shifts, curves
 
 
@@ -177,12 +182,20 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     answer and only the N best are scored again by their first ``candidates`` (fewer patterns to simulate and
     score). Formulas the model cannot encode and structures that cannot be simulated are left out and reported in
     ``skipped``."""
+    span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
+    return rank_on(scorer.window(measured, span), formulas, model, structures, scorer, batch_size, progress,
+                   candidates, shortlist)
+
+
+def rank_on(window: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),
+            batch_size: int = 256, progress: bool = False, candidates: int = 1, shortlist: int | None = None
+            ) -> Ranking:
+    """:func:`rank` against a measurement already made a ``window`` (:meth:`Scorer.window`), or against what is left
+    of one (a mixture's unexplained rest)."""
     from tqdm.auto import tqdm
 
     from xrdzoo.xrd.simulate import SimulationError, reflections
 
-    span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
-    window = scorer.window(measured, span)
     skipped = {}
     if shortlist is not None and candidates > 1 and len(formulas) > shortlist:
         first = _predicted(window, formulas, model, scorer, batch_size, progress, 1, skipped)
@@ -195,7 +208,7 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
                                           disable=not progress or not structures):
         try:
-            peaks = reflections(structure, "fast", measured.wavelength)
+            peaks = reflections(structure, "fast", window.wavelength)
         except SimulationError as error:
             skipped[f"{formula} ({name})"] = str(error)
             continue

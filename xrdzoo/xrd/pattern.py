@@ -230,7 +230,8 @@ def _profiled(pattern: Pattern, grid: np.ndarray, profile, chunk: int = PEAK_CHU
         reach = 40 * width.max() if profile.shape != "gaussian" else 3 * width.max()
         near = np.flatnonzero(np.isfinite(centres) & (centres > grid[0] - reach) & (centres < grid[-1] + reach))
         if gaussian:
-            out += share * _banded(pattern.intensities[..., near], centres[near], width[near], grid, profile)
+            drawn = _banded(pattern.intensities[..., near], centres[near], width[near], grid, profile)
+            out = drawn if len(components) == 1 else out + share * drawn
             continue
         for start in range(0, near.size, chunk):
             peaks = near[start : start + chunk]
@@ -251,4 +252,5 @@ def _banded(intensities: np.ndarray, centres: np.ndarray, width: np.ndarray, gri
     columns = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(low, counts)
     shapes = csr_matrix((profile(grid[columns] - centres[rows], width[rows]), (rows, columns)),
                         shape=(centres.size, grid.size))
-    return np.asarray((shapes.T @ np.atleast_2d(intensities).T).T).reshape(intensities.shape[:-1] + grid.shape)
+    drawn = np.asarray((shapes.T @ np.atleast_2d(intensities).T).T)
+    return np.ascontiguousarray(drawn).reshape(intensities.shape[:-1] + grid.shape)  # rows contiguous: scaled by row
