@@ -108,6 +108,16 @@ def test_a_mixture_draws_on_at_most_pool_candidates_per_composition(monkeypatch)
     assert {m.source for m in found.phases} <= {"predicted (simulated)", "predicted (decoy)"}  # first candidates
 
 
+def test_a_minor_phase_is_drawn_from_what_the_main_phase_leaves_unexplained(monkeypatch):
+    pattern = mixture({"BaTiO3": 0.75, "MgAl2O4": 0.25})
+    model, scorer = SimulatingModel(), Scorer()
+    ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer)
+    monkeypatch.setattr(mixtures, "POOL", 1)  # the single-phase pool holds the main phase alone
+    assert [m.formula for m, _ in options_of(ranking, model, None, pattern.wavelength)] == ["BaTiO3"]
+    found = mixture_of(ranking, pattern, list(STRUCTURES), model, None, 2, scorer)
+    assert [m.formula for m in found.phases] == ["BaTiO3", "MgAl2O4"]
+
+
 def test_a_single_phase_stays_one_phase():
     pattern = measured("BaTiO3")
     model, scorer = SimulatingModel(), Scorer()

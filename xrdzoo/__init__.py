@@ -13,16 +13,16 @@ from xrdzoo.contracts import Predictor  # noqa: E402
 from xrdzoo.xrd.frame import Frame  # noqa: E402
 from xrdzoo.xrd.pattern import Pattern  # noqa: E402
 
-_TORCH_NAMES = {"create_model": "xrdzoo.builder", "create_predictor": "xrdzoo.builder", "XRDModel": "xrdzoo.model"}
+_LAZY_NAMES = {"create_model": "xrdzoo.builder", "create_predictor": "xrdzoo.builder", "XRDModel": "xrdzoo.model"}
 
 
 def __getattr__(name: str):
-    """The names that need torch, imported on first use: a command that never builds a network (identify from its
-    answers cache, simulate) starts without paying for torch's import."""
-    if name in _TORCH_NAMES:
+    """The builders and the network class, imported on first use: a command that never builds a network (predict or
+    identify with a fitted predictor, simulate) starts without paying for torch's import."""
+    if name in _LAZY_NAMES:
         import importlib
 
-        return getattr(importlib.import_module(_TORCH_NAMES[name]), name)
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'xrdzoo' has no attribute {name!r}")
 
 

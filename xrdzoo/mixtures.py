@@ -1,7 +1,8 @@
 """Mixtures: a measurement explained as a non-negative sum of candidate patterns (``xrdzoo identify --phases N``).
 
-Greedy over the best single-phase candidates of a :class:`xrdzoo.identify.Ranking` and the other candidates of their
-compositions (known polymorphs, templates): the first phase is the best match; each further phase is the candidate
+Greedy over the best single-phase candidates of a :class:`xrdzoo.identify.Ranking`, the compositions that best match
+what the best one leaves unexplained (a minor phase seldom matches the whole pattern), and the other candidates of
+those compositions (known polymorphs, templates): the first phase is the best match; each further phase is the candidate
 that, scored against what the phases so far leave unexplained (its own zero shift and lattice strain searched
 there), most raises the correlation of the non-negative least-squares fit of all chosen curves to the measurement.
 After each addition every chosen phase is scored again against the measurement less the other phases (its shift and
@@ -20,12 +21,12 @@ import numpy as np
 
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import written
-from xrdzoo.identify import Match, Ranking, Scorer, predicted_source, rank
+from xrdzoo.identify import Match, Ranking, Scorer, predicted_source, rank, rank_on
 from xrdzoo.metrics import pearson
 from xrdzoo.xrd.pattern import Pattern
 
 MAX_PHASES = 3
-POOL = 30  # best single-phase candidates a further phase is drawn from
+POOL = 30  # best single-phase candidates a further phase is drawn from, and as many best against the first's rest
 TRIED = 8  # of those, the best against the unexplained rest are fitted with the phases so far
 POOL_CANDIDATES = 5  # at most this many candidates per composition: with more, wrong templates explain the rest
 MIN_GAIN = 0.01
@@ -67,7 +68,7 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
     chosen, curves = [0], [_refit(scorer, window, patterns[0])[1]]
     scales, fit = _fit(measured, curves)
     while len(chosen) < phases:
-        rest = np.clip(measured - np.column_stack(curves) @ scales, 0, None)
+        rest = _unexplained(measured, curves)
         tried = best_against(rest, {pool[i].formula for i in chosen})
         gain, best = max(((_fit(measured, curves + [tried[i]])[1] - fit, i) for i in tried), default=(0.0, None))
         if best is None or gain < MIN_GAIN:
@@ -93,16 +94,30 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
 
 def mixture_of(ranking: Ranking, measured: Pattern, formulas: list[str], model, structures: dict | None, phases: int,
                scorer: Scorer = Scorer(), candidates: int = 1, shortlist: int | None = None) -> Mixture:
-    """``identify --phases``: up to ``phases`` phases of ``measured``, drawn from the best compositions of ``ranking``
-    (made by :func:`~xrdzoo.identify.rank` of ``formulas`` with this ``model``, ``structures``, ``scorer``,
-    ``candidates`` and ``shortlist``), each with at most its first ``POOL_CANDIDATES`` candidates: where
-    ``candidates`` is larger, the compositions are ranked again by the best of that many (docs/benchmarks.md
-    measures why)."""
+    """``identify --phases``: up to ``phases`` phases of ``measured``, drawn from the ``POOL`` best compositions of
+    ``ranking`` (made by :func:`~xrdzoo.identify.rank` of ``formulas`` with this ``model``, ``structures``,
+    ``scorer``, ``candidates`` and ``shortlist``) and the ``POOL`` best against what its best match leaves
+    unexplained, each with at most its first ``POOL_CANDIDATES`` candidates: where ``candidates`` is larger, the
+    compositions are ranked again by the best of that many (docs/benchmarks.md measures why)."""
     if candidates > POOL_CANDIDATES:
         candidates = POOL_CANDIDATES
         ranking = rank(measured, formulas, model, structures, scorer, candidates=candidates, shortlist=shortlist)
-    pool = options_of(ranking, model, structures, measured.wavelength, candidates, scorer)
+    matches = ranking.matches[:POOL]
+    if phases > 1 and ranking.matches:
+        rest = replace(ranking.measured, intensities=_unexplained(ranking.measured.intensities,
+                                                                  [ranking.matches[0].curve]))
+        behind = rank_on(rest, formulas, model, structures, scorer, candidates=candidates, shortlist=shortlist)
+        whole = {_phase(m): m for m in ranking.matches}  # each scored alone against the whole measurement
+        drawn = {_phase(m) for m in matches}
+        matches += [whole[_phase(m)] for m in behind.matches[:POOL] if _phase(m) not in drawn]
+    pool = options_of(ranking, model, structures, measured.wavelength, candidates, scorer, matches)
     return explain(ranking, pool, phases, scorer)
+
+
+def _phase(match: Match) -> tuple[str, str]:
+    """What a match is a phase of: its composition if predicted (every candidate of it is drawn), else the known
+    structure."""
+    return (match.formula, "predicted" if match.source.startswith("predicted") else match.source)
 
 
 def check_phases(phases: int) -> int:
@@ -113,14 +128,14 @@ def check_phases(phases: int) -> int:
 
 
 def options_of(ranking: Ranking, model, structures: dict | None, wavelength: float, candidates: int = 1,
-               scorer: Scorer = Scorer()) -> list[tuple[Match, Pattern]]:
-    """What a mixture's phases are drawn from, each with its peak pattern at ``wavelength``: the first ``POOL``
-    matches of ``ranking`` (made by :func:`xrdzoo.identify.rank` with this ``model``, ``structures`` and
-    ``candidates``), each followed by the other candidates of its composition scored alone against the measurement
-    (a minor phase's own structure is seldom the candidate that best matches the whole pattern)."""
+               scorer: Scorer = Scorer(), matches: list[Match] | None = None) -> list[tuple[Match, Pattern]]:
+    """What a mixture's phases are drawn from, each with its peak pattern at ``wavelength``: ``matches`` of
+    ``ranking`` (made by :func:`xrdzoo.identify.rank` with this ``model``, ``structures`` and ``candidates``; default
+    its first ``POOL``), each followed by the other candidates of its composition scored alone against the
+    measurement (a minor phase's own structure is seldom the candidate that best matches the whole pattern)."""
     from xrdzoo.xrd.simulate import reflections
 
-    matches = ranking.matches[:POOL]
+    matches = ranking.matches[:POOL] if matches is None else matches
     predicted = [m.formula for m in matches if m.source.startswith("predicted")]
     answers = model.answer(predicted, top=candidates) if candidates > 1 else model.answer(predicted)
     found = {predicted[i]: ranked for i, ranked in zip(answers.kept, answers.ranked())}
@@ -157,6 +172,11 @@ def _refit_all(scorer: Scorer, target: Pattern, patterns: list[Pattern]) -> list
         scores, _, curves = scorer.score(target, stacked)
         found.update({i: (float(s), c) for i, s, c in zip(batch, scores, curves)})
     return [found[i] for i in range(len(patterns))]
+
+
+def _unexplained(measured: np.ndarray, curves: list[np.ndarray]) -> np.ndarray:
+    """What the curves, fitted together, leave of the measurement (clipped at zero)."""
+    return np.clip(measured - np.column_stack(curves) @ _fit(measured, curves)[0], 0, None)
 
 
 def _rest(measured: np.ndarray, curves: list[np.ndarray], j: int) -> np.ndarray:
