@@ -57,8 +57,8 @@ class Arrays:
         return shapes
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Set every learned array from ``state`` (floating-point values take this object's precision; a file
-        stored at a smaller one loads as its own); a ``ValueError`` names missing, unexpected or misshapen arrays,
+        """Set every learned array from ``state``, floating-point values cast to the type of the array they replace
+        (a file stored as float16 loads as float32); a ``ValueError`` names missing, unexpected or misshapen arrays,
         and nothing is set then. Names in ``added_later`` that ``state`` lacks are filled by
         :meth:`_fill_added_later`."""
         expected = self.state_dict()
@@ -87,7 +87,8 @@ class Arrays:
         return {}
 
     def _arrays_changed(self) -> None:
-        """Called after a state is loaded: members drop what they derived from the old arrays."""
+        """Called after new arrays are loaded (members also call it after fitting): drop what was derived from the
+        old ones."""
 
 
 def strings_array(strings: list[str]) -> np.ndarray:
