@@ -148,7 +148,7 @@ def main() -> None:
     options = parser.parse_args()
     result = run(options)
     args, rows = argparse.Namespace(**result["settings"]), summary(result["cases"])
-    markdown = ("## Two-phase mixtures\n\n"
+    markdown = (f"## Two-phase mixtures{f' (seed {args.seed})' if args.seed else ''}\n\n"
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates {args.candidates} "
                 f"--{'' if args.all_known else 'no-'}all-known --phases N` with `{args.model}` on "
                 f"{len(result['cases'])} synthetic mixtures of two test-split "
