@@ -32,8 +32,8 @@ VOLUMES = ("ratio", "fit", "template")
 _COORD_SCALE = 1 << 16  # fractional coordinates are stored as int16 fixed point: 1.5e-5 of a cell edge
 _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of triclinic .. cubic
 MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what scores are calibrated on
-_ROW_BUFFERS = ("lattices", "spacegroups", "e_above_hull")  # one entry per template row
-_SITE_BUFFERS = ("coords", "numbers")  # one entry per site, rows' sites at offsets[i]:offsets[i + 1]
+_ROW_ARRAYS = ("lattices", "spacegroups", "e_above_hull")  # one entry per template row
+_SITE_ARRAYS = ("coords", "numbers")  # one entry per site, rows' sites at offsets[i]:offsets[i + 1]
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
 _N_FEATURES = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6  # what the ranker sees of a candidate (_features)
 
@@ -145,7 +145,7 @@ class Template(PredictorBase):
         starts, ends = self.offsets[rows], self.offsets[rows + 1]
         sites = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
         state, ids = self.state_dict(), array_strings(self.ids)
-        state |= {name: state[name][rows] for name in _ROW_BUFFERS} | {name: state[name][sites] for name in _SITE_BUFFERS}
+        state |= {name: state[name][rows] for name in _ROW_ARRAYS} | {name: state[name][sites] for name in _SITE_ARRAYS}
         state["offsets"] = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
         state["ids"] = strings_array([ids[r] for r in rows])
         part.load_state_dict(state)
@@ -155,7 +155,7 @@ class Template(PredictorBase):
         """Add the templates of ``other`` (a part made by :meth:`take`) after this member's own."""
         ids = array_strings(self.ids) + array_strings(other.ids)
         self.offsets = np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]])
-        for name in (*_ROW_BUFFERS, *_SITE_BUFFERS):
+        for name in (*_ROW_ARRAYS, *_SITE_ARRAYS):
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
         self.ids = strings_array(ids)
         self._arrays_changed()

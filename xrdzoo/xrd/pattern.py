@@ -230,8 +230,7 @@ def _profiled(pattern: Pattern, grid: np.ndarray, profile, chunk: int = PEAK_CHU
         reach = 40 * width.max() if profile.shape != "gaussian" else 3 * width.max()
         near = np.flatnonzero(np.isfinite(centres) & (centres > grid[0] - reach) & (centres < grid[-1] + reach))
         if gaussian:
-            drawn = _banded(pattern.intensities[..., near], centres[near], width[near], grid, profile)
-            out = drawn if len(components) == 1 else out + share * drawn
+            out += share * _banded(pattern.intensities[..., near], centres[near], width[near], grid, profile)
             continue
         for start in range(0, near.size, chunk):
             peaks = near[start : start + chunk]
