@@ -5,6 +5,11 @@ formulas get a parent?
         --model binary=data/runs/binary_template/best.safetensors \
         --pairs ternary=../shared/data/mp_ternary_structures.csv.gz --model ternary=template_learned.mp_ternary
 
+The binary model is a template member fitted on the shared binaries alone (about a minute):
+
+    xrdzoo data build ../shared/data/mp_binary_structures.csv.gz --output data/mp_binary.npz --subset binary
+    xrdzoo train --data data/mp_binary.npz --predictor template --output data/runs/binary_template
+
 Pairs: in each CSV (one structure per formula by the dataset rule), two formulas of one formula type, space group
 and cell size that differ in one element with the same count (KCl/KBr, CaTiO3/CdTiO3), the two elements
 substitutes for one another (``xrdzoo.predictors.solid_solution.substitutes``: both anions or both not, close in
