@@ -2,6 +2,7 @@
 makes from two prototype structures."""
 
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,6 +74,33 @@ def test_a_minor_phase_is_found_through_a_candidate_that_was_not_its_best_alone(
     assert next(m.source for m in ranking.matches if m.formula == "MgAl2O4") == "predicted (decoy)"
     found = explain(ranking, options_of(ranking, model, None, pattern.wavelength, 2, scorer), 2, scorer)
     assert [(m.formula, m.source) for m in found.phases] == [("BaTiO3", "predicted (simulated)"), ("MgAl2O4", "predicted (spinel)")]
+
+
+class ConfidentModel(SimulatingModel):
+    """Answers each prototype with its simulated pattern and a calibrated score, but MgAl2O4 with its pattern's
+    relative intensities off by up to 40 % at 0.9, and Cr2FeO4 with MgAl2O4's exact pattern at 0.05 (an unlikely
+    template that fits the spinel better than the spinel's own prediction); the others at 0.5."""
+
+    def answer(self, formulas, top=1):
+        answers = super().answer(formulas)
+        spinel = simulate([STRUCTURES["MgAl2O4"]])[0]
+        patterns = {"MgAl2O4": spinel * (1 + 0.4 * np.cos(np.arange(spinel.size))), "Cr2FeO4": spinel}
+        confidence = {"MgAl2O4": 0.9, "Cr2FeO4": 0.05}
+        ranked = [[Candidate(patterns.get(formulas[i], p), 0, "test", how, confidence.get(formulas[i], 0.5))]
+                  for i, p, how in zip(answers.kept, answers.patterns.intensities, answers.how)]
+        return Answers.of(answers.kept, answers.refused, ranked)
+
+
+def test_of_two_phases_that_explain_the_rest_about_as_well_the_one_the_member_is_surer_of_is_chosen():
+    pattern = mixture({"BaTiO3": 0.7, "MgAl2O4": 0.3})
+    model, scorer = ConfidentModel(), Scorer()
+    ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer)
+    confidence = {m.formula: m.confidence for m in ranking.matches}
+    assert (confidence["MgAl2O4"], confidence["Cr2FeO4"], confidence["BaTiO3"]) == (0.9, 0.05, 0.5)
+    options = options_of(ranking, model, None, pattern.wavelength)
+    unweighted = [(replace(m, confidence=None), p) for m, p in options]
+    assert [m.formula for m in explain(ranking, unweighted, 2, scorer).phases] == ["BaTiO3", "Cr2FeO4"]
+    assert [m.formula for m in explain(ranking, options, 2, scorer).phases] == ["BaTiO3", "MgAl2O4"]
 
 
 def test_a_shortlist_scores_only_the_compositions_best_by_their_first_candidate_again():

@@ -43,14 +43,17 @@ _FIRST_CLAUSE = re.compile(r"(?:[^,(]|[(][^)]*[)])*")  # up to the first comma o
 @dataclass(frozen=True)
 class Match:
     """One ranked candidate: its ``formula``, ``score`` (Pearson r, at most 1), the zero ``shift`` (degrees) that gave
-    it, its ``source`` (``predicted``, ``predicted (<which candidate>)`` or ``known <id>``) and its ``curve`` at that
-    shift and strain on the ranking's scoring grid (``Ranking.measured.two_theta``; largest 100)."""
+    it, its ``source`` (``predicted``, ``predicted (<which candidate>)`` or ``known <id>``), its ``curve`` at that
+    shift and strain on the ranking's scoring grid (``Ranking.measured.two_theta``; largest 100) and its
+    ``confidence``: the member's calibrated chance that the candidate is the formula's structure (``Candidate.score``;
+    1 for a known structure), None where the member has none."""
 
     formula: str
     score: float
     shift: float
     source: str
     curve: np.ndarray = field(repr=False)
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +216,7 @@ def rank_on(window: Pattern, formulas: list[str], model, structures: dict | None
             skipped[f"{formula} ({name})"] = str(error)
             continue
         score, shift, drawn = scorer.score(window, peaks)
-        matches.append(Match(formula, float(score[0]), float(shift[0]), f"known {name}", drawn[0]))
+        matches.append(Match(formula, float(score[0]), float(shift[0]), f"known {name}", drawn[0], 1.0))
     matches.sort(key=lambda m: -m.score)
     return Ranking(matches, window, skipped)
 
@@ -240,7 +243,7 @@ def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batc
         for i, found in zip(answers.kept, ranked):  # a formula scores by its best candidate
             best = start + int(np.argmax(scores[start : start + len(found)]))
             matches.append(Match(batch[i], float(scores[best]), float(shifts[best]),
-                                 predicted_source(flat[best]), curves[best]))
+                                 predicted_source(flat[best]), curves[best], flat[best].score))
             start += len(found)
     return matches
 

@@ -2,15 +2,18 @@
 
 Greedy over the best single-phase candidates of a :class:`xrdzoo.identify.Ranking`, the compositions that best match
 what the best one leaves unexplained (a minor phase seldom matches the whole pattern), and the other candidates of
-those compositions (known polymorphs, templates): the first phase is the best match; each further phase is the candidate
-that, scored against what the phases so far leave unexplained (its own zero shift and lattice strain searched
-there), most raises the correlation of the non-negative least-squares fit of all chosen curves to the measurement.
-After each addition every chosen phase is scored again against the measurement less the other phases (its shift and
-strain refined per phase) and the scales refitted. A phase is kept only if it raises the fit's correlation by at
-least ``MIN_GAIN``. Last, each phase in turn gives way to the candidate that best explains the measurement less the
-other phases, where that raises the fit (a main phase first taken for a formula of nearly the same pattern). A
-phase's share is its part of the fitted pattern's integrated intensity (not a weight fraction: that needs each
-phase's scattering power).
+those compositions (known polymorphs, templates): the first phase is the best match; each further phase is chosen
+among the candidates that, scored against what the phases so far leave unexplained (their own zero shift and lattice
+strain searched there), raise the correlation of the non-negative least-squares fit of all chosen curves to the
+measurement by at least ``MIN_GAIN``: the one whose gain times its ``confidence`` (the member's calibrated chance that
+the candidate is its formula's structure; 1 for a known structure) is largest. Without that weight a template with
+many peaks, substituted into an unlikely composition, fills a small rest of noise and peak tails better than the true
+minor phase does (docs/benchmarks.md measures both). After each addition every chosen phase is scored again against
+the measurement less the other phases (its shift and strain refined per phase) and the scales refitted. Last, each
+phase in turn gives way to a candidate that best explains the measurement less the other phases, where that
+candidate's gain over the other phases alone, times its confidence, exceeds the phase's own (a main phase first taken
+for a formula of nearly the same pattern). A phase's share is its part of the fitted pattern's integrated intensity
+(not a weight fraction: that needs each phase's scattering power).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from xrdzoo.xrd.pattern import Pattern
 
 MAX_PHASES = 3
 POOL = 30  # best single-phase candidates a further phase is drawn from, and as many best against the first's rest
-TRIED = 8  # of those, the best against the unexplained rest are fitted with the phases so far
+REPLACEMENTS = 24  # per phase, the options best matching the measurement less the other phases, tried in its place
 POOL_CANDIDATES = 5  # at most this many candidates per composition: with more, wrong templates explain the rest
 MIN_GAIN = 0.01
 
@@ -58,20 +61,21 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
     check_phases(phases)
     window, measured = ranking.measured, ranking.measured.intensities
     pool, patterns = [m for m, _ in options], [p for _, p in options]
+    weights = [1.0 if m.confidence is None else m.confidence for m in pool]
 
-    def best_against(rest: np.ndarray, names: set[str]) -> dict[int, np.ndarray]:
-        """{option: its curve} of the ``TRIED`` options of other formulas that best match ``rest`` alone."""
+    def against(rest: np.ndarray, names: set[str]) -> dict[int, np.ndarray]:
+        """{option: its curve} of the options of other formulas, the best match of ``rest`` alone first."""
         others = [i for i in range(len(pool)) if pool[i].formula not in names]
         fits = dict(zip(others, _refit_all(scorer, replace(window, intensities=rest), [patterns[i] for i in others])))
-        return {i: fits[i][1] for i in sorted(fits, key=lambda i: -fits[i][0])[:TRIED]}
+        return {i: fits[i][1] for i in sorted(fits, key=lambda i: -fits[i][0])}
 
     chosen, curves = [0], [_refit(scorer, window, patterns[0])[1]]
     scales, fit = _fit(measured, curves)
     while len(chosen) < phases:
-        rest = _unexplained(measured, curves)
-        tried = best_against(rest, {pool[i].formula for i in chosen})
-        gain, best = max(((_fit(measured, curves + [tried[i]])[1] - fit, i) for i in tried), default=(0.0, None))
-        if best is None or gain < MIN_GAIN:
+        tried = against(_unexplained(measured, curves), {pool[i].formula for i in chosen})
+        gains = {i: _fit(measured, curves + [curve])[1] - fit for i, curve in tried.items()}
+        best = max((i for i in gains if gains[i] >= MIN_GAIN), key=lambda i: gains[i] * weights[i], default=None)
+        if best is None:
             break
         chosen.append(best)
         curves.append(tried[best])
@@ -80,10 +84,11 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
         scales, fit = _fit(measured, curves)
     for j in range(len(chosen) if len(chosen) > 1 else 0):  # each phase replaced where another explains more
         names = {pool[i].formula for k, i in enumerate(chosen) if k != j}
-        for i, curve in best_against(_rest(measured, curves, j), names).items():
+        others = _fit(measured, curves[:j] + curves[j + 1 :])[1]  # the fit without phase j
+        for i, curve in list(against(_rest(measured, curves, j), names).items())[:REPLACEMENTS]:
             trial = curves[:j] + [curve] + curves[j + 1 :]
             trial_scales, trial_fit = _fit(measured, trial)
-            if trial_fit > fit:
+            if (trial_fit - others) * weights[i] > (fit - others) * weights[chosen[j]]:
                 chosen[j], curves, scales, fit = i, trial, trial_scales, trial_fit
     areas = np.array([s * c.sum() for s, c in zip(scales, curves)])
     shares = areas / areas.sum() if areas.sum() > 0 else np.full(len(areas), 1 / len(areas))
@@ -150,7 +155,7 @@ def options_of(ranking: Ranking, model, structures: dict | None, wavelength: flo
         scores, shifts, curves = scorer.score(ranking.measured, patterns)
         mine = sources.index(match.source)
         options += [(match if i == mine else Match(match.formula, float(scores[i]), float(shifts[i]), sources[i],
-                                                   curves[i]), patterns[i])
+                                                   curves[i], ranked[i].score), patterns[i])
                     for i in [mine, *(i for i in range(len(ranked)) if i != mine)]]
     return options
 
