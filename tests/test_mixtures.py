@@ -100,7 +100,9 @@ def test_of_two_phases_that_explain_the_rest_about_as_well_the_one_the_member_is
     options = options_of(ranking, model, None, pattern.wavelength)
     unweighted = [(replace(m, confidence=None), p) for m, p in options]
     assert [m.formula for m in explain(ranking, unweighted, 2, scorer).phases] == ["BaTiO3", "Cr2FeO4"]
-    assert [m.formula for m in explain(ranking, options, 2, scorer).phases] == ["BaTiO3", "MgAl2O4"]
+    found = explain(ranking, options, 2, scorer)
+    assert [m.formula for m in found.phases] == ["BaTiO3", "MgAl2O4"]
+    assert [line.split()[4] for line in found.table().splitlines()[2:]] == ["0.50", "0.90"]  # the chance column
 
 
 def test_a_shortlist_scores_only_the_compositions_best_by_their_first_candidate_again():

@@ -45,10 +45,12 @@ class Mixture:
     score: float
 
     def table(self, order: list[str] | None = None) -> str:
-        """The phases as a text table, formulas written in the element ``order``."""
+        """The phases as a text table, formulas written in the element ``order``: each phase's share, its score
+        alone against the measurement, the member's confidence in it (``-`` where it has none) and its source."""
         lines = [f"mixture of {len(self.phases)} phase(s), fit score {self.score:.3f}",
-                 f"{'phase':>5}  {'formula':<20} {'share':>6}  {'alone':>6}  source"]
-        lines += [f"{i:>5}  {written(m.formula, order):<20} {share:6.0%}  {m.score:6.3f}  {m.source}"
+                 f"{'phase':>5}  {'formula':<20} {'share':>6}  {'alone':>6}  {'chance':>6}  source"]
+        lines += [f"{i:>5}  {written(m.formula, order):<20} {share:6.0%}  {m.score:6.3f}  "
+                  f"{'-' if m.confidence is None else format(m.confidence, '.2f'):>6}  {m.source}"
                   for i, (m, share) in enumerate(zip(self.phases, self.shares), 1)]
         return "\n".join(lines)
 
