@@ -12,7 +12,7 @@ from xrdzoo.contracts import Answers
 from xrdzoo.formulas import compositions, written
 from xrdzoo.identify import Scorer, known_structures, rank
 from xrdzoo.measured import measured_looking, write_xy
-from xrdzoo.xrd.pattern import Pattern, parse_grid
+from xrdzoo.xrd.pattern import Pattern, parse_grid, two_theta_at
 from xrdzoo.xrd.profiles import Profile, wavelength
 from xrdzoo.xrd.simulate import reflections, simulate
 
@@ -56,6 +56,29 @@ def test_score_finds_the_zero_shift():
     for bad in ({"fwhm": 0}, {"max_shift": -0.1}, {"step": 0}, {"max_strain": -0.01}):
         with pytest.raises(ValueError, match="the score needs"):
             Scorer(**bad)
+
+
+def test_the_score_is_the_best_pearson_of_the_drawn_candidate_over_every_shift_and_strain():
+    """The peak-space score against its plain definition: each candidate drawn on the window's grid at every shift
+    and strain and correlated with the measurement; its curve is the drawing that won."""
+    scorer = Scorer(max_shift=0.1, max_strain=0.01)
+    window = scorer.window(measured("SrTiO3", shift=0.06), (0.0, 180.0))
+    batch = Pattern.from_frame(simulate([STRUCTURES[f] for f in ("SrTiO3", "SrZrO3", "MgAl2O4", "NaCl")]))
+    fit = scorer.score(window, batch)
+    profile = Profile(fwhm=scorer.fwhm)
+    for i in range(len(batch)):
+        drawn = {(lag * scorer.step, strain): Pattern(two_theta_at(batch.d * (1 + strain), batch.wavelength),
+                                                      batch.intensities[i], batch.wavelength
+                                                      ).on_grid(window.two_theta - lag * scorer.step, profile)
+                 for lag in range(-5, 6) for strain in (-0.01, -0.005, 0.0, 0.005, 0.01)}
+        r = {key: np.corrcoef(curve, window.intensities)[0, 1] for key, curve in drawn.items()}
+        shift, strain = max(r, key=r.get)
+        assert fit.scores[i] == pytest.approx(r[shift, strain], abs=1e-7)
+        assert (fit.shifts[i], fit.strains[i]) == pytest.approx((shift, strain))
+    assert fit.scores[0] > 0.9 and fit.scores[2] < 0.7  # the truth, another structure type
+    curves = scorer.curves(window, batch, fit)
+    assert np.allclose([np.corrcoef(c, window.intensities)[0, 1] for c in curves], fit.scores, atol=1e-6)
+    assert curves.max(axis=1) == pytest.approx(100)
 
 
 @pytest.mark.parametrize("tube", ["CuKa", "MoKa"])

@@ -65,7 +65,7 @@ class CachedMember:
             answers = self.member.answer(missing, top=top) if top > 1 else self.member.answer(missing)
             for formula, answer in answers.by_formula(missing).items():
                 with atomic_path(self._entry([formula], ".npz")) as temporary, open(temporary, "wb") as handle:
-                    np.savez_compressed(handle, top=np.array(top), **_arrays(answer))
+                    np.savez(handle, top=np.array(top), **_arrays(answer))
                 found[formula] = answer
         return Answers.of_formulas(formulas, found, top)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from xrdzoo.errors import InputError
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions, is_charge_balanced, written
 from xrdzoo.measured import background
 from xrdzoo.metrics import pearson
-from xrdzoo.xrd.pattern import N_POINTS, Pattern, full_scale
+from xrdzoo.xrd.pattern import N_POINTS, Pattern, full_scale, gaussian_bands, two_theta_at
 from xrdzoo.xrd.profiles import MAX_FWHM, Profile
 
 TOP = 10
@@ -35,6 +36,7 @@ TIE_SCORE = 0.002  # answers closer than this in score, with curves correlated a
 TIE_CURVE = 0.995
 NONE_FITS = 0.5  # a best score below this is reported as "none of these fits" (docs/benchmarks.md)
 MAX_SHIFT = 5.0  # degrees: a zero error beyond this is a wrong wavelength or axis, not a shift
+DENSE_PEAKS = 4096  # peaks in the window up to which the score's peak-pair table is a dense matrix (128 MiB)
 STABLE_ABOVE_HULL = 0.025  # eV/atom (about kT at room temperature): the larger known formulas --all-known adds
 ALL_KNOWN = True  # whether identify adds them unless told (--all-known/--no-all-known; docs/benchmarks.md)
 _FIRST_CLAUSE = re.compile(r"(?:[^,(]|[(][^)]*[)])*")  # up to the first comma outside brackets
@@ -137,43 +139,95 @@ class Scorer:
         curve = np.convolve(np.pad(curve, reach, mode="edge"), kernel / kernel.sum(), mode="valid")
         return Pattern(grid, full_scale(curve), measured.wavelength, span=(float(grid[0]), float(grid[-1])))
 
-    def score(self, window: Pattern, candidates: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(scores, best shifts in degrees, curves on the window's grid at the best shift and strain) of candidate
-        peaks (one pattern or a batch sharing positions) at the measurement's wavelength, against ``window`` (a
-        measurement as :meth:`window` gives it)."""
-        from xrdzoo.xrd.pattern import two_theta_at
+    def score(self, window: Pattern, candidates: Pattern) -> Fit:
+        """The :class:`Fit` of candidate peaks (one pattern or a batch sharing positions) at the measurement's
+        wavelength against ``window`` (a measurement as :meth:`window` gives it).
 
+        Worked in peak space: a candidate drawn on the grid is its intensities times a (peaks x grid) matrix of
+        Gaussians, so its covariance with the measurement at every zero shift, its sum and its sum of squares over
+        the window are its intensities times small per-peak tables (the windows of the shifts differ only in the
+        ``2 x max_shift`` degrees at either end): no candidate is drawn, and a batch costs a few matrix products
+        per strain."""
         grid, measured = window.two_theta, window.intensities
-        reach = int(round(self.max_shift / self.step))
-        wide = grid[0] + self.step * np.arange(-reach, grid.size + reach)
+        reach, wide = self._wide(grid)
+        edge = 2 * reach
         target = (measured - measured.mean()) / (np.linalg.norm(measured - measured.mean()) or 1)
-        n_strains = int(round(self.max_strain / self.strain_step))
-        count = np.atleast_2d(candidates.intensities).shape[0]
-        # window k is the candidate shifted by (reach - k) steps: point j of the wide curve meets point j - k of the
-        # target; the target is centred, so each window's covariance is the plain product (one matrix product for
-        # every window), and its sum and sum of squares (for its norm about its mean) are differences of running sums
-        lags = np.arange(2 * reach + 1)
+        # column k: the target where it meets the candidate shifted by (reach - k) steps (wide points k..k+size-1);
+        # centred, so a covariance is a plain product
+        lags = np.arange(edge + 1)
         offset = np.arange(wide.size)[:, None] - lags[None, :]
         lagged = np.where((offset >= 0) & (offset < grid.size), target[np.clip(offset, 0, grid.size - 1)], 0.0)
-        running = np.zeros((count, wide.size + 1))
-        scores, shifts, curves = np.full(count, -np.inf), np.zeros(count), np.zeros((count, grid.size))
+        ends = np.r_[0:edge, grid.size : grid.size + edge]  # the wide points some shift leaves out
+        intensities = np.atleast_2d(candidates.intensities).astype(np.float64)
+        count = intensities.shape[0]
+        fit = Fit(np.full(count, -np.inf), np.zeros(count), np.zeros(count))
+        n_strains = int(round(self.max_strain / self.strain_step))
         for strain in self.strain_step * np.arange(-n_strains, n_strains + 1):
-            strained = candidates if strain == 0 else Pattern(
-                two_theta_at(candidates.d * (1 + strain), candidates.wavelength), candidates.intensities,
-                candidates.wavelength)
-            drawn = np.atleast_2d(strained.on_grid(wide, Profile(fwhm=self.fwhm))).astype(np.float64)
-            covariance = drawn @ lagged
-            np.cumsum(drawn, axis=1, out=running[:, 1:])
-            total = running[:, lags + grid.size] - running[:, lags]
-            np.cumsum(np.square(drawn), axis=1, out=running[:, 1:])
-            square = running[:, lags + grid.size] - running[:, lags]
+            centres = _strained(candidates, strain)
+            near = np.flatnonzero(np.isfinite(centres) & (centres > wide[0] - 3 * self.fwhm)
+                                  & (centres < wide[-1] + 3 * self.fwhm))
+            shapes = gaussian_bands(centres[near], self.fwhm, wide, Profile(fwhm=self.fwhm))
+            weights = intensities[:, near]
+            covariance = weights @ (shapes @ lagged)
+            gram = shapes @ shapes.T  # dense below DENSE_PEAKS peaks: one BLAS product for the batch
+            gram = gram.toarray() if near.size <= DENSE_PEAKS else gram
+            whole_square = np.einsum("ij,ij->i", weights, np.asarray(weights @ gram))
+            drawn = weights @ shapes[:, ends].toarray()
+            total = (weights @ np.asarray(shapes.sum(axis=1)).ravel())[:, None] - _left_out(drawn, edge)
+            square = whole_square[:, None] - _left_out(np.square(drawn), edge)
             norm = np.sqrt(np.clip(square - total**2 / grid.size, 0, None))
-            found = np.divide(covariance, norm, out=np.full(norm.shape, -1.0), where=norm > 1e-9)
+            found = np.divide(covariance, norm, out=np.full(norm.shape, -1.0),
+                              where=norm > 1e-6 * np.sqrt(whole_square)[:, None])  # else (almost) flat there
             best = found.argmax(axis=1)
-            better = np.flatnonzero(found[np.arange(count), best] > scores)  # a tie keeps the earlier strain
-            scores[better], shifts[better] = found[better, best[better]], (reach - best[better]) * self.step
-            curves[better] = np.lib.stride_tricks.sliding_window_view(drawn, grid.size, axis=1)[better, best[better]]
-        return scores, shifts, curves
+            better = np.flatnonzero(found[np.arange(count), best] > fit.scores)  # a tie keeps the earlier strain
+            fit.scores[better], fit.strains[better] = found[better, best[better]], strain
+            fit.shifts[better] = (reach - best[better]) * self.step
+        return fit
+
+    def curves(self, window: Pattern, candidates: Pattern, fit: Fit) -> np.ndarray:
+        """Each candidate (one pattern or a batch sharing positions) drawn on ``window``'s grid at the shift and
+        strain of its ``fit`` (:meth:`score`), largest 100."""
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        reach, wide = self._wide(window.two_theta)
+        rows = np.atleast_2d(candidates.intensities)
+        curves = np.zeros((rows.shape[0], window.two_theta.size), np.float32)
+        for strain in np.unique(fit.strains):  # one drawing on the wide grid per strain, cut at each one's shift
+            group = np.flatnonzero(fit.strains == strain)
+            drawn = Pattern(_strained(candidates, strain), rows[group], candidates.wavelength).on_grid(
+                wide, Profile(fwhm=self.fwhm))
+            lags = reach - np.rint(fit.shifts[group] / self.step).astype(int)
+            curves[group] = sliding_window_view(drawn, window.two_theta.size, axis=1)[np.arange(group.size), lags]
+        return full_scale(curves)
+
+    def _wide(self, grid: np.ndarray) -> tuple[int, np.ndarray]:
+        """(shifts either way in grid steps, the grid widened by as many steps at each end: every shift of it)."""
+        reach = int(round(self.max_shift / self.step))
+        return reach, grid[0] + self.step * np.arange(-reach, grid.size + reach)
+
+
+class Fit(NamedTuple):
+    """How candidates fit a measurement (:meth:`Scorer.score`): each one's ``scores`` (Pearson r), and the zero
+    ``shifts`` (degrees) and lattice ``strains`` (every d-spacing times 1 + strain) that gave them."""
+
+    scores: np.ndarray
+    shifts: np.ndarray
+    strains: np.ndarray
+
+
+def _strained(candidates: Pattern, strain: float) -> np.ndarray:
+    """2-theta (degrees) of the candidates' peaks with every d-spacing times ``1 + strain``."""
+    return candidates.two_theta if strain == 0 else two_theta_at(candidates.d * (1 + strain), candidates.wavelength)
+
+
+def _left_out(values: np.ndarray, edge: int) -> np.ndarray:
+    """Per candidate and shift k (0..edge), the sum of ``values`` at the wide points that shift's window leaves
+    out: of the first ``edge`` columns (the wide curve's first points) those before k, of the last ``edge`` (its
+    last points) those from k on."""
+    zero = np.zeros((values.shape[0], 1))
+    before = np.concatenate([zero, np.cumsum(values[:, :edge], axis=1)], axis=1)
+    after = np.concatenate([np.cumsum(values[:, edge:][:, ::-1], axis=1)[:, ::-1], zero], axis=1)
+    return before + after
 
 
 def rank(measured: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),
@@ -215,8 +269,9 @@ def rank_on(window: Pattern, formulas: list[str], model, structures: dict | None
         except SimulationError as error:
             skipped[f"{formula} ({name})"] = str(error)
             continue
-        score, shift, drawn = scorer.score(window, peaks)
-        matches.append(Match(formula, float(score[0]), float(shift[0]), f"known {name}", drawn[0], 1.0))
+        fit = scorer.score(window, peaks)
+        matches.append(Match(formula, float(fit.scores[0]), float(fit.shifts[0]), f"known {name}",
+                             scorer.curves(window, peaks, fit)[0], 1.0))
     matches.sort(key=lambda m: -m.score)
     return Ranking(matches, window, skipped)
 
@@ -238,13 +293,13 @@ def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batc
         ranked = answers.ranked()
         flat = [c for found in ranked for c in found]
         predicted = Pattern.from_frame(np.array([c.pattern for c in flat])).at_wavelength(window.wavelength)
-        scores, shifts, curves = scorer.score(window, predicted)
-        start = 0
-        for i, found in zip(answers.kept, ranked):  # a formula scores by its best candidate
-            best = start + int(np.argmax(scores[start : start + len(found)]))
-            matches.append(Match(batch[i], float(scores[best]), float(shifts[best]),
-                                 predicted_source(flat[best]), curves[best], flat[best].score))
-            start += len(found)
+        fit = scorer.score(window, predicted)
+        starts = np.cumsum([0] + [len(found) for found in ranked])
+        best = [s + int(np.argmax(fit.scores[s:e])) for s, e in zip(starts[:-1], starts[1:])]
+        curves = scorer.curves(window, predicted[best], Fit(*(values[best] for values in fit)))
+        for i, b, curve in zip(answers.kept, best, curves):  # a formula scores by its best candidate
+            matches.append(Match(batch[i], float(fit.scores[b]), float(fit.shifts[b]), predicted_source(flat[b]),
+                                 curve, flat[b].score))
     return matches
 
 

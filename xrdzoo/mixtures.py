@@ -154,18 +154,19 @@ def options_of(ranking: Ranking, model, structures: dict | None, wavelength: flo
         ranked = found[match.formula]
         sources = [predicted_source(c) for c in ranked]
         patterns = Pattern.from_frame(np.array([c.pattern for c in ranked])).at_wavelength(wavelength)
-        scores, shifts, curves = scorer.score(ranking.measured, patterns)
+        fit = scorer.score(ranking.measured, patterns)
+        curves = scorer.curves(ranking.measured, patterns, fit)
         mine = sources.index(match.source)
-        options += [(match if i == mine else Match(match.formula, float(scores[i]), float(shifts[i]), sources[i],
-                                                   curves[i], ranked[i].score), patterns[i])
+        options += [(match if i == mine else Match(match.formula, float(fit.scores[i]), float(fit.shifts[i]),
+                                                   sources[i], curves[i], ranked[i].score), patterns[i])
                     for i in [mine, *(i for i in range(len(ranked)) if i != mine)]]
     return options
 
 
 def _refit(scorer: Scorer, target: Pattern, pattern: Pattern) -> tuple[float, np.ndarray]:
     """(score, curve at the best shift and strain) of one pattern against a target on the scoring grid."""
-    score, _, curve = scorer.score(target, pattern)
-    return float(score[0]), curve[0]
+    fit = scorer.score(target, pattern)
+    return float(fit.scores[0]), scorer.curves(target, pattern, fit)[0]
 
 
 def _refit_all(scorer: Scorer, target: Pattern, patterns: list[Pattern]) -> list[tuple[float, np.ndarray]]:
@@ -176,8 +177,8 @@ def _refit_all(scorer: Scorer, target: Pattern, patterns: list[Pattern]) -> list
     found = {i: _refit(scorer, target, p) for i, p in enumerate(patterns) if i not in set(batch)}
     if batch:
         stacked = Pattern(first.two_theta, np.vstack([patterns[i].intensities for i in batch]), first.wavelength)
-        scores, _, curves = scorer.score(target, stacked)
-        found.update({i: (float(s), c) for i, s, c in zip(batch, scores, curves)})
+        fit = scorer.score(target, stacked)
+        found.update({i: (float(s), c) for i, s, c in zip(batch, fit.scores, scorer.curves(target, stacked, fit))})
     return [found[i] for i in range(len(patterns))]
 
 

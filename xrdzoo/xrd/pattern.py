@@ -241,15 +241,22 @@ def _profiled(pattern: Pattern, grid: np.ndarray, profile, chunk: int = PEAK_CHU
 
 def _banded(intensities: np.ndarray, centres: np.ndarray, width: np.ndarray, grid: np.ndarray,
             profile) -> np.ndarray:
-    """Gaussian peaks on an increasing grid, each drawn only within 3 FWHM of its centre (beyond that it is below
-    1e-11 of its height): a sparse (peaks x grid) matrix, so a batch costs its peaks' bands, not peaks x grid."""
+    """Gaussian peaks on an increasing grid through :func:`gaussian_bands`: a batch costs its peaks' bands, not
+    peaks x grid."""
+    drawn = np.asarray((gaussian_bands(centres, width, grid, profile).T @ np.atleast_2d(intensities).T).T)
+    return np.ascontiguousarray(drawn).reshape(intensities.shape[:-1] + grid.shape)  # rows contiguous: scaled by row
+
+
+def gaussian_bands(centres: np.ndarray, width, grid: np.ndarray, profile):
+    """A sparse (peaks x grid) matrix of Gaussian ``profile`` shapes of FWHM ``width`` (one or per peak) at
+    ``centres`` on an increasing ``grid``, each only within 3 FWHM of its centre (beyond that it is below 1e-11 of
+    its height): intensities times it draw a curve."""
     from scipy.sparse import csr_matrix
 
+    width = np.broadcast_to(np.asarray(width, dtype=float), centres.shape)
     low = np.searchsorted(grid, centres - 3 * width)
     counts = np.searchsorted(grid, centres + 3 * width, side="right") - low
     rows = np.repeat(np.arange(centres.size), counts)
     columns = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(low, counts)
-    shapes = csr_matrix((profile(grid[columns] - centres[rows], width[rows]), (rows, columns)),
-                        shape=(centres.size, grid.size))
-    drawn = np.asarray((shapes.T @ np.atleast_2d(intensities).T).T)
-    return np.ascontiguousarray(drawn).reshape(intensities.shape[:-1] + grid.shape)  # rows contiguous: scaled by row
+    return csr_matrix((profile(grid[columns] - centres[rows], width[rows]), (rows, columns)),
+                      shape=(centres.size, grid.size))
