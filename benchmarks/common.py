@@ -57,3 +57,19 @@ def write_results(name: str, data: dict, markdown: str) -> None:
     page = pattern.sub(lambda _: section, page) if pattern.search(page) else page.rstrip() + "\n\n" + section + "\n"
     PAGE.write_text(page)
     print(markdown)
+
+
+class FirstK:
+    """A member whose answer to each formula is asked once, with the most candidates any setting scores (so the
+    answering is timed where a formula is first asked); ``answer(formulas, top=k)`` gives the first k of them."""
+
+    def __init__(self, member, most: int):
+        self.member, self.most, self.found = member, most, {}
+
+    def answer(self, formulas, top: int = 1):
+        from xrdzoo.contracts import Answers
+
+        missing = [f for f in dict.fromkeys(formulas) if f not in self.found]
+        if missing:
+            self.found.update(self.member.answer(missing, top=self.most).by_formula(missing))
+        return Answers.of_formulas(list(formulas), self.found, top)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common import ROOT, markdown_table, write_results
+from common import ROOT, FirstK, markdown_table, write_results
 import xrdzoo
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS
 from xrdzoo.identify import (ALL_KNOWN, DEFAULT_CANDIDATES, NONE_FITS, STABLE_ABOVE_HULL, Scorer, candidate_formulas,
@@ -102,22 +102,6 @@ def first_rank(ranking, formula: str) -> int | None:
     return next((i for i, m in enumerate(ranking.matches, 1) if m.formula == formula), None)
 
 
-class _FirstK:
-    """A member whose answer to each formula is asked once, with the most candidates any setting scores (so the
-    answering is timed where a formula is first asked); ``answer(formulas, top=k)`` gives the first k of them."""
-
-    def __init__(self, member, most: int):
-        self.member, self.most, self.found = member, most, {}
-
-    def answer(self, formulas, top: int = 1):
-        from xrdzoo.contracts import Answers
-
-        missing = [f for f in dict.fromkeys(formulas) if f not in self.found]
-        if missing:
-            self.found.update(self.member.answer(missing, top=self.most).by_formula(missing))
-        return Answers.of_formulas(list(formulas), self.found, top)
-
-
 def identify_case(measured, candidates: list[str], member, formula: str, k: int, shortlist: int | None,
                   scorer: Scorer) -> dict:
     """Rank, seconds, best answers and the truth's best candidate of one identification."""
@@ -149,7 +133,7 @@ def run(args, found: list[tuple[dict, Pattern]]) -> dict:
                 "type": TYPES.get(len(elements), f"{len(elements)} elements"),
                 "candidates": len(candidates["as shipped"]), "known": "known" if taken else "unknown", "results": {}}
         most, scorer = max(k for k, _ in chosen.values()), Scorer()
-        first = {mode: _FirstK(m, most) for mode, m in members.items()}
+        first = {mode: FirstK(m, most) for mode, m in members.items()}
         for label, (k, n) in chosen.items():
             case["results"][label] = {mode: identify_case(measured, candidates[mode], first[mode], formula, k, n,
                                                           scorer) for mode in members}

@@ -105,6 +105,17 @@ def test_of_two_phases_that_explain_the_rest_about_as_well_the_one_the_member_is
     assert [line.split()[4] for line in found.table().splitlines()[2:]] == ["0.50", "0.90"]  # the chance column
 
 
+def test_a_phase_is_added_only_where_its_gain_times_the_members_confidence_reaches_min_gain():
+    pattern = mixture({"BaTiO3": 0.7, "MgAl2O4": 0.3})
+    model, scorer = ConfidentModel(), Scorer()
+    ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer)
+    options = options_of(ranking, model, None, pattern.wavelength)
+    found = explain(ranking, options, 2, scorer)  # the spinel at 0.9 raises the fit by five times MIN_GAIN
+    assert len(found.phases) == 2 and found.score - ranking.matches[0].score > 5 * mixtures.MIN_GAIN
+    doubtful = [(m if i == 0 else replace(m, confidence=0.01), p) for i, (m, p) in enumerate(options)]
+    assert [m.formula for m in explain(ranking, doubtful, 2, scorer).phases] == ["BaTiO3"]
+
+
 def test_a_shortlist_scores_only_the_compositions_best_by_their_first_candidate_again():
     pattern, asked = measured("MgAl2O4"), []
 

@@ -4,16 +4,17 @@ Greedy over the best single-phase candidates of a :class:`xrdzoo.identify.Rankin
 what the best one leaves unexplained (a minor phase seldom matches the whole pattern), and the other candidates of
 those compositions (known polymorphs, templates): the first phase is the best match; each further phase is chosen
 among the candidates that, scored against what the phases so far leave unexplained (their own zero shift and lattice
-strain searched there), raise the correlation of the non-negative least-squares fit of all chosen curves to the
-measurement by at least ``MIN_GAIN``: the one whose gain times its ``confidence`` (the member's calibrated chance that
-the candidate is its formula's structure; 1 for a known structure) is largest. Without that weight a template with
-many peaks, substituted into an unlikely composition, fills a small rest of noise and peak tails better than the true
-minor phase does (docs/benchmarks.md measures both). After each addition every chosen phase is scored again against
-the measurement less the other phases (its shift and strain refined per phase) and the scales refitted. Last, each
-phase in turn gives way to a candidate that best explains the measurement less the other phases, where that
-candidate's gain over the other phases alone, times its confidence, exceeds the phase's own (a main phase first taken
-for a formula of nearly the same pattern). A phase's share is its part of the fitted pattern's integrated intensity
-(not a weight fraction: that needs each phase's scattering power).
+strain searched there), are expected to raise the correlation of the non-negative least-squares fit of all chosen
+curves to the measurement by at least ``MIN_GAIN``: their gain times their ``confidence`` (the member's calibrated
+chance that the candidate is its formula's structure; 1 for a known structure); the largest wins. Without that weight
+a template with many peaks, substituted into an unlikely composition, fills a small rest of noise and peak tails
+better than the true minor phase does, and on a measured single-phase pattern, whose intensities no candidate matches
+exactly, it fills the rest often enough to make up a second phase (docs/benchmarks.md measures both). After each
+addition every chosen phase is scored again against the measurement less the other phases (its shift and strain
+refined per phase) and the scales refitted. Last, each phase in turn gives way to a candidate that best explains the
+measurement less the other phases, where that candidate's gain over the other phases alone, times its confidence,
+exceeds the phase's own (a main phase first taken for a formula of nearly the same pattern). A phase's share is its
+part of the fitted pattern's integrated intensity (not a weight fraction: that needs each phase's scattering power).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ MAX_PHASES = 3
 POOL = 30  # best single-phase candidates a further phase is drawn from, and as many best against the first's rest
 REPLACEMENTS = 24  # per phase, the options best matching the measurement less the other phases, tried in its place
 POOL_CANDIDATES = 5  # at most this many candidates per composition: with more, wrong templates explain the rest
-MIN_GAIN = 0.01
+MIN_GAIN = 0.01  # the least expected gain in fit (gain times confidence) that adds a phase
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
     while len(chosen) < phases:
         tried = against(_unexplained(measured, curves), {pool[i].formula for i in chosen})
         gains = {i: _fit(measured, curves + [curve])[1] - fit for i, curve in tried.items()}
-        best = max((i for i in gains if gains[i] >= MIN_GAIN), key=lambda i: gains[i] * weights[i], default=None)
+        best = max((i for i in gains if gains[i] * weights[i] >= MIN_GAIN), key=lambda i: gains[i] * weights[i],
+                   default=None)
         if best is None:
             break
         chosen.append(best)
