@@ -34,7 +34,7 @@ from identify import GRID, system
 import xrdzoo
 from xrdzoo.data import in_subset, split_of, structures_of
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
-from xrdzoo.identify import ALL_KNOWN, DEFAULT_CANDIDATES, Scorer, candidate_formulas, rank
+from xrdzoo.identify import ALL_KNOWN, DEFAULT_CANDIDATES, Ranking, Scorer, candidate_formulas, rank
 from xrdzoo.measured import measured_looking
 from xrdzoo.mixtures import mixture_of
 from xrdzoo.xrd.pattern import Pattern, two_theta_at
@@ -83,15 +83,14 @@ def mixture(structures: list, shares: list[float], rng: np.random.Generator) -> 
                             background_share=rng.uniform(0.03, 0.2))
 
 
-def run(args) -> dict:
+def run(args, member, model) -> dict:
+    """The mixtures, identified with ``model`` (``member`` through :class:`FirstK`)."""
     if not SHARED_CSV.is_file():
         sys.exit(f"no structure CSV at {SHARED_CSV}")
     chosen = pairs(args.n, args.seed, args.max_atoms)
     structures = structures_of(SHARED_CSV, {f for pair in chosen for f in pair}.__contains__)
     print(f"{len(chosen)} pairs of test-split ternaries", file=sys.stderr)
-    member, scorer, rng = xrdzoo.load(args.model), Scorer(), np.random.default_rng(args.seed)
-    model = FirstK(member, args.candidates)  # as identify's answers cache: --phases ranks again by five, unpredicted
-    cases = []
+    scorer, rng, cases = Scorer(), np.random.default_rng(args.seed), []
     for pair in tqdm(chosen, desc="mixtures"):
         minor = float(rng.uniform(0.1, 0.5))
         try:
@@ -100,14 +99,12 @@ def run(args) -> dict:
             print(f"skipped {pair}: {error}", file=sys.stderr)
             continue
         start = time.perf_counter()
-        formulas = candidate_formulas(list(system(pair[0])), args.max_atoms, True, member if args.all_known else None)
-        ranking = rank(measured, formulas, model, scorer=scorer, candidates=args.candidates)
+        formulas, ranking = ranked(measured, system(pair[0]), member, model, scorer, args)
         ranked_seconds = time.perf_counter() - start
         case = {"major": pair[0], "minor": pair[1], "minor_share": minor,
                 "single_phase_top3": [m.formula for m in ranking.matches[:3]],
                 "baseline": set(pair) <= {m.formula for m in ranking.matches[:3]}}
-        for phases in (2, 3):
-            found = mixture_of(ranking, measured, formulas, model, None, phases, scorer, args.candidates)
+        for phases, found in explained(ranking, measured, formulas, model, scorer, args).items():
             names = [m.formula for m in found.phases]
             case[f"phases {phases}"] = {"phases": names, "shares": found.shares, "score": found.score,
                                         "found": set(pair) <= set(names),
@@ -120,7 +117,19 @@ def run(args) -> dict:
                          "candidates": args.candidates, "all_known": args.all_known}, "cases": cases}
 
 
-def controls(args) -> list[dict]:
+def ranked(measured, elements, member, model, scorer: Scorer, args) -> tuple[list[str], Ranking]:
+    """(the candidate formulas, their ranking) as ``identify --elements ... --charge-balanced`` makes them."""
+    formulas = candidate_formulas(list(elements), args.max_atoms, True, member if args.all_known else None)
+    return formulas, rank(measured, formulas, model, scorer=scorer, candidates=args.candidates)
+
+
+def explained(ranking, measured, formulas: list[str], model, scorer: Scorer, args) -> dict:
+    """{N: the mixture ``identify --phases N`` reports} for N = 2 and 3, from the single-phase ``ranking``."""
+    return {phases: mixture_of(ranking, measured, formulas, model, None, phases, scorer, args.candidates)
+            for phases in (2, 3)}
+
+
+def controls(args, member, model) -> list[dict]:
     """Each single-phase measured pattern explained by ``--phases 2`` and ``3`` as identify does (``--controls``)."""
     import json
     from pathlib import Path
@@ -128,17 +137,13 @@ def controls(args) -> list[dict]:
     from identify_measured import MEASURED, measurements, truth
 
     manifest = json.loads((MEASURED / "manifest.json").read_text())
-    member, scorer, cases = xrdzoo.load(args.model), Scorer(), []
-    model = FirstK(member, args.candidates)
+    scorer, cases = Scorer(), []
     for entry, measured in tqdm(measurements(manifest, args.rockjock and Path(args.rockjock)), desc="controls"):
         formula, elements = truth(entry["formula"])
-        formulas = candidate_formulas(elements, args.max_atoms, True, member if args.all_known else None)
-        ranking = rank(measured, formulas, model, scorer=scorer, candidates=args.candidates)
-        case = {"name": entry["name"], "formula": formula}
-        for phases in (2, 3):
-            found = mixture_of(ranking, measured, formulas, model, None, phases, scorer, args.candidates)
-            case[f"phases {phases}"] = {"phases": [m.formula for m in found.phases], "shares": found.shares}
-        cases.append(case)
+        formulas, ranking = ranked(measured, elements, member, model, scorer, args)
+        cases.append({"name": entry["name"], "formula": formula,
+                      **{f"phases {phases}": {"phases": [m.formula for m in found.phases], "shares": found.shares}
+                         for phases, found in explained(ranking, measured, formulas, model, scorer, args).items()}})
     return cases
 
 
@@ -184,9 +189,11 @@ def main() -> None:
     parser.add_argument("--controls", action="store_true", help="also the single-phase measured patterns")
     parser.add_argument("--rockjock", help="powdR's data/rockjock.rda, for the RockJock controls")
     options = parser.parse_args()
-    result = run(options)
+    member = xrdzoo.load(options.model)
+    model = FirstK(member, options.candidates)  # as identify's answers cache: --phases ranks again by five, unpredicted
+    result = run(options, member, model)
     args, rows = argparse.Namespace(**result["settings"]), summary(result["cases"])
-    found = controls(options) if options.controls else []
+    found = controls(options, member, model) if options.controls else []
     markdown = (f"## Two-phase mixtures{f' (seed {args.seed})' if args.seed else ''}\n\n"
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates {args.candidates} "
                 f"--{'' if args.all_known else 'no-'}all-known --phases N` with `{args.model}` on "
