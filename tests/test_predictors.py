@@ -18,6 +18,9 @@ from xrdzoo.data import load_dataset
 from xrdzoo.encoders import EncodingError
 from xrdzoo.metrics import peak_f1
 from xrdzoo.builder import create_predictor
+from xrdzoo.contracts import Candidate
+from xrdzoo.predictors.template import consensus_first
+from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.formulas import formula_of
 from xrdzoo.predictors.chemistry import mapping_cost
 from xrdzoo.xrd.simulate import simulate_cell
@@ -378,3 +381,51 @@ def test_a_member_saved_before_energies_were_kept_loads_them_as_unknown(polymorp
     assert older.known_formulas(["Na", "Cl"]) == ["NaCl"] and older.known_formulas(["Na", "Cl"], 0.025) == []
     assert "above the hull" not in older.answer(["NaCl"]).how[0]
     assert "0.300 eV/atom above the hull" in member.answer(["NaCl"], top=2).candidates[0][1].how
+
+
+def _candidate(peaks: list[float], score: float | None, name: str) -> Candidate:
+    pattern = np.zeros(N_POINTS, np.float32)
+    pattern[peaks] = 100.0
+    return Candidate(pattern, 0, name, f"template {name}", score)
+
+
+def test_consensus_puts_first_the_candidate_whose_peaks_the_others_share():
+    odd = _candidate([100, 300, 500], 0.4, "odd")
+    twins = [_candidate([150, 350, 550, 700], 0.3, "a"), _candidate([150, 350, 550], 0.3, "b")]
+    first, *rest = consensus_first([odd, *twins], 3)
+    assert first.source == "a" and "ranked 2 by the ranker, first by the consensus of its first 3" in first.how
+    assert [c.source for c in rest] == ["odd", "b"]  # the others keep the ranker's order
+    assert consensus_first([odd, *twins], 1)[0] is odd  # K = 1: the ranker's first
+    sure = _candidate([100, 300, 500], 0.95, "sure")  # a first candidate the ranker is sure of outweighs the pair
+    assert consensus_first([sure, *twins], 3)[0] is sure
+
+
+def test_a_member_with_consensus_answers_among_its_rankers_first_k(polymorphs, tmp_path):
+    _, member = polymorphs
+    ranked = member.answer(["BaGeO3", "NaCl"], top=4).candidates
+    member.consensus = 4
+    try:
+        agreed = member.answer(["BaGeO3", "NaCl"], top=4).candidates
+        single = member.answer(["BaGeO3", "NaCl"])
+    finally:
+        member.consensus = 1
+    assert {c.source for c in agreed[0]} == {c.source for c in ranked[0]}  # the same four, maybe reordered
+    assert single.how[0] == agreed[0][0].how and [c.how for c in agreed[1]] == [c.how for c in ranked[1]]  # known
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="consensus must be a positive integer"):
+            create_predictor("template", consensus=bad)
+    saved = create_predictor("template", ranker="learned", k=4, consensus=3)
+    saved.load_state_dict(member.state_dict())
+    assert checkpoint.read_model(checkpoint.save(tmp_path / "c.safetensors", saved)).consensus == 3
+
+
+def test_predict_consensus_on_the_command_line(polymorphs, tmp_path):
+    _, member = polymorphs
+    path = checkpoint.save(tmp_path / "member.safetensors", member)
+    agreed = checkpoint.read_model(path)
+    agreed.consensus = 4
+    result = runner.invoke(app, ["predict", "BaGeO3", "--consensus", "4", "--model", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"answered by: {agreed.answer(['BaGeO3']).how[0]}" in result.output
+    result = runner.invoke(app, ["predict", "BaGeO3", "--consensus", "0", "--model", str(path)])
+    assert result.exit_code == 2 and "'--consensus': 0 is out of range" in result.output

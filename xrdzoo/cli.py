@@ -311,6 +311,10 @@ def predict(
     top: Annotated[int, typer.Option(help="the K best candidates per formula (known polymorphs, then templates), "
                                           "listed with their scores; written and plotted too",
                                      callback=_within(1))] = 1,
+    consensus: Annotated[Optional[int], typer.Option(
+        help="template members: answer with the one of the ranker's first K whose pattern agrees best with the "
+             "others' (higher peak F1, K simulations per new formula; 1: the ranker's first)",
+        callback=_within(1))] = None,
     batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",
     wavelength: Annotated[Optional[str], _WAVELENGTH] = None,
@@ -349,6 +353,10 @@ def predict(
         if (from_file is None) == (elements_pool is None) or formulas:
             raise typer.BadParameter("screen one input: --from-file or --elements-pool, without formulas",
                                      param_hint="--from-file")
+        if consensus is not None:
+            raise typer.BadParameter("a screen answers with the member as saved; set consensus on it in Python "
+                                     "(member.consensus = K) and pass it to xrdzoo.screening.screen",
+                                     param_hint="--consensus")
         source = Pool(tuple(elements_pool.split(",")), max_elements, max_atoms, charge_balanced) \
             if elements_pool else from_file
         default = Path(f"{'-'.join(source.elements) if elements_pool else from_file.stem}.predicted.jsonl")
@@ -357,6 +365,11 @@ def predict(
     member = xrdzoo.load(model)
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
+    if consensus is not None:
+        if not hasattr(member, "consensus"):
+            raise typer.BadParameter(f"{model} is not a template member: it has no consensus to set",
+                                     param_hint="--consensus")
+        member.consensus = consensus
     answers = member.answer(formulas, batch_size, precision, top=top)
     if answers.refused:
         raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")

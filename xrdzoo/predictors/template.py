@@ -5,12 +5,15 @@ Which template is used is the lever (the best of the 10 nearest scores far above
 ``"chemistry"`` takes, among the ``k`` nearest by element-fraction L1, the one whose element assignment is
 chemically closest (summed element-property distance); ``"learned"`` scores every candidate with a small network
 trained on the training split to predict how well a template's pattern matches (validated on the validation split).
+With ``consensus`` K > 1 the answer is the one of the ranker's first K whose simulated pattern agrees best with the
+others' (score-weighted peak F1): the pattern the ranked candidates most expect, at K simulations per new formula.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -19,7 +22,7 @@ from tqdm.auto import tqdm
 from xrdzoo.arrays import Arrays, array_strings, strings_array
 from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
-from xrdzoo.metrics import f1_score, peak_pair_scores, pick_peaks
+from xrdzoo.metrics import f1_score, pairwise_peak_f1, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
 from xrdzoo.predictors.chemistry import element_table, mapping_costs
@@ -78,18 +81,20 @@ class Choice(NamedTuple):
 
 class Template(PredictorBase):
     """Template substitution: the chemically closest of the k nearest same-type training structures, its sites
-    given the formula's elements, its volume rescaled, simulated; options: k, ranker, volume."""
+    given the formula's elements, its volume rescaled, simulated; options: k, ranker, volume, consensus."""
 
     def __init__(self, k: int = 10, ranker: str = "chemistry", volume: str = "ratio", hidden: int = 64,
-                 ranker_queries: int = 6000):
+                 ranker_queries: int = 6000, consensus: int = 1):
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        for name, value in (("k", k), ("consensus", consensus)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if ranker not in RANKERS:
             raise ValueError(f"ranker must be one of {', '.join(RANKERS)}, got {ranker!r}")
         if volume not in VOLUMES:
             raise ValueError(f"volume must be one of {', '.join(VOLUMES)}, got {volume!r}")
         self.k, self.ranker, self.volume, self.hidden, self.ranker_queries = k, ranker, volume, hidden, ranker_queries
+        self.consensus = consensus
         self.register_array("lattices", np.zeros((0, 3, 3), np.float64))
         self.register_array("offsets", np.zeros(1, np.int64))
         self.register_array("coords", np.zeros((0, 3), np.int16))
@@ -140,7 +145,8 @@ class Template(PredictorBase):
         """A member of the same options, ranker and volumes that holds only the given template rows (to ship a large
         member as several files, :meth:`join` putting them back together)."""
         rows = np.asarray(rows, dtype=np.int64)
-        part = Template(self.k, self.ranker, self.volume, hidden=self.hidden, ranker_queries=self.ranker_queries)
+        part = Template(self.k, self.ranker, self.volume, hidden=self.hidden, ranker_queries=self.ranker_queries,
+                        consensus=self.consensus)
         part.config = self.config
         starts, ends = self.offsets[rows], self.offsets[rows + 1]
         sites = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
@@ -323,12 +329,14 @@ class Template(PredictorBase):
                     "factors (the simulator's table ends at Cf)")
         return None
 
-    def rank(self, formulas: Sequence[str], top: int = 1) -> list[list[Choice]]:
+    def rank(self, formulas: Sequence[str], top: int = 1, new: int | None = None) -> list[list[Choice]]:
         """For each formula, up to ``top`` :class:`Choice`s, best first: its own known structures first
         (kind ``"known"``, ground state first, score 1), then the k nearest same-type templates in the ranker's
         order (``"template"``; the learned ranker's calibrated score, None for the chemistry ranker); with neither,
-        the nearest structure of any type (``"nearest"``)."""
+        the nearest structure of any type (``"nearest"``). A formula without a known structure gets up to ``new``
+        choices (``top`` if None)."""
         state = self._state()
+        new = top if new is None else new
         queries = [formula_of(f) for f in formulas]
         known = [state.index.find(q) for q in queries]
         found = [self._candidates(q, len(rows)) if len(rows) < top else None for q, rows in zip(queries, known)]
@@ -350,12 +358,12 @@ class Template(PredictorBase):
                                    "template") for j in order]
             if not choices:
                 choices = [Choice(state.index.closest(query)[0], None, None, "nearest")]
-            ranked.append(choices[:top])
+            ranked.append(choices[: top if len(own) else new])
         return ranked
 
     def cells(self, formulas: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]]:
-        """The first-ranked cell of each formula: (lattice, fractional coordinates, atomic numbers, template row,
-        whether it was substituted)."""
+        """The first-ranked cell of each formula (the ranker's first, as :meth:`choose`): (lattice, fractional
+        coordinates, atomic numbers, template row, whether it was substituted)."""
         return [self.substituted_cell(formula_of(f), choices[0].row, choices[0].assignment)
                 for f, choices in zip(formulas, self.rank(formulas))]
 
@@ -397,7 +405,7 @@ class Template(PredictorBase):
         if solid_solution.has_parent(formulas):
             return super()._ranked(formulas, top)
         state, ranked = self._state(), []
-        for formula, choices in zip(formulas, self.rank(formulas, top)):
+        for formula, choices in zip(formulas, self.rank(formulas, top, new=max(top, self.consensus))):
             query, candidates = formula_of(formula), []
             known = len(state.index.find(query))
             for j, (row, assignment, score, kind) in enumerate(choices):
@@ -413,13 +421,15 @@ class Template(PredictorBase):
                 else:
                     how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
                 candidates.append(Candidate(simulate_cell(lattice, coords, numbers), group, material, how, score))
-            ranked.append(candidates)
+            if choices[0].kind == "template":
+                candidates = consensus_first(candidates, self.consensus)
+            ranked.append(candidates[:top])
         return ranked
 
     def choose(self, formulas: Sequence[str]) -> list[tuple[int, tuple[int, ...] | None]]:
         """For each formula, its first-ranked structure as (row, the element put on each template element): a known
         structure with its own elements; None where its type has no template (the row is then the nearest structure
-        of any type, used as it is)."""
+        of any type, used as it is). The ranker's first: ``consensus``, which needs the patterns, is not applied."""
         index = self._state().index
         return [(row, index.formula(row).numbers if kind == "known" else assignment)
                 for row, assignment, _, kind in (choices[0] for choices in self.rank(formulas))]
@@ -428,6 +438,22 @@ class Template(PredictorBase):
         """Template ``row`` in words: material id, formula, space group."""
         state = self._state()
         return f"{state.ids[row]} ({formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
+
+
+def consensus_first(candidates: list[Candidate], k: int) -> list[Candidate]:
+    """The candidates with, of the first ``k``, the one whose pattern agrees best with theirs put first: the largest
+    sum over them of score x peak F1 between the two patterns (a candidate agrees with itself at 1; without scores,
+    each weighs 1). Where it is not already first, its ``how`` says so."""
+    pool = candidates[:k]
+    if len(pool) < 2:
+        return candidates
+    weights = np.array([1.0 if c.score is None else c.score for c in pool])
+    best = int(np.argmax(pairwise_peak_f1(np.array([c.pattern for c in pool])) @ weights))
+    if best == 0:
+        return candidates
+    chosen = replace(pool[best], how=f"{pool[best].how}; ranked {best + 1} by the ranker, first by the consensus of its "
+                                     f"first {len(pool)}")
+    return [chosen, *candidates[:best], *candidates[best + 1:]]
 
 
 class _Ranker(Arrays):
