@@ -73,3 +73,14 @@ class FirstK:
         if missing:
             self.found.update(self.member.answer(missing, top=self.most).by_formula(missing))
         return Answers.of_formulas(list(formulas), self.found, top)
+
+
+def training_templates(member, data):
+    """The template member holding only the templates of ``data``'s training split: a shipped member that knows every
+    split's structures is then the member its ranker was fitted in (a test formula is never its own template)."""
+    import numpy as np
+
+    from xrdzoo.arrays import array_strings
+
+    training = set(np.asarray(data.ids)[data.split == "train"])
+    return member.take([row for row, material in enumerate(array_strings(member.ids)) if material in training])

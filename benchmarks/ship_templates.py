@@ -1,12 +1,14 @@
 """Ship a template member fitted on the training split as a weight that knows every structure, in parts.
 
     python benchmarks/ship_templates.py --checkpoint runs/template_learned_mp_all/best.safetensors \
-        --data data/mp_all.npz --name template_learned.mp_all
+        --data data/mp_all.npz --name template_learned.mp_all --option k=20
 
 The member's ranker, its calibration and its volumes stay those fitted on the training split (its benchmark
 figures are that member's); the validation and test structures are added as templates so that every known
-compound answers with its own structures. The files are split by element count (1-3, 4, 5+) so each stays under
-20 MiB, listed in weights/manifest.json as one weight and its parts.
+compound answers with its own structures. The checkpoint may be a shipped weight itself (its name): only its
+training-split templates are kept before the others are added again, so reshipping with other ``--option``s (the
+member's answering options, such as ``k``) changes nothing else. The files are split by element count (1-3, 4, 5+)
+so each stays under 20 MiB, listed in weights/manifest.json as one weight and its parts.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import xrdzoo
-from common import ROOT
-from xrdzoo import checkpoint
+from common import ROOT, training_templates
+from xrdzoo import checkpoint, hub
 from xrdzoo.data import load_dataset
 from xrdzoo.arrays import array_strings
 from xrdzoo.publish import export_parts
@@ -32,16 +34,21 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="the dataset it was fitted on (every polymorph)")
     parser.add_argument("--name", required=True)
     parser.add_argument("--metrics", help="JSON of the train-only member's test figures for the card")
+    parser.add_argument("--option", action="append", default=[], help="answering option KEY=VALUE (JSON value) "
+                        "set on the shipped member, e.g. k=20 (repeatable)")
     args = parser.parse_args()
 
-    member = checkpoint.read_model(args.checkpoint)
     data = load_dataset(args.data)
+    member = training_templates(xrdzoo.load(args.checkpoint), data)
+    for key, value in (option.split("=", 1) for option in args.option):
+        setattr(member, key, json.loads(value))
+        member.config = {**member.config, "options": {**member.config["options"], key: json.loads(value)}}
     rest = xrdzoo.create_predictor("template")
     rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)  # structures only: no ranker here
     member.join(rest)
     energy = dict(zip(data.ids, data.e_above_hull))  # the training rows too, where the checkpoint predates energies
     member.e_above_hull = np.array([energy[i] for i in array_strings(member.ids)], dtype=np.float32)
-    meta = checkpoint.read_metadata(args.checkpoint)
+    meta = checkpoint.read_metadata(hub.resolve(args.checkpoint))
     extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
     with tempfile.TemporaryDirectory() as folder:
         whole = checkpoint.save(Path(folder) / "whole.safetensors", member, {**extra, "templates": "all splits"})
@@ -53,7 +60,7 @@ def main() -> None:
                  f"{len(set(data.formulas)):,} formulas), each with its energy above the hull; ranker, calibration "
                  "and volumes fitted on the training split only",
             command=f"python benchmarks/ship_templates.py --checkpoint {args.checkpoint} --data {args.data} "
-                    f"--name {args.name}",
+                    f"--name {args.name}" + "".join(f" --option {option}" for option in args.option),
             description="template substitution with the learned ranker, every formula type, every known "
                         "polymorph; test figures are those of the member fitted on the training split only "
                         "(docs/benchmarks.md, template_types)",
