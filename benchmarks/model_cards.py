@@ -73,15 +73,18 @@ def card(weight: dict, accuracy: dict) -> str:
 
 
 def by_type(weight: dict) -> list[str]:
-    """A member shipped with every structure (in parts): the per-type test figures of its train-only twin."""
+    """A member shipped with every structure (in parts): the per-type test figures of its training templates."""
     path = RESULTS / "template_types.json"
     if not weight.get("parts") or not path.exists():
         return []
     results = json.loads(path.read_text())
-    columns = ["type", "sample", "retrieval F1", "default F1", "gain", "best of 5", "mean first score",
-               "share first matched"]
-    return ["Test figures of the same recipe fitted on the training split only (this weight also holds the "
-            "validation and test structures, so that known compounds are known, and cannot be scored on them):",
+    columns = ["type", "k", "consensus", "sample", "retrieval F1", "default F1", "gain", "best of 5", "mean first score",
+               "share first matched", "formulas/s"]
+    return ["Test figures of this weight holding only the training split's templates (its ranker, calibration and "
+            "volumes were fitted there; as shipped it also holds the validation and test structures, so that known "
+            "compounds are known), as shipped and with other answering options: `k`, how many nearest templates the "
+            "ranker orders; `consensus` K, the answer is the one of the ranker's first K whose pattern agrees best "
+            "with the others' (`--consensus K`; 1 is the ranker's first):",
             markdown_table(results["rows"], columns), f"Reproduce: `{results['command']}`"]
 
 

@@ -10,15 +10,17 @@ template the chemistry ranker (fitted by the script on the set's training split)
 predictor: path or weight name, fitted on the same training split) choose. Then each model's speed: formulas per
 second, predicting the whole test split in batches of 256 on this machine.
 
-    python benchmarks/templates.py --by-type data/mp_all.npz --model all=runs/template_learned_mp_all/best.safetensors \
-        --sample 400
+    python benchmarks/templates.py --by-type data/mp_all.npz --model all=template_learned.mp_all --sample 300 \
+        --k 10 --k 40 --consensus 1 --consensus 10
 
-``--by-type``: on a dataset of every formula type (``xrdzoo data build ... --subset all --polymorphs all``), per formula
-type (binary, ternary, quaternary, quinary+), a seeded sample of test formulas scored against their ground-state
-pattern: the ``--model`` (fitted on the training split only) against retrieval fitted there, peak F1, recall and
-precision; best-of-K over its first K candidates (``answer(top=K)``); the calibration of its first candidate's score
-(mean score against the share matched at peak F1 >= 0.8); formulas per second answering the sample (top 1, after
-one warm-up call that builds the member's index).
+``--by-type``: on a dataset of every formula type (``xrdzoo data build ... --subset all --polymorphs all``), per
+formula type (binary, ternary, quaternary, quinary+), a seeded sample of the ``--split``'s formulas (test; val to
+choose options on) scored against their ground-state pattern: the ``--model`` with only the templates of the
+training split (its ranker and volumes fitted there, as the shipped member's are), at each ``--k`` and
+``--consensus``, against retrieval fitted there, peak F1, recall and precision; best-of-K over its first K
+candidates (``answer(top=K)``); the calibration of its first candidate's score (mean score against the share matched
+at peak F1 >= 0.8); formulas per second answering the sample (top 1, after one warm-up call that builds the member's
+index).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 import xrdzoo
 from accuracy import label, pairs
-from common import markdown_table, write_results
+from common import markdown_table, training_templates, write_results
 from xrdzoo.data import in_subset, load_dataset
 from xrdzoo.metrics import peak_f1, peak_precision, peak_recall
 from xrdzoo.formulas import formula_of
@@ -51,56 +53,69 @@ def candidate_scores(member, formula: str, truth: np.ndarray, k: int) -> np.ndar
     return peak_f1(patterns, np.repeat(truth[None], len(rows), axis=0))
 
 
-def by_type(data_path: str, model_name: str, sample_size: int) -> None:
+def by_type(data_path: str, model_name: str, sample_size: int, ks: list[int], consensus: list[int], split: str,
+            name: str) -> None:
     """The ``--by-type`` tables (see the module's docstring)."""
     data = load_dataset(data_path)
-    test = data.select("test").ground_states()
-    model = xrdzoo.load(model_name)
+    scored = data.select(split).ground_states()
+    model = training_templates(xrdzoo.load(model_name), data)
+    settings = [(k, agreed) for k in ks or [model.k] for agreed in consensus or [model.consensus]]
     retrieval = xrdzoo.create_predictor("retrieval")
     retrieval.fit(data.select("train"), progress=False)
     model.answer(["NaCl"])  # builds the member's index once: loading, not answering
     rows = []
     for kind in TYPES:
-        typed = [i for i, f in enumerate(test.formulas) if in_subset(f, kind)]
+        typed = [i for i, f in enumerate(scored.formulas) if in_subset(f, kind)]
         sample = np.sort(np.random.default_rng(0).choice(typed, min(sample_size, len(typed)), replace=False))
-        formulas, truth = [test.formulas[i] for i in sample], test.patterns[sample]
-        start = time.perf_counter()
-        first = model.answer(formulas)
-        speed = len(formulas) / (time.perf_counter() - start)
-        ranked = model.answer(formulas, top=max(BEST_OF)).ranked()
-        f1s = [peak_f1(np.array([c.pattern for c in cands]), np.repeat(t[None], len(cands), 0))
-               for cands, t in zip(ranked, truth)]
+        formulas, truth = [scored.formulas[i] for i in sample], scored.patterns[sample]
         copied = retrieval.predict(formulas)
-        scores = np.array([cands[0].score if cands[0].score is not None else np.nan for cands in ranked])
-        row = {"type": kind, "test formulas": len(typed), "sample": len(sample),
-               "retrieval F1": float(peak_f1(copied, truth).mean()),
-               "default F1": float(peak_f1(first.patterns.intensities, truth).mean())}
-        row["gain"] = row["default F1"] - row["retrieval F1"]
-        row |= {"retrieval recall": float(peak_recall(copied, truth).mean()),
-                "default recall": float(peak_recall(first.patterns.intensities, truth).mean()),
-                "retrieval precision": float(peak_precision(copied, truth).mean()),
-                "default precision": float(peak_precision(first.patterns.intensities, truth).mean())}
-        row |= {f"best of {k}": float(np.mean([f[:k].max() for f in f1s])) for k in BEST_OF}
-        row |= {"mean first score": float(np.nanmean(scores)) if np.isfinite(scores).any() else None,
-                "share first matched": float(np.mean([f[0] >= 0.8 for f in f1s])), "formulas/s": speed}
-        print(row, flush=True)
-        rows.append(row)
-    accuracy = ["type", "test formulas", "sample", "retrieval F1", "default F1", "gain", "retrieval recall",
-                "default recall", "retrieval precision", "default precision"]
-    ranked_columns = ["type", *[f"best of {k}" for k in BEST_OF], "mean first score", "share first matched",
-                      "formulas/s"]
+        for k, agreed in settings:
+            model.k, model.consensus = k, agreed
+            rows.append(type_row(model, formulas, truth, copied) | {"type": kind, "k": model.k,
+                                                                     "consensus": model.consensus,
+                                                                     "formulas in split": len(typed)})
+            print(rows[-1], flush=True)
+    accuracy = ["type", "k", "consensus", "formulas in split", "sample", "retrieval F1", "default F1", "gain",
+                "retrieval recall", "default recall", "retrieval precision", "default precision"]
+    ranked_columns = ["type", "k", "consensus", *[f"best of {k}" for k in BEST_OF], "mean first score",
+                      "share first matched", "formulas/s"]
     markdown = "\n\n".join([
-        "## Every formula type: template member against retrieval, best of K, calibration, speed",
-        f"`{label(model_name)}` (fitted on the training split of `{data_path}` only) and retrieval (the nearest "
-        "training formula of the same type, fitted there) on a seeded sample of each type's test formulas, scored "
-        "against each formula's ground-state pattern (peak F1, recall, precision).",
+        "## Every formula type: template member against retrieval, best of K, calibration, speed"
+        + ("" if split == "test" else f" ({split} split)"),
+        f"`{label(model_name)}` with only the templates of the training split of `{data_path}` (its ranker, "
+        "calibration and volumes were fitted there) and retrieval (the nearest training formula of the same type, "
+        f"fitted there) on a seeded sample of each type's {split} formulas, scored against each formula's ground-state "
+        "pattern (peak F1, recall, precision). `k`: how many nearest same-type templates the ranker orders; "
+        "`consensus`: how many of its first candidates the answer is chosen among (1: the ranker's first; K: the one "
+        "whose pattern agrees best with the others').",
         markdown_table(rows, accuracy),
         "Best of K: the best peak F1 among the member's first K candidates (`answer(formulas, top=K)`). "
         "Calibration: the first candidate's mean score against the share of first candidates that match "
         "(peak F1 >= 0.8). Speed: formulas per second answering the sample (top 1), one process.",
         markdown_table(rows, ranked_columns),
     ])
-    write_results("template_types", {"rows": rows}, markdown)
+    write_results(name, {"split": split, "rows": rows}, markdown)
+
+
+def type_row(model, formulas: list[str], truth: np.ndarray, copied: np.ndarray) -> dict:
+    """One row of the ``--by-type`` tables: the member's answers to ``formulas`` against retrieval's ``copied``."""
+    start = time.perf_counter()
+    first = model.answer(formulas).patterns.intensities
+    speed = len(formulas) / (time.perf_counter() - start)
+    ranked = model.answer(formulas, top=max(BEST_OF)).ranked()
+    f1s = [peak_f1(np.array([c.pattern for c in cands]), np.repeat(t[None], len(cands), 0))
+           for cands, t in zip(ranked, truth)]
+    scores = np.array([cands[0].score if cands[0].score is not None else np.nan for cands in ranked])
+    row = {"sample": len(formulas), "retrieval F1": float(peak_f1(copied, truth).mean()),
+           "default F1": float(peak_f1(first, truth).mean())}
+    row["gain"] = row["default F1"] - row["retrieval F1"]
+    row |= {"retrieval recall": float(peak_recall(copied, truth).mean()),
+            "default recall": float(peak_recall(first, truth).mean()),
+            "retrieval precision": float(peak_precision(copied, truth).mean()),
+            "default precision": float(peak_precision(first, truth).mean())}
+    row |= {f"best of {k}": float(np.mean([f[:k].max() for f in f1s])) for k in BEST_OF}
+    return row | {"mean first score": float(np.nanmean(scores)) if np.isfinite(scores).any() else None,
+                  "share first matched": float(np.mean([f[0] >= 0.8 for f in f1s])), "formulas/s": speed}
 
 
 def main() -> None:
@@ -109,9 +124,17 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="SET=template predictor (repeatable)")
     parser.add_argument("--sample", type=int, default=2000, help="test formulas in the template-choice sample")
     parser.add_argument("--by-type", help="dataset of every formula type: the per-type tables instead")
+    parser.add_argument("--split", default="test", help="with --by-type: the split to score (test, or val to choose "
+                        "options on)")
+    parser.add_argument("--name", default="template_types", help="with --by-type: the results' name")
+    parser.add_argument("--k", type=int, action="append", default=[],
+                        help="with --by-type: how many templates the ranker orders (repeatable; the member's own if none)")
+    parser.add_argument("--consensus", type=int, action="append", default=[],
+                        help="with --by-type: a consensus K to measure the member at (repeatable; its own if none)")
     args = parser.parse_args()
     if args.by_type:
-        by_type(args.by_type, pairs(args.model, "--model")[0][1], args.sample)
+        by_type(args.by_type, pairs(args.model, "--model")[0][1], args.sample, args.k, args.consensus, args.split,
+                args.name)
         return
 
     choice_rows, speed_rows, results = [], [], {}
