@@ -161,7 +161,9 @@ def test_cli_compare_and_identify(tmp_path, structure_dir):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split()[:2] == ["rank", "formula"] and lines[1].split()[1] == "BaTiO3"
-    assert "known structure mp-" in lines[1]  # which of its polymorphs matched
+    # which structure matched: its cubic polymorph, known, or a cubic perovskite template as close (the default ranks
+    # 40 templates after the known polymorphs, and a rescaled BaNbO3 fits this made-up lattice as well)
+    assert "known structure mp-" in lines[1] or "space group 221" in lines[1]
     assert png.read_bytes().startswith(b"\x89PNG")
 
     png = tmp_path / "identify.png"
