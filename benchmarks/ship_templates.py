@@ -40,9 +40,10 @@ def main() -> None:
 
     data = load_dataset(args.data)
     member = training_templates(xrdzoo.load(args.checkpoint), data)
-    for key, value in (option.split("=", 1) for option in args.option):
-        setattr(member, key, json.loads(value))
-        member.config = {**member.config, "options": {**member.config["options"], key: json.loads(value)}}
+    options = {key: json.loads(value) for key, value in (option.split("=", 1) for option in args.option)}
+    for key, value in options.items():
+        setattr(member, key, value)
+    member.config = {**member.config, "options": {**member.config["options"], **options}}
     rest = xrdzoo.create_predictor("template")
     rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)  # structures only: no ranker here
     member.join(rest)

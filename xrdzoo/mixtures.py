@@ -76,9 +76,8 @@ def explain(ranking: Ranking, options: list[tuple[Match, Pattern]], phases: int,
     scales, fit = _fit(measured, curves)
     while len(chosen) < phases:
         tried = against(_unexplained(measured, curves), {pool[i].formula for i in chosen})
-        gains = {i: _fit(measured, curves + [curve])[1] - fit for i, curve in tried.items()}
-        best = max((i for i in gains if gains[i] * weights[i] >= MIN_GAIN), key=lambda i: gains[i] * weights[i],
-                   default=None)
+        expected = {i: (_fit(measured, curves + [curve])[1] - fit) * weights[i] for i, curve in tried.items()}
+        best = max((i for i in expected if expected[i] >= MIN_GAIN), key=expected.get, default=None)
         if best is None:
             break
         chosen.append(best)
