@@ -4,6 +4,7 @@ clear (a structure is shared far more often within a formula type than across)."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,8 +27,8 @@ class FormulaIndex:
     def __init__(self, numbers: np.ndarray, counts: np.ndarray):
         self.numbers, self.counts = np.asarray(numbers, dtype=np.int64), np.asarray(counts, dtype=float)
         self._fractions = self.counts / self.counts.sum(axis=1, keepdims=True)
-        self._by_element: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._kinds: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._by_element: _ElementIndex | None = None
+        self._kinds: dict[tuple, tuple[np.ndarray, np.ndarray, _ElementIndex]] = {}
         order = np.lexsort(self.counts.T[::-1])  # by type (the counts), rows of one type in row order
         kinds = self.counts[order]
         starts = np.flatnonzero(np.r_[len(order) > 0, (kinds[1:] != kinds[:-1]).any(axis=1)])
@@ -66,46 +67,73 @@ class FormulaIndex:
     def nearest(self, query: Formula, k: int = 1, same_kind: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the ``k`` nearest training formulas (of the query's type if ``same_kind``; none if that type has
         no training formula) and their L1 distances, nearest first."""
-        # fractions sum to 1, so sum |a - b| = 2 - 2 sum min(a, b), and only the query's elements can share a minimum
+        # fractions sum to 1, so sum |a - b| = 2 - 2 sum min(a, b), and only the query's elements can share a minimum:
+        # only the rows that hold one of them are visited
         share = np.array(query.counts) / sum(query.counts)
         if same_kind:  # a type's rows have as many elements as the query
-            rows, numbers, fractions = self._of_kind(query.kind)
-            at_query = ((numbers[:, :, None] == np.array(query.numbers)) * fractions[:, :, None]).sum(axis=1)
-            shared = np.minimum(at_query, share).sum(axis=1)
+            rows, _, index = self._of_kind(query.kind)
         else:
-            rows, shared = np.arange(len(self)), np.zeros(len(self))
-            for number, fraction in zip(query.numbers, share):
-                having, their = self._having(number)
-                shared[having] += np.minimum(their, fraction)
+            rows, index = np.arange(len(self)), self._elements()
+        shared = np.zeros(len(rows))
+        for number, fraction in zip(query.numbers, share):
+            having, their = index.having(number)
+            shared[having] += np.minimum(their, fraction)
         distance = 2 - 2 * shared
-        order = np.argsort(np.round(distance, 9), kind="stable")[:k]  # rows ascend: ties go to the first row
+        order = _smallest(np.round(distance, 9), k)  # ties go to the first row
         return rows[order], distance[order]
 
-    def _of_kind(self, kind: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of a formula type with their atomic numbers and fractions (gathered once per type; none for a
-        type no row has)."""
-        if kind not in self.by_kind:
-            return np.zeros(0, np.int64), np.zeros((0, len(kind)), np.int64), np.zeros((0, len(kind)))
+    def _of_kind(self, kind: tuple) -> tuple[np.ndarray, np.ndarray, _ElementIndex]:
+        """The rows of a formula type with their atomic numbers and the index of their elements (positions among
+        the type's rows; gathered once per type; none for a type no row has)."""
         if kind not in self._kinds:
-            rows = self.by_kind[kind]
-            self._kinds[kind] = rows, self.numbers[rows, : len(kind)], self._fractions[rows, : len(kind)]
+            rows = self.by_kind.get(kind, np.zeros(0, np.int64))
+            numbers = self.numbers[rows, : len(kind)]
+            self._kinds[kind] = rows, numbers, _ElementIndex.of(numbers, self._fractions[rows, : len(kind)])
         return self._kinds[kind]
 
-    def _having(self, number: int) -> tuple[np.ndarray, np.ndarray]:
-        """The rows holding element ``number`` and its fraction in each (an element-to-rows index, built once)."""
+    def _elements(self) -> _ElementIndex:
+        """The index of every row's elements (built once)."""
         if self._by_element is None:
-            flat = self.numbers.ravel()
-            order = np.argsort(flat, kind="stable")
-            bounds = np.searchsorted(flat[order], np.arange(N_ELEMENTS + 2))
-            self._by_element = order // self.numbers.shape[1], self._fractions.ravel()[order], bounds
-        rows, fractions, bounds = self._by_element
-        return rows[bounds[number] : bounds[number + 1]], fractions[bounds[number] : bounds[number + 1]]
+            self._by_element = _ElementIndex.of(self.numbers, self._fractions)
+        return self._by_element
 
     def closest(self, query: Formula) -> tuple[int, bool]:
         """The row of the nearest training formula of the query's type, else of any type; and whether it is of the
         query's type."""
         rows, _ = self.nearest(query)
         return (int(rows[0]), True) if len(rows) else (int(self.nearest(query, same_kind=False)[0][0]), False)
+
+
+class _ElementIndex(NamedTuple):
+    """Where each element occurs in a table of formulas: for element number ``e``, ``rows[bounds[e]:bounds[e + 1]]``
+    (ascending) hold it, at ``fractions`` of the same slice."""
+
+    rows: np.ndarray
+    fractions: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def of(cls, numbers: np.ndarray, fractions: np.ndarray) -> _ElementIndex:
+        """The index of rows of atomic numbers (zero-padded) and their element fractions."""
+        flat = numbers.ravel()
+        order = np.argsort(flat, kind="stable")
+        return cls(order // max(numbers.shape[1], 1), fractions.ravel()[order],
+                   np.searchsorted(flat[order], np.arange(N_ELEMENTS + 2)))
+
+    def having(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding element ``number`` and its fraction in each."""
+        a, b = self.bounds[number], self.bounds[number + 1]
+        return self.rows[a:b], self.fractions[a:b]
+
+
+def _smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` smallest values, smallest first, ties in position order (a stable argsort's first
+    ``k``, without sorting them all)."""
+    if k >= len(values):
+        return np.argsort(values, kind="stable")
+    kth = np.partition(values, k - 1)[k - 1]
+    within = np.flatnonzero(values <= kth)
+    return within[np.argsort(values[within], kind="stable")][:k]
 
 
 class Retrieval(PredictorBase):

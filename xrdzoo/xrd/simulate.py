@@ -395,7 +395,8 @@ def _cell_reflections(lattice: np.ndarray, frac_coords: np.ndarray, symbols: lis
     # Atomic scattering factors, s = sin(theta) / wavelength = g / 2: f(s) = Z - 41.78214 s^2 sum_i a_i exp(-b_i s^2).
     s2 = (g[first] / 2) ** 2
     a, b = coefficients[elements, :, 0], coefficients[elements, :, 1]  # (E, 4)
-    f = z[elements] - 41.78214 * s2[:, None] * (a * np.exp(-b * s2[:, None, None])).sum(-1)  # (peaks, E)
+    gaussians = np.exp(np.multiply.outer(s2, -b))  # (peaks, E, 4)
+    f = z[elements] - 41.78214 * s2[:, None] * np.einsum("pek,ek->pe", gaussians, a)  # (peaks, E)
 
     structure_factor = np.einsum("me,me->m", f[peak], _phase_sums(frac_coords, site_element, occupancies, hkl,
                                                                        bounds))
