@@ -22,7 +22,7 @@ from xrdzoo.builder import create_predictor
 from xrdzoo.contracts import Candidate
 from xrdzoo.predictors.template import consensus_first
 from xrdzoo.xrd.pattern import N_POINTS
-from xrdzoo.formulas import formula_of
+from xrdzoo.formulas import N_ELEMENTS, formula_of
 from xrdzoo.predictors.chemistry import mapping_cost
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -89,6 +89,9 @@ def test_the_formula_index_finds_types_known_formulas_and_nearest_neighbours_as_
     assert index.formula(6) == formula_of("MgAl2O4")
     dense = index.fractions()
     assert np.allclose(dense.sum(1), 1) and dense[0, 10] == 0.5  # Na
+    narrow = FormulaIndex.of([formula_of(f) for f in ["BaTiO3", "NaCl"]])  # a query with more elements than any row
+    assert narrow.find(formula_of("BaSrTiO3")).tolist() == []
+    assert narrow.nearest(formula_of("BaSrTiO3"))[0].tolist() == []
     for query in ["SrZrO3", "NaBr", "LiMnO2", "CuFeS2", "Fe3O4", "Li6La3Zr2O12F"]:
         q = formula_of(query)
         for same_kind, k in itertools.product((True, False), (1, 2, 3)):  # k = 1, 2 cut through ties (NaBr)
@@ -137,6 +140,35 @@ def test_template_substitutes_elements_and_rescales_the_volume(fitted, data):
     assert np.allclose(pattern, simulate_cell(lattice, coords, numbers))
     true = test.patterns[test.formulas.index("BaTiO3")]
     assert peak_f1(pattern[None], true[None])[0] == pytest.approx(1.0)  # a perovskite from a perovskite
+
+
+def test_volumes_fitted_to_ratios_reproduce_the_ratios_of_same_prototype_pairs():
+    """Cells whose volume per atom is a fraction-weighted sum of per-element volumes: from a start 30 % off, the
+    refined volumes give every pair's ratio, keep the start's overall scale and leave an element in no pair alone."""
+    from xrdzoo.predictors.retrieval import FormulaIndex
+    from xrdzoo.predictors.template import _fitted_to_ratios, _same_prototype_pairs
+
+    rng = np.random.default_rng(0)
+    true = np.zeros(N_ELEMENTS)
+    true[:6] = [5.0, 12.0, 20.0, 8.0, 30.0, 15.0]
+    fractions = np.zeros((60, N_ELEMENTS))
+    for row in fractions:
+        row[rng.choice(5, 3, replace=False)] = rng.dirichlet(np.ones(3))  # element 6 (index 5) in no formula
+    volumes = fractions @ true
+    pairs = rng.integers(0, 60, (2, 200))
+    start = true * rng.uniform(0.7, 1.3, N_ELEMENTS)
+    refined = _fitted_to_ratios(fractions, volumes, pairs, start)
+    ratio = lambda v: (fractions[pairs[0]] @ v) / (fractions[pairs[1]] @ v)
+    assert np.abs(np.log(ratio(start) / ratio(true))).max() > 0.05
+    assert np.allclose(ratio(refined), ratio(true), rtol=1e-4)
+    assert np.median(fractions[pairs[0]] @ refined) == pytest.approx(np.median(fractions[pairs[0]] @ start))
+    assert refined[5] == start[5] and (refined[6:] == start[6:]).all()
+    assert _fitted_to_ratios(fractions, volumes, (np.zeros(0, int), np.zeros(0, int)), start) is start
+
+    # pairs: a structure and its nearest same-type structures of another formula and the same space group
+    index = FormulaIndex.of([formula_of(f) for f in ["BaTiO3", "SrTiO3", "BaTiO3", "CaTiO3", "NaCl", "KCl"]])
+    queries, templates = _same_prototype_pairs(index, np.array([221, 221, 99, 62, 225, 225]), progress=False)
+    assert sorted(zip(queries.tolist(), templates.tolist())) == [(0, 1), (1, 0), (4, 5), (5, 4)]
 
 
 def test_template_beats_retrieval_on_the_held_out_prototypes(fitted, data):

@@ -86,9 +86,13 @@ class FormulaIndex:
         """The rows of a formula type with their atomic numbers and the index of their elements (positions among
         the type's rows; gathered once per type; none for a type no row has)."""
         if kind not in self._kinds:
-            rows = self.by_kind.get(kind, np.zeros(0, np.int64))
-            numbers = self.numbers[rows, : len(kind)]
-            self._kinds[kind] = rows, numbers, _ElementIndex.of(numbers, self._fractions[rows, : len(kind)])
+            if kind in self.by_kind:
+                rows = self.by_kind[kind]
+                numbers, fractions = self.numbers[rows, : len(kind)], self._fractions[rows, : len(kind)]
+            else:  # no row has it (perhaps more elements than any row)
+                rows, numbers, fractions = (np.zeros(0, np.int64), np.zeros((0, len(kind)), np.int64),
+                                            np.zeros((0, len(kind))))
+            self._kinds[kind] = rows, numbers, _ElementIndex.of(numbers, fractions)
         return self._kinds[kind]
 
     def _elements(self) -> _ElementIndex:

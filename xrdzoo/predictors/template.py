@@ -136,7 +136,11 @@ class Template(PredictorBase):
         self.e_above_hull = train.e_above_hull.astype(np.float32)
         self._arrays_changed()
         volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
-        self.volume_per_element = _least_squares(self.templates.fractions(), volumes)
+        fractions = self.templates.fractions()
+        self.volume_per_element = _least_squares(fractions, volumes)
+        if self.volume == "ratio":  # what rescales a template is a ratio of two formulas' volumes: fit those
+            pairs = _same_prototype_pairs(self.templates, self.spacegroups, progress)
+            self.volume_per_element = _fitted_to_ratios(fractions, volumes, pairs, self.volume_per_element)
         if self.scorer is None:
             return {}
         return self._fit_scorer(train, val, progress)
@@ -530,6 +534,54 @@ def _chosen_f1(network, x, f1, mask) -> float:
     with torch.no_grad():
         logits = network(x).squeeze(-1).masked_fill(~mask, -1e9)
     return float(f1.gather(1, logits.argmax(1, keepdim=True)).mean())
+
+
+def _same_prototype_pairs(index: FormulaIndex, spacegroups: np.ndarray, progress: bool,
+                          neighbours: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(query rows, template rows): each structure with those of its ``neighbours`` nearest same-type structures (by
+    element-fraction L1) that have another formula and its space group, a template it could be rescaled from."""
+    queries, templates = [], []
+    for row in tqdm(range(len(index)), desc="volume pairs", disable=not progress, leave=False):
+        rows, distance = index.nearest(index.formula(row), neighbours + 1)
+        rows = rows[(distance > 1e-9) & (spacegroups[rows] == spacegroups[row])]
+        queries.append(np.full(len(rows), row))
+        templates.append(rows)
+    return (np.concatenate(queries or [np.zeros(0, np.int64)]).astype(np.int64),
+            np.concatenate(templates or [np.zeros(0, np.int64)]).astype(np.int64))
+
+
+def _fitted_to_ratios(fractions: np.ndarray, volumes: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
+                      start: np.ndarray) -> np.ndarray:
+    """Volumes per element refined, from ``start``, so that for each (query, template) pair of ``pairs`` the ratio of
+    their fraction-weighted volumes matches the ratio of their cells' volumes per atom (a robust fit of the log
+    ratio: a few pairs are different structures under one space group). Ratios do not fix the overall scale, so the
+    refined volumes are scaled to keep the median of the queries' volumes under ``start``; elements in no pair keep
+    their start."""
+    from scipy.optimize import least_squares
+
+    query, template = fractions[pairs[0]], fractions[pairs[1]]
+    free = np.flatnonzero((query.sum(0) + template.sum(0) > 0) & (start > 0))
+    if not len(free):
+        return start
+    target = np.log(volumes[pairs[0]] / volumes[pairs[1]])
+
+    def volumes_of(log_volumes):
+        refined = start.copy()
+        refined[free] = np.exp(log_volumes)
+        return refined
+
+    def residuals(log_volumes):
+        v = volumes_of(log_volumes)
+        return np.log(query @ v) - np.log(template @ v) - target
+
+    def jacobian(log_volumes):
+        v = volumes_of(log_volumes)
+        return (query[:, free] / (query @ v)[:, None] - template[:, free] / (template @ v)[:, None]) * v[free]
+
+    fit = least_squares(residuals, np.log(start[free]), jac=jacobian, loss="soft_l1", f_scale=0.05, max_nfev=200)
+    refined = volumes_of(fit.x)
+    refined[free] *= np.median(query @ start) / np.median(query @ refined)
+    return refined
 
 
 def _least_squares(fractions: np.ndarray, volumes: np.ndarray) -> np.ndarray:
