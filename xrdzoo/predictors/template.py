@@ -136,14 +136,21 @@ class Template(PredictorBase):
         self.e_above_hull = train.e_above_hull.astype(np.float32)
         self._arrays_changed()
         volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
-        fractions = self.templates.fractions()
-        self.volume_per_element = _least_squares(fractions, volumes)
-        if self.volume == "ratio":  # what rescales a template is a ratio of two formulas' volumes: fit those
-            pairs = _same_prototype_pairs(self.templates, self.spacegroups, progress)
-            self.volume_per_element = _fitted_to_ratios(fractions, volumes, pairs, self.volume_per_element)
+        self.volume_per_element = _least_squares(self.templates.fractions(), volumes)
+        if self.volume == "ratio":
+            self.refine_volumes(progress)
         if self.scorer is None:
             return {}
         return self._fit_scorer(train, val, progress)
+
+    def refine_volumes(self, progress: bool = True) -> None:
+        """Refine the volumes per element on what ``volume="ratio"`` uses, a ratio of two formulas' volumes: for each
+        template and the templates it could be rescaled from (:func:`_same_prototype_pairs`), the ratio of their
+        fitted volumes should be the ratio of their cells' volumes per atom (:func:`_fitted_to_ratios`)."""
+        state = self._state()
+        pairs = _same_prototype_pairs(state.index, state.spacegroups, progress)
+        self.volume_per_element = _fitted_to_ratios(state.index.fractions(), state.volumes / np.diff(state.offsets),
+                                                    pairs, self.volume_per_element)
 
     def take(self, rows) -> Template:
         """A member of the same options, ranker and volumes that holds only the given template rows (to ship a large
