@@ -44,8 +44,8 @@ def main() -> None:
     for key, value in options.items():
         setattr(member, key, value)
     member.config = {**member.config, "options": {**member.config["options"], **options}}
-    rest = xrdzoo.create_predictor("template")
-    rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)  # structures only: no ranker here
+    rest = xrdzoo.create_predictor("template", volume="template")  # its structures only: no ranker, volumes unused
+    rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)
     member.join(rest)
     energy = dict(zip(data.ids, data.e_above_hull))  # the training rows too, where the checkpoint predates energies
     member.e_above_hull = np.array([energy[i] for i in array_strings(member.ids)], dtype=np.float32)
