@@ -566,13 +566,13 @@ def _fitted_to_ratios(fractions: np.ndarray, volumes: np.ndarray, pairs: tuple[n
     their start."""
     from scipy.optimize import least_squares
 
-    usable = (fractions[pairs[0]] @ start > 0) & (fractions[pairs[1]] @ start > 0)  # a ratio of two volumes
-    queries, templates = pairs[0][usable], pairs[1][usable]
-    query, template = fractions[queries], fractions[templates]
+    query, template = fractions[pairs[0]], fractions[pairs[1]]
+    usable = (query @ start > 0) & (template @ start > 0)  # a ratio of two volumes
+    query, template = query[usable], template[usable]
     free = np.flatnonzero((query.sum(0) + template.sum(0) > 0) & (start > 0))
     if not len(free):
         return start
-    target = np.log(volumes[queries] / volumes[templates])
+    target = np.log(volumes[pairs[0][usable]] / volumes[pairs[1][usable]])
 
     def volumes_of(log_volumes):
         refined = start.copy()
