@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from conftest import prototype_structures
 from xrdzoo.cli import app
-from xrdzoo.contracts import Answers
+from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.formulas import compositions, written
-from xrdzoo.identify import Scorer, known_structures, rank
+from xrdzoo.identify import TIE_SCORE, Scorer, known_structures, rank
 from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo.xrd.pattern import Pattern, parse_grid, two_theta_at
 from xrdzoo.xrd.profiles import Profile, wavelength
@@ -111,6 +111,32 @@ def test_indistinguishable_candidates_are_one_answer_with_a_margin():
     assert first[0] == "1" and first[2] == "=" and {first[1], first[3]} == {"BaTiO3", "SrO"}
     assert float(first[5]) == pytest.approx(groups[0][0].score - groups[1][0].score, abs=1e-3) and float(first[5]) > 0
     assert lines[2].split()[0] == "2"  # the next distinct answer is ranked second, not third
+
+
+class KnownThenTemplate(SimulatingModel):
+    """Answers SrTiO3 with two candidates: first a "known" pattern, its own with an extra small peak of
+    ``height`` at 2-theta 60 degrees, then a "template", its own pattern exactly."""
+
+    def __init__(self, height: float):
+        self.height = height
+
+    def answer(self, formulas, top=1):
+        answers = super().answer(formulas)
+        own = answers.patterns.intensities[0]
+        known = own.copy()
+        known[int(60 / 180 * len(own))] += self.height
+        ranked = [[Candidate(known, 221, "mp-1", "known structure mp-1"), Candidate(own, 221, "mp-2", "template mp-2")]]
+        return Answers.of(answers.kept, answers.refused, [found[:top] for found in ranked])
+
+
+def test_a_known_structure_is_not_displaced_by_a_template_that_fits_as_well():
+    m = measured("SrTiO3")
+    scores = {height: [x.score for x in rank(m, ["SrTiO3"], KnownThenTemplate(height), candidates=1).matches
+                       + rank(m, ["SrTiO3"], SimulatingModel()).matches] for height in (1.0, 20.0)}
+    assert 0 < scores[1.0][1] - scores[1.0][0] < TIE_SCORE < scores[20.0][1] - scores[20.0][0]  # the premise
+    sources = {height: rank(m, ["SrTiO3"], KnownThenTemplate(height), candidates=2).matches[0].source
+               for height in (1.0, 20.0)}
+    assert sources == {1.0: "predicted (known structure mp-1)", 20.0: "predicted (template mp-2)"}
 
 
 def test_formulas_are_written_as_chemists_write_them():

@@ -235,10 +235,10 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     """Score the model's predicted patterns of ``formulas`` (and, from ``structures`` = {formula: (id, Structure)},
     the simulated patterns of known structures, at the measurement's wavelength) against a measurement, best
     first. Each formula scores by the best of its model's first ``candidates`` answers (its known polymorphs,
-    then templates), the match naming which; with ``shortlist`` = N, every formula is first scored by its first
-    answer and only the N best are scored again by their first ``candidates`` (fewer patterns to simulate and
-    score). Formulas the model cannot encode and structures that cannot be simulated are left out and reported in
-    ``skipped``."""
+    then templates; the first of those within ``TIE_SCORE`` of the best), the match naming which; with ``shortlist``
+    = N, every formula is first scored by its first answer and only the N best are scored again by their first
+    ``candidates`` (fewer patterns to simulate and score). Formulas the model cannot encode and structures that
+    cannot be simulated are left out and reported in ``skipped``."""
     span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
     return rank_on(scorer.window(measured, span), formulas, model, structures, scorer, batch_size, progress,
                    candidates, shortlist)
@@ -295,12 +295,18 @@ def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batc
         predicted = Pattern.from_frame(np.array([c.pattern for c in flat])).at_wavelength(window.wavelength)
         fit = scorer.score(window, predicted)
         starts = np.cumsum([0] + [len(found) for found in ranked])
-        best = [s + int(np.argmax(fit.scores[s:e])) for s, e in zip(starts[:-1], starts[1:])]
+        best = [s + _first_of_best(fit.scores[s:e]) for s, e in zip(starts[:-1], starts[1:])]
         curves = scorer.curves(window, predicted[best], Fit(*(values[best] for values in fit)))
         for i, b, curve in zip(answers.kept, best, curves):  # a formula scores by its best candidate
             matches.append(Match(batch[i], float(fit.scores[b]), float(fit.shifts[b]), predicted_source(flat[b]),
                                  curve, flat[b].score))
     return matches
+
+
+def _first_of_best(scores: np.ndarray) -> int:
+    """The first of a formula's candidates (in the member's order: known polymorphs, then templates by rank) whose
+    score is within ``TIE_SCORE`` of the best: a known structure is not displaced by a template that fits as well."""
+    return int(np.argmax(scores >= scores.max() - TIE_SCORE))
 
 
 def predicted_source(candidate) -> str:
