@@ -58,12 +58,12 @@ def test_the_numpy_ranker_gives_the_logits_of_the_network_it_was_trained_as(fitt
     assert np.abs(ranker.state_dict()["5.weight"]).sum() > 0  # trained, not the zeros it starts as
 
 
-def test_a_fitted_member_loads_and_answers_without_importing_torch(fitted, tmp_path):
+def test_a_fitted_member_loads_and_answers_without_importing_torch_or_scipy_special(fitted, tmp_path):
     path = checkpoint.save(tmp_path / "learned.safetensors", fitted["learned"])
-    script = ("import sys, xrdzoo; m = xrdzoo.load(sys.argv[1]); a = m.answer(['BaTiO3', 'SrZrO3'], top=2); "
-              "print(len(a.kept), 'torch' in sys.modules)")
+    script = ("import sys, xrdzoo; m = xrdzoo.load(sys.argv[1]); a = m.answer(['BaTiO3', 'LaAlO3'], top=2); "
+              "print(len(a.kept), 'template' in a.how[1], 'torch' in sys.modules, 'scipy.special' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
-    assert run.stdout.split() == ["2", "False"]
+    assert run.stdout.split() == ["2", "True", "False", "False"]  # a substituted template: the ranker ran
 
 
 def test_formula_types_and_fractions():
