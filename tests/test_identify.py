@@ -139,6 +139,31 @@ def test_a_known_structure_is_not_displaced_by_a_template_that_fits_as_well():
     assert sources == {1.0: "predicted (known structure mp-1)", 20.0: "predicted (template mp-2)"}
 
 
+class KnownAndPredicted(SimulatingModel):
+    """Answers SrTiO3 with a "known" structure (score 1), its own pattern with an extra small peak of ``height`` at
+    2-theta 60 degrees, and CaTiO3 with a prediction that is SrTiO3's pattern exactly."""
+
+    def __init__(self, height: float):
+        self.height = height
+
+    def answer(self, formulas, top=1):
+        own = simulate([STRUCTURES["SrTiO3"]])[0]
+        known = own.copy()
+        known[int(60 / 180 * len(own))] += self.height
+        found = {"SrTiO3": [Candidate(known, 221, "mp-1", "known structure mp-1", 1.0)],
+                 "CaTiO3": [Candidate(own, 221, "mp-2", "template mp-2", 0.4)]}
+        return Answers.of_formulas(formulas, found)
+
+
+def test_a_known_structure_ranks_ahead_of_another_formulas_prediction_that_fits_as_well():
+    m = measured("SrTiO3")
+    for height, first in ((1.0, "SrTiO3"), (20.0, "CaTiO3")):
+        matches = rank(m, ["CaTiO3", "SrTiO3"], KnownAndPredicted(height)).matches
+        score = {match.formula: match.score for match in matches}
+        assert 0 < score["CaTiO3"] - score["SrTiO3"]  # the prediction fits better, by 0.0001 or by 0.016
+        assert [match.formula for match in matches][0] == first and matches[0].known == (first == "SrTiO3")
+
+
 def test_formulas_are_written_as_chemists_write_them():
     assert written("Li(CoO3)2", ["Li", "Co", "O"]) == "LiCo2O6"
     assert written("TiFeO3", ["Fe", "Ti", "O"]) == "FeTiO3" and written("FeCuS2", ["Cu", "Fe", "S"]) == "CuFeS2"

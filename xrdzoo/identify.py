@@ -57,11 +57,18 @@ class Match:
     curve: np.ndarray = field(repr=False)
     confidence: float | None = None
 
+    @property
+    def known(self) -> bool:
+        """Whether the match is a known structure of its formula (confidence 1, as members and ``structures`` mark
+        them), not a prediction."""
+        return self.confidence == 1.0
+
 
 @dataclass(frozen=True, eq=False)
 class Ranking:
-    """Candidates best first, the ``measured`` pattern they were scored against (:meth:`Scorer.window`: on the
-    scoring grid, background removed, broadened) and the formulas or structures ``skipped`` with why."""
+    """Candidates best first (a known structure ahead of predictions that score up to ``TIE_SCORE`` more), the
+    ``measured`` pattern they were scored against (:meth:`Scorer.window`: on the scoring grid, background removed,
+    broadened) and the formulas or structures ``skipped`` with why."""
 
     matches: list[Match]
     measured: Pattern
@@ -234,7 +241,7 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
          batch_size: int = 256, progress: bool = False, candidates: int = 1, shortlist: int | None = None) -> Ranking:
     """Score the model's predicted patterns of ``formulas`` (and, from ``structures`` = {formula: (id, Structure)},
     the simulated patterns of known structures, at the measurement's wavelength) against a measurement, best
-    first. Each formula scores by the best of its model's first ``candidates`` answers (its known polymorphs,
+    first (a known structure ahead of predictions that score up to ``TIE_SCORE`` more). Each formula scores by the best of its model's first ``candidates`` answers (its known polymorphs,
     then templates; the first of those within ``TIE_SCORE`` of the best), the match naming which; with ``shortlist``
     = N, every formula is first scored by its first answer and only the N best are scored again by their first
     ``candidates`` (fewer patterns to simulate and score). Formulas the model cannot encode and structures that
@@ -272,8 +279,13 @@ def rank_on(window: Pattern, formulas: list[str], model, structures: dict | None
         fit = scorer.score(window, peaks)
         matches.append(Match(formula, float(fit.scores[0]), float(fit.shifts[0]), f"known {name}",
                              scorer.curves(window, peaks, fit)[0], 1.0))
-    matches.sort(key=lambda m: -m.score)
-    return Ranking(matches, window, skipped)
+    return Ranking(best_first(matches), window, skipped)
+
+
+def best_first(matches: list[Match]) -> list[Match]:
+    """The matches by score, best first, a known structure ahead of predictions that score up to ``TIE_SCORE`` more
+    (a pattern that cannot tell them apart is the known compound's)."""
+    return sorted(matches, key=lambda m: -(m.score + TIE_SCORE * m.known))
 
 
 def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batch_size: int, progress: bool,

@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from xrdzoo.engine import engine, loadable, member
-from xrdzoo.identify import TOP, Ranking, Scorer, candidate_formulas, rank
+from xrdzoo.identify import TOP, Ranking, Scorer, best_first, candidate_formulas, rank
 from xrdzoo.screening import Pool
 from xrdzoo.xrd.pattern import Pattern
 
@@ -55,8 +55,7 @@ def search(measured: Pattern, pool: Pool, model, structures: dict | None = None,
             matches += ranking.matches
             skipped |= ranking.skipped
             window = ranking.measured
-    matches.sort(key=lambda m: -m.score)
-    return Ranking(matches, window, skipped)
+    return Ranking(best_first(matches), window, skipped)
 
 
 def _rank_system(job: _Search, task: tuple) -> Ranking:
