@@ -1,7 +1,8 @@
 """Ship a template member fitted on the training split as a weight that knows every structure, in parts.
 
     python benchmarks/ship_templates.py --checkpoint runs/template_learned_mp_all/best.safetensors \
-        --data data/mp_all.npz --name template_learned.mp_all --option k=20
+        --data data/mp_all.npz --name template_learned.mp_all --option k=40 \
+        --recipe "xrdzoo train --data data/mp_all.npz --predictor template ... --output runs/template_learned_mp_all"
 
 The member's ranker, its calibration and its volumes stay those fitted on the training split (its benchmark
 figures are that member's); the validation and test structures are added as templates so that every known
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="template member fitted on the training split")
     parser.add_argument("--data", required=True, help="the dataset it was fitted on (every polymorph)")
     parser.add_argument("--name", required=True)
+    parser.add_argument("--recipe", help="the command that fitted --checkpoint, recorded in the manifest before "
+                        "this one's")
     parser.add_argument("--metrics", help="JSON of the train-only member's test figures for the card")
     parser.add_argument("--option", action="append", default=[], help="answering option KEY=VALUE (JSON value) "
                         "set on the shipped member, e.g. k=20 (repeatable)")
@@ -60,7 +63,8 @@ def main() -> None:
                  f"ternaries, quaternaries and 5-9-element compounds ({len(data):,} structures of "
                  f"{len(set(data.formulas)):,} formulas), each with its energy above the hull; ranker, calibration "
                  "and volumes fitted on the training split only",
-            command=f"python benchmarks/ship_templates.py --checkpoint {args.checkpoint} --data {args.data} "
+            command=(f"{args.recipe} && " if args.recipe else "")
+                    + f"python benchmarks/ship_templates.py --checkpoint {args.checkpoint} --data {args.data} "
                     f"--name {args.name}" + "".join(f" --option {option}" for option in args.option),
             description="template substitution with the learned ranker, every formula type, every known "
                         "polymorph; test figures are those of the member fitted on the training split only "

@@ -20,8 +20,7 @@ training split (its ranker and volumes fitted there, as the shipped member's are
 ``--consensus``, against retrieval fitted there, peak F1, recall and precision; best-of-K over its first K
 candidates (``answer(top=K)``); the calibration of its first candidate's score (mean score against the share matched
 at peak F1 >= 0.8); formulas per second answering the sample (top 1, after one warm-up call that builds the member's
-index). ``--refine-volumes`` first refines the member's volumes per element on the training split's same-prototype
-ratios (``Template.refine_volumes``, what ``Template.fit`` now does), its ranker as it is.
+index).
 """
 
 from __future__ import annotations
@@ -55,13 +54,11 @@ def candidate_scores(member, formula: str, truth: np.ndarray, k: int) -> np.ndar
 
 
 def by_type(data_path: str, model_name: str, sample_size: int, ks: list[int], consensus: list[int], split: str,
-            name: str, refine_volumes: bool = False) -> None:
+            name: str) -> None:
     """The ``--by-type`` tables (see the module's docstring)."""
     data = load_dataset(data_path)
     scored = data.select(split).ground_states()
     model = training_templates(xrdzoo.load(model_name), data)
-    if refine_volumes:
-        model.refine_volumes(progress=False)
     settings = [(k, agreed) for k in ks or [model.k] for agreed in consensus or [model.consensus]]
     retrieval = xrdzoo.create_predictor("retrieval")
     retrieval.fit(data.select("train"), progress=False)
@@ -86,9 +83,7 @@ def by_type(data_path: str, model_name: str, sample_size: int, ks: list[int], co
         "## Every formula type: template member against retrieval, best of K, calibration, speed"
         + ("" if split == "test" else f" ({split} split)"),
         f"`{label(model_name)}` with only the templates of the training split of `{data_path}` (its ranker, "
-        "calibration and volumes were fitted there"
-        + ("; its volumes then refined there on same-prototype ratios, `refine_volumes`" if refine_volumes else "")
-        + ") and retrieval (the nearest training formula of the same type, "
+        "calibration and volumes were fitted there) and retrieval (the nearest training formula of the same type, "
         f"fitted there) on a seeded sample of each type's {split} formulas, scored against each formula's ground-state "
         "pattern (peak F1, recall, precision). `k`: how many nearest same-type templates the ranker orders; "
         "`consensus`: how many of its first candidates the answer is chosen among (1: the ranker's first; K: the one "
@@ -136,13 +131,10 @@ def main() -> None:
                         help="with --by-type: how many templates the ranker orders (repeatable; the member's own if none)")
     parser.add_argument("--consensus", type=int, action="append", default=[],
                         help="with --by-type: a consensus K to measure the member at (repeatable; its own if none)")
-    parser.add_argument("--refine-volumes", action="store_true",
-                        help="with --by-type: refine the member's volumes on the training split's same-prototype "
-                        "ratios first (Template.refine_volumes; its ranker as it is)")
     args = parser.parse_args()
     if args.by_type:
         by_type(args.by_type, pairs(args.model, "--model")[0][1], args.sample, args.k, args.consensus, args.split,
-                args.name, args.refine_volumes)
+                args.name)
         return
 
     choice_rows, speed_rows, results = [], [], {}
