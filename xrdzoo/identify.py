@@ -245,8 +245,8 @@ def rank(measured: Pattern, formulas: list[str], model, structures: dict | None 
     best of its model's first ``candidates`` answers (its known polymorphs, then templates; the first of those within
     ``TIE_SCORE`` of the best), the match naming which; with ``shortlist`` = N, every formula is first scored by its
     first answer and only the N best are scored again by their first ``candidates`` (fewer patterns to simulate and
-    score). Formulas the model cannot encode and structures that
-    cannot be simulated are left out and reported in ``skipped``."""
+    score). Formulas the model cannot encode and structures that cannot be simulated are left out and reported in
+    ``skipped``."""
     span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
     return rank_on(scorer.window(measured, span), formulas, model, structures, scorer, batch_size, progress,
                    candidates, shortlist)
