@@ -4,8 +4,9 @@
         --data data/mp_all.npz --name template_learned.mp_all --option k=40 \
         --recipe "xrdzoo train --data data/mp_all.npz --predictor template ... --output runs/template_learned_mp_all"
 
-The member's ranker, its calibration and its volumes stay those fitted on the training split (its benchmark
-figures are that member's); the validation and test structures are added as templates so that every known
+The member's ranker and its volumes stay those fitted on the training split (its benchmark figures are that
+member's); its scores are calibrated on the validation split at the shipped options (``k``: the first candidate of
+40 is not the first of 10); then the validation and test structures are added as templates so that every known
 compound answers with its own structures. The checkpoint may be a shipped weight itself (its name): only its
 training-split templates are kept before the others are added again, so reshipping with other ``--option``s (the
 member's answering options, such as ``k``) changes nothing else. The files are split by element count (1-3, 4, 5+)
@@ -47,6 +48,8 @@ def main() -> None:
     for key, value in options.items():
         setattr(member, key, value)
     member.config = {**member.config, "options": {**member.config["options"], **options}}
+    for kind, figures in member.calibrate(data.select("val")).items():
+        print(f"calibration, {kind}: {figures}")
     rest = xrdzoo.create_predictor("template", volume="template")  # its structures only: no ranker, volumes unused
     rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)
     member.join(rest)
@@ -61,8 +64,8 @@ def main() -> None:
             manifest=ROOT / "weights" / "manifest.json", license="CC-BY-4.0 (Materials Project structures)",
             data=f"every structure (all polymorphs, train+val+test) of the shared Materials Project binaries, "
                  f"ternaries, quaternaries and 5-9-element compounds ({len(data):,} structures of "
-                 f"{len(set(data.formulas)):,} formulas), each with its energy above the hull; ranker, calibration "
-                 "and volumes fitted on the training split only",
+                 f"{len(set(data.formulas)):,} formulas), each with its energy above the hull; ranker and volumes "
+                 "fitted on the training split only, scores calibrated on the validation split",
             command=(f"{args.recipe} && " if args.recipe else "")
                     + f"python benchmarks/ship_templates.py --checkpoint {args.checkpoint} --data {args.data} "
                     f"--name {args.name}" + "".join(f" --option {option}" for option in args.option),

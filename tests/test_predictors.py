@@ -20,7 +20,7 @@ from xrdzoo.encoders import EncodingError
 from xrdzoo.metrics import peak_f1
 from xrdzoo.builder import create_predictor
 from xrdzoo.contracts import Candidate
-from xrdzoo.predictors.template import consensus_first
+from xrdzoo.predictors.template import TYPES, _logistic, consensus_first
 from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.formulas import N_ELEMENTS, formula_of
 from xrdzoo.predictors.chemistry import mapping_cost
@@ -407,13 +407,44 @@ def test_a_member_saved_before_energies_were_kept_loads_them_as_unknown(polymorp
     meta = ckpt.read_metadata(path)
     del meta[ckpt.DIGEST_KEY]  # files of that age carry no digest
     tensors = load_file(str(path))
-    del tensors["e_above_hull"]
+    del tensors["e_above_hull"], tensors["calibration"]
     save_file(tensors, str(tmp_path / "older.safetensors"), metadata={ckpt.METADATA_KEY: json.dumps(meta)})
     older = ckpt.read_model(tmp_path / "older.safetensors")
     assert np.isnan(older.e_above_hull).all() and len(older.e_above_hull) == len(member.lattices)
     assert older.known_formulas(["Na", "Cl"]) == ["NaCl"] and older.known_formulas(["Na", "Cl"], 0.025) == []
     assert "above the hull" not in older.answer(["NaCl"]).how[0]
+    assert np.array_equal(older.calibration, [[1.0, 0.0]] * 4)  # the ranker's logit as it is, whatever the type
     assert "0.300 eV/atom above the hull" in member.answer(["NaCl"], top=2).candidates[0][1].how
+
+
+def test_scores_are_calibrated_per_formula_type_without_changing_the_order(polymorphs, tmp_path):
+    data, member = polymorphs
+    member = checkpoint.read_model(checkpoint.save(tmp_path / "member.safetensors", member))  # a copy to change
+    before = member.answer(["BaGeO3", "NaCl"], top=4).candidates
+    report = member.calibrate(data, progress=False)
+    assert list(report) == list(TYPES) and report["ternary"]["formulas"] > 0 and report["binary"]["formulas"] > 0
+    assert all(0 <= report[t]["share first matched"] <= 1 for t in ("binary", "ternary"))
+    assert member.calibration[1, 0] >= 0 and not np.array_equal(member.calibration, [[1.0, 0.0]] * 4)
+    after = member.answer(["BaGeO3", "NaCl"], top=4).candidates
+    assert [[c.source for c in cands] for cands in after] == [[c.source for c in cands] for cands in before]
+    member.calibration[1] = [0.0, np.log(0.3 / 0.7)]  # ternaries: the score no longer depends on the logit
+    novel, nacl = member.answer(["BaGeO3", "NaCl"], top=4).candidates
+    assert [c.score for c in novel] == pytest.approx([0.3] * 4) and nacl[0].score == 1.0
+    chemistry = create_predictor("template")
+    with pytest.raises(ValueError, match="ranker=learned"):
+        chemistry.calibrate(data, progress=False)
+
+
+def test_the_calibration_fit_matches_the_share_of_matches_and_leans_on_its_prior_where_data_are_few():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=5000) * 2
+    matched = (rng.random(5000) < 1 / (1 + np.exp(1 - 2 * z))).astype(float)
+    a, b = _logistic(z, matched, np.array([1.0, 0.0]))
+    assert a == pytest.approx(2, abs=0.2) and b == pytest.approx(-1, abs=0.2)
+    assert np.mean(1 / (1 + np.exp(-(a * z + b)))) == pytest.approx(matched.mean(), abs=1e-3)
+    assert np.allclose(_logistic(z[:0], matched[:0], np.array([0.5, -2.0])), [0.5, -2.0])  # no data: the prior
+    a, b = _logistic(z, (z < 0).astype(float), np.array([1.0, 0.0]))  # a higher logit less likely to match
+    assert a == 0 and 1 / (1 + np.exp(-b)) == pytest.approx(np.mean(z < 0), abs=1e-3)
 
 
 def _candidate(peaks: list[float], score: float | None, name: str) -> Candidate:

@@ -35,8 +35,10 @@ VOLUMES = ("ratio", "fit", "template")
 _COORD_SCALE = 1 << 16  # fractional coordinates are stored as int16 fixed point: 1.5e-5 of a cell edge
 _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of triclinic .. cubic
 MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what scores are calibrated on
+TYPES = ("binary", "ternary", "quaternary", "quinary+")  # the formula types scores are calibrated for, one by one
 _ROW_ARRAYS = ("lattices", "spacegroups", "e_above_hull")  # one entry per template row
 _SITE_ARRAYS = ("coords", "numbers")  # one entry per site, rows' sites at offsets[i]:offsets[i + 1]
+_IDENTITY = np.array([[1.0, 0.0]] * len(TYPES))  # (a, b) per type that leaves the ranker's logit as it is
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
 _N_FEATURES = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6  # what the ranker sees of a candidate (_features)
 
@@ -103,19 +105,22 @@ class Template(PredictorBase):
         self.register_array("ids", np.zeros(0, np.uint8))
         self.register_array("e_above_hull", np.zeros(0, np.float32))
         self.register_array("volume_per_element", np.zeros(N_ELEMENTS, np.float64))
+        self.register_array("calibration", _IDENTITY.copy())  # per formula type: score = sigmoid(a * logit + b)
         self.scorer = _Ranker(hidden) if ranker == "learned" else None
         self._cache: _State | None = None
 
-    added_later = ("e_above_hull",)  # files saved before energies were kept lack it: their energies are unknown
+    added_later = ("e_above_hull", "calibration")  # absent from files saved before energies or per-type calibration
 
     @property
     def fitted(self) -> bool:
         return len(self.lattices) > 0
 
     def _fill_added_later(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """An older file's energies are unknown: NaN for each of its rows."""
-        rows = len(state.get("lattices", ()))
-        return {name: np.full(rows, np.nan, np.float32) for name in self.added_later if name not in state}
+        """An older file's energies are unknown (NaN for each of its rows); its scores are the sigmoid of the
+        ranker's logit, which it calibrated over all candidates, whatever the type."""
+        filled = {"e_above_hull": np.full(len(state.get("lattices", ())), np.nan, np.float32),
+                  "calibration": _IDENTITY.copy()}
+        return {name: value for name, value in filled.items() if name not in state}
 
     def _arrays_changed(self) -> None:
         self._cache = None
@@ -141,7 +146,10 @@ class Template(PredictorBase):
             self.refine_volumes(progress)
         if self.scorer is None:
             return {}
-        return self._fit_scorer(train, val, progress)
+        figures = self._fit_scorer(train, val, progress)
+        if val is not None and len(val):
+            figures["calibration"] = self.calibrate(val, progress=progress)
+        return figures
 
     def refine_volumes(self, progress: bool = True) -> None:
         """Refine the volumes per element on what ``volume="ratio"`` uses, a ratio of two formulas' volumes: for each
@@ -204,13 +212,48 @@ class Template(PredictorBase):
             if chosen > best:
                 best, best_state = chosen, {k: v.clone() for k, v in network.state_dict().items()}
         network.load_state_dict(best_state)
-        calibration = _calibrate(network, vx, vf1, vmask)
         self.scorer.load_state_dict({name: value.numpy() for name, value in network.state_dict().items()})
         chemistry = vf1.gather(1, vx[:, :, 0].masked_fill(~vmask, 1e9).argmin(1, keepdim=True))  # feature 0: cost
         return {"val_queries": len(vx), "val_nearest_template_f1": float(vf1[:, 0].mean()),
                 "val_chemistry_template_f1": float(chemistry.mean()), "val_ranked_template_f1": best,
-                "val_oracle_template_f1": float(vf1.masked_fill(~vmask, 0).max(1).values.mean()), **calibration,
+                "val_oracle_template_f1": float(vf1.masked_fill(~vmask, 0).max(1).values.mean()),
                 "history": history}
+
+    def calibrate(self, data: Dataset, per_type: int = 2000, progress: bool = True) -> dict[str, dict]:
+        """Make the learned ranker's score of a formula's first candidate, at this member's ``k``, the chance that it
+        matches (peak F1 >= MATCH_F1) the formula's ground-state pattern, for each formula type: a logistic fit of the
+        match on the first candidate's logit over a seeded sample of up to ``per_type`` formulas of each type of
+        ``data`` (the validation split), each type's fit drawn towards that of all types together (a type with few
+        formulas takes theirs). The order of the candidates is unchanged. Returns per type the formulas used, their
+        mean first score and the share of them that match."""
+        if self.scorer is None:
+            raise ValueError("only the learned ranker has scores to calibrate (ranker=learned)")
+        data = data.ground_states()
+        types = np.array([_type_of(formula_of(f)) for f in data.formulas])
+        rng = np.random.default_rng(0)
+        sample = np.concatenate([rng.permutation(np.flatnonzero(types == t))[:per_type] for t in range(len(TYPES))])
+        logits, matched, kinds = [], [], []
+        with one_blas_thread():
+            for i in tqdm(sample, desc="calibration", disable=not progress, leave=False):
+                query = formula_of(data.formulas[i])
+                candidates = self._candidates(query, len(self.templates.find(query)))
+                if candidates is None:
+                    continue
+                logit = self.scorer(candidates.features)
+                first = int(np.argmax(logit))  # the ranker's first: its stable sort keeps the first of equal logits
+                cell = self.substituted_cell(query, candidates.rows[first], candidates.assignments[first])
+                scores = peak_pair_scores(pick_peaks(simulate_cell(*cell[:3])), pick_peaks(data.patterns[i]))
+                logits.append(logit[first])
+                matched.append(float(f1_score(*scores) >= MATCH_F1))
+                kinds.append(types[i])
+        z, y, kinds = np.array(logits, np.float64), np.array(matched), np.array(kinds, np.int64)
+        pooled = _logistic(z, y, _IDENTITY[0])
+        self.calibration = np.array([_logistic(z[kinds == t], y[kinds == t], pooled) for t in range(len(TYPES))])
+        score = _sigmoid(self.calibration[kinds, 0] * z + self.calibration[kinds, 1])
+        return {name: {"formulas": int(np.sum(kinds == t)),
+                       "mean first score": float(score[kinds == t].mean()) if np.any(kinds == t) else None,
+                       "share first matched": float(y[kinds == t].mean()) if np.any(kinds == t) else None}
+                for t, name in enumerate(TYPES)}
 
     def _pairs(self, data: Dataset, limit: int, progress: bool):
         """Features (queries, k, features), the peak F1 of each substituted candidate against the query's pattern
@@ -354,7 +397,7 @@ class Template(PredictorBase):
         if self.scorer is not None and any(c is not None for c in found):
             logits = self.scorer(np.concatenate([c.features for c in found if c is not None]))
             splits = np.cumsum([len(c.rows) for c in found if c is not None])[:-1]
-            scores = iter(np.split(logits, splits))
+            logits = iter(np.split(logits, splits))
         ranked = []
         for query, candidates, own in zip(queries, found, known):
             choices = [Choice(int(row), None, 1.0, "known") for row in own]
@@ -363,8 +406,9 @@ class Template(PredictorBase):
                 if self.scorer is None:  # ties go to the nearer (by L1) candidate: the sort is stable
                     order, score = np.argsort(costs, kind="stable"), [None] * len(rows)
                 else:
-                    logit = next(scores)
-                    order, score = np.argsort(-logit, kind="stable"), 1 / (1 + np.exp(-logit.astype(np.float64)))
+                    logit = next(logits)
+                    a, b = self.calibration[_type_of(query)]
+                    order, score = np.argsort(-logit, kind="stable"), _sigmoid(a * logit.astype(np.float64) + b)
                 choices += [Choice(int(rows[j]), assignments[j], None if score[j] is None else float(score[j]),
                                    "template") for j in order]
             if not choices:
@@ -508,35 +552,29 @@ def _ranker_network(hidden: int):
                          nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
 
-def _calibrate(network, x, f1, mask) -> dict:
-    """Make ``sigmoid(ranker output)`` the chance that a candidate matches (peak F1 >= MATCH_F1): a logistic fit
-    of the match on the ranker's output over the validation candidates, folded into its last layer (the order
-    is unchanged). Returns the first-ranked candidates' mean score and share of matches after the fit."""
-    import torch
+def _type_of(formula: Formula) -> int:
+    """The index in :data:`TYPES` of a formula's type (a single element counts as binary)."""
+    return min(max(len(formula.numbers), 2), 5) - 2
 
-    with torch.no_grad():
-        network.eval()
-        logits = network(x).squeeze(-1)
-    z, matched = logits[mask], (f1[mask] >= MATCH_F1).float()
-    a, b = torch.ones((), requires_grad=True), torch.zeros((), requires_grad=True)
-    optimizer = torch.optim.LBFGS([a, b], max_iter=200)
 
-    def loss():
-        optimizer.zero_grad()
-        value = torch.nn.functional.binary_cross_entropy_with_logits(a * z + b, matched)
-        value.backward()
-        return value
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
 
-    optimizer.step(loss)
-    last = network[-1]
-    with torch.no_grad():
-        scale = a.abs().clamp_min(1e-6)  # a positive scale keeps the ranking
-        last.weight.mul_(scale)
-        last.bias.mul_(scale).add_(b)
-        first = network(x).squeeze(-1).masked_fill(~mask, -1e9).argmax(1, keepdim=True)
-        score = torch.sigmoid(network(x).squeeze(-1)).gather(1, first)
-    return {"val_first_mean_score": float(score.mean()),
-            "val_first_match_share": float((f1.gather(1, first) >= MATCH_F1).float().mean())}
+
+def _logistic(z: np.ndarray, matched: np.ndarray, prior: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """(a, b) of ``P(matched) = sigmoid(a * z + b)`` maximising the log-likelihood less ``strength / 2`` times the
+    squared distance to ``prior``, with ``a >= 0`` so that a higher logit never scores lower."""
+    from scipy.optimize import minimize
+
+    x = np.column_stack([z, np.ones_like(z)])
+
+    def loss(w):
+        t = x @ w
+        value = np.sum(np.logaddexp(0, t) - matched * t) + strength / 2 * np.sum((w - prior) ** 2)
+        return value, x.T @ (_sigmoid(t) - matched) + strength * (w - prior)
+
+    return minimize(loss, prior, jac=True, method="L-BFGS-B", bounds=[(0, None), (None, None)],
+                    options={"gtol": 1e-10, "ftol": 1e-14}).x
 
 
 def _chosen_f1(network, x, f1, mask) -> float:
