@@ -37,9 +37,14 @@ def training(meta: dict) -> str:
         options = ", ".join(f"{k} {v}" for k, v in train["config"]["predictor_options"].items()) or "defaults"
         fit = {k: round(v, 4) for k, v in meta.get("fit", {}).items() if isinstance(v, float)}
         held = "every split" if meta.get("templates") == "all splits" else "the training split"
+        calibration = ", ".join(f"{kind} {c['mean first score']:.3f} against {c['share first matched']:.3f} "
+                                f"({c['formulas']:,} formulas)"
+                                for kind, c in meta.get("fit", {}).get("calibration", {}).items() if c["formulas"])
         return (f"- fitted, not trained by gradient: predictor `{train['config']['predictor']}` ({options}); it "
                 f"holds {held}'s structures; validation peak F1 {train['history'][-1]['val_peak_f1']:.4f}"
-                + (f"; ranker validation figures {fit}" if fit else ""))
+                + (f"; ranker validation figures {fit}" if fit else "")
+                + (f"; scores calibrated on the validation split, per type mean first score against the share of "
+                   f"first candidates that match: {calibration}" if calibration else ""))
     best = min(train["history"], key=lambda h: h["val_loss"])
     recipe = {k: v for k, v in train["config"].items() if k in ("loss", "lr", "batch_size", "seed") or
               (k.endswith("options") and v)}

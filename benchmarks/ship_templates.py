@@ -48,8 +48,8 @@ def main() -> None:
     for key, value in options.items():
         setattr(member, key, value)
     member.config = {**member.config, "options": {**member.config["options"], **options}}
-    for kind, figures in member.calibrate(data.select("val")).items():
-        print(f"calibration, {kind}: {figures}")
+    calibration = member.calibrate(data.select("val"))
+    print(f"calibration: {calibration}")
     rest = xrdzoo.create_predictor("template", volume="template")  # its structures only: no ranker, volumes unused
     rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)
     member.join(rest)
@@ -57,6 +57,8 @@ def main() -> None:
     member.e_above_hull = np.array([energy[i] for i in array_strings(member.ids)], dtype=np.float32)
     meta = checkpoint.read_metadata(hub.resolve(args.checkpoint))
     extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
+    replaced = ("val_first_mean_score", "val_first_match_share")  # an older fit's calibration over all candidates
+    extra["fit"] = {**{k: v for k, v in extra.get("fit", {}).items() if k not in replaced}, "calibration": calibration}
     with tempfile.TemporaryDirectory() as folder:
         whole = checkpoint.save(Path(folder) / "whole.safetensors", member, {**extra, "templates": "all splits"})
         configs = export_parts(

@@ -16,11 +16,11 @@ second, predicting the whole test split in batches of 256 on this machine.
 ``--by-type``: on a dataset of every formula type (``xrdzoo data build ... --subset all --polymorphs all``), per
 formula type (binary, ternary, quaternary, quinary+), a seeded sample of the ``--split``'s formulas (test; val to
 choose options on) scored against their ground-state pattern: the ``--model`` with only the templates of the
-training split (its ranker and volumes fitted there, as the shipped member's are), at each ``--k`` and
-``--consensus``, against retrieval fitted there, peak F1, recall and precision; best-of-K over its first K
-candidates (``answer(top=K)``); the calibration of its first candidate's score (mean score against the share matched
-at peak F1 >= 0.8); formulas per second answering the sample (top 1, after one warm-up call that builds the member's
-index).
+training split (its ranker and volumes fitted there and its scores calibrated on the validation split, as the
+shipped member's are), at each ``--k`` and ``--consensus``, against retrieval fitted there, peak F1, recall and
+precision; best-of-K over its first K candidates (``answer(top=K)``); the calibration of its first candidate's score
+(mean score against the share matched at peak F1 >= 0.8, over the formulas whose type has a template); formulas per
+second answering the sample (top 1, after one warm-up call that builds the member's index).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from xrdzoo.data import in_subset, load_dataset
 from xrdzoo.metrics import peak_f1, peak_precision, peak_recall
 from xrdzoo.formulas import formula_of
 from xrdzoo.predictors.chemistry import mapping_cost
+from xrdzoo.predictors.template import TYPES
 from xrdzoo.xrd.simulate import simulate_cell
 
 ORACLE_K = (1, 5, 10, 20)
-TYPES = ("binary", "ternary", "quaternary", "quinary+")
 BEST_OF = (1, 5, 10)
 
 
@@ -82,16 +82,18 @@ def by_type(data_path: str, model_name: str, sample_size: int, ks: list[int], co
     markdown = "\n\n".join([
         "## Every formula type: template member against retrieval, best of K, calibration, speed"
         + ("" if split == "test" else f" ({split} split)"),
-        f"`{label(model_name)}` with only the templates of the training split of `{data_path}` (its ranker, "
-        "calibration and volumes were fitted there) and retrieval (the nearest training formula of the same type, "
-        f"fitted there) on a seeded sample of each type's {split} formulas, scored against each formula's ground-state "
-        "pattern (peak F1, recall, precision). `k`: how many nearest same-type templates the ranker orders; "
-        "`consensus`: how many of its first candidates the answer is chosen among (1: the ranker's first; K: the one "
-        "whose pattern agrees best with the others').",
+        f"`{label(model_name)}` with only the templates of the training split of `{data_path}` (its ranker and "
+        "volumes were fitted there, its scores calibrated on the validation split) and retrieval (the nearest "
+        f"training formula of the same type, fitted there) on a seeded sample of each type's {split} formulas, "
+        "scored against each formula's ground-state pattern (peak F1, recall, precision). `k`: how many nearest "
+        "same-type templates the ranker orders; `consensus`: how many of its first candidates the answer is chosen "
+        "among (1: the ranker's first; K: the one whose pattern agrees best with the others').",
         markdown_table(rows, accuracy),
         "Best of K: the best peak F1 among the member's first K candidates (`answer(formulas, top=K)`). "
         "Calibration: the first candidate's mean score against the share of first candidates that match "
-        "(peak F1 >= 0.8). Speed: formulas per second answering the sample (top 1), one process.",
+        "(peak F1 >= 0.8), over the formulas whose first candidate has a score (a formula whose type has no "
+        "template answers with the nearest structure of any type, unscored). Speed: formulas per second answering "
+        "the sample (top 1), one process.",
         markdown_table(rows, ranked_columns),
     ])
     write_results(name, {"split": split, "rows": rows}, markdown)
@@ -114,8 +116,10 @@ def type_row(model, formulas: list[str], truth: np.ndarray, copied: np.ndarray) 
             "retrieval precision": float(peak_precision(copied, truth).mean()),
             "default precision": float(peak_precision(first, truth).mean())}
     row |= {f"best of {k}": float(np.mean([f[:k].max() for f in f1s])) for k in BEST_OF}
-    return row | {"mean first score": float(np.nanmean(scores)) if np.isfinite(scores).any() else None,
-                  "share first matched": float(np.mean([f[0] >= 0.8 for f in f1s])), "formulas/s": speed}
+    scored = np.isfinite(scores)  # a formula whose type has no template answers unscored (the nearest structure)
+    return row | {"mean first score": float(scores[scored].mean()) if scored.any() else None,
+                  "share first matched": float(np.mean([f[0] >= 0.8 for f, s in zip(f1s, scored) if s]))
+                  if scored.any() else None, "formulas/s": speed}
 
 
 def main() -> None:
