@@ -128,8 +128,8 @@ class Template(PredictorBase):
     # --- fitting ------------------------------------------------------------------------------------------------
 
     def fit(self, train: Dataset, val: Dataset | None = None, progress: bool = True) -> dict:
-        """Keep the training structures, fit the volume per element, and (``ranker="learned"``) train the ranker;
-        returns the validation figures of the ranker's training."""
+        """Keep the training structures, fit the volume per element, and (``ranker="learned"``) train the ranker and,
+        given ``val``, calibrate its scores (:meth:`calibrate`); returns the validation figures of both."""
         s = train.require_structures()
         self.lattices = s.lattices.astype(np.float64)
         self.offsets = s.offsets.astype(np.int64)
