@@ -419,6 +419,7 @@ def test_a_member_saved_before_energies_were_kept_loads_them_as_unknown(polymorp
 
 def test_scores_are_calibrated_per_formula_type_without_changing_the_order(polymorphs, tmp_path):
     data, member = polymorphs
+    assert not np.array_equal(member.calibration, [[1.0, 0.0]] * 4)  # fit calibrated it
     member = checkpoint.read_model(checkpoint.save(tmp_path / "member.safetensors", member))  # a copy to change
     before = member.answer(["BaGeO3", "NaCl"], top=4).candidates
     report = member.calibrate(data, progress=False)

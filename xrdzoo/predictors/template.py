@@ -128,8 +128,8 @@ class Template(PredictorBase):
     # --- fitting ------------------------------------------------------------------------------------------------
 
     def fit(self, train: Dataset, val: Dataset | None = None, progress: bool = True) -> dict:
-        """Keep the training structures, fit the volume per element, and (``ranker="learned"``) train the ranker and,
-        given ``val``, calibrate its scores (:meth:`calibrate`); returns the validation figures of both."""
+        """Keep the training structures, fit the volume per element, and (``ranker="learned"``) train the ranker and
+        calibrate its scores on ``val`` (:meth:`calibrate`; on ``train`` without it); returns the figures of both."""
         s = train.require_structures()
         self.lattices = s.lattices.astype(np.float64)
         self.offsets = s.offsets.astype(np.int64)
@@ -146,10 +146,8 @@ class Template(PredictorBase):
             self.refine_volumes(progress)
         if self.scorer is None:
             return {}
-        figures = self._fit_scorer(train, val, progress)
-        if val is not None and len(val):
-            figures["calibration"] = self.calibrate(val, progress=progress)
-        return figures
+        checked = val if val is not None and len(val) else train  # as the ranker's early stopping
+        return self._fit_scorer(train, val, progress) | {"calibration": self.calibrate(checked, progress=progress)}
 
     def refine_volumes(self, progress: bool = True) -> None:
         """Refine the volumes per element on what ``volume="ratio"`` uses, a ratio of two formulas' volumes: for each
