@@ -28,20 +28,20 @@ IMPORTED = time.perf_counter()
 from common import markdown_table, write_results  # noqa: E402
 from xrdzoo.data import load_dataset  # noqa: E402
 from xrdzoo.formulas import formula_of  # noqa: E402
+from xrdzoo.predictors.template import TYPES  # noqa: E402
 from xrdzoo.screening import Pool  # noqa: E402
 
-TYPES = {2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary+"}
 COMMON = ("Li", "Na", "K", "Mg", "Ca", "Sr", "Ba", "Y", "La", "Ti", "Zr", "V", "Nb", "Cr", "Mo", "Mn", "Fe", "Co",
           "Ni", "Cu", "Zn", "Al", "Ga", "In", "Si", "Ge", "Sn", "Pb", "Bi", "O", "S", "Se", "F", "Cl", "Br", "N", "P")
 
 
 def new_formulas(known: set, n: int, rng: np.random.Generator) -> dict[str, list[str]]:
     """Up to ``n`` charge-balanced compositions per type that are not in ``known`` (reduced formulas)."""
-    found: dict[str, list[str]] = {name: [] for name in TYPES.values()}
+    found: dict[str, list[str]] = {name: [] for name in TYPES}
     while any(len(v) < n for v in found.values()):
         pool = Pool(tuple(rng.choice(COMMON, 6, replace=False)), max_elements=5, max_atoms=16, charge_balanced=True)
         for system in pool.systems():
-            kind = TYPES[min(len(system), 5)]
+            kind = TYPES[min(len(system), 5) - 2]
             fresh = [f for f in pool.formulas(system) if formula_of(f) not in known]
             found[kind] += [str(f) for f in rng.permutation(fresh)[:3]]  # a few per system: many systems
     return {kind: formulas[:n] for kind, formulas in found.items()}
@@ -73,16 +73,16 @@ def main() -> None:
     data = load_dataset(args.data)
     rng = np.random.default_rng(0)
     names = sorted(set(data.formulas))
-    by_type = {kind: [f for f in names if TYPES[min(len(formula_of(f).numbers), 5)] == kind] for kind in TYPES.values()}
+    by_type = {kind: [f for f in names if TYPES[min(len(formula_of(f).numbers), 5) - 2] == kind] for kind in TYPES}
     known = {kind: [str(f) for f in rng.permutation(formulas)[: args.n]] for kind, formulas in by_type.items()}
     new = new_formulas({formula_of(f) for f in names}, args.n, rng)
     rows = []
-    for kind in TYPES.values():
+    for kind in TYPES:
         row = {"type": kind, "known formulas": len(known[kind]), "known formulas/s": rate(model, known[kind]),
                "new formulas": len(new[kind]), "new formulas/s": rate(model, new[kind])}
         print(row, flush=True)
         rows.append(row)
-    mixed = [f for kind in TYPES.values() for f in known[kind] + new[kind]]
+    mixed = [f for kind in TYPES for f in known[kind] + new[kind]]
     mixed = [str(f) for f in rng.permutation(mixed)]
     overall = {"formulas": len(mixed), "formulas/s": rate(model, mixed)}
     print(overall, flush=True)
