@@ -239,10 +239,10 @@ class Template(PredictorBase):
                     continue
                 logit = self.scorer(candidates.features)
                 first = int(np.argmax(logit))  # the ranker's first: its stable sort keeps the first of equal logits
-                cell = self.substituted_cell(query, candidates.rows[first], candidates.assignments[first])
-                scores = peak_pair_scores(pick_peaks(simulate_cell(*cell[:3])), pick_peaks(data.patterns[i]))
+                f1 = self._candidate_f1(query, candidates.rows[first], candidates.assignments[first],
+                                        pick_peaks(data.patterns[i]))
                 logits.append(logit[first])
-                matched.append(float(f1_score(*scores) >= MATCH_F1))
+                matched.append(float(f1 >= MATCH_F1))
                 kinds.append(types[i])
         z, y, kinds = np.array(logits, np.float64), np.array(matched), np.array(kinds, np.int64)
         pooled = _logistic(z, y, _IDENTITY[0])
@@ -252,6 +252,12 @@ class Template(PredictorBase):
                        "mean first score": float(score[kinds == t].mean()) if np.any(kinds == t) else None,
                        "share first matched": float(y[kinds == t].mean()) if np.any(kinds == t) else None}
                 for t, name in enumerate(TYPES)}
+
+    def _candidate_f1(self, query: Formula, row: int, assignment: tuple[int, ...], truth) -> float:
+        """Peak F1 of template ``row`` substituted with ``assignment`` for ``query``, simulated, against the picked
+        peaks ``truth`` of the query's own pattern."""
+        lattice, coords, numbers, _, _ = self.substituted_cell(query, row, assignment)
+        return float(f1_score(*peak_pair_scores(pick_peaks(simulate_cell(lattice, coords, numbers)), truth)))
 
     def _pairs(self, data: Dataset, limit: int, progress: bool):
         """Features (queries, k, features), the peak F1 of each substituted candidate against the query's pattern
@@ -271,11 +277,10 @@ class Template(PredictorBase):
                     continue
                 rows, _, _, assignments, features = candidates
                 truth = pick_peaks(data.patterns[i])
-                cells = [self.substituted_cell(query, r, a) for r, a in zip(rows, assignments)]
-                scores = [peak_pair_scores(pick_peaks(simulate_cell(*cell[:3])), truth) for cell in cells]
+                f1 = [self._candidate_f1(query, r, a, truth) for r, a in zip(rows, assignments)]
                 pad = self.k - len(rows)
                 xs.append(np.pad(features, ((0, pad), (0, 0))))
-                f1s.append(np.pad(f1_score(*np.array(scores).T), (0, pad)))
+                f1s.append(np.pad(f1, (0, pad)))
                 masks.append(np.arange(self.k) < len(rows))
                 bar.update()
         import torch
