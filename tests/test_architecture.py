@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xrdzoo"
 # Bottom to top; a module not listed here fails the test, so every new module gets a place on purpose.
 LAYERS = [
     ("foundation", {"xrdzoo.version", "xrdzoo.errors", "xrdzoo.files", "xrdzoo.formulas"}),
-    ("xrd", {"xrdzoo.xrd", "xrdzoo.xrd.pattern", "xrdzoo.xrd.peaks", "xrdzoo.xrd.simulate", "xrdzoo.xrd.profiles",
+    ("xrd", {"xrdzoo.xrd", "xrdzoo.xrd.pattern", "xrdzoo.xrd.peaks", "xrdzoo.xrd.simulate", "xrdzoo.xrd.kernel", "xrdzoo.xrd.profiles",
              "xrdzoo.xrd.frame", "xrdzoo.contracts"}),
     ("components", {"xrdzoo.registry", "xrdzoo.buffers", "xrdzoo.arrays", "xrdzoo.encoders", "xrdzoo.losses", "xrdzoo.metrics", "xrdzoo.dtw",
                     "xrdzoo.backbones",

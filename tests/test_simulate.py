@@ -187,3 +187,49 @@ def test_cli_simulates_a_cif_with_partial_occupancy(tmp_path):
     assert result.exit_code == 0, result.output
     table = np.loadtxt(out, delimiter=",", skiprows=1)
     assert np.allclose(table[:, 1], simulate([DISORDERED["(Ba,Sr)TiO3"]()])[0], atol=1e-3)
+
+
+def _cells(rng) -> list[tuple]:
+    """Strained prototypes, a triclinic cell and a mixed-site one, as arrays: what simulate_cells takes."""
+    cells = []
+    for make in [*PROTOTYPES.values(), *DISORDERED.values()]:
+        structure = make()
+        for _ in range(3):
+            strain = np.eye(3) + rng.normal(0, 0.03, (3, 3))
+            sites = [(i, species.Z, occupancy) for i, site in enumerate(structure)
+                     for species, occupancy in site.species.items()]
+            index, numbers, occupancies = map(np.array, zip(*sites))
+            cells.append((structure.lattice.matrix @ strain, structure.frac_coords[index], numbers, occupancies))
+    return cells
+
+
+@pytest.mark.parametrize("wavelength", [WAVELENGTH, 0.7093])
+def test_compiled_kernel_gives_the_cells_patterns(monkeypatch, wavelength):
+    """simulate_cells' compiled kernel (used from COMPILED_FROM cells) and simulate_cell, one by one, agree."""
+    from xrdzoo.xrd import simulate as module
+
+    cells = _cells(np.random.default_rng(0))
+    one_by_one = np.array([simulate_cell(*cell[:3], wavelength, cell[3]) for cell in cells])
+    assert module.simulate_cells(cells, wavelength).tobytes() == one_by_one.tobytes()  # fewer than COMPILED_FROM
+    monkeypatch.setattr(module, "COMPILED_FROM", 1)
+    compiled = module.simulate_cells(cells, wavelength)
+    assert compiled.dtype == np.float32 and compiled.shape == (len(cells), N_POINTS)
+    assert np.allclose(compiled, one_by_one, rtol=1e-5, atol=1e-5)
+    assert (compiled.max(axis=1) == 100).all()
+
+
+@pytest.mark.parametrize("compiled_from", [1, 1000])
+def test_simulate_cells_names_the_cell_it_cannot_simulate(monkeypatch, compiled_from):
+    from xrdzoo.xrd import simulate as module
+
+    monkeypatch.setattr(module, "COMPILED_FROM", compiled_from)
+    good = _cells(np.random.default_rng(1))[0]
+    cases = {"unknown_element": (np.eye(3) * 4, np.zeros((1, 3)), np.array([99])),
+             "no_peaks": (np.eye(3) * 0.7, np.zeros((1, 3)), np.array([1])),
+             "too_large": (np.eye(3) * 200, np.zeros((1, 3)), np.array([1]))}
+    for reason, bad in cases.items():
+        with pytest.raises(SimulationError, match=r"^cell 1: ") as caught:
+            module.simulate_cells([good, bad, good])
+        assert caught.value.reason == reason
+    with pytest.raises(SimulationError, match=r"^cell 0: it has no sites"):
+        module.simulate_cells([(np.eye(3) * 4, np.zeros((0, 3)), np.array([], int)), good])

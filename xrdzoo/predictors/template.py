@@ -28,7 +28,7 @@ from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formu
 from xrdzoo.predictors.chemistry import element_table, mapping_costs
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.pattern import N_POINTS
-from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell, unscattered
+from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell, simulate_cells, unscattered
 
 RANKERS = ("chemistry", "learned")
 VOLUMES = ("ratio", "fit", "template")
@@ -463,11 +463,14 @@ class Template(PredictorBase):
         if solid_solution.has_parent(formulas):
             return super()._ranked(formulas, top)
         state, ranked = self._state(), []
-        for formula, choices in zip(formulas, self.rank(formulas, top, new=max(top, self.consensus))):
-            query, candidates = formula_of(formula), []
-            known = len(state.index.find(query))
+        queries = [formula_of(f) for f in formulas]
+        choices_of = self.rank(formulas, top, new=max(top, self.consensus))
+        patterns = iter(simulate_cells([self.substituted_cell(query, row, assignment)[:3]
+                                        for query, choices in zip(queries, choices_of)
+                                        for row, assignment, _, _ in choices]))
+        for query, choices in zip(queries, choices_of):
+            candidates, known = [], len(state.index.find(query))
             for j, (row, assignment, score, kind) in enumerate(choices):
-                lattice, coords, numbers, _, _ = self.substituted_cell(query, row, assignment)
                 material, group = state.ids[row], int(state.spacegroups[row])
                 if kind == "known":
                     energy = state.e_above_hull[row]
@@ -478,7 +481,7 @@ class Template(PredictorBase):
                     how = f"template {self.describe(row)}, elements substituted, volume rescaled"
                 else:
                     how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
-                candidates.append(Candidate(simulate_cell(lattice, coords, numbers), group, material, how, score))
+                candidates.append(Candidate(next(patterns), group, material, how, score))
             if choices[0].kind == "template":
                 candidates = consensus_first(candidates, self.consensus)
             ranked.append(candidates[:top])

@@ -14,7 +14,7 @@ import threading
 from contextlib import contextmanager
 from functools import cache
 from importlib.metadata import version
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -29,6 +29,8 @@ _MERGE_TOLERANCE = 1e-5  # degrees: reflections whose 2-theta round to the same 
 _MIN_SCALED_INTENSITY = 1e-3  # peaks at or below this (of 100) are dropped
 MAX_SIN_THETA_OVER_LAMBDA = 2.0  # Angstrom^-1: the range of the fitted atomic scattering factors
 MAX_SEARCH = 5 * 10**6  # reciprocal-lattice points searched per cell: an 80 A cube at Cu K-alpha, about 0.25 GiB
+COMPILED_FROM = 256  # cells from which simulate_cells uses the compiled kernel: its start-up (about a second in a
+# fresh process) pays for itself from a few hundred cells
 
 
 class SimulationError(InputError):
@@ -288,28 +290,37 @@ def unscattered(numbers) -> list[int]:
     return sorted(set(map(int, numbers)) - _symbols_by_z().keys())
 
 
+def _search_box(lattices: np.ndarray, wavelength: float = WAVELENGTH, positions: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Where the reflections of cells (lattice rows, (n, 3, 3)) lie: their reciprocal metrics (n, 3, 3) (|g|^2 =
+    hkl . metric . hkl, g = h b1 + k b2 + l b3 with b_i . a_j = delta_ij), the bounds (n, 3) (h_max, k_max, l_max) of
+    the box that holds every point with 0 < |g| <= g_max (h in 0..h_max, k in -k_max..k_max, l in -l_max..l_max),
+    and g_max: the limiting sphere's 2 / wavelength, at most 4 (sin(theta) / wavelength <= 2, where the scattering
+    factors are fitted: wavelengths under 0.5 A lose their highest angles). Refused (``too_large``) when a box would
+    exceed :data:`MAX_SEARCH` points (its message starting ``cell i:`` with ``positions``)."""
+    g_max = min(2 / wavelength, 2 * MAX_SIN_THETA_OVER_LAMBDA)
+    edges = np.linalg.norm(lattices, axis=2)
+    # |h| = |g . a1| <= g_max |a1|, and likewise for k and l.
+    bounds = np.floor(g_max * edges + 1e-9).astype(np.int64)
+    points = (bounds[:, 0] + 1) * (2 * bounds[:, 1] + 1) * (2 * bounds[:, 2] + 1)
+    if (points > MAX_SEARCH).any():
+        i = int(np.argmax(points > MAX_SEARCH))
+        where, size = f"cell {i}: " if positions else "", "x".join(f"{n:.3g}" for n in edges[i])
+        raise SimulationError(f"{where}a {size} A cell at {wavelength:g} A means searching {points[i]:.3g} "
+                              f"reciprocal-lattice points (about {points[i] * 48 / 2**30:.1f} GiB of memory), more "
+                              f"than the {MAX_SEARCH:.0e} xrdzoo allows; use a smaller cell or a longer wavelength",
+                              "too_large")
+    recip = np.linalg.inv(lattices).transpose(0, 2, 1)  # rows b1, b2, b3 (no 2 pi)
+    return recip @ recip.transpose(0, 2, 1), bounds, g_max
+
+
 def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
                        ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
-    """One Friedel half of the reciprocal-lattice points with 0 < |g| <= 2 / wavelength (the limiting sphere), and
-    |g| <= 4 (sin(theta) / wavelength <= 2, where the scattering factors are fitted: wavelengths under 0.5 A lose
-    their highest angles). Refused (``too_large``) when the search box would exceed :data:`MAX_SEARCH` points.
-
-    g = h b1 + k b2 + l b3 with b_i . a_j = delta_ij. Returns the Miller indices (M, 3) and |g| (M,) sorted by
-    |g|, and the bounds (h_max, k_max, l_max) of the box searched: h in 0..h_max, k in -k_max..k_max, l in -l_max..l_max.
-    """
-    g_max = min(2 / wavelength, 2 * MAX_SIN_THETA_OVER_LAMBDA)
-    # |h| = |g . a1| <= g_max |a1|, and likewise for k and l.
-    bounds = tuple(int(n) for n in np.floor(g_max * np.linalg.norm(lattice, axis=1) + 1e-9))
+    """One Friedel half of the reciprocal-lattice points inside the limiting sphere (:func:`_search_box`): the Miller
+    indices (M, 3) and |g| (M,) sorted by |g|, and the bounds (h_max, k_max, l_max) of the box searched."""
+    metrics, bounds, g_max = _search_box(np.asarray(lattice, float)[None], wavelength)
+    metric, bounds = metrics[0], tuple(int(n) for n in bounds[0])
     h_max, k_max, l_max = bounds
-    points = (h_max + 1) * (2 * k_max + 1) * (2 * l_max + 1)
-    if points > MAX_SEARCH:
-        edges = "x".join(f"{n:.3g}" for n in np.linalg.norm(lattice, axis=1))
-        raise SimulationError(f"a {edges} A cell at {wavelength:g} A means searching {points:.3g} reciprocal-lattice "
-                              f"points (about {points * 48 / 2**30:.1f} GiB of memory), more than the "
-                              f"{MAX_SEARCH:.0e} xrdzoo allows; use a smaller cell or a longer wavelength",
-                              "too_large")
-    recip = np.linalg.inv(lattice).T  # rows b1, b2, b3 (no 2 pi)
-    metric = recip @ recip.T  # |g|^2 = (h k l) metric (h k l)^T
     h = np.arange(0, h_max + 1)[:, None, None]
     k = np.arange(-k_max, k_max + 1)[None, :, None]
     l = np.arange(-l_max, l_max + 1)
@@ -322,7 +333,7 @@ def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
     index = np.nonzero(keep)
     hkl = np.stack([index[0], index[1] - k_max, index[2] - l_max], axis=1)
     g2 = g2[keep]
-    order = np.argsort(g2)
+    order = np.argsort(g2, kind="stable")
     return hkl[order], np.sqrt(g2[order]), bounds
 
 
@@ -363,6 +374,57 @@ def simulate_cell(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndar
             np.asarray(lattice, float), np.asarray(frac_coords, float), [by_z[int(n)] for n in numbers],
             np.ones(len(numbers)) if occupancies is None else np.asarray(occupancies, float), "the cell", wavelength)
     return bin_peaks(two_theta, intensities)
+
+
+def simulate_cells(cells: Sequence[tuple], wavelength: float = WAVELENGTH) -> FrameIntensities:
+    """The binned patterns (n, N_POINTS) of many cells, each given as :func:`simulate_cell` takes it: (lattice,
+    fractional coordinates, atomic numbers) or (lattice, fractional coordinates, atomic numbers, occupancies).
+
+    From :data:`COMPILED_FROM` cells on, numba's compiled kernel (``xrdzoo.xrd.kernel``) simulates them on every CPU
+    core, to the same peaks (its first call in a process costs about a second: loading numba and its cached code);
+    fewer cells go through :func:`simulate_cell` one by one. A cell that cannot be simulated raises
+    ``SimulationError`` naming its position."""
+    sizes = np.array([len(cell[2]) for cell in cells], np.int64)
+    if (sizes == 0).any():
+        raise SimulationError(f"cell {np.argmax(sizes == 0)}: it has no sites", "no_peaks")
+    if len(cells) < COMPILED_FROM:
+        patterns = np.empty((len(cells), N_POINTS), np.float32)
+        for i, (lattice, coords, numbers, *occupancies) in enumerate(cells):
+            try:
+                patterns[i] = simulate_cell(lattice, coords, numbers, wavelength, *occupancies)
+            except SimulationError as error:
+                raise SimulationError(f"cell {i}: {error}", error.reason) from error
+        return patterns
+    from xrdzoo.xrd.kernel import OK, binned_patterns
+
+    table = _rows_by_z()
+    rows = table[np.clip(np.concatenate([np.asarray(cell[2], np.int64) for cell in cells]), 0, len(table) - 1)]
+    if (rows < 0).any():
+        i = np.searchsorted(np.cumsum(sizes), np.argmax(rows < 0), side="right")
+        raise SimulationError(f"cell {i}: no X-ray scattering factors for atomic number(s) {unscattered(cells[i][2])}",
+                              "unknown_element")
+    metrics, bounds, g_max = _search_box(np.array([cell[0] for cell in cells], float), wavelength, positions=True)
+    occupancies = np.concatenate([np.ones(len(cell[2])) if len(cell) < 4 or cell[3] is None
+                                  else np.asarray(cell[3], float) for cell in cells])
+    _, z, coefficients = _scattering_table()
+    coords = np.concatenate([np.asarray(cell[1], float) for cell in cells])
+    patterns, status = binned_patterns(metrics, bounds, g_max**2 * (1 + 1e-12), np.r_[0, np.cumsum(sizes)], coords,
+                                       rows, occupancies, z, coefficients[:, :, 0].copy(), coefficients[:, :, 1].copy(),
+                                       wavelength, _MERGE_TOLERANCE, N_POINTS, _MIN_SCALED_INTENSITY)
+    if (status != OK).any():
+        i = int(np.argmax(status != OK))
+        raise SimulationError(f"cell {i}: {_no_peaks('the cell', wavelength)}", "no_peaks")
+    return patterns
+
+
+@cache
+def _rows_by_z() -> np.ndarray:
+    """Atomic number -> row of the scattering table, -1 for an element without scattering factors."""
+    rows, _, _ = _scattering_table()
+    table = np.full(max(_symbols_by_z()) + 2, -1, np.int64)
+    for number, symbol in _symbols_by_z().items():
+        table[number] = rows[symbol]
+    return table
 
 
 def _fast_reflections(structure, frac_coords: np.ndarray, symbols: list[str], occupancies: np.ndarray,
