@@ -229,15 +229,15 @@ def formula_of(formula: str) -> Formula:
     are scaled to the smallest whole numbers within 1e-3 (``Fe0.5O0.5`` is FeO)."""
     pairs = parse(formula)
     numbers = [_atomic_number(symbol) for symbol, _ in pairs]
-    counts = np.array([amount for _, amount in pairs], dtype=float)
-    for scale in range(1, 101):
-        scaled = counts * scale
-        if np.allclose(scaled, np.round(scaled), atol=1e-3 * scale):
-            counts = np.round(scaled)
+    counts = [float(amount) for _, amount in pairs]
+    for scale in range(1, 101):  # as np.allclose(scaled, np.round(scaled), atol=1e-3 * scale), in plain Python: faster
+        scaled = [count * scale for count in counts]
+        if all(abs(x - round(x)) <= 1e-3 * scale + 1e-5 * abs(round(x)) for x in scaled):
+            counts = [float(round(x)) for x in scaled]
             break
-    divisor = functools.reduce(math.gcd, counts.astype(np.int64).tolist()) if np.all(counts == np.round(counts)) else 1
+    divisor = functools.reduce(math.gcd, [int(c) for c in counts]) if all(c == round(c) for c in counts) else 1
     order = sorted(range(len(numbers)), key=lambda i: (counts[i], numbers[i]))
-    return Formula(tuple(numbers[i] for i in order), tuple(float(counts[i] / divisor) for i in order))
+    return Formula(tuple(numbers[i] for i in order), tuple(counts[i] / divisor for i in order))
 
 
 @functools.lru_cache(maxsize=None)  # one text per formula, read each time a template of it is named

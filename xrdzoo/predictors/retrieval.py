@@ -29,6 +29,7 @@ class FormulaIndex:
         self._fractions = self.counts / self.counts.sum(axis=1, keepdims=True)
         self._by_element: _ElementIndex | None = None
         self._kinds: dict[tuple, tuple[np.ndarray, np.ndarray, _ElementIndex]] = {}
+        self._by_formula: dict[tuple, dict[tuple, np.ndarray]] = {}
         order = np.lexsort(self.counts.T[::-1])  # by type (the counts), rows of one type in row order
         kinds = self.counts[order]
         starts = np.flatnonzero(np.r_[len(order) > 0, (kinds[1:] != kinds[:-1]).any(axis=1)])
@@ -61,8 +62,13 @@ class FormulaIndex:
 
     def find(self, query: Formula) -> np.ndarray:
         """The rows whose formula is the query, in row order."""
-        rows, numbers, _ = self._of_kind(query.kind)
-        return rows[(numbers == query.numbers).all(axis=1)]
+        if query.kind not in self._by_formula:  # grouped once per type: a dictionary lookup after that
+            rows, numbers, _ = self._of_kind(query.kind)
+            distinct, group = np.unique(numbers, axis=0, return_inverse=True)
+            order = np.argsort(group.ravel(), kind="stable")
+            ends = np.cumsum(np.bincount(group.ravel(), minlength=len(distinct)))[:-1]
+            self._by_formula[query.kind] = dict(zip(map(tuple, distinct.tolist()), np.split(rows[order], ends)))
+        return self._by_formula[query.kind].get(query.numbers, np.zeros(0, np.int64))
 
     def nearest(self, query: Formula, k: int = 1, same_kind: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the ``k`` nearest training formulas (of the query's type if ``same_kind``; none if that type has
