@@ -86,12 +86,12 @@ def default():
 @pytest.mark.parametrize("ranker", ["costs", "learned"])
 def test_equal_template_scores_go_to_the_nearest_formula(default, monkeypatch, ranker):
     query = "RbIr2O4"  # not a known formula; one AB2O4 template is nearer (L1 0.29) than the others (0.57 or more)
-    rows, distance, _, _, _ = default._candidates(formula_of(query), 0)
+    [(rows, distance, _, _, _)] = default._candidates([formula_of(query)], [0])
     assert len(rows) > 2 and 0 < distance[0] < distance[1] <= distance[-1]
     if ranker == "costs":  # the cost rule: the lowest element-mapping cost, all equal here
         monkeypatch.setattr(default, "scorer", None)
-        monkeypatch.setattr(template, "mapping_costs",
-                            lambda q, t: (np.zeros(len(t)), np.array([formula_of(query).numbers] * len(t))))
+        monkeypatch.setattr(template, "batch_mapping_costs",
+                            lambda q, kind, t: (np.zeros(t.shape[:2]), np.broadcast_to(q[:, None, :], t.shape)))
     else:
         monkeypatch.setattr(default, "scorer", _constant)
     [(row, _)] = default.choose([query])

@@ -44,21 +44,32 @@ def mapping_cost(query: Formula, template: Formula) -> tuple[float, tuple[int, .
 def mapping_costs(query: Formula, templates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`mapping_cost` for several templates of the query's type at once, given as their element numbers
     ``(templates, elements)`` in :class:`Formula` order: costs ``(templates,)`` and assignments (same shape)."""
+    costs, assignments = batch_mapping_costs(np.array([query.numbers]), query.counts, templates[None])
+    return costs[0], assignments[0]
+
+
+def batch_mapping_costs(queries: np.ndarray, counts: tuple[float, ...], templates: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mapping_costs` for several queries of one formula type (``counts``) at once: their element numbers
+    ``(queries, elements)``, each with its templates ``(queries, templates, elements)``; costs ``(queries,
+    templates)`` and assignments ``(queries, templates, elements)``."""
     table = element_table()
-    q, t = np.array(query.numbers) - 1, templates - 1
-    distance = np.abs(table[q][None, :, None, :] - table[t][:, None, :, :]).sum(-1)  # (template, query el., t. el.)
-    columns = np.arange(templates.shape[1])
-    if _n_permutations(query.counts) > _MAX_PERMUTATIONS:  # many elements of equal count: an assignment solver
+    distance = np.abs(table[queries - 1][:, None, :, None, :] - table[templates - 1][:, :, None, :, :]).sum(-1)
+    # distance: (query, template, query element, template element)
+    columns = np.arange(templates.shape[2])
+    if _n_permutations(counts) > _MAX_PERMUTATIONS:  # many elements of equal count: an assignment solver
         from scipy.optimize import linear_sum_assignment
 
-        groups = np.array(query.counts)
+        groups = np.array(counts)
         blocked = np.where(groups[:, None] == groups[None, :], 0.0, np.inf)  # only equal counts may swap
-        chosen = np.array([linear_sum_assignment((d + blocked).T)[1] for d in distance])  # query element per column
-        return distance[np.arange(len(templates))[:, None], chosen, columns].sum(-1), np.array(query.numbers)[chosen]
-    permutations = np.array(_permutations(query.counts))  # query element permutation[j] goes to template element j
-    costs = distance[:, permutations, columns].sum(-1)  # (templates, permutations)
-    best = costs.argmin(1)  # the first of equal costs, as the permutations are listed
-    return costs[np.arange(len(templates)), best], np.array(query.numbers)[permutations[best]]
+        chosen = np.array([[linear_sum_assignment((d + blocked).T)[1] for d in per_query] for per_query in distance])
+        costs = np.take_along_axis(distance, chosen[:, :, None, :], 2)[:, :, 0, :]  # [q, t, j]: chosen[q, t, j] on j
+        return costs.sum(-1), np.take_along_axis(queries[:, None, :], chosen, 2)
+    permutations = np.array(_permutations(counts))  # query element permutation[j] goes to template element j
+    costs = distance[:, :, permutations, columns].sum(-1)  # (queries, templates, permutations)
+    best = costs.argmin(-1)  # the first of equal costs, as the permutations are listed
+    return (np.take_along_axis(costs, best[..., None], -1)[..., 0],
+            np.take_along_axis(queries[:, None, :], permutations[best], 2))
 
 
 _MAX_PERMUTATIONS = 5040  # seven elements of equal count; beyond, the assignment is solved rather than enumerated

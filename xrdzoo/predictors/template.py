@@ -25,7 +25,7 @@ from xrdzoo.data import Dataset
 from xrdzoo.metrics import f1_score, pairwise_peak_f1, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
-from xrdzoo.predictors.chemistry import element_table, mapping_costs
+from xrdzoo.predictors.chemistry import batch_mapping_costs, element_table
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell, simulate_cells, unscattered
@@ -234,7 +234,7 @@ class Template(PredictorBase):
         with one_blas_thread():
             for i in tqdm(sample, desc="calibration", disable=not progress, leave=False):
                 query = formula_of(data.formulas[i])
-                candidates = self._candidates(query, len(self.templates.find(query)))
+                candidates = self._candidates([query], [len(self.templates.find(query))])[0]
                 if candidates is None:
                     continue
                 logit = self.scorer(candidates.features)
@@ -272,7 +272,7 @@ class Template(PredictorBase):
                 if len(xs) == limit:
                     break
                 query = formula_of(data.formulas[i])
-                candidates = self._candidates(query, len(self.templates.find(query)))
+                candidates = self._candidates([query], [len(self.templates.find(query))])[0]
                 if candidates is None:
                     continue
                 rows, _, _, assignments, features = candidates
@@ -323,47 +323,63 @@ class Template(PredictorBase):
                                    lattices, offsets, self.coords, numbers)
         return self._cache
 
-    def _candidates(self, query: Formula, own: int) -> Candidates | None:
-        """The query's k nearest same-type templates other than its ``own`` structures (how many the templates hold
-        of its formula), or None."""
-        state = self._state()
-        rows, distance = state.index.nearest(query, self.k + own)
-        keep = distance > 1e-9  # the query's own structures (distance 0) are known structures, not templates
-        rows, distance = rows[keep][: self.k], distance[keep][: self.k]
-        if not len(rows):
-            return None
-        costs, assignments = mapping_costs(query, state.index.numbers[rows, : len(query.numbers)])
-        features = None if self.scorer is None else self._features(query, rows, distance, costs, assignments)
-        return Candidates(rows, distance, costs, [tuple(a) for a in assignments.tolist()], features)
+    def _candidates(self, queries: Sequence[Formula], owns: Sequence[int]) -> list[Candidates | None]:
+        """Each query's k nearest same-type templates other than its ``own`` structures (how many the templates hold
+        of its formula), or None where it has none. Queries of one type with as many candidates are costed and
+        featured together."""
+        index, found = self._state().index, []
+        for query, own in zip(queries, owns):
+            rows, distance = index.nearest(query, self.k + own)
+            keep = distance > 1e-9  # the query's own structures (distance 0) are known structures, not templates
+            found.append((rows[keep][: self.k], distance[keep][: self.k]))
+        groups: dict[tuple, list[int]] = {}
+        for i, (query, (rows, _)) in enumerate(zip(queries, found)):
+            if len(rows):
+                groups.setdefault((query.kind, len(rows)), []).append(i)
+        candidates: list[Candidates | None] = [None] * len(queries)
+        for (kind, _), members in groups.items():
+            numbers = np.array([queries[i].numbers for i in members])
+            rows, distance = (np.array([found[i][j] for i in members]) for j in (0, 1))
+            costs, assignments = batch_mapping_costs(numbers, kind, index.numbers[rows, : len(kind)])
+            features = (None if self.scorer is None else
+                        self._features(numbers, kind, rows, distance, costs, assignments))
+            for j, i in enumerate(members):
+                candidates[i] = Candidates(rows[j], distance[j], costs[j], [tuple(a) for a in assignments[j].tolist()],
+                                           None if features is None else features[j])
+        return candidates
 
-    def _features(self, query: Formula, rows: np.ndarray, distance: np.ndarray, costs: np.ndarray,
-                  assignments: np.ndarray) -> np.ndarray:
-        """What the learned ranker sees of each (query, candidate template) pair, one row per candidate."""
+    def _features(self, numbers: np.ndarray, kind: tuple[float, ...], rows: np.ndarray, distance: np.ndarray,
+                  costs: np.ndarray, assignments: np.ndarray) -> np.ndarray:
+        """What the learned ranker sees of each (query, candidate template) pair, ``(queries, candidates,
+        features)``, for queries of one type (``numbers``, ``(queries, elements)``) with as many candidates each."""
         state = self._state()
-        k = len(rows)
-        templates = state.index.numbers[rows, : len(query.numbers)]  # (k, elements)
-        counts = np.broadcast_to(query.counts, templates.shape)  # one formula type: the same counts
+        n, k = len(kind), rows.shape[1]
+        templates = state.index.numbers[rows, :n]  # (queries, k, elements)
+        counts = np.broadcast_to(np.array(kind), templates.shape)  # one formula type: the same counts
         table = element_table()
-        q, t = table[assignments - 1], table[templates - 1]  # (k, elements, properties)
+        q, t = table[assignments - 1], table[templates - 1]  # (queries, k, elements, properties)
         spacegroups, sizes = state.spacegroups[rows], state.offsets[rows + 1] - state.offsets[rows]
-        same_group = spacegroups[:, None] == spacegroups[None, :]
+        same_group = spacegroups[:, :, None] == spacegroups[:, None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
-        volume_change = np.log(self._volume_per_atom(query.fractions()) /
-                               self._volume_per_atom(state.index.fractions(rows)))
-        of_kind_rows = state.index.by_kind[query.kind]
+        fractions = np.zeros((len(numbers), N_ELEMENTS))
+        np.put_along_axis(fractions, numbers - 1, np.array(kind) / sum(kind), axis=1)
+        volume_change = np.log(self._volume_per_atom(fractions)[:, None] /
+                               self._volume_per_atom(state.index.fractions(rows.ravel())).reshape(rows.shape))
+        of_kind_rows = state.index.by_kind[kind]
         of_kind = len(of_kind_rows)
         of_prototype = np.bincount(state.spacegroups[of_kind_rows], minlength=231)[spacegroups]
-        roles = np.lexsort((t[:, :, 0], counts), axis=-1)[:, :_ROLES]  # sites by count, then electronegativity
-        per_role = np.zeros((k, 2, _ROLES, t.shape[2]))
-        per_role[:, 0, : roles.shape[1]] = np.take_along_axis(q, roles[:, :, None], 1)
-        per_role[:, 1, : roles.shape[1]] = np.take_along_axis(t, roles[:, :, None], 1)
-        return np.column_stack([
-            costs, distance, np.arange(k) / self.k, (assignments == templates).mean(1), volume_change,
-            np.abs(volume_change), np.log1p(of_prototype), np.full(k, math.log1p(of_kind)), of_prototype / of_kind,
-            same_group.mean(1), (same_group & (sizes[:, None] == sizes[None, :])).mean(1), np.log(sizes),
-            np.abs(q - t).sum(1), np.abs(q - t).max(1), q.mean(1), t.mean(1), q.max(1) - q.min(1), system,
-            per_role.reshape(k, -1)])
+        roles = np.lexsort((t[..., 0], counts), axis=-1)[..., :_ROLES]  # sites by count, then electronegativity
+        per_role = np.zeros((*rows.shape, 2, _ROLES, t.shape[-1]))
+        per_role[:, :, 0, : roles.shape[-1]] = np.take_along_axis(q, roles[..., None], 2)
+        per_role[:, :, 1, : roles.shape[-1]] = np.take_along_axis(t, roles[..., None], 2)
+        position = np.broadcast_to(np.arange(k) / self.k, rows.shape)
+        return np.concatenate([np.stack([
+            costs, distance, position, (assignments == templates).mean(-1), volume_change, np.abs(volume_change),
+            np.log1p(of_prototype), np.full(rows.shape, math.log1p(of_kind)), of_prototype / of_kind,
+            same_group.mean(-1), (same_group & (sizes[:, :, None] == sizes[:, None, :])).mean(-1), np.log(sizes)],
+            axis=-1), np.abs(q - t).sum(2), np.abs(q - t).max(2), q.mean(2), t.mean(2), q.max(2) - q.min(2), system,
+            per_role.reshape(*rows.shape, -1)], axis=-1)
 
     def _volume_per_atom(self, fractions: np.ndarray) -> np.ndarray:
         """The fitted volume per atom (at least 1 cubic Angstrom) of element fractions, one vector or a stack (of
@@ -396,14 +412,17 @@ class Template(PredictorBase):
         new = top if new is None else new
         queries = [formula_of(f) for f in formulas]
         known = [state.index.find(q) for q in queries]
-        found = [self._candidates(q, len(rows)) if len(rows) < top else None for q, rows in zip(queries, known)]
+        asked = [i for i, rows in enumerate(known) if len(rows) < top]  # room for templates after the known
+        found: list[Candidates | None] = [None] * len(queries)
+        for i, candidates in zip(asked, self._candidates([queries[i] for i in asked], [len(known[i]) for i in asked])):
+            found[i] = candidates
         if self.scorer is not None and any(c is not None for c in found):
             logits = self.scorer(np.concatenate([c.features for c in found if c is not None]))
             splits = np.cumsum([len(c.rows) for c in found if c is not None])[:-1]
             logits = iter(np.split(logits, splits))
         ranked = []
         for query, candidates, own in zip(queries, found, known):
-            choices = [Choice(int(row), None, 1.0, "known") for row in own]
+            choices, limit = [Choice(int(row), None, 1.0, "known") for row in own], top if len(own) else new
             if candidates is not None:
                 rows, _, costs, assignments, _ = candidates
                 if self.scorer is None:  # ties go to the nearer (by L1) candidate: the sort is stable
@@ -413,10 +432,10 @@ class Template(PredictorBase):
                     a, b = self.calibration[_type_of(query)]
                     order, score = np.argsort(-logit, kind="stable"), _sigmoid(a * logit.astype(np.float64) + b)
                 choices += [Choice(int(rows[j]), assignments[j], None if score[j] is None else float(score[j]),
-                                   "template") for j in order]
+                                   "template") for j in order[: limit - len(own)]]
             if not choices:
                 choices = [Choice(state.index.closest(query)[0], None, None, "nearest")]
-            ranked.append(choices[: top if len(own) else new])
+            ranked.append(choices[:limit])
         return ranked
 
     def cells(self, formulas: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]]:
