@@ -557,7 +557,7 @@ class _Ranker(Arrays):
         x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w["0.weight"] + w["0.bias"]
         for layer in ("1", "3"):
             x = x @ w[f"{layer}.weight"].T + w[f"{layer}.bias"]
-            x = 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+            x = 0.5 * x * (1 + _erf(x / math.sqrt(2)))  # a Python float keeps float32
         return (x @ w["5.weight"].T + w["5.bias"])[:, 0]
 
 
