@@ -60,6 +60,10 @@ class FormulaIndex:
         np.put_along_axis(dense, self.numbers[rows], self._fractions[rows], axis=1)
         return dense[:, 1:]
 
+    def composition(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The atomic numbers and element fractions of ``rows`` (any shape), each zero-padded along a last axis."""
+        return self.numbers[rows], self._fractions[rows]
+
     def find(self, query: Formula) -> np.ndarray:
         """The rows whose formula is the query, in row order."""
         if query.kind not in self._by_formula:  # grouped once per type: a dictionary lookup after that

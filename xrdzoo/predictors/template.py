@@ -45,8 +45,8 @@ _N_FEATURES = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6  # what the ra
 
 class _State(NamedTuple):
     """What a fitted member derives from its buffers once: the templates' formula index, space groups, material ids,
-    energies above the hull (eV/atom, NaN where unknown) and cell volumes, one per template row, and the buffers as
-    arrays."""
+    energies above the hull (eV/atom, NaN where unknown) and cell volumes, one per template row, the buffers as
+    arrays, and the templates per space group of each formula type asked so far."""
 
     index: FormulaIndex
     spacegroups: np.ndarray
@@ -57,6 +57,7 @@ class _State(NamedTuple):
     offsets: np.ndarray
     coords: np.ndarray
     numbers: np.ndarray
+    prototypes: dict  # formula type -> templates per space group, filled as types are asked (Template._prototypes)
 
 
 class Candidates(NamedTuple):
@@ -320,7 +321,7 @@ class Template(PredictorBase):
             self._cache = _State(FormulaIndex(*formulas_of_cells(offsets, numbers)),
                                    self.spacegroups.astype(np.int64), array_strings(self.ids),
                                    self.e_above_hull.astype(np.float64), np.abs(np.linalg.det(lattices)),
-                                   lattices, offsets, self.coords, numbers)
+                                   lattices, offsets, self.coords, numbers, {})
         return self._cache
 
     def _candidates(self, queries: Sequence[Formula], owns: Sequence[int]) -> list[Candidates | None]:
@@ -332,60 +333,67 @@ class Template(PredictorBase):
             rows, distance = index.nearest(query, self.k + own)
             keep = distance > 1e-9  # the query's own structures (distance 0) are known structures, not templates
             found.append((rows[keep][: self.k], distance[keep][: self.k]))
-        groups: dict[tuple, list[int]] = {}
-        for i, (query, (rows, _)) in enumerate(zip(queries, found)):
-            if len(rows):
-                groups.setdefault((query.kind, len(rows)), []).append(i)
+        costed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for (kind, _), members in _groups(queries, found, lambda query: query.kind).items():
+            rows = np.array([found[i][0] for i in members])
+            costs, assignments = batch_mapping_costs(np.array([queries[i].numbers for i in members]), kind,
+                                                     index.numbers[rows, : len(kind)])
+            costed.update(zip(members, zip(costs, assignments)))
         candidates: list[Candidates | None] = [None] * len(queries)
-        for (kind, _), members in groups.items():
-            numbers = np.array([queries[i].numbers for i in members])
+        for _, members in _groups(queries, found, lambda query: len(query.numbers)).items():
             rows, distance = (np.array([found[i][j] for i in members]) for j in (0, 1))
-            costs, assignments = batch_mapping_costs(numbers, kind, index.numbers[rows, : len(kind)])
-            features = (None if self.scorer is None else
-                        self._features(numbers, kind, rows, distance, costs, assignments))
+            costs, assignments = (np.array([costed[i][j] for i in members]) for j in (0, 1))
+            features = (None if self.scorer is None else self._features(
+                [queries[i] for i in members], rows, distance, costs, assignments))
             for j, i in enumerate(members):
                 candidates[i] = Candidates(rows[j], distance[j], costs[j], [tuple(a) for a in assignments[j].tolist()],
                                            None if features is None else features[j])
         return candidates
 
-    def _features(self, numbers: np.ndarray, kind: tuple[float, ...], rows: np.ndarray, distance: np.ndarray,
-                  costs: np.ndarray, assignments: np.ndarray) -> np.ndarray:
+    def _features(self, queries: Sequence[Formula], rows: np.ndarray, distance: np.ndarray, costs: np.ndarray,
+                  assignments: np.ndarray) -> np.ndarray:
         """What the learned ranker sees of each (query, candidate template) pair, ``(queries, candidates,
-        features)``, for queries of one type (``numbers``, ``(queries, elements)``) with as many candidates each."""
+        features)``, for queries with as many elements and candidates each."""
         state = self._state()
-        n, k = len(kind), rows.shape[1]
-        templates = state.index.numbers[rows, :n]  # (queries, k, elements)
-        counts = np.broadcast_to(np.array(kind), templates.shape)  # one formula type: the same counts
+        k = rows.shape[1]
+        numbers, counts = np.array([q.numbers for q in queries]), np.array([q.counts for q in queries])
+        templates = state.index.numbers[rows, : numbers.shape[1]]  # (queries, k, elements)
         table = element_table()
         q, t = table[assignments - 1], table[templates - 1]  # (queries, k, elements, properties)
         spacegroups, sizes = state.spacegroups[rows], state.offsets[rows + 1] - state.offsets[rows]
         same_group = spacegroups[:, :, None] == spacegroups[:, None, :]
         system = np.eye(len(_CRYSTAL_SYSTEMS))[np.minimum(np.searchsorted(_CRYSTAL_SYSTEMS, spacegroups),
                                                           len(_CRYSTAL_SYSTEMS) - 1)]
-        fractions = np.zeros((len(numbers), N_ELEMENTS))
-        np.put_along_axis(fractions, numbers - 1, np.array(kind) / sum(kind), axis=1)
-        volume_change = np.log(self._volume_per_atom(fractions)[:, None] /
-                               self._volume_per_atom(state.index.fractions(rows.ravel())).reshape(rows.shape))
-        of_kind_rows = state.index.by_kind[kind]
-        of_kind = len(of_kind_rows)
-        of_prototype = np.bincount(state.spacegroups[of_kind_rows], minlength=231)[spacegroups]
-        roles = np.lexsort((t[..., 0], counts), axis=-1)[..., :_ROLES]  # sites by count, then electronegativity
-        per_role = np.zeros((*rows.shape, 2, _ROLES, t.shape[-1]))
+        volume_change = np.log(self._volume_per_atom(numbers, counts / counts.sum(1, keepdims=True))[:, None] /
+                               self._volume_per_atom(*state.index.composition(rows)))
+        prototypes = np.array([self._prototypes(query.kind) for query in queries])  # (queries, space groups)
+        of_kind = prototypes.sum(1, keepdims=True)  # the templates of the query's type
+        of_prototype = np.take_along_axis(prototypes, spacegroups, 1)  # ... of the candidate's space group
+        roles = np.lexsort((t[..., 0], np.broadcast_to(counts[:, None], templates.shape)), axis=-1)[..., :_ROLES]
+        per_role = np.zeros((*rows.shape, 2, _ROLES, t.shape[-1]))  # sites by count, then electronegativity
         per_role[:, :, 0, : roles.shape[-1]] = np.take_along_axis(q, roles[..., None], 2)
         per_role[:, :, 1, : roles.shape[-1]] = np.take_along_axis(t, roles[..., None], 2)
-        position = np.broadcast_to(np.arange(k) / self.k, rows.shape)
         return np.concatenate([np.stack([
-            costs, distance, position, (assignments == templates).mean(-1), volume_change, np.abs(volume_change),
-            np.log1p(of_prototype), np.full(rows.shape, math.log1p(of_kind)), of_prototype / of_kind,
-            same_group.mean(-1), (same_group & (sizes[:, :, None] == sizes[:, None, :])).mean(-1), np.log(sizes)],
-            axis=-1), np.abs(q - t).sum(2), np.abs(q - t).max(2), q.mean(2), t.mean(2), q.max(2) - q.min(2), system,
-            per_role.reshape(*rows.shape, -1)], axis=-1)
+            costs, distance, np.broadcast_to(np.arange(k) / self.k, rows.shape), (assignments == templates).mean(-1),
+            volume_change, np.abs(volume_change), np.log1p(of_prototype), np.broadcast_to(np.log1p(of_kind), rows.shape),
+            of_prototype / of_kind, same_group.mean(-1), (same_group & (sizes[:, :, None] == sizes[:, None, :])).mean(-1),
+            np.log(sizes)], axis=-1), np.abs(q - t).sum(2), np.abs(q - t).max(2), q.mean(2), t.mean(2),
+            q.max(2) - q.min(2), system, per_role.reshape(*rows.shape, -1)], axis=-1)
 
-    def _volume_per_atom(self, fractions: np.ndarray) -> np.ndarray:
-        """The fitted volume per atom (at least 1 cubic Angstrom) of element fractions, one vector or a stack (of
-        formulas :meth:`_refusal` lets through: a member fitted when the table ended at Pu has 94 volumes)."""
-        volumes = self.volume_per_element
-        return np.maximum(fractions[..., : len(volumes)] @ volumes, 1.0)
+    def _prototypes(self, kind: tuple[float, ...]) -> np.ndarray:
+        """How many templates of a formula type have each space group, ``(231,)`` (counted once per type)."""
+        state = self._state()
+        if kind not in state.prototypes:
+            state.prototypes[kind] = np.bincount(state.spacegroups[state.index.by_kind[kind]], minlength=231)
+        return state.prototypes[kind]
+
+    def _volume_per_atom(self, numbers: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+        """The fitted volume per atom (at least 1 cubic Angstrom) of formulas given as atomic numbers and their element
+        fractions (last axis, zero-padded), one or a stack (of formulas :meth:`_refusal` lets through: a member fitted
+        when the table ended at Pu has 94 volumes)."""
+        volumes = np.zeros(N_ELEMENTS + 1)  # row 0 takes the padding
+        volumes[1: len(self.volume_per_element) + 1] = self.volume_per_element
+        return np.maximum((fractions * volumes[numbers]).sum(-1), 1.0)
 
     def _refusal(self, formula: Formula) -> str | None:
         """Elements without a fitted volume (beyond the fitted table) or without X-ray scattering factors (Es..Og, which
@@ -464,10 +472,10 @@ class Template(PredictorBase):
         if self.volume == "template":
             return 1.0
         if self.volume == "ratio":
-            return float(self._volume_per_atom(query.fractions()) / self._volume_per_atom(template.fractions()))
+            return float(self._volume_per_atom(*_composition(query)) / self._volume_per_atom(*_composition(template)))
         state = self._state()
         nsites = int(state.offsets[row + 1] - state.offsets[row])
-        return float(self._volume_per_atom(query.fractions())) * nsites / state.volumes[row]
+        return float(self._volume_per_atom(*_composition(query))) * nsites / state.volumes[row]
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The first-ranked patterns, ``(n, N_POINTS)``, and how each was made (see :meth:`_ranked`)."""
@@ -518,6 +526,21 @@ class Template(PredictorBase):
         """Template ``row`` in words: material id, formula, space group."""
         state = self._state()
         return f"{state.ids[row]} ({formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
+
+
+def _composition(formula: Formula) -> tuple[np.ndarray, np.ndarray]:
+    """A formula's atomic numbers and element fractions, as :meth:`Template._volume_per_atom` takes them."""
+    return np.array(formula.numbers), np.array(formula.counts) / sum(formula.counts)
+
+
+def _groups(queries: Sequence[Formula], found: list[tuple[np.ndarray, np.ndarray]], key) -> dict[tuple, list[int]]:
+    """The positions of the queries with candidates (``found``: rows and distances each), grouped by ``key(query)``
+    and their number of candidates: the queries :meth:`Template._candidates` handles together."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (query, (rows, _)) in enumerate(zip(queries, found)):
+        if len(rows):
+            groups.setdefault((key(query), len(rows)), []).append(i)
+    return groups
 
 
 def consensus_first(candidates: list[Candidate], k: int) -> list[Candidate]:
