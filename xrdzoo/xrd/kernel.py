@@ -87,8 +87,7 @@ def _element_sums(metric, bounds, limit, coords, occupancies, starts):
     for h in range(h_max + 1):
         for k in range(-k_max, k_max + 1):
             low, high = _l_range(metric, h, k, l_max, limit)
-            for l in range(low, high + 1):
-                count += _inside(metric, h, k, l, limit)
+            count += max(high - low + 1, 0)
     g2 = np.empty(count)
     real, imag = np.empty((count, elements)), np.empty((count, elements))
     sum_re, sum_im = np.empty(elements * width_max), np.empty(elements * width_max)
@@ -113,11 +112,10 @@ def _element_sums(metric, bounds, limit, coords, occupancies, starts):
                         sum_re[into + t] += xy_re * zr - xy_im * zi
                         sum_im[into + t] += xy_re * zi + xy_im * zr
             for t in range(high - low + 1):
-                if _inside(metric, h, k, low + t, limit):
-                    g2[m] = _g2(metric, h, k, low + t)
-                    for e in range(elements):
-                        real[m, e], imag[m, e] = sum_re[e * width_max + t], sum_im[e * width_max + t]
-                    m += 1
+                g2[m] = _g2(metric, h, k, low + t)
+                for e in range(elements):
+                    real[m, e], imag[m, e] = sum_re[e * width_max + t], sum_im[e * width_max + t]
+                m += 1
     return g2, real, imag
 
 
@@ -136,17 +134,21 @@ def _inside(metric, h, k, l, limit):
 
 @numba.njit(inline="always")
 def _l_range(metric, h, k, l_max, limit):
-    """The l-range of column (h, k) that can lie inside the sphere: the roots of the quadratic |g|^2(l) = limit,
-    widened by one either way for rounding (:func:`_inside` decides), within -l_max..l_max; empty for the
-    other Friedel half."""
+    """The l-range (low, high) of column (h, k) inside the sphere, in the kept Friedel half: the roots of the
+    quadratic |g|^2(l) = limit, widened by one either way for rounding and then narrowed to the points
+    :func:`_inside` keeps (|g|^2 is convex in l, so they are one run); empty (low > high) where none is."""
     if h == 0 and k < 0:
         return 1, 0
     half_b = metric[0, 2] * h + metric[1, 2] * k
     c = metric[0, 0] * h * h + metric[1, 1] * k * k + 2 * metric[0, 1] * h * k - limit
     root = np.sqrt(max(half_b * half_b - metric[2, 2] * c, 0.0))
-    low = int(np.floor((-half_b - root) / metric[2, 2])) - 1
-    high = int(np.ceil((-half_b + root) / metric[2, 2])) + 1
-    return max(low, -l_max), min(high, l_max)
+    low = max(int(np.floor((-half_b - root) / metric[2, 2])) - 1, -l_max)
+    high = min(int(np.ceil((-half_b + root) / metric[2, 2])) + 1, l_max)
+    while low <= high and not _inside(metric, h, k, low, limit):
+        low += 1
+    while high >= low and not _inside(metric, h, k, high, limit):
+        high -= 1
+    return low, high
 
 
 @numba.njit(cache=True)
