@@ -5,8 +5,8 @@
 This script is a fresh process, so its first figures are what a user waits for: seconds to import xrdzoo, to load
 the default weight (its parts joined) and to give the first answer (which builds the member's index of every
 template), and to simulate the first batch large enough for the compiled kernel (numba's start-up, once per
-process; xrdzoo.xrd.simulate.COMPILED_FROM cells of BaTiO3). Then formulas/s in this one process (top 1, batches of 1,000 as `xrdzoo predict --from-file` sends them),
-per formula type, on
+process; xrdzoo.xrd.simulate.COMPILED_FROM cells of BaTiO3). Then formulas/s in this one process (top 1, batches of
+1,000 as `xrdzoo predict --from-file` sends them), per formula type, on
 - known formulas: a seeded sample of the dataset's formulas (the default holds every structure, so each answers with
   its own, simulated);
 - new formulas: a seeded sample of charge-balanced compositions (at most 16 atoms) of random element pools that no

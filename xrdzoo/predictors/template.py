@@ -373,12 +373,13 @@ class Template(PredictorBase):
         per_role = np.zeros((*rows.shape, 2, _ROLES, t.shape[-1]))  # sites by count, then electronegativity
         per_role[:, :, 0, : roles.shape[-1]] = np.take_along_axis(q, roles[..., None], 2)
         per_role[:, :, 1, : roles.shape[-1]] = np.take_along_axis(t, roles[..., None], 2)
-        return np.concatenate([np.stack([
-            costs, distance, np.broadcast_to(np.arange(k) / self.k, rows.shape), (assignments == templates).mean(-1),
-            volume_change, np.abs(volume_change), np.log1p(of_prototype), np.broadcast_to(np.log1p(of_kind), rows.shape),
-            of_prototype / of_kind, same_group.mean(-1), (same_group & (sizes[:, :, None] == sizes[:, None, :])).mean(-1),
-            np.log(sizes)], axis=-1), np.abs(q - t).sum(2), np.abs(q - t).max(2), q.mean(2), t.mean(2),
-            q.max(2) - q.min(2), system, per_role.reshape(*rows.shape, -1)], axis=-1)
+        same_size = sizes[:, :, None] == sizes[:, None, :]
+        each = [costs, distance, np.broadcast_to(np.arange(k) / self.k, rows.shape), (assignments == templates).mean(-1),
+                volume_change, np.abs(volume_change), np.log1p(of_prototype),
+                np.broadcast_to(np.log1p(of_kind), rows.shape), of_prototype / of_kind, same_group.mean(-1),
+                (same_group & same_size).mean(-1), np.log(sizes)]  # one value per candidate
+        return np.concatenate([np.stack(each, axis=-1), np.abs(q - t).sum(2), np.abs(q - t).max(2), q.mean(2),
+                               t.mean(2), q.max(2) - q.min(2), system, per_role.reshape(*rows.shape, -1)], axis=-1)
 
     def _prototypes(self, kind: tuple[float, ...]) -> np.ndarray:
         """How many templates of a formula type have each space group, ``(231,)`` (counted once per type)."""
@@ -392,7 +393,7 @@ class Template(PredictorBase):
         fractions (last axis, zero-padded), one or a stack (of formulas :meth:`_refusal` lets through: a member fitted
         when the table ended at Pu has 94 volumes)."""
         volumes = np.zeros(N_ELEMENTS + 1)  # row 0 takes the padding
-        volumes[1: len(self.volume_per_element) + 1] = self.volume_per_element
+        volumes[1 : len(self.volume_per_element) + 1] = self.volume_per_element
         return np.maximum((fractions * volumes[numbers]).sum(-1), 1.0)
 
     def _refusal(self, formula: Formula) -> str | None:

@@ -76,12 +76,15 @@ def _element_sums(metric, bounds, limit, coords, occupancies, starts):
     z_re, z_im = np.empty(n * width_max), np.empty(n * width_max)  # site-major, l contiguous
     for s in range(n):
         for h in range(h_max + 1):
-            x_re[h, s], x_im[h, s] = np.cos(two_pi * coords[s, 0] * h), np.sin(two_pi * coords[s, 0] * h)
+            phase = two_pi * coords[s, 0] * h
+            x_re[h, s], x_im[h, s] = np.cos(phase), np.sin(phase)
         for k in range(-k_max, k_max + 1):
-            y_re[k + k_max, s], y_im[k + k_max, s] = np.cos(two_pi * coords[s, 1] * k), np.sin(two_pi * coords[s, 1] * k)
+            phase = two_pi * coords[s, 1] * k
+            y_re[k + k_max, s], y_im[k + k_max, s] = np.cos(phase), np.sin(phase)
         for l in range(-l_max, l_max + 1):
-            z_re[s * width_max + l + l_max] = occupancies[s] * np.cos(two_pi * coords[s, 2] * l)
-            z_im[s * width_max + l + l_max] = occupancies[s] * np.sin(two_pi * coords[s, 2] * l)
+            phase = two_pi * coords[s, 2] * l
+            z_re[s * width_max + l + l_max] = occupancies[s] * np.cos(phase)
+            z_im[s * width_max + l + l_max] = occupancies[s] * np.sin(phase)
 
     count = 0
     for h in range(h_max + 1):
