@@ -190,6 +190,27 @@ def test_a_formula_without_a_template_of_its_type_falls_back_and_says_so(fitted)
     assert fitted["template"].answer(["BaTiO3"]).how[0].startswith("template ")
 
 
+@pytest.mark.parametrize("name", ["template", "learned"])
+def test_a_batch_answers_as_each_formula_alone(fitted, data, monkeypatch, name):
+    """Ranking many formulas together (their candidates costed and featured by type) and simulating them in one batch
+    (the compiled kernel from COMPILED_FROM cells) give each formula the answer it gets alone (numpy, one cell)."""
+    from xrdzoo.xrd import simulate as module
+
+    member = fitted[name]
+    formulas = [*data.formulas[:6], "BaTiO3", "KBr", "CsCl", "NaF", "MgFe2O4", "LiGa2O4", "SrHfO3", "Fe2O3", "CaZrO3"]
+    alone = [member.answer([formula], top=3) for formula in formulas]
+    monkeypatch.setattr(module, "COMPILED_FROM", 2)
+    together = member.answer(formulas, top=3).ranked()
+    assert len(together) == len(formulas)
+    for answer, candidates in zip(alone, together):
+        [expected] = answer.ranked()
+        assert [(c.how, c.source, c.spacegroup) for c in candidates] == [(c.how, c.source, c.spacegroup)
+                                                                         for c in expected]
+        assert [c.score is None for c in candidates] == [c.score is None for c in expected]
+        assert np.allclose([c.score or 0 for c in candidates], [c.score or 0 for c in expected], atol=1e-6)
+        assert np.allclose([c.pattern for c in candidates], [c.pattern for c in expected], atol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["retrieval", "template"])
 def test_answer_refuses_unknown_elements_with_the_reason_and_predicts_the_rest(fitted, name):
     member = fitted[name]
