@@ -295,9 +295,10 @@ def _search_box(lattices: np.ndarray, wavelength: float = WAVELENGTH, positions:
     """Where the reflections of cells (lattice rows, (n, 3, 3)) lie: their reciprocal metrics (n, 3, 3) (|g|^2 =
     hkl . metric . hkl, g = h b1 + k b2 + l b3 with b_i . a_j = delta_ij), the bounds (n, 3) (h_max, k_max, l_max) of
     the box that holds every point with 0 < |g| <= g_max (h in 0..h_max, k in -k_max..k_max, l in -l_max..l_max),
-    and g_max: the limiting sphere's 2 / wavelength, at most 4 (sin(theta) / wavelength <= 2, where the scattering
-    factors are fitted: wavelengths under 0.5 A lose their highest angles). Refused (``too_large``) when a box would
-    exceed :data:`MAX_SEARCH` points (its message starting ``cell i:`` with ``positions``)."""
+    and the largest |g|^2 that reflects: g_max^2 (a hair more, for rounding), where g_max is the limiting sphere's
+    2 / wavelength, at most 4 (sin(theta) / wavelength <= 2, where the scattering factors are fitted: wavelengths
+    under 0.5 A lose their highest angles). Refused (``too_large``) when a box would exceed :data:`MAX_SEARCH` points
+    (its message starting ``cell i:`` with ``positions``)."""
     g_max = min(2 / wavelength, 2 * MAX_SIN_THETA_OVER_LAMBDA)
     edges = np.linalg.norm(lattices, axis=2)
     # |h| = |g . a1| <= g_max |a1|, and likewise for k and l.
@@ -311,14 +312,14 @@ def _search_box(lattices: np.ndarray, wavelength: float = WAVELENGTH, positions:
                               f"than the {MAX_SEARCH:.0e} xrdzoo allows; use a smaller cell or a longer wavelength",
                               "too_large")
     recip = np.linalg.inv(lattices).transpose(0, 2, 1)  # rows b1, b2, b3 (no 2 pi)
-    return recip @ recip.transpose(0, 2, 1), bounds, g_max
+    return recip @ recip.transpose(0, 2, 1), bounds, g_max**2 * (1 + 1e-12)
 
 
 def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
                        ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
     """One Friedel half of the reciprocal-lattice points inside the limiting sphere (:func:`_search_box`): the Miller
     indices (M, 3) and |g| (M,) sorted by |g|, and the bounds (h_max, k_max, l_max) of the box searched."""
-    metrics, bounds, g_max = _search_box(np.asarray(lattice, float)[None], wavelength)
+    metrics, bounds, limit = _search_box(np.asarray(lattice, float)[None], wavelength)
     metric, bounds = metrics[0], tuple(int(n) for n in bounds[0])
     h_max, k_max, l_max = bounds
     h = np.arange(0, h_max + 1)[:, None, None]
@@ -326,7 +327,7 @@ def _reciprocal_points(lattice: np.ndarray, wavelength: float = WAVELENGTH
     l = np.arange(-l_max, l_max + 1)
     hk_part = metric[0, 0] * h**2 + metric[1, 1] * k**2 + 2 * metric[0, 1] * h * k
     g2 = hk_part + l * (2 * metric[0, 2] * h + 2 * metric[1, 2] * k) + metric[2, 2] * l**2
-    keep = g2 <= g_max**2 * (1 + 1e-12)
+    keep = g2 <= limit
     # Keep (h, k, l) lexicographically positive: the other half has the same intensities (Friedel's law).
     keep[0, :k_max] = False  # h = 0, k < 0
     keep[0, k_max, : l_max + 1] = False  # h = k = 0, l <= 0
@@ -403,12 +404,12 @@ def simulate_cells(cells: Sequence[tuple], wavelength: float = WAVELENGTH) -> Fr
         i = np.searchsorted(np.cumsum(sizes), np.argmax(rows < 0), side="right")
         raise SimulationError(f"cell {i}: no X-ray scattering factors for atomic number(s) {unscattered(cells[i][2])}",
                               "unknown_element")
-    metrics, bounds, g_max = _search_box(np.array([cell[0] for cell in cells], float), wavelength, positions=True)
+    metrics, bounds, limit = _search_box(np.array([cell[0] for cell in cells], float), wavelength, positions=True)
     occupancies = np.concatenate([np.ones(len(cell[2])) if len(cell) < 4 or cell[3] is None
                                   else np.asarray(cell[3], float) for cell in cells])
     _, z, coefficients = _scattering_table()
     coords = np.concatenate([np.asarray(cell[1], float) for cell in cells])
-    patterns, status = binned_patterns(metrics, bounds, g_max**2 * (1 + 1e-12), np.r_[0, np.cumsum(sizes)], coords,
+    patterns, status = binned_patterns(metrics, bounds, limit, np.r_[0, np.cumsum(sizes)], coords,
                                        rows, occupancies, z, coefficients[:, :, 0].copy(), coefficients[:, :, 1].copy(),
                                        wavelength, _MERGE_TOLERANCE, N_POINTS, _MIN_SCALED_INTENSITY)
     if (status != OK).any():
