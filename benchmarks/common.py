@@ -84,3 +84,16 @@ def training_templates(member, data):
 
     training = set(np.asarray(data.ids)[data.split == "train"])
     return member.take([row for row, material in enumerate(array_strings(member.ids)) if material in training])
+
+
+def start_compiled_kernel(member) -> float:
+    """Seconds to simulate a first batch large enough for the compiled kernel (``COMPILED_FROM`` copies of the template
+    member's BaTiO3 cell): numba's start-up, paid once per process, so that timings after it are steady."""
+    import time
+
+    from xrdzoo.xrd.simulate import COMPILED_FROM, simulate_cells
+
+    cell = member.cells(["BaTiO3"])[0][:3]
+    start = time.perf_counter()
+    simulate_cells([cell] * COMPILED_FROM)
+    return time.perf_counter() - start

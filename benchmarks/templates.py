@@ -32,13 +32,13 @@ import numpy as np
 
 import xrdzoo
 from accuracy import label, pairs
-from common import markdown_table, training_templates, write_results
+from common import markdown_table, start_compiled_kernel, training_templates, write_results
 from xrdzoo.data import in_subset, load_dataset
 from xrdzoo.metrics import peak_f1, peak_precision, peak_recall
 from xrdzoo.formulas import formula_of
 from xrdzoo.predictors.chemistry import mapping_cost
 from xrdzoo.predictors.template import TYPES
-from xrdzoo.xrd.simulate import COMPILED_FROM, simulate_cell, simulate_cells
+from xrdzoo.xrd.simulate import simulate_cell
 
 ORACLE_K = (1, 5, 10, 20)
 BEST_OF = (1, 5, 10)
@@ -63,7 +63,7 @@ def by_type(data_path: str, model_name: str, sample_size: int, ks: list[int], co
     retrieval = xrdzoo.create_predictor("retrieval")
     retrieval.fit(data.select("train"), progress=False)
     model.answer(["NaCl"])  # builds the member's index once: loading, not answering
-    simulate_cells([model.cells(["NaCl"])[0][:3]] * COMPILED_FROM)  # and starts numba's compiled kernel, once
+    start_compiled_kernel(model)  # and numba's start-up, once
     rows = []
     for kind in TYPES:
         typed = [i for i, f in enumerate(scored.formulas) if in_subset(f, kind)]
