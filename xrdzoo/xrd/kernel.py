@@ -19,11 +19,10 @@ _lorentz_polarisation = numba.njit(cache=True)(lorentz_polarisation)
 OK, NO_PEAKS = 0, 1  # the status of each cell
 
 
-@numba.njit(cache=True, parallel=True)
 def binned_patterns(metrics, bounds, limit, offsets, coords, rows, occupancies, z, a, b, wavelength, tolerance,
                     n_points, min_scaled):
     """The binned patterns (cells, ``n_points``) float32 over 2-theta 0..180, each scaled to a largest of 100, and
-    each cell's status (``OK``, or ``NO_PEAKS`` with an all-zero row).
+    each cell's status (``OK``, or ``NO_PEAKS`` with an all-zero row), on numba's threads.
 
     Cell ``i`` has the reciprocal metric ``metrics[i]`` (|g|^2 = hkl . metric . hkl, no 2 pi), the search bounds
     ``bounds[i]`` (h_max, k_max, l_max: h in 0..h_max, one Friedel half) and the sites ``offsets[i]:offsets[i + 1]``
@@ -32,16 +31,27 @@ def binned_patterns(metrics, bounds, limit, offsets, coords, rows, occupancies, 
     2-theta round to the same multiple of ``tolerance`` are one peak, and peaks at or below ``min_scaled`` (of 100)
     are dropped before binning, as in ``simulate._cell_reflections``.
     """
+    return _dealt_cells(metrics, bounds, limit, offsets, coords, rows, occupancies, z, a, b, wavelength, tolerance,
+                        n_points, min_scaled, numba.get_num_threads())
+
+
+@numba.njit(cache=True, parallel=True)
+def _dealt_cells(metrics, bounds, limit, offsets, coords, rows, occupancies, z, a, b, wavelength, tolerance,
+                 n_points, min_scaled, threads):
+    """:func:`binned_patterns` with the cells dealt to the ``threads`` in turn (cell i to thread i mod threads), so
+    that each gets an even share of large and small cells wherever they lie in the batch (numba's prange alone gives
+    each thread one contiguous block)."""
     cells = metrics.shape[0]
     patterns = np.zeros((cells, n_points), np.float32)
     status = np.zeros(cells, np.int64)
-    for i in numba.prange(cells):
-        start, stop = offsets[i], offsets[i + 1]
-        by_row = np.argsort(rows[start:stop], kind="mergesort") + start  # sites grouped by element, in order
-        element, starts = _runs(rows[by_row])
-        g2, real, imag = _element_sums(metrics[i], bounds[i], limit, coords[by_row], occupancies[by_row], starts)
-        status[i] = _binned_peaks(g2, real, imag, z[element], a[element], b[element], wavelength, tolerance,
-                                  min_scaled, patterns[i])
+    for thread in numba.prange(threads):
+        for i in range(thread, cells, threads):
+            start, stop = offsets[i], offsets[i + 1]
+            by_row = np.argsort(rows[start:stop], kind="mergesort") + start  # sites grouped by element, in order
+            element, starts = _runs(rows[by_row])
+            g2, real, imag = _element_sums(metrics[i], bounds[i], limit, coords[by_row], occupancies[by_row], starts)
+            status[i] = _binned_peaks(g2, real, imag, z[element], a[element], b[element], wavelength, tolerance,
+                                      min_scaled, patterns[i])
     return patterns, status
 
 
