@@ -88,8 +88,8 @@ def by_type(weight: dict) -> list[str]:
     return ["Test figures of this weight holding only the training split's templates (its ranker and volumes "
             "were fitted there, its scores calibrated on the validation split; as shipped it also holds the "
             "validation and test structures, so that known compounds are known), as shipped and with other answering "
-            "options: `k`, how many nearest templates the ranker orders; `consensus` K, the answer is the one of the "
-            "ranker's first K whose pattern agrees best with the others' (`--consensus K`; 1 is the ranker's first):",
+            "options: `k`, how many nearest templates the ranker orders; `consensus` K, the answer is the peaks the "
+            "ranker's first K candidates agree on (`--consensus K`; 1 is the ranker's first):",
             markdown_table(results["rows"], columns), f"Reproduce: `{results['command']}`"]
 
 

@@ -87,8 +87,8 @@ def by_type(data_path: str, model_name: str, sample_size: int, ks: list[int], co
         "volumes were fitted there, its scores calibrated on the validation split) and retrieval (the nearest "
         f"training formula of the same type, fitted there) on a seeded sample of each type's {split} formulas, "
         "scored against each formula's ground-state pattern (peak F1, recall, precision). `k`: how many nearest "
-        "same-type templates the ranker orders; `consensus`: how many of its first candidates the answer is chosen "
-        "among (1: the ranker's first; K: the one whose pattern agrees best with the others').",
+        "same-type templates the ranker orders; `consensus` K: the answer is the peaks the ranker's first K "
+        "candidates agree on (1: the ranker's first; Template.consensus).",
         markdown_table(rows, accuracy),
         "Best of K: the best peak F1 among the member's first K candidates (`answer(formulas, top=K)`). "
         "Calibration: the first candidate's mean score against the share of first candidates that match "

@@ -6,6 +6,7 @@ import itertools
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from xrdzoo.encoders import EncodingError
 from xrdzoo.metrics import peak_f1
 from xrdzoo.builder import create_predictor
 from xrdzoo.contracts import Candidate
-from xrdzoo.predictors.template import TYPES, _logistic, consensus_first
+from xrdzoo.predictors.template import TYPES, _logistic, agreed_peaks_first
 from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.formulas import N_ELEMENTS, formula_of
 from xrdzoo.predictors.chemistry import mapping_cost
@@ -469,24 +470,31 @@ def test_the_calibration_fit_matches_the_share_of_matches_and_leans_on_its_prior
     assert a == 0 and 1 / (1 + np.exp(-b)) == pytest.approx(np.mean(z < 0), abs=1e-3)
 
 
-def _candidate(peaks: list[float], score: float | None, name: str) -> Candidate:
+def _candidate(peaks: dict[int, float], score: float | None, name: str) -> Candidate:
     pattern = np.zeros(N_POINTS, np.float32)
-    pattern[peaks] = 100.0
+    pattern[list(peaks)] = list(peaks.values())
     return Candidate(pattern, 0, name, f"template {name}", score)
 
 
-def test_consensus_puts_first_the_candidate_whose_peaks_the_others_share():
-    odd = _candidate([100, 300, 500], 0.4, "odd")
-    twins = [_candidate([150, 350, 550, 700], 0.3, "a"), _candidate([150, 350, 550], 0.3, "b")]
-    first, *rest = consensus_first([odd, *twins], 3)
-    assert first.source == "a" and "ranked 2 by the ranker, first by the consensus of its first 3" in first.how
-    assert [c.source for c in rest] == ["odd", "b"]  # the others keep the ranker's order
-    assert consensus_first([odd, *twins], 1)[0] is odd  # K = 1: the ranker's first
-    sure = _candidate([100, 300, 500], 0.95, "sure")  # a first candidate the ranker is sure of outweighs the pair
-    assert consensus_first([sure, *twins], 3)[0] is sure
+def test_agreed_peaks_keep_what_the_candidates_share():
+    shared = {100: 40.0, 300: 100.0}  # bins 35 degrees apart; the third peak differs (over 2 degrees apart)
+    three = [_candidate(shared | {500: 50.0}, None, "a"), _candidate({100: 100.0, 300: 100.0, 600: 50.0}, None, "b"),
+             _candidate({100: 100.0, 300: 100.0, 700: 50.0}, None, "c")]
+    agreed, *rest = agreed_peaks_first(three, 3)
+    assert rest == three and (agreed.source, agreed.spacegroup, agreed.score) == ("agreed peaks", 0, None)
+    assert "the 2 peaks the ranker's first 3 candidates agree on" in agreed.how and "template a" in agreed.how
+    # Each shared peak once, at the mean of the candidates' intensities (40, 100, 100 -> 80), scaled to 100.
+    assert np.flatnonzero(agreed.pattern).tolist() == [100, 300] and agreed.pattern[[100, 300]].tolist() == [80, 100]
+    sure = [replace(c, score=s) for c, s in zip(three, (0.9, 0.1, 0.1))]  # weighted by score cubed: a's peaks win
+    agreed = agreed_peaks_first(sure, 3)[0]
+    assert np.flatnonzero(agreed.pattern).tolist() == [100, 300, 500]
+    assert agreed.score == 0.9  # the largest score among the candidates it matches (peak F1 >= 0.8): a
+    assert agreed_peaks_first(three, 1) == three and agreed_peaks_first(three[:1], 3) == three[:1]
+    silent = [_candidate({}, 0.5, "x"), _candidate({}, 0.5, "y")]  # no peaks to agree on: the ranker's order
+    assert agreed_peaks_first(silent, 2) == silent
 
 
-def test_a_member_with_consensus_answers_among_its_rankers_first_k(polymorphs, tmp_path):
+def test_a_member_with_consensus_answers_with_its_first_ks_agreed_peaks(polymorphs, tmp_path):
     _, member = polymorphs
     ranked = member.answer(["BaGeO3", "NaCl"], top=4).candidates
     member.consensus = 4
@@ -495,8 +503,9 @@ def test_a_member_with_consensus_answers_among_its_rankers_first_k(polymorphs, t
         single = member.answer(["BaGeO3", "NaCl"])
     finally:
         member.consensus = 1
-    assert {c.source for c in agreed[0]} == {c.source for c in ranked[0]}  # the same four, maybe reordered
-    assert single.how[0] == agreed[0][0].how and [c.how for c in agreed[1]] == [c.how for c in ranked[1]]  # known
+    assert agreed[0][0].source == "agreed peaks" and "candidates agree on" in single.how[0]
+    assert [c.how for c in agreed[0][1:]] == [c.how for c in ranked[0][:3]]  # then the ranker's order
+    assert single.how[1] == agreed[1][0].how and [c.how for c in agreed[1]] == [c.how for c in ranked[1]]  # known
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="consensus must be a positive integer"):
             create_predictor("template", consensus=bad)

@@ -312,8 +312,8 @@ def predict(
                                           "listed with their scores; written and plotted too",
                                      callback=_within(1))] = 1,
     consensus: Annotated[Optional[int], typer.Option(
-        help="template members: answer with the one of the ranker's first K whose pattern agrees best with the "
-             "others' (higher peak F1, K simulations per new formula; 1: the ranker's first)",
+        help="template members: answer a new formula with the peaks the ranker's first K candidates agree on "
+             "(higher peak F1, K simulations per new formula; 1: the ranker's first)",
         callback=_within(1))] = None,
     batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",

@@ -5,8 +5,8 @@ Which template is used is the lever (the best of the 10 nearest scores far above
 ``"chemistry"`` takes, among the ``k`` nearest by element-fraction L1, the one whose element assignment is
 chemically closest (summed element-property distance); ``"learned"`` scores every candidate with a small network
 trained on the training split to predict how well a template's pattern matches (validated on the validation split).
-With ``consensus`` K > 1 the answer is the one of the ranker's first K whose simulated pattern agrees best with the
-others' (score-weighted peak F1): the pattern the ranked candidates most expect, at K simulations per new formula.
+With ``consensus`` K > 1 a new formula's answer is the pattern of the peaks the ranker's first K candidates agree on
+(:func:`agreed_peaks_first`): what the ranked candidates most expect, at K simulations per new formula.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from tqdm.auto import tqdm
 from xrdzoo.arrays import Arrays, array_strings, strings_array
 from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
-from xrdzoo.metrics import f1_score, pairwise_peak_f1, peak_pair_scores, pick_peaks
+from xrdzoo.metrics import PEAK_TOLERANCE, f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
 from xrdzoo.predictors.chemistry import batch_mapping_costs, element_table
 from xrdzoo.predictors.retrieval import FormulaIndex
-from xrdzoo.xrd.pattern import N_POINTS
+from xrdzoo.xrd.pattern import FULL_SCALE, N_POINTS, TWO_THETA_RANGE
 from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell, simulate_cells, unscattered
 
 RANKERS = ("chemistry", "learned")
@@ -511,7 +511,7 @@ class Template(PredictorBase):
                     how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
                 candidates.append(Candidate(next(patterns), group, material, how, score))
             if choices[0].kind == "template":
-                candidates = consensus_first(candidates, self.consensus)
+                candidates = agreed_peaks_first(candidates, self.consensus)
             ranked.append(candidates[:top])
         return ranked
 
@@ -544,20 +544,56 @@ def _groups(queries: Sequence[Formula], found: list[tuple[np.ndarray, np.ndarray
     return groups
 
 
-def consensus_first(candidates: list[Candidate], k: int) -> list[Candidate]:
-    """The candidates with, of the first ``k``, the one whose pattern agrees best with theirs put first: the largest
-    sum over them of score x peak F1 between the two patterns (a candidate agrees with itself at 1; without scores,
-    each weighs 1). Where it is not already first, its ``how`` says so."""
+def agreed_peaks_first(candidates: list[Candidate], k: int) -> list[Candidate]:
+    """The candidates with, put first, the pattern of the peaks the first ``k`` agree on (where ``k`` > 1 and at least
+    two are given), as the best guess at a formula whose structure the ranker is unsure of.
+
+    Each candidate's picked peaks (>= 10 of 100, merged within 2 degrees) are proposals; a proposal's support is the
+    share of the candidates, weighted by score cubed (without scores, equally), that have a peak within the 2-degree
+    match tolerance of it. Proposals are taken by support, each at least a merge width from those taken, as many as
+    maximise the expected peak F1 (expected matches, the sum of their supports, against the weighted mean number of
+    a candidate's peaks). Each sits at its 2-theta with the weighted mean of the agreeing candidates' intensities
+    there, scaled to a largest of 100. Its score: the largest score among the candidates whose pattern it matches at
+    peak F1 >= 0.8 (0 for none), which tracks how often it matches the true pattern (docs/benchmarks.md)."""
     pool = candidates[:k]
     if len(pool) < 2:
         return candidates
-    weights = np.array([1.0 if c.score is None else c.score for c in pool])
-    best = int(np.argmax(pairwise_peak_f1(np.array([c.pattern for c in pool])) @ weights))
-    if best == 0:
+    scored = all(c.score is not None for c in pool)
+    weights = np.array([c.score**3 for c in pool]) if scored else np.ones(len(pool))
+    weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(pool), 1 / len(pool))
+    peaks = [pick_peaks(c.pattern) for c in pool]
+    positions = np.concatenate([p.positions for p in peaks])
+    intensities = np.concatenate([p.intensities for p in peaks])
+    sizes = np.array([len(p) for p in peaks])
+    owner, starts = np.repeat(np.arange(len(pool)), sizes), np.r_[0, np.cumsum(sizes)]
+    distance = np.abs(positions[:, None] - positions[None, :])  # (proposals, proposals)
+    nearest = np.zeros((len(positions), len(pool)), np.int64)  # each candidate's peak nearest to each proposal
+    agree = np.zeros((len(positions), len(pool)), bool)  # ... within the match tolerance
+    for c in np.flatnonzero(sizes):
+        nearest[:, c] = starts[c] + distance[:, starts[c] : starts[c + 1]].argmin(1)
+        agree[:, c] = distance[np.arange(len(positions)), nearest[:, c]] <= PEAK_TOLERANCE
+    support = agree @ weights
+    width = (TWO_THETA_RANGE[1] - TWO_THETA_RANGE[0]) / N_POINTS
+    taken, free = [], support > 0
+    for i in np.lexsort((owner, -support)):  # by support, ties to the higher-ranked candidate's peak
+        if free[i]:
+            taken.append(i)
+            free &= distance[i] >= PEAK_TOLERANCE + width  # so that no two taken merge when picked
+    if not taken:
         return candidates
-    chosen = replace(pool[best], how=f"{pool[best].how}; ranked {best + 1} by the ranker, first by the consensus of its "
-                                     f"first {len(pool)}")
-    return [chosen, *candidates[:best], *candidates[best + 1:]]
+    expected_true = weights @ sizes
+    expected_f1 = 2 * np.cumsum(support[taken]) / (np.arange(1, len(taken) + 1) + expected_true)
+    pattern = np.zeros(N_POINTS, np.float32)
+    for i in taken[: int(np.argmax(expected_f1)) + 1]:
+        at = min(int((positions[i] - TWO_THETA_RANGE[0]) / width), N_POINTS - 1)
+        pattern[at] = np.average(intensities[nearest[i, agree[i]]], weights=weights[agree[i]])
+    pattern *= FULL_SCALE / pattern.max()
+    agreed = pick_peaks(pattern)
+    matched = [c.score for c, p in zip(pool, peaks) if f1_score(*peak_pair_scores(agreed, p)) >= 0.8]
+    score = max(matched, default=0.0) if scored else None
+    how = (f"the {int((pattern > 0).sum())} peaks the ranker's first {len(pool)} candidates agree on (weighted by "
+           f"score); first candidate: {pool[0].how}")
+    return [Candidate(pattern, 0, "agreed peaks", how, score), *candidates]
 
 
 class _Ranker(Arrays):
