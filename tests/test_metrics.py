@@ -91,13 +91,6 @@ def test_peak_scores_edge_cases(pred, true, expected):
     assert np.concatenate(metrics.peak_scores(pred, true)).tolist() == list(expected)
 
 
-def test_pairwise_peak_f1_is_peak_f1_of_every_pair():
-    patterns = np.stack([PRED, TRUE, np.zeros_like(TRUE), np.zeros_like(TRUE), pattern((21, 60), (100, 90))])
-    expected = [[metrics.peak_f1(rows(a), rows(b))[0] for b in patterns] for a in patterns]
-    assert metrics.pairwise_peak_f1(patterns) == pytest.approx(np.array(expected))
-    assert metrics.pairwise_peak_f1(patterns)[0, 1] == pytest.approx(2 * (2 / 3) * (1 / 2) / (2 / 3 + 1 / 2))
-
-
 def test_aligned_vectors_by_hand():
     p_vec, t_vec = metrics.aligned_vectors(PRED, TRUE)
     # by 2-theta: 20 (true, matched by 21), 40 (true, unmatched), 45 (extra), 60 (matched), 100 (extra)

@@ -149,22 +149,6 @@ def peak_f1(pred: FrameIntensities, true: FrameIntensities) -> np.ndarray:
     return peak_scores(pred, true)[2]
 
 
-def pairwise_peak_f1(patterns: FrameIntensities) -> np.ndarray:
-    """Peak F1 of every pair of the patterns ``(n, N_POINTS)`` as an ``(n, n)`` symmetric matrix (what
-    :func:`peak_f1` gives each pair; the diagonal is 1 where a pattern has peaks), from one matching of all their
-    peaks at once."""
-    peaks = [pick_peaks(p).positions for p in np.asarray(patterns)]
-    sizes = np.array([len(p) for p in peaks])
-    owner = np.repeat(np.eye(len(peaks)), sizes, axis=0)  # (all peaks, patterns)
-    positions = np.concatenate(peaks)
-    near = (np.abs(positions[:, None] - positions[None, :]) <= PEAK_TOLERANCE).astype(float)
-    found = owner.T @ ((near @ owner) > 0)  # found[a, b]: peaks of a with a peak of b within the tolerance
-    empty = sizes == 0
-    share = np.divide(found, sizes[:, None], out=np.zeros_like(found), where=~empty[:, None])
-    share[np.ix_(empty, empty)] = 1.0  # two patterns without peaks agree (as peak_pair_scores)
-    return f1_score(share, share.T)
-
-
 for _score in (peak_recall, peak_precision, peak_f1):
     _score.takes_modes = False  # they pick and match peaks themselves: modes do not apply
 
