@@ -482,13 +482,14 @@ def test_agreed_peaks_keep_what_the_candidates_share():
              _candidate({100: 100.0, 300: 100.0, 700: 50.0}, None, "c")]
     agreed, *rest = agreed_peaks_first(three, 3)
     assert rest == three and (agreed.source, agreed.spacegroup, agreed.score) == ("agreed peaks", 0, None)
-    assert "the 2 peaks the ranker's first 3 candidates agree on" in agreed.how and "template a" in agreed.how
+    assert agreed.how == "the 2 peaks the ranker's first 3 candidates agree on; first candidate: template a"
     # Each shared peak once, at the mean of the candidates' intensities (40, 100, 100 -> 80), scaled to 100.
     assert np.flatnonzero(agreed.pattern).tolist() == [100, 300] and agreed.pattern[[100, 300]].tolist() == [80, 100]
     sure = [replace(c, score=s) for c, s in zip(three, (0.9, 0.1, 0.1))]  # weighted by score cubed: a's peaks win
     agreed = agreed_peaks_first(sure, 3)[0]
     assert np.flatnonzero(agreed.pattern).tolist() == [100, 300, 500]
     assert agreed.score == 0.9  # the largest score among the candidates it matches (peak F1 >= 0.8): a
+    assert agreed.how.startswith("the 3 peaks the ranker's first 3 candidates agree on (weighted by score); ")
     assert agreed_peaks_first(three, 1) == three and agreed_peaks_first(three[:1], 3) == three[:1]
     silent = [_candidate({}, 0.5, "x"), _candidate({}, 0.5, "y")]  # no peaks to agree on: the ranker's order
     assert agreed_peaks_first(silent, 2) == silent

@@ -590,8 +590,8 @@ def agreed_peaks_first(candidates: list[Candidate], k: int) -> list[Candidate]:
     agreed = pick_peaks(pattern)
     matched = [c.score for c, p in zip(pool, peaks) if f1_score(*peak_pair_scores(agreed, p)) >= 0.8]
     score = max(matched, default=0.0) if scored else None
-    how = (f"the {int((pattern > 0).sum())} peaks the ranker's first {len(pool)} candidates agree on (weighted by "
-           f"score); first candidate: {pool[0].how}")
+    how = (f"the {int((pattern > 0).sum())} peaks the ranker's first {len(pool)} candidates agree on"
+           f"{' (weighted by score)' if scored else ''}; first candidate: {pool[0].how}")
     return [Candidate(pattern, 0, "agreed peaks", how, score), *candidates]
 
 
