@@ -26,7 +26,7 @@ from xrdzoo.predictors import PredictorBase, solid_solution
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
 from xrdzoo.predictors.chemistry import batch_mapping_costs, element_table
 from xrdzoo.predictors.retrieval import FormulaIndex
-from xrdzoo.xrd.pattern import FULL_SCALE, N_POINTS, TWO_THETA_RANGE
+from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA_RANGE, bin_peaks
 from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell, simulate_cells, unscattered
 
 RANKERS = ("chemistry", "learned")
@@ -582,11 +582,9 @@ def agreed_peaks_first(candidates: list[Candidate], k: int) -> list[Candidate]:
         return candidates
     expected_true = weights @ sizes
     expected_f1 = 2 * np.cumsum(support[taken]) / (np.arange(1, len(taken) + 1) + expected_true)
-    pattern = np.zeros(N_POINTS, np.float32)
-    for i in taken[: int(np.argmax(expected_f1)) + 1]:
-        at = min(int((positions[i] - TWO_THETA_RANGE[0]) / width), N_POINTS - 1)
-        pattern[at] = np.average(intensities[nearest[i, agree[i]]], weights=weights[agree[i]])
-    pattern *= FULL_SCALE / pattern.max()
+    kept = taken[: int(np.argmax(expected_f1)) + 1]
+    pattern = bin_peaks(positions[kept], [np.average(intensities[nearest[i, agree[i]]], weights=weights[agree[i]])
+                                          for i in kept])  # one peak per bin: they lie over a merge width apart
     agreed = pick_peaks(pattern)
     matched = [c.score for c, p in zip(pool, peaks) if f1_score(*peak_pair_scores(agreed, p)) >= 0.8]
     score = max(matched, default=0.0) if scored else None
