@@ -57,8 +57,13 @@ def find_peaks(pattern: Pattern | np.ndarray, threshold: float = 10.0, merge_wit
     group_starts = np.flatnonzero(np.concatenate([[True], np.diff(centres) >= merge_within]))
     group_ends = np.concatenate([group_starts[1:], [starts.size]]) - 1
     first, last = starts[group_starts], ends[group_ends]  # first and last point of each merged peak
-    apex = np.array([a + np.argmax(pattern[a : b + 1]) for a, b in zip(first, last)])
-    return Peaks((x[first] + x[last]) / 2, pattern[apex], x[apex])
+    # Each one's largest point: the points between merged peaks lie below the threshold, so the largest from one
+    # peak's first point to the next one's is its own; its apex is the first point at that height from its first.
+    top = np.maximum.reduceat(pattern, first)
+    group = np.repeat(np.arange(first.size), np.diff(np.append(first, pattern.size)))
+    at_top = np.flatnonzero(pattern[first[0] :] == top[group]) + first[0]
+    apex = at_top[np.searchsorted(at_top, first)]
+    return Peaks((x[first] + x[last]) / 2, top, x[apex])
 
 
 def _within(predicted: Peaks, true: Peaks, tolerance: float) -> np.ndarray:
