@@ -21,7 +21,10 @@ from xrdzoo.encoders import EncodingError
 from xrdzoo.metrics import peak_f1
 from xrdzoo.builder import create_predictor
 from xrdzoo.contracts import Candidate
-from xrdzoo.predictors.template import TYPES, _logistic, agreed_peaks_first
+from xrdzoo.metrics import pick_peaks
+from xrdzoo.predictors import template
+from xrdzoo.predictors.consensus import Voters, agreed_peaks_first
+from xrdzoo.predictors.template import TYPES, VOTER_PEAKS, _logistic, own_peaks
 from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.formulas import N_ELEMENTS, formula_of
 from xrdzoo.predictors.chemistry import mapping_cost
@@ -268,7 +271,9 @@ def test_the_default_answers_formulas_the_networks_refuse():
     patterns = xrdzoo.predict(formulas).intensities
     assert np.array_equal(answers.patterns.intensities, patterns) and np.allclose(patterns.max(axis=1), 100)
     ways = answers.how
-    assert all(way.startswith(("template mp-", "known structure mp-", "no template of its formula type")) for way in ways)
+    new = "candidates agree on (weighted by score); first candidate: template mp-"  # the shipped consensus
+    assert all(way.startswith(("known structure mp-", "no template of its formula type")) or new in way for way in ways)
+    assert new in ways[1] and f"first {model.consensus} candidates" in ways[1]  # Ag12SBr: a new formula
     assert ways[3].startswith("known structure mp-22862, space group 225")  # rock salt: NaCl is a known compound
     assert ways[2].startswith("known structure mp-5020, space group 160")  # BaTiO3's ground state (R3m) in MP
     for formula in ("Fe2O3", "SiO2", "LiFePO4", "TiO2"):  # the issue's binaries and quaternaries: their own
@@ -476,23 +481,81 @@ def _candidate(peaks: dict[int, float], score: float | None, name: str) -> Candi
     return Candidate(pattern, 0, name, f"template {name}", score)
 
 
+def _agreed(candidates: list[Candidate], trust=(1.0, 1.0, 1.0)) -> list[Candidate]:
+    """agreed_peaks_first over every candidate, each voting with its own picked peaks, score and trust."""
+    voters = Voters.of([pick_peaks(c.pattern) for c in candidates], [c.score for c in candidates])
+    return agreed_peaks_first(candidates, voters._replace(trust=np.array(trust[: len(candidates)])))
+
+
 def test_agreed_peaks_keep_what_the_candidates_share():
     shared = {100: 40.0, 300: 100.0}  # bins 35 degrees apart; the third peak differs (over 2 degrees apart)
     three = [_candidate(shared | {500: 50.0}, None, "a"), _candidate({100: 100.0, 300: 100.0, 600: 50.0}, None, "b"),
              _candidate({100: 100.0, 300: 100.0, 700: 50.0}, None, "c")]
-    agreed, *rest = agreed_peaks_first(three, 3)
+    agreed, *rest = _agreed(three)
     assert rest == three and (agreed.source, agreed.spacegroup, agreed.score) == ("agreed peaks", 0, None)
     assert agreed.how == "the 2 peaks the ranker's first 3 candidates agree on; first candidate: template a"
     # Each shared peak once, at the mean of the candidates' intensities (40, 100, 100 -> 80), scaled to 100.
     assert np.flatnonzero(agreed.pattern).tolist() == [100, 300] and agreed.pattern[[100, 300]].tolist() == [80, 100]
     sure = [replace(c, score=s) for c, s in zip(three, (0.9, 0.1, 0.1))]  # weighted by score cubed: a's peaks win
-    agreed = agreed_peaks_first(sure, 3)[0]
+    agreed = _agreed(sure)[0]
     assert np.flatnonzero(agreed.pattern).tolist() == [100, 300, 500]
     assert agreed.score == 0.9  # the largest score among the candidates it matches (peak F1 >= 0.8): a
     assert agreed.how.startswith("the 3 peaks the ranker's first 3 candidates agree on (weighted by score); ")
-    assert agreed_peaks_first(three, 1) == three and agreed_peaks_first(three[:1], 3) == three[:1]
+    distrusted = _agreed(sure, trust=[0.1, 1, 1])[0]  # a's weight 0.729 x 0.1 against 0.001 each: still a's peaks
+    assert np.flatnonzero(distrusted.pattern).tolist() == [100, 300, 500]
+    distrusted = _agreed(sure, trust=[0.001, 1, 1])[0]  # now b's and c's outweigh it: only the shared peaks
+    assert np.flatnonzero(distrusted.pattern).tolist() == [100, 300]
+    assert _agreed(three[:1]) == three[:1]  # one candidate: nothing to agree on
     silent = [_candidate({}, 0.5, "x"), _candidate({}, 0.5, "y")]  # no peaks to agree on: the ranker's order
-    assert agreed_peaks_first(silent, 2) == silent
+    assert _agreed(silent) == silent
+
+
+def test_own_peaks_keep_each_patterns_strongest_peaks_in_order():
+    pattern = np.zeros((2, N_POINTS), np.float32)
+    bins = np.arange(20) * 40 + 20  # 20 peaks 7 degrees apart, the weakest first
+    pattern[0, bins] = np.linspace(10, 100, 20)
+    angles, heights = own_peaks(pattern)
+    assert angles.shape == heights.shape == (2, VOTER_PEAKS) and not heights[1].any()  # no peaks: zeros
+    strongest = pick_peaks(pattern[0]).positions[-VOTER_PEAKS:]
+    assert np.allclose(angles[0] / 256, strongest, atol=1 / 256) and heights[0, -1] == 100
+    assert np.all(np.diff(angles[0].astype(int)) > 0) and heights[0].min() >= 10
+
+
+def test_rescaled_peaks_are_the_templates_own_at_the_new_volume(polymorphs):
+    _, member = polymorphs
+    query = formula_of("SrTiO3")
+    rows = np.array([r for r in member.templates.nearest(query, 4)[0] if member.templates.formula(r) != query])
+    positions, _, sizes = member._rescaled_peaks(query, rows)
+    for row, peaks, scale in zip(rows, np.split(positions, np.cumsum(sizes)[:-1]), member._scales(query, rows)):
+        lattice, coords, numbers, _, _ = member.substituted_cell(query, row, None)  # the template as it is
+        own = pick_peaks(simulate_cell(lattice * scale ** (1 / 3), coords, numbers))
+        distance = np.abs(peaks[:, None] - own.positions[None, :])
+        # Each within a bin of a true one, and the other way round for those the template's own pattern could hold
+        # (a larger cell brings reflections in from beyond 180 degrees), but for one either way: the
+        # Lorentz-polarisation factor changes with the angle, so a peak near 10 of 100 may cross it.
+        assert scale != pytest.approx(1.0) and len(own) <= VOTER_PEAKS
+        assert (distance.min(1) < 0.2).sum() >= len(peaks) - 1 >= 8
+        held = np.sin(np.radians(own.positions / 2)) * scale ** (1 / 3) < 1
+        assert (distance.min(0)[held] < 0.2).sum() >= held.sum() - 1
+
+
+def test_consensus_simulates_the_first_candidates_and_rescales_the_rest(polymorphs, monkeypatch):
+    _, member = polymorphs
+    simulated = []
+
+    def counted(cells, *args, **kwargs):
+        simulated.append(len(cells))
+        return simulate_cells(cells, *args, **kwargs)
+
+    from xrdzoo.xrd.simulate import simulate_cells
+    monkeypatch.setattr(template, "simulate_cells", counted)
+    monkeypatch.setattr(member, "consensus", 4)
+    stored = member.answer(["BaGeO3"])
+    old = create_predictor("template", ranker="learned", k=4, consensus=4)  # a file saved before the stored peaks
+    old.load_state_dict({k: v for k, v in member.state_dict().items() if not k.startswith("peak_")})
+    unstored = old.answer(["BaGeO3"])
+    assert simulated == [template.SIMULATED_VOTERS, 4]  # without stored peaks every voter is simulated
+    assert "first 4 candidates agree on" in stored.how[0] and stored.how == unstored.how
 
 
 def test_a_member_with_consensus_answers_with_its_first_ks_agreed_peaks(polymorphs, tmp_path):
@@ -506,6 +569,8 @@ def test_a_member_with_consensus_answers_with_its_first_ks_agreed_peaks(polymorp
         member.consensus = 1
     assert agreed[0][0].source == "agreed peaks" and "candidates agree on" in single.how[0]
     assert [c.how for c in agreed[0][1:]] == [c.how for c in ranked[0][:3]]  # then the ranker's order
+    voters = Voters.of([pick_peaks(c.pattern) for c in ranked[0]], [c.score for c in ranked[0]])  # top 4: simulated
+    assert np.array_equal(agreed[0][0].pattern, agreed_peaks_first(ranked[0], voters)[0].pattern)
     assert single.how[1] == agreed[1][0].how and [c.how for c in agreed[1]] == [c.how for c in ranked[1]]  # known
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="consensus must be a positive integer"):
@@ -513,6 +578,19 @@ def test_a_member_with_consensus_answers_with_its_first_ks_agreed_peaks(polymorp
     saved = create_predictor("template", ranker="learned", k=4, consensus=3)
     saved.load_state_dict(member.state_dict())
     assert checkpoint.read_model(checkpoint.save(tmp_path / "c.safetensors", saved)).consensus == 3
+
+
+def test_identification_scores_the_structures_not_the_agreed_peaks(polymorphs, monkeypatch):
+    from xrdzoo.identify import rank, structures_only
+    from xrdzoo.xrd.pattern import Pattern
+
+    _, member = polymorphs
+    first = member.answer(["BaGeO3"]).patterns.intensities[0]  # the ranker's first template, as if measured
+    monkeypatch.setattr(member, "consensus", 4)
+    assert member.answer(["BaGeO3"]).how[0].startswith("the ")  # predict: the agreed peaks
+    match = rank(Pattern.from_frame(first[None])[0], ["BaGeO3"], member).matches[0]  # by its first answer
+    assert match.source.startswith("predicted (template mp-") and match.score > 0.99 and member.consensus == 4
+    assert structures_only(member).consensus == 1 and structures_only(structures_only(member)).consensus == 1
 
 
 def test_predict_consensus_on_the_command_line(polymorphs, tmp_path):

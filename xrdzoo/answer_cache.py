@@ -44,9 +44,12 @@ class CachedMember:
 
     @property
     def member(self):
-        """The member itself, loaded once."""
+        """The member itself, loaded once, answering with its structures alone as identification asks
+        (:func:`xrdzoo.identify.structures_only`: what is remembered does not depend on its consensus)."""
+        from xrdzoo.identify import structures_only
+
         if self._member is None:
-            self._member = self.load(self.name)
+            self._member = structures_only(self.load(self.name))
         return self._member
 
     def answer(self, formulas, top: int = 1) -> Answers:

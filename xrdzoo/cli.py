@@ -313,7 +313,7 @@ def predict(
                                      callback=_within(1))] = 1,
     consensus: Annotated[Optional[int], typer.Option(
         help="template members: answer a new formula with the peaks the ranker's first K candidates agree on "
-             "(higher peak F1, K simulations per new formula; 1: the ranker's first)",
+             "(higher peak F1; 1: the ranker's first; default: the member's own, 40 for the shipped default)",
         callback=_within(1))] = None,
     batch_size: int = 64,
     precision: Annotated[str, typer.Option(help="float32, or bfloat16 (faster on recent CPUs)")] = "float32",

@@ -17,6 +17,7 @@ The score (``Scorer``), for a measurement and candidate patterns:
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -295,7 +296,7 @@ def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batc
     ``window``; refused formulas are added to ``skipped``."""
     from tqdm.auto import tqdm
 
-    matches = []
+    matches, model = [], structures_only(model)
     batches = range(0, len(formulas), batch_size)
     for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
         batch = formulas[start : start + batch_size]
@@ -314,6 +315,17 @@ def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batc
             matches.append(Match(batch[i], float(fit.scores[b]), float(fit.shifts[b]), predicted_source(flat[b]),
                                  curve, flat[b].score))
     return matches
+
+
+def structures_only(model):
+    """The member answering with its ranked structures alone: a template member with a ``consensus`` answers a new
+    formula with the peaks its candidates agree on first, which is no structure; identification scores each candidate
+    structure against the measurement and names the one that matched (a shallow copy: the arrays are shared)."""
+    if getattr(model, "consensus", 1) == 1:
+        return model
+    plain = copy.copy(model)
+    plain.consensus = 1
+    return plain
 
 
 def _first_of_best(scores: np.ndarray) -> int:

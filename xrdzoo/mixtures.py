@@ -25,7 +25,7 @@ import numpy as np
 
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import written
-from xrdzoo.identify import Match, Ranking, Scorer, predicted_source, rank, rank_on
+from xrdzoo.identify import Match, Ranking, Scorer, predicted_source, rank, rank_on, structures_only
 from xrdzoo.metrics import pearson
 from xrdzoo.xrd.pattern import Pattern
 
@@ -145,6 +145,7 @@ def options_of(ranking: Ranking, model, structures: dict | None, wavelength: flo
 
     matches = ranking.matches[:POOL] if matches is None else matches
     predicted = [m.formula for m in matches if m.source.startswith("predicted")]
+    model = structures_only(model)
     answers = model.answer(predicted, top=candidates) if candidates > 1 else model.answer(predicted)
     found = {predicted[i]: ranked for i, ranked in zip(answers.kept, answers.ranked())}
     options = []

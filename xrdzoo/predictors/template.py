@@ -6,7 +6,8 @@ Which template is used is the lever (the best of the 10 nearest scores far above
 chemically closest (summed element-property distance); ``"learned"`` scores every candidate with a small network
 trained on the training split to predict how well a template's pattern matches (validated on the validation split).
 With ``consensus`` K > 1 a new formula's answer is the pattern of the peaks the ranker's first K candidates agree on
-(:func:`agreed_peaks_first`): what the ranked candidates most expect, at K simulations per new formula.
+(``consensus.agreed_peaks_first``): what the ranked candidates most expect. The first few are simulated, the rest
+vote with their own pattern's peaks moved to the rescaled volume (:meth:`Template._rescaled_peaks`).
 """
 
 from __future__ import annotations
@@ -21,21 +22,24 @@ from tqdm.auto import tqdm
 from xrdzoo.arrays import Arrays, array_strings, strings_array
 from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
-from xrdzoo.metrics import PEAK_TOLERANCE, f1_score, peak_pair_scores, pick_peaks
+from xrdzoo.metrics import MATCH_F1, f1_score, peak_pair_scores, pick_peaks
 from xrdzoo.predictors import PredictorBase, solid_solution
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
 from xrdzoo.predictors.chemistry import batch_mapping_costs, element_table
 from xrdzoo.predictors.retrieval import FormulaIndex
-from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA_RANGE, bin_peaks
+from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell, simulate_cells, unscattered
 
 RANKERS = ("chemistry", "learned")
 VOLUMES = ("ratio", "fit", "template")
 _COORD_SCALE = 1 << 16  # fractional coordinates are stored as int16 fixed point: 1.5e-5 of a cell edge
 _CRYSTAL_SYSTEMS = (2, 15, 74, 142, 167, 194, 230)  # last space group of triclinic .. cubic
-MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what scores are calibrated on
 TYPES = ("binary", "ternary", "quaternary", "quinary+")  # the formula types scores are calibrated for, one by one
-_ROW_ARRAYS = ("lattices", "spacegroups", "e_above_hull")  # one entry per template row
+VOTER_PEAKS = 16  # a template keeps its own pattern's strongest picked peaks, for consensus voters (Template._ranked)
+SIMULATED_VOTERS = 3  # the consensus simulates the ranker's first few; the rest vote with their rescaled own peaks
+RESCALED_WEIGHT = 0.6  # ... each counting this much of a simulated one (both chosen on the validation split)
+_ANGLE_SCALE = 256  # stored peak positions: uint16 in 1/256 degree 2-theta
+_ROW_ARRAYS = ("lattices", "spacegroups", "e_above_hull", "peak_angles", "peak_heights")  # one entry per template row
 _SITE_ARRAYS = ("coords", "numbers")  # one entry per site, rows' sites at offsets[i]:offsets[i + 1]
 _IDENTITY = np.array([[1.0, 0.0]] * len(TYPES))  # (a, b) per type that leaves the ranker's logit as it is
 _ROLES = 3  # the ranker sees the properties of the elements on up to three kinds of site, query and template
@@ -104,12 +108,14 @@ class Template(PredictorBase):
         self.register_array("spacegroups", np.zeros(0, np.int16))
         self.register_array("ids", np.zeros(0, np.uint8))
         self.register_array("e_above_hull", np.zeros(0, np.float32))
+        self.register_array("peak_angles", np.zeros((0, VOTER_PEAKS), np.uint16))  # see own_peaks
+        self.register_array("peak_heights", np.zeros((0, VOTER_PEAKS), np.uint8))
         self.register_array("volume_per_element", np.zeros(N_ELEMENTS, np.float64))
         self.register_array("calibration", _IDENTITY.copy())  # per formula type: score = sigmoid(a * logit + b)
         self.scorer = _Ranker(hidden) if ranker == "learned" else None
         self._cache: _State | None = None
 
-    added_later = ("e_above_hull", "calibration")  # absent from files saved before energies or per-type calibration
+    added_later = ("e_above_hull", "calibration", "peak_angles", "peak_heights")  # absent from older files
 
     @property
     def fitted(self) -> bool:
@@ -117,9 +123,12 @@ class Template(PredictorBase):
 
     def _fill_added_later(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """An older file's energies are unknown (NaN for each of its rows); its scores are the sigmoid of the
-        ranker's logit, which it calibrated over all candidates, whatever the type."""
-        filled = {"e_above_hull": np.full(len(state.get("lattices", ())), np.nan, np.float32),
-                  "calibration": _IDENTITY.copy()}
+        ranker's logit, which it calibrated over all candidates, whatever the type; its templates' own peaks are not
+        stored (no peaks: its consensus voters are all simulated)."""
+        rows = len(state.get("lattices", ()))
+        filled = {"e_above_hull": np.full(rows, np.nan, np.float32), "calibration": _IDENTITY.copy(),
+                  "peak_angles": np.zeros((rows, VOTER_PEAKS), np.uint16),
+                  "peak_heights": np.zeros((rows, VOTER_PEAKS), np.uint8)}
         return {name: value for name, value in filled.items() if name not in state}
 
     def _arrays_changed(self) -> None:
@@ -139,6 +148,7 @@ class Template(PredictorBase):
         self.spacegroups = train.spacegroups.astype(np.int16)
         self.ids = strings_array(train.ids)
         self.e_above_hull = train.e_above_hull.astype(np.float32)
+        self.peak_angles, self.peak_heights = own_peaks(train.patterns)
         self._arrays_changed()
         volumes = np.abs(np.linalg.det(s.lattices)) / np.diff(s.offsets)
         self.volume_per_element = _least_squares(self.templates.fractions(), volumes)
@@ -434,13 +444,15 @@ class Template(PredictorBase):
             if candidates is not None:
                 rows, _, costs, assignments, _ = candidates
                 if self.scorer is None:  # ties go to the nearer (by L1) candidate: the sort is stable
-                    order, score = np.argsort(costs, kind="stable"), [None] * len(rows)
+                    order = np.argsort(costs, kind="stable")[: limit - len(own)]
+                    score = [None] * len(order)
                 else:
                     logit = next(logits)
                     a, b = self.calibration[_type_of(query)]
-                    order, score = np.argsort(-logit, kind="stable"), _sigmoid(a * logit.astype(np.float64) + b)
-                choices += [Choice(int(rows[j]), assignments[j], None if score[j] is None else float(score[j]),
-                                   "template") for j in order[: limit - len(own)]]
+                    order = np.argsort(-logit, kind="stable")[: limit - len(own)]
+                    score = _sigmoid(a * logit[order].astype(np.float64) + b).tolist()
+                choices += [Choice(row, assignments[j], s, "template")
+                            for j, row, s in zip(order.tolist(), rows[order].tolist(), score)]
             if not choices:
                 choices = [Choice(state.index.closest(query)[0], None, None, "nearest")]
             ranked.append(choices[:limit])
@@ -461,21 +473,30 @@ class Template(PredictorBase):
         numbers = state.numbers[a:b].astype(np.int64)
         if assignment is None:
             return lattice, coords, numbers, row, False
-        template = state.index.formula(row)
         substitute = np.zeros(N_ELEMENTS + 1, np.int64)
-        substitute[list(template.numbers)] = assignment
+        substitute[list(state.index.formula(row).numbers)] = assignment
         numbers = substitute[numbers]
-        return lattice * self._scale(query, template, row) ** (1 / 3), coords, numbers, row, True
+        return lattice * float(self._scales(query, np.array([row]))[0]) ** (1 / 3), coords, numbers, row, True
 
-    def _scale(self, query: Formula, template: Formula, row: int) -> float:
-        """Volume of the substituted cell over the template's."""
-        if self.volume == "template":
-            return 1.0
-        if self.volume == "ratio":
-            return float(self._volume_per_atom(*_composition(query)) / self._volume_per_atom(*_composition(template)))
+    def _scales(self, query: Formula, rows: np.ndarray) -> np.ndarray:
+        """Volume of the substituted cell over the template's, for each of the templates ``rows``."""
         state = self._state()
-        nsites = int(state.offsets[row + 1] - state.offsets[row])
-        return float(self._volume_per_atom(*_composition(query))) * nsites / state.volumes[row]
+        if self.volume == "template":
+            return np.ones(len(rows))
+        volume = self._volume_per_atom(*_composition(query))
+        if self.volume == "ratio":
+            return volume / self._volume_per_atom(*state.index.composition(rows))
+        return volume * (state.offsets[rows + 1] - state.offsets[rows]) / state.volumes[rows]
+
+    def _rescaled_peaks(self, query: Formula, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stored own peaks of templates ``rows`` (:func:`own_peaks`) where the substituted cell would put them,
+        one template after another: 2-theta, intensity, and how many each template has. Each d-spacing grows with
+        the cube root of the volume scale (:meth:`_scales`); peaks pushed past 180 degrees are dropped. Intensities
+        stay the template's own (its elements', not the query's)."""
+        sines = (np.sin(np.radians(self.peak_angles[rows] / (2 * _ANGLE_SCALE)))
+                 / np.cbrt(self._scales(query, rows))[:, None])
+        keep = (self.peak_heights[rows] > 0) & (sines < 1)
+        return np.degrees(2 * np.arcsin(sines[keep])), self.peak_heights[rows][keep].astype(np.float64), keep.sum(1)
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The first-ranked patterns, ``(n, N_POINTS)``, and how each was made (see :meth:`_ranked`)."""
@@ -489,15 +510,22 @@ class Template(PredictorBase):
         score and how it was made; one answer each where some formulas are solid solutions (:meth:`_answer`)."""
         if solid_solution.has_parent(formulas):
             return super()._ranked(formulas, top)
+        if self.consensus > 1:
+            from xrdzoo.predictors.consensus import Voters, agreed_peaks_first  # imports numba: only where used
         state, ranked = self._state(), []
         queries = [formula_of(f) for f in formulas]
         choices_of = self.rank(formulas, top, new=max(top, self.consensus))
+        stored = (self.peak_heights[:, 0] > 0).tolist()
+        simulated = [[j < max(top, SIMULATED_VOTERS) or not stored[c.row] for j, c in enumerate(choices)]
+                     for choices in choices_of]  # the rest only vote, with their rescaled own peaks
         patterns = iter(simulate_cells([self.substituted_cell(query, row, assignment)[:3]
-                                        for query, choices in zip(queries, choices_of)
-                                        for row, assignment, _, _ in choices]))
-        for query, choices in zip(queries, choices_of):
+                                        for query, choices, simulate in zip(queries, choices_of, simulated)
+                                        for (row, assignment, _, _), s in zip(choices, simulate) if s]))
+        for query, choices, simulate in zip(queries, choices_of, simulated):
             candidates, known = [], len(state.index.find(query))
             for j, (row, assignment, score, kind) in enumerate(choices):
+                if not simulate[j]:
+                    continue
                 material, group = state.ids[row], int(state.spacegroups[row])
                 if kind == "known":
                     energy = state.e_above_hull[row]
@@ -509,8 +537,14 @@ class Template(PredictorBase):
                 else:
                     how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
                 candidates.append(Candidate(next(patterns), group, material, how, score))
-            if choices[0].kind == "template":
-                candidates = agreed_peaks_first(candidates, self.consensus)
+            if self.consensus > 1 and choices[0].kind == "template":  # the first K vote: simulated, then rescaled
+                simulated_votes = [choices[j].score for j, s in enumerate(simulate[: self.consensus]) if s]
+                rescaled = [choices[j] for j, s in enumerate(simulate[: self.consensus]) if not s]
+                voters = Voters.joined(
+                    Voters.of([pick_peaks(c.pattern) for c in candidates[: len(simulated_votes)]], simulated_votes),
+                    Voters(*self._rescaled_peaks(query, np.array([c.row for c in rescaled], np.int64)),
+                           [c.score for c in rescaled], np.full(len(rescaled), RESCALED_WEIGHT)))
+                candidates = agreed_peaks_first(candidates, voters)
             ranked.append(candidates[:top])
         return ranked
 
@@ -543,54 +577,17 @@ def _groups(queries: Sequence[Formula], found: list[tuple[np.ndarray, np.ndarray
     return groups
 
 
-def agreed_peaks_first(candidates: list[Candidate], k: int) -> list[Candidate]:
-    """The candidates with, put first, the pattern of the peaks the first ``k`` agree on (where ``k`` > 1 and at least
-    two are given), as the best guess at a formula whose structure the ranker is unsure of.
-
-    Each candidate's picked peaks (>= 10 of 100, merged within 2 degrees) are proposals; a proposal's support is the
-    share of the candidates, weighted by score cubed (without scores, equally), that have a peak within the 2-degree
-    match tolerance of it. Proposals are taken by support, each at least a merge width from those taken, as many as
-    maximise the expected peak F1 (expected matches, the sum of their supports, against the weighted mean number of
-    a candidate's peaks). Each sits at its 2-theta with the weighted mean of the agreeing candidates' intensities
-    there, scaled to a largest of 100. Its score: the largest score among the candidates whose pattern it matches at
-    peak F1 >= 0.8 (0 for none), which tracks how often it matches the true pattern (docs/benchmarks.md)."""
-    pool = candidates[:k]
-    if len(pool) < 2:
-        return candidates
-    scored = all(c.score is not None for c in pool)
-    weights = np.array([c.score**3 for c in pool]) if scored else np.ones(len(pool))
-    weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(pool), 1 / len(pool))
-    peaks = [pick_peaks(c.pattern) for c in pool]
-    positions = np.concatenate([p.positions for p in peaks])
-    intensities = np.concatenate([p.intensities for p in peaks])
-    sizes = np.array([len(p) for p in peaks])
-    owner, starts = np.repeat(np.arange(len(pool)), sizes), np.r_[0, np.cumsum(sizes)]
-    distance = np.abs(positions[:, None] - positions[None, :])  # (proposals, proposals)
-    nearest = np.zeros((len(positions), len(pool)), np.int64)  # each candidate's peak nearest to each proposal
-    agree = np.zeros((len(positions), len(pool)), bool)  # ... within the match tolerance
-    for c in np.flatnonzero(sizes):
-        nearest[:, c] = starts[c] + distance[:, starts[c] : starts[c + 1]].argmin(1)
-        agree[:, c] = distance[np.arange(len(positions)), nearest[:, c]] <= PEAK_TOLERANCE
-    support = agree @ weights
-    width = (TWO_THETA_RANGE[1] - TWO_THETA_RANGE[0]) / N_POINTS
-    taken, free = [], support > 0
-    for i in np.lexsort((owner, -support)):  # by support, ties to the higher-ranked candidate's peak
-        if free[i]:
-            taken.append(i)
-            free &= distance[i] >= PEAK_TOLERANCE + width  # so that no two taken merge when picked
-    if not taken:
-        return candidates
-    expected_true = weights @ sizes
-    expected_f1 = 2 * np.cumsum(support[taken]) / (np.arange(1, len(taken) + 1) + expected_true)
-    kept = taken[: int(np.argmax(expected_f1)) + 1]
-    pattern = bin_peaks(positions[kept], [np.average(intensities[nearest[i, agree[i]]], weights=weights[agree[i]])
-                                          for i in kept])  # one peak per bin: they lie over a merge width apart
-    agreed = pick_peaks(pattern)
-    matched = [c.score for c, p in zip(pool, peaks) if f1_score(*peak_pair_scores(agreed, p)) >= 0.8]
-    score = max(matched, default=0.0) if scored else None
-    how = (f"the {int((pattern > 0).sum())} peaks the ranker's first {len(pool)} candidates agree on"
-           f"{' (weighted by score)' if scored else ''}; first candidate: {pool[0].how}")
-    return [Candidate(pattern, 0, "agreed peaks", how, score), *candidates]
+def own_peaks(patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pattern's strongest ``VOTER_PEAKS`` picked peaks in 2-theta order, as the member stores them: 2-theta in
+    1/256 degree (uint16) and intensity of 100 (uint8, at least 10 as picked), zero-padded ``(patterns, VOTER_PEAKS)``."""
+    angles = np.zeros((len(patterns), VOTER_PEAKS), np.uint16)
+    heights = np.zeros((len(patterns), VOTER_PEAKS), np.uint8)
+    for i, pattern in enumerate(patterns):
+        peaks = pick_peaks(pattern)
+        strongest = np.sort(np.argsort(-peaks.intensities, kind="stable")[:VOTER_PEAKS])
+        angles[i, : len(strongest)] = np.round(peaks.positions[strongest] * _ANGLE_SCALE)
+        heights[i, : len(strongest)] = np.round(peaks.intensities[strongest])
+    return angles, heights
 
 
 class _Ranker(Arrays):

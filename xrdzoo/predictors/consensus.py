@@ -1,0 +1,139 @@
+"""The consensus of ranked candidates: the pattern of the peaks they agree on (``Template(consensus=K)``).
+
+Its core is compiled by numba (a module of its own, imported when a member first answers by consensus, so that
+importing xrdzoo does not import numba): each candidate's nearest peak to every proposed peak, and the greedy choice
+of the best supported peaks, are loops over a few hundred peaks per formula.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from xrdzoo.contracts import Candidate
+from xrdzoo.metrics import MATCH_F1, PEAK_TOLERANCE, f1_score, pick_peaks
+from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA_RANGE, bin_peaks
+from xrdzoo.xrd.peaks import Peaks
+
+
+class Voters(NamedTuple):
+    """The picked peaks (>= 10 of 100, merged within 2 degrees) of the candidates that vote, one candidate after
+    another, each in 2-theta order: all their ``positions`` (degrees) and ``intensities``, how many each has
+    (``sizes``), each one's ``score`` (None where the member has none) and ``trust``, what its vote counts beside
+    its score."""
+
+    positions: np.ndarray
+    intensities: np.ndarray
+    sizes: np.ndarray
+    scores: list
+    trust: np.ndarray
+
+    @classmethod
+    def of(cls, peaks: Sequence[Peaks], scores: Sequence[float | None], trust: float = 1.0) -> Voters:
+        """Candidates with these peaks and scores, each trusted alike."""
+        return cls(np.concatenate([p.positions for p in peaks] or [np.zeros(0)]),
+                   np.concatenate([p.intensities for p in peaks] or [np.zeros(0)]),
+                   np.array([len(p) for p in peaks], np.int64), list(scores), np.full(len(peaks), trust))
+
+    @classmethod
+    def joined(cls, first: Voters, then: Voters) -> Voters:
+        """The candidates of ``first``, then those of ``then``."""
+        return cls(*(np.concatenate([a, b]) for a, b in zip(first[:3], then[:3])), first.scores + then.scores,
+                   np.concatenate([first.trust, then.trust]))
+
+
+def agreed_peaks_first(candidates: list[Candidate], voters: Voters) -> list[Candidate]:
+    """The candidates (in the ranker's order) with, put first, the pattern of the peaks the ``voters`` (the
+    ranker's first K candidates) agree on, where K > 1: the best guess at a formula whose structure the ranker is
+    unsure of.
+
+    Each peak is a proposal; a proposal's support is the share of the voters, weighted by score cubed (without
+    scores, equally) times their trust, that have a peak within the 2-degree match tolerance of it. Proposals are
+    taken by support (ties to the earlier voter's), each at least a merge width from those taken, as many as
+    maximise the expected peak F1 (expected matches, the sum of their supports, against the weighted mean number of
+    a voter's peaks). Each sits at its 2-theta with the weighted mean of the agreeing voters' intensities there (each
+    one's nearest peak), scaled to a largest of 100. Its score: the largest score among the voters whose peaks it
+    matches at peak F1 >= 0.8 (0 for none), which tracks how often it matches the true pattern
+    (docs/benchmarks.md)."""
+    positions, intensities, sizes, scores, trust = voters
+    if len(sizes) < 2:
+        return candidates
+    scored = all(s is not None for s in scores)
+    weights = (np.array([s**3 for s in scores]) if scored else np.ones(len(sizes))) * trust
+    weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(sizes), 1 / len(sizes))
+    positions, intensities = positions.astype(np.float64), intensities.astype(np.float64)
+    width = (TWO_THETA_RANGE[1] - TWO_THETA_RANGE[0]) / N_POINTS
+    kept, heights = _agreed(positions, intensities, sizes, weights, PEAK_TOLERANCE, PEAK_TOLERANCE + width)
+    if not len(kept):
+        return candidates
+    pattern = bin_peaks(positions[kept], heights)  # one peak per bin: they lie over a merge width apart
+    agreed = pick_peaks(pattern)
+    # Each candidate's peak F1 against the agreed peaks, as metrics.peak_pair_scores takes it.
+    near = np.abs(agreed.positions[:, None] - positions[None, :]) <= PEAK_TOLERANCE  # (agreed, proposals)
+    voting = np.flatnonzero(sizes)
+    firsts = np.r_[0, np.cumsum(sizes)][voting]
+    recall, precision = np.zeros(len(sizes)), np.zeros(len(sizes))
+    recall[voting] = np.add.reduceat(near.any(0).astype(np.int64), firsts) / sizes[voting]
+    precision[voting] = np.logical_or.reduceat(near, firsts, axis=1).sum(0) / len(agreed)
+    matched = [s for s, f1 in zip(scores, f1_score(recall, precision)) if f1 >= MATCH_F1]
+    score = max(matched, default=0.0) if scored else None
+    how = (f"the {int((pattern > 0).sum())} peaks the ranker's first {len(sizes)} candidates agree on"
+           f"{' (weighted by score)' if scored else ''}; first candidate: {candidates[0].how}")
+    return [Candidate(pattern, 0, "agreed peaks", how, score), *candidates]
+
+
+@numba.njit(cache=True)
+def _agreed(positions, intensities, sizes, weights, tolerance, spacing):
+    """The kept proposals of :func:`agreed_peaks_first` (indices into ``positions``, the voters' peaks one after
+    another, ``sizes`` each) and their weighted mean intensities."""
+    proposals, voters = positions.shape[0], sizes.shape[0]
+    by_position = np.argsort(positions, kind="mergesort")
+    nearest = np.full((proposals, voters), -1, np.int64)  # each voter's peak nearest to each proposal, if it agrees
+    support = np.zeros(proposals)
+    first = 0
+    for c in range(voters):
+        n, k = sizes[c], 0
+        for p in by_position[: proposals if n else 0]:  # in 2-theta order: the voter's first peak at or above p
+            while k < n and positions[first + k] < positions[p]:  # only moves up
+                k += 1
+            below, above = first + max(k - 1, 0), first + min(k, n - 1)
+            j = below if abs(positions[below] - positions[p]) <= abs(positions[above] - positions[p]) else above
+            if abs(positions[j] - positions[p]) <= tolerance:
+                nearest[p, c] = j
+                support[p] += weights[c]
+        first += n
+    place = np.empty(proposals, np.int64)  # where each proposal stands in 2-theta order
+    place[by_position] = np.arange(proposals)
+    free = support > 0
+    taken = np.empty(proposals, np.int64)
+    count = 0
+    for i in np.argsort(-support, kind="mergesort"):  # stable: ties to the earlier voter's peak
+        if free[i]:
+            taken[count] = i
+            count += 1
+            for step in (-1, 1):  # so that no two taken merge when picked: free none within a merge width of it
+                at = place[i]
+                while 0 <= at < proposals and abs(positions[by_position[at]] - positions[i]) < spacing:
+                    free[by_position[at]] = False
+                    at += step
+    expected_true = (weights * sizes).sum()
+    best, best_f1, matches = 0, -1.0, 0.0
+    for t in range(count):
+        matches += support[taken[t]]
+        f1 = 2 * matches / (t + 1 + expected_true)
+        if f1 > best_f1:
+            best, best_f1 = t + 1, f1
+    kept = taken[:best]
+    heights = np.empty(best)
+    for t in range(best):
+        total, weight = 0.0, 0.0
+        for c in range(voters):
+            j = nearest[kept[t], c]
+            if j >= 0:
+                total += intensities[j] * weights[c]
+                weight += weights[c]
+        heights[t] = total / weight
+    return kept, heights
