@@ -9,8 +9,8 @@ member's); its scores are calibrated on the validation split at the shipped opti
 40 is not the first of 10); then the validation and test structures are added as templates so that every known
 compound answers with its own structures. The checkpoint may be a shipped weight itself (its name): only its
 training-split templates are kept before the others are added again, so reshipping with other ``--option``s (the
-member's answering options, such as ``k``) changes nothing else. The files are split by element count (1-3, 4, 5+)
-so each stays under 20 MiB, listed in weights/manifest.json as one weight and its parts.
+member's answering options, such as ``k``) changes nothing else. The files are split by element count (1-2, 3, 4,
+5+) so each stays under 20 MiB, listed in weights/manifest.json as one weight and its parts.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from common import ROOT, training_templates
 from xrdzoo import checkpoint, hub
 from xrdzoo.data import load_dataset
 from xrdzoo.arrays import array_strings
+from xrdzoo.predictors.template import own_peaks
 from xrdzoo.publish import export_parts
 
 
@@ -53,8 +54,11 @@ def main() -> None:
     rest = xrdzoo.create_predictor("template", volume="template")  # its structures only: no ranker, volumes unused
     rest.fit(data.take(np.flatnonzero(data.split != "train")), progress=False)
     member.join(rest)
-    energy = dict(zip(data.ids, data.e_above_hull))  # the training rows too, where the checkpoint predates energies
-    member.e_above_hull = np.array([energy[i] for i in array_strings(member.ids)], dtype=np.float32)
+    # The training rows' energies and own peaks too, where the checkpoint predates them.
+    row_of = {material: i for i, material in enumerate(data.ids)}
+    rows = np.array([row_of[i] for i in array_strings(member.ids)])
+    member.e_above_hull = data.e_above_hull[rows].astype(np.float32)
+    member.peak_angles, member.peak_heights = own_peaks(data.patterns[rows])
     meta = checkpoint.read_metadata(hub.resolve(args.checkpoint))
     extra = {k: v for k, v in meta.items() if k not in ("format", "xrdzoo_version", "model")}
     replaced = ("val_first_mean_score", "val_first_match_share")  # an older fit's calibration over all candidates
@@ -62,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         whole = checkpoint.save(Path(folder) / "whole.safetensors", member, {**extra, "templates": "all splits"})
         configs = export_parts(
-            whole, ROOT / "weights", args.name, [[1, 2, 3], [4], list(range(5, 10))],
+            whole, ROOT / "weights", args.name, [[1, 2], [3], [4], list(range(5, 10))],
             manifest=ROOT / "weights" / "manifest.json", license="CC-BY-4.0 (Materials Project structures)",
             data=f"every structure (all polymorphs, train+val+test) of the shared Materials Project binaries, "
                  f"ternaries, quaternaries and 5-9-element compounds ({len(data):,} structures of "
