@@ -10,7 +10,9 @@ process; xrdzoo.xrd.simulate.COMPILED_FROM cells of BaTiO3). Then formulas/s in 
 - known formulas: a seeded sample of the dataset's formulas (the default holds every structure, so each answers with
   its own, simulated);
 - new formulas: a seeded sample of charge-balanced compositions (at most 16 atoms) of random element pools that no
-  structure of the dataset has (each answers with a substituted template, ranked by the learned ranker).
+  structure of the dataset has (each answers as the member is set to: the peaks its ranker's first K candidates
+  agree on, or the first substituted template).
+Then all of them shuffled together, as shipped and, for a member that answers by consensus, with ``consensus`` 1.
 """
 
 from __future__ import annotations
@@ -87,7 +89,12 @@ def main() -> None:
         rows.append(row)
     mixed = [f for kind in TYPES for f in known[kind] + new[kind]]
     mixed = [str(f) for f in rng.permutation(mixed)]
-    overall = {"formulas": len(mixed), "formulas/s": rate(model, mixed)}
+    shipped = getattr(model, "consensus", 1)
+    overall = [{"consensus": shipped, "formulas": len(mixed), "formulas/s": rate(model, mixed)}]
+    if shipped > 1:  # the same formulas answered by the ranker's first alone, in the same process
+        model.consensus = 1
+        overall.append({"consensus": 1, "formulas": len(mixed), "formulas/s": rate(model, mixed)})
+        model.consensus = shipped
     print(overall, flush=True)
 
     markdown = "\n\n".join([
@@ -99,9 +106,10 @@ def main() -> None:
         f"Formulas per second in the same process (top 1, batches of 1,000), per type: known formulas (a seeded sample "
         f"of `{args.data}`'s formulas: each answers with its own structure, simulated) and new ones (charge-balanced "
         "compositions of random element pools, at most 16 atoms, that no structure of the dataset has: each answers "
-        "with a substituted template chosen by the learned ranker). Mixed: all of them, shuffled together.",
+        "as the member is set to: by the consensus of its ranked templates, or the first of them). Mixed: all of them, shuffled together, as shipped "
+        "and, for a member that answers by consensus, with `consensus` 1 (the ranker's first alone).",
         markdown_table(rows),
-        markdown_table([overall]),
+        markdown_table(overall),
     ])
     write_results("default_speed", {"startup": startup, "rows": rows, "mixed": overall}, markdown)
 
