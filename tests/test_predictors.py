@@ -18,6 +18,7 @@ from xrdzoo import checkpoint, registry
 from xrdzoo.cli import app
 from xrdzoo.data import load_dataset
 from xrdzoo.encoders import EncodingError
+from xrdzoo.errors import InputError
 from xrdzoo.metrics import peak_f1
 from xrdzoo.builder import create_predictor
 from xrdzoo.contracts import Candidate
@@ -591,6 +592,30 @@ def test_identification_scores_the_structures_not_the_agreed_peaks(polymorphs, m
     match = rank(Pattern.from_frame(first[None])[0], ["BaGeO3"], member).matches[0]  # by its first answer
     assert match.source.startswith("predicted (template mp-") and match.score > 0.99 and member.consensus == 4
     assert structures_only(member).consensus == 1 and structures_only(structures_only(member)).consensus == 1
+
+
+def test_a_screen_answers_with_the_consensus_asked(polymorphs, tmp_path):
+    from xrdzoo.predictors import with_consensus
+    from xrdzoo.prediction import peak_rows
+    from xrdzoo.screening import screen
+
+    _, member = polymorphs
+    agreed = with_consensus(member, 4)
+    source = tmp_path / "formulas.txt"
+    source.write_text("BaGeO3\nNaCl\n")
+    for asked, answering in ((None, agreed), (1, member)):  # its own (4), or the ranker's first alone
+        out = tmp_path / f"screen-{asked}.jsonl"
+        screen(agreed, source, out, consensus=asked)
+        expected = answering.answer(["BaGeO3", "NaCl"]).patterns
+        assert [json.loads(line)["peaks"] for line in out.read_text().splitlines()] == [peak_rows(p, 10.0) for p in expected]
+    assert agreed.consensus == 4 and member.consensus == 1 and with_consensus(member, 1) is member
+    with pytest.raises(InputError, match="consensus must be a whole number of at least 1, got 0"):
+        with_consensus(member, 0)
+    path = checkpoint.save(tmp_path / "member.safetensors", agreed)
+    result = runner.invoke(app, ["predict", "--from-file", str(source), "--consensus", "1", "--model", str(path),
+                                 "--output", str(tmp_path / "cli.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli.jsonl").read_text() == (tmp_path / "screen-1.jsonl").read_text()
 
 
 def test_predict_consensus_on_the_command_line(polymorphs, tmp_path):

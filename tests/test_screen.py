@@ -137,6 +137,8 @@ def test_bad_settings_are_refused_before_any_work(model, source, tmp_path):
     for size in (0, -1):
         with pytest.raises(InputError, match=f"batch_size must be a whole number of at least 1, got {size}"):
             screen(model, source, tmp_path / "screen.jsonl", batch_size=size)
+    with pytest.raises(InputError, match="a XRDModel has no consensus to set: only template members answer by one"):
+        screen(model, source, tmp_path / "screen.jsonl", consensus=1)
     assert not out.exists() and not (tmp_path / "screen.jsonl").exists()
 
 

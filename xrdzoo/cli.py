@@ -341,6 +341,7 @@ def predict(
     import numpy as np
 
     from xrdzoo import prediction as api
+    from xrdzoo.predictors import with_consensus
     from xrdzoo.xrd.frame import Frame
     from xrdzoo.xrd.pattern import Pattern
 
@@ -353,23 +354,17 @@ def predict(
         if (from_file is None) == (elements_pool is None) or formulas:
             raise typer.BadParameter("screen one input: --from-file or --elements-pool, without formulas",
                                      param_hint="--from-file")
-        if consensus is not None:
-            raise typer.BadParameter("a screen answers with the member as saved; set consensus on it in Python "
-                                     "(member.consensus = K) and pass it to xrdzoo.screening.screen",
-                                     param_hint="--consensus")
         source = Pool(tuple(elements_pool.split(",")), max_elements, max_atoms, charge_balanced) \
             if elements_pool else from_file
         default = Path(f"{'-'.join(source.elements) if elements_pool else from_file.stem}.predicted.jsonl")
-        screen(model, source, output or default, batch_size, threshold, precision, workers, scheduler, resume)
+        screen(model, source, output or default, batch_size, threshold, precision, workers, scheduler, resume,
+               consensus)
         return
     member = xrdzoo.load(model)
     if not formulas:
         raise typer.BadParameter("give at least one formula, or --from-file", param_hint="FORMULAS")
     if consensus is not None:
-        if not hasattr(member, "consensus"):
-            raise typer.BadParameter(f"{model} is not a template member: it has no consensus to set",
-                                     param_hint="--consensus")
-        member.consensus = consensus
+        member = with_consensus(member, consensus)
     answers = member.answer(formulas, batch_size, precision, top=top)
     if answers.refused:
         raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")

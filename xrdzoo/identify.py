@@ -17,7 +17,6 @@ The score (``Scorer``), for a measurement and candidate patterns:
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -320,12 +319,10 @@ def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batc
 def structures_only(model):
     """The member answering with its ranked structures alone: a template member with a ``consensus`` answers a new
     formula with the peaks its candidates agree on first, which is no structure; identification scores each candidate
-    structure against the measurement and names the one that matched (a shallow copy: the arrays are shared)."""
-    if getattr(model, "consensus", 1) == 1:
-        return model
-    plain = copy.copy(model)
-    plain.consensus = 1
-    return plain
+    structure against the measurement and names the one that matched."""
+    from xrdzoo.predictors import with_consensus
+
+    return with_consensus(model, 1) if hasattr(model, "consensus") else model
 
 
 def _first_of_best(scores: np.ndarray) -> int:

@@ -28,6 +28,7 @@ from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.files import atomic_path, refuse_overwrite
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions
 from xrdzoo.prediction import peak_rows
+from xrdzoo.predictors import with_consensus
 
 SCREEN_FORMATS = (".jsonl", ".csv", ".parquet")
 PARTITION = 2048  # formula lines per task: seconds of work for the default model, so the engine's cost is small
@@ -91,11 +92,12 @@ class _Job:
     batch_size: int
     threshold: float
     precision: str
+    consensus: int | None
 
 
 def screen(model, source: Path | Pool, output: Path, batch_size: int = 64, threshold: float = 10.0,
            precision: str = "float32", workers: int = 0, scheduler: str | None = None,
-           resume: bool = False) -> Screened:
+           resume: bool = False, consensus: int | None = None) -> Screened:
     """Predict every formula of ``source`` (a file, one formula a line, ``#`` comments; or a :class:`Pool`) into
     ``output`` (``.jsonl``, ``.csv`` or ``.parquet``, by its suffix) with ``model`` (a zoo member, or the weight name
     or checkpoint path a cluster's workers load it from, once each).
@@ -104,7 +106,8 @@ def screen(model, source: Path | Pool, output: Path, batch_size: int = 64, thres
     1-based position in the pool), the ``formula`` as written, and its ``peaks`` or the ``error`` that stopped it (a
     line such as ``Fe 2O3`` is one error, not ``Fe``). ``workers`` > 0 runs a local Dask cluster of that many
     processes, ``scheduler`` joins a running one; see the module docstring for the partial output and ``resume``.
-    Prints progress to stderr.
+    ``consensus`` K answers with a template member's consensus of K instead of its own (1: its ranker's first,
+    fastest; :func:`xrdzoo.predictors.with_consensus`). Prints progress to stderr.
     """
     output = Path(output)
     if not isinstance(source, Pool):
@@ -114,13 +117,15 @@ def screen(model, source: Path | Pool, output: Path, batch_size: int = 64, thres
                          f"{SCREEN_FORMATS[-1]} file")
     at_least_one(batch_size, "batch_size")
     loadable(model, workers, scheduler)
+    if consensus is not None:  # refused here, before any work, where the member has none
+        with_consensus(member(model), consensus)
     pool = source if isinstance(source, Pool) else None
     partitions = list(_chunks(pool.systems(), SYSTEMS)) if pool else None
     total = len(partitions) if pool else -(-sum(1 for _ in _read_formulas(source)) // PARTITION)
-    parts = _Parts(output, _settings(model, source, threshold, precision), total, resume)
+    parts = _Parts(output, _settings(model, source, threshold, precision, consensus), total, resume)
     todo = ((i, part) for i, part in enumerate(partitions if pool else _chunks(_read_formulas(source), PARTITION))
             if not parts.done(i))
-    job = _Job(model, pool, batch_size, threshold, precision)
+    job = _Job(model, pool, batch_size, threshold, precision, consensus)
     start, first, done = time.perf_counter(), None, 0
     try:
         with engine(workers, scheduler) as run:
@@ -146,7 +151,8 @@ def _predict(job: _Job, task: tuple[int, list]) -> tuple[int, list[dict]]:
     """One partition's records (a pool's formulas get their line numbers when the parts are put together)."""
     index, part = task
     items = [(None, f) for system in part for f in job.pool.formulas(system)] if job.pool else part
-    answers = member(job.model).answer([text for _, text in items], job.batch_size, job.precision)
+    model = member(job.model) if job.consensus is None else with_consensus(member(job.model), job.consensus)
+    answers = model.answer([text for _, text in items], job.batch_size, job.precision)
     patterns = {k: answers.patterns[j] for j, k in enumerate(answers.kept)}
     return index, [{"line": number, "formula": text, "peaks": peak_rows(patterns[k], job.threshold)}
                    if k in patterns else {"line": number, "formula": text, "error": answers.refused[text]}
@@ -168,7 +174,7 @@ def _read_formulas(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line.strip()
 
 
-def _settings(model, source, threshold: float, precision: str) -> dict:
+def _settings(model, source, threshold: float, precision: str, consensus: int | None) -> dict:
     """What makes two screens the same one (a resumed screen must match): the model, the input and what a record
     holds; the batch size and the workers may change."""
     if isinstance(source, Pool):
@@ -177,7 +183,8 @@ def _settings(model, source, threshold: float, precision: str) -> dict:
         stat = Path(source).stat()
         where = {"file": str(Path(source).resolve()), "bytes": stat.st_size, "modified": stat.st_mtime_ns}
     return {"model": model if isinstance(model, str) else getattr(model, "config", type(model).__name__),
-            "source": where, "threshold": threshold, "precision": precision, "partition": [PARTITION, SYSTEMS]}
+            "source": where, "threshold": threshold, "precision": precision, "partition": [PARTITION, SYSTEMS],
+            "consensus": consensus}
 
 
 class _Parts:

@@ -16,13 +16,14 @@ Each is a *predictor*, registered in the entry-point group ``xrdzoo.predictors``
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
 
 from xrdzoo.arrays import Arrays
 from xrdzoo.contracts import Answers, Candidate
-from xrdzoo.errors import at_least_one
+from xrdzoo.errors import InputError, at_least_one
 from xrdzoo.formulas import EncodingError, Formula, formula_of
 from xrdzoo.xrd.simulate import one_blas_thread
 
@@ -88,4 +89,17 @@ class PredictorBase(Arrays):
         patterns, how = self._answer(formulas)
         more = f" (this member gives one answer; {top} were asked)" if top > 1 else ""
         return [[Candidate(p, 0, "", h + more)] for p, h in zip(patterns, how)]
+
+
+def with_consensus(member, consensus: int):
+    """``member`` answering a new formula with the peaks its first ``consensus`` candidates agree on (1: its first
+    alone): a shallow copy of a template member, the arrays shared; a one-line error for a member without one."""
+    at_least_one(consensus, "consensus")
+    if not hasattr(member, "consensus"):
+        raise InputError(f"a {type(member).__name__} has no consensus to set: only template members answer by one")
+    if member.consensus == consensus:
+        return member
+    copied = copy.copy(member)
+    copied.consensus = consensus
+    return copied
 
