@@ -18,6 +18,7 @@ from xrdzoo.cli import app
 from xrdzoo.errors import InputError
 from xrdzoo import screening
 from xrdzoo.formulas import compositions
+from xrdzoo.prediction import peak_rows
 from xrdzoo.screening import Pool, screen
 
 runner = CliRunner()
@@ -203,3 +204,17 @@ def test_a_killed_worker_is_retried_and_the_output_is_a_one_process_run(weights,
         client.wait_for_workers(2, timeout=30)
         assert pids[0] not in client.run(os.getpid).values()  # replaced by a new process
     assert out.read_text() == reference.read_text()
+
+
+def test_a_screen_of_a_weight_name_answers_with_every_part_of_it(tmp_path):
+    from xrdzoo.engine import member
+
+    # The shipped default is several files; a screen's member (also each Dask worker's) is all of them joined.
+    whole, screened = xrdzoo.load(xrdzoo.DEFAULT_MODEL), member(xrdzoo.DEFAULT_MODEL)
+    assert len(screened.lattices) == len(whole.lattices)
+    source = tmp_path / "formulas.txt"
+    source.write_text("LiFePO4\n")  # a quaternary: its structures are in a part, not in the first file
+    screen(xrdzoo.DEFAULT_MODEL, source, tmp_path / "screen.jsonl")
+    record = json.loads((tmp_path / "screen.jsonl").read_text())
+    assert whole.answer(["LiFePO4"]).how[0].startswith("known structure mp-19017")
+    assert record["peaks"] == peak_rows(whole.answer(["LiFePO4"]).patterns[0], 10.0)

@@ -37,15 +37,9 @@ list_weights = partial(registry.list_names, "weights")
 def load(name_or_path: str) -> Predictor:
     """A zoo member (network or predictor) from a checkpoint path or a pretrained weight name (hash-checked;
     downloaded if needed); a weight shipped as several files (its ``parts``) comes back as one member."""
-    from pathlib import Path
+    from xrdzoo import hub
 
-    from xrdzoo import checkpoint, hub
-
-    member = checkpoint.read_model(hub.resolve(name_or_path))
-    if not Path(name_or_path).expanduser().is_file():  # a weight name: join its parts
-        for part in hub.get_config(name_or_path).parts:
-            member.join(checkpoint.read_model(hub.resolve(part)))
-    return member
+    return hub.load_member(name_or_path)
 
 
 def predict(formulas: list[str] | str, model: str | Predictor = DEFAULT_MODEL, frame: Frame | None = None,

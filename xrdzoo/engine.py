@@ -86,6 +86,6 @@ def member(model):
 
 @lru_cache(maxsize=4)
 def _load(name_or_path: str):
-    from xrdzoo import checkpoint, hub
+    from xrdzoo import hub
 
-    return checkpoint.read_model(hub.resolve(name_or_path))
+    return hub.load_member(name_or_path)

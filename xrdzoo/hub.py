@@ -147,6 +147,18 @@ def get_config(name: str | WeightConfig) -> WeightConfig:
     return registry.get("weights", name)
 
 
+def load_member(name_or_path: str | os.PathLike):
+    """The zoo member of a checkpoint path or a weight name (:func:`resolve`: hash-checked, downloaded if needed); a
+    weight shipped as several files (its ``parts``) comes back as one member."""
+    from xrdzoo import checkpoint
+
+    member = checkpoint.read_model(resolve(name_or_path))
+    if not Path(name_or_path).expanduser().is_file():  # a weight name: join its parts
+        for part in get_config(name_or_path).parts:
+            member.join(checkpoint.read_model(resolve(part)))
+    return member
+
+
 def resolve(name_or_path: str | os.PathLike | WeightConfig, offline: bool | None = None,
             progress: bool = True) -> Path:
     """The local file for a checkpoint path, a registered weight name or a ``WeightConfig``.
