@@ -29,6 +29,12 @@ COMMON = ("O", "F", "S", "N", "Cl", "Li", "Na", "K", "Mg", "Ca", "Sr", "Ba", "Al
           "Ni", "Cu", "Zn")
 
 
+def same_ranking(pooled: list, alone: list) -> bool:
+    """Whether two lists of matches name the same formulas in the same order with the same scores, to 1e-12."""
+    return ([m.formula for m in pooled] == [m.formula for m in alone]
+            and np.allclose([m.score for m in pooled], [m.score for m in alone], rtol=0, atol=1e-12))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3, help="cases")
@@ -61,11 +67,11 @@ def main() -> None:
             pooled = search(measured, pool, args.model, scorer=scorer, scheduler=cluster.scheduler_address)
             seconds = time.perf_counter() - tick
             cpu = sum(client.run(time.process_time).values()) - cpu
-            own = [(m.formula, m.score) for m in pooled.matches if system(m.formula) == elements]
+            own = [m for m in pooled.matches if system(m.formula) == elements]
             rows.append({"formula": formula, "pool": "-".join(pool.elements), "systems": len(list(pool.systems())),
                          "candidates": len(pooled.matches) + len(pooled.skipped),
                          "rank in its system": alone.rank_of(formula), "rank in the pool": pooled.rank_of(formula),
-                         "system's order and scores kept": own == [(m.formula, m.score) for m in alone.matches],
+                         "system's order and scores kept": same_ranking(own, alone.matches),
                          "pool seconds": seconds, "worker CPU s": cpu, "load": os.getloadavg()[0]})
             print(rows[-1], flush=True)
     text = (f"## Identification over an element pool\n\n`xrdzoo identify --elements-pool` (`{args.model}`, "
@@ -74,7 +80,9 @@ def main() -> None:
             f"{args.pool_size - 3} more drawn from common elements, ranked on a local Dask cluster of {args.workers} "
             f"workers (started once in {started:.0f} s, not counted; the first case includes the model's load in "
             "each worker). Rank in its system: identify's one-system run; \"system's order and scores kept\" says "
-            "whether the pool's ranking holds the true system's candidates in the same order with the same scores. "
+            "whether the pool's ranking holds the true system's candidates in the same order with the same scores "
+            "(to 1e-12: the workers' BLAS runs on one thread, this process's on more, which can change a score's "
+            "last bit). "
             f"Worker CPU s: the CPU seconds the {args.workers} workers spent on the pool (on {args.workers} cores of "
             "their own the pool takes about that divided by the workers); load: the machine's load average after "
             "the case (other work on a shared machine takes cores from the workers).\n\n"
