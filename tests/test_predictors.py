@@ -607,8 +607,10 @@ def test_a_screen_answers_with_the_consensus_asked(polymorphs, tmp_path):
         out = tmp_path / f"screen-{asked}.jsonl"
         screen(agreed, source, out, consensus=asked)
         expected = answering.answer(["BaGeO3", "NaCl"]).patterns
-        assert [json.loads(line)["peaks"] for line in out.read_text().splitlines()] == [peak_rows(p, 10.0) for p in expected]
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [r["peaks"] for r in records] == [peak_rows(p, 10.0) for p in expected]
     assert agreed.consensus == 4 and member.consensus == 1 and with_consensus(member, 1) is member
+    assert agreed._state() is member._state()  # a copy shares what the member derives from its arrays, built once
     with pytest.raises(InputError, match="consensus must be a whole number of at least 1, got 0"):
         with_consensus(member, 0)
     path = checkpoint.save(tmp_path / "member.safetensors", agreed)

@@ -21,7 +21,7 @@ from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, match_counts
 MODES = ("all", "peaks", "aligned")
 PEAK_THRESHOLD = 10.0  # of 100: a point is part of a peak at or above this (the paper's rule)
 PEAK_TOLERANCE = 2.0  # degrees: peaks closer than this merge; a predicted peak this close matches a true one
-MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above: what template scores are calibrated on
+MATCH_F1 = 0.8  # a candidate "matches" the true structure at this peak F1 or above (template scores' calibration)
 
 Metric = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # What score_patterns scores when not told: the paper's distances and our peak scores. A plugin metric is scored when named.

@@ -102,4 +102,3 @@ def with_consensus(member, consensus: int):
     copied = copy.copy(member)
     copied.consensus = consensus
     return copied
-

@@ -48,14 +48,15 @@ _N_FEATURES = 12 + 6 * 5 + len(_CRYSTAL_SYSTEMS) + 2 * _ROLES * 6  # what the ra
 
 class _State(NamedTuple):
     """What a fitted member derives from its buffers once: the templates' formula index, space groups, material ids,
-    energies above the hull (eV/atom, NaN where unknown) and cell volumes, one per template row, the buffers as
-    arrays, and the templates per space group of each formula type asked so far."""
+    energies above the hull (eV/atom, NaN where unknown), cell volumes and whether their own peaks are stored, one
+    per template row, the buffers as arrays, and the templates per space group of each formula type asked so far."""
 
     index: FormulaIndex
     spacegroups: np.ndarray
     ids: list[str]
     e_above_hull: np.ndarray
     volumes: np.ndarray
+    stored_peaks: list[bool]  # a template without them votes in a consensus simulated (Template._ranked)
     lattices: np.ndarray
     offsets: np.ndarray
     coords: np.ndarray
@@ -113,7 +114,9 @@ class Template(PredictorBase):
         self.register_array("volume_per_element", np.zeros(N_ELEMENTS, np.float64))
         self.register_array("calibration", _IDENTITY.copy())  # per formula type: score = sigmoid(a * logit + b)
         self.scorer = _Ranker(hidden) if ranker == "learned" else None
-        self._cache: _State | None = None
+        # What _state derives from the arrays, in a holder that copies share as they share the arrays
+        # (predictors.with_consensus): built once, by whichever asks first.
+        self._cache: list[_State | None] = [None]
 
     added_later = ("e_above_hull", "calibration", "peak_angles", "peak_heights")  # absent from older files
 
@@ -132,7 +135,7 @@ class Template(PredictorBase):
         return {name: value for name, value in filled.items() if name not in state}
 
     def _arrays_changed(self) -> None:
-        self._cache = None
+        self._cache[0] = None
 
     # --- fitting ------------------------------------------------------------------------------------------------
 
@@ -324,14 +327,15 @@ class Template(PredictorBase):
         return sorted(f for f, e in lowest.items() if max_above_hull is None or e <= max_above_hull)
 
     def _state(self) -> _State:
-        if self._cache is None:
+        if self._cache[0] is None:
             self._check_fitted()
             lattices, offsets, numbers = self.lattices, self.offsets, self.numbers
-            self._cache = _State(FormulaIndex(*formulas_of_cells(offsets, numbers)),
-                                   self.spacegroups.astype(np.int64), array_strings(self.ids),
-                                   self.e_above_hull.astype(np.float64), np.abs(np.linalg.det(lattices)),
-                                   lattices, offsets, self.coords, numbers, {})
-        return self._cache
+            self._cache[0] = _State(FormulaIndex(*formulas_of_cells(offsets, numbers)),
+                                    self.spacegroups.astype(np.int64), array_strings(self.ids),
+                                    self.e_above_hull.astype(np.float64), np.abs(np.linalg.det(lattices)),
+                                    (self.peak_heights[:, 0] > 0).tolist(), lattices, offsets, self.coords, numbers,
+                                    {})
+        return self._cache[0]
 
     def _candidates(self, queries: Sequence[Formula], owns: Sequence[int]) -> list[Candidates | None]:
         """Each query's k nearest same-type templates other than its ``own`` structures (how many the templates hold
@@ -493,10 +497,11 @@ class Template(PredictorBase):
         one template after another: 2-theta, intensity, and how many each template has. Each d-spacing grows with
         the cube root of the volume scale (:meth:`_scales`); peaks pushed past 180 degrees are dropped. Intensities
         stay the template's own (its elements', not the query's)."""
+        heights = self.peak_heights[rows]
         sines = (np.sin(np.radians(self.peak_angles[rows] / (2 * _ANGLE_SCALE)))
                  / np.cbrt(self._scales(query, rows))[:, None])
-        keep = (self.peak_heights[rows] > 0) & (sines < 1)
-        return np.degrees(2 * np.arcsin(sines[keep])), self.peak_heights[rows][keep].astype(np.float64), keep.sum(1)
+        keep = (heights > 0) & (sines < 1)
+        return np.degrees(2 * np.arcsin(sines[keep])), heights[keep].astype(np.float64), keep.sum(1)
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The first-ranked patterns, ``(n, N_POINTS)``, and how each was made (see :meth:`_ranked`)."""
@@ -515,9 +520,9 @@ class Template(PredictorBase):
         state, ranked = self._state(), []
         queries = [formula_of(f) for f in formulas]
         choices_of = self.rank(formulas, top, new=max(top, self.consensus))
-        stored = (self.peak_heights[:, 0] > 0).tolist()
-        simulated = [[j < max(top, SIMULATED_VOTERS) or not stored[c.row] for j, c in enumerate(choices)]
-                     for choices in choices_of]  # the rest only vote, with their rescaled own peaks
+        first = max(top, SIMULATED_VOTERS)  # the rest only vote, with their rescaled own peaks where stored
+        simulated = [[j < first or not state.stored_peaks[c.row] for j, c in enumerate(choices)]
+                     for choices in choices_of]
         patterns = iter(simulate_cells([self.substituted_cell(query, row, assignment)[:3]
                                         for query, choices, simulate in zip(queries, choices_of, simulated)
                                         for (row, assignment, _, _), s in zip(choices, simulate) if s]))
@@ -579,7 +584,8 @@ def _groups(queries: Sequence[Formula], found: list[tuple[np.ndarray, np.ndarray
 
 def own_peaks(patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each pattern's strongest ``VOTER_PEAKS`` picked peaks in 2-theta order, as the member stores them: 2-theta in
-    1/256 degree (uint16) and intensity of 100 (uint8, at least 10 as picked), zero-padded ``(patterns, VOTER_PEAKS)``."""
+    1/256 degree (uint16) and intensity of 100 (uint8, at least 10 as picked), zero-padded
+    ``(patterns, VOTER_PEAKS)``."""
     angles = np.zeros((len(patterns), VOTER_PEAKS), np.uint16)
     heights = np.zeros((len(patterns), VOTER_PEAKS), np.uint8)
     for i, pattern in enumerate(patterns):
