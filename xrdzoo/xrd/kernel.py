@@ -17,6 +17,8 @@ from xrdzoo.xrd.pattern import FULL_SCALE, TWO_THETA_RANGE, lorentz_polarisation
 _lorentz_polarisation = numba.njit(cache=True)(lorentz_polarisation)
 
 OK, NO_PEAKS = 0, 1  # the status of each cell
+_EXP_STEPS = 64  # exp(-x) for the scattering factors: a table at x = i / 64, times a series in the rest (_exp_minus)
+_EXP_TABLE = np.exp(-np.arange(745 * _EXP_STEPS + 1) / _EXP_STEPS)  # exp(-745) is the smallest double above 0
 
 
 def binned_patterns(metrics, bounds, limit, offsets, coords, rows, occupancies, z, a, b, wavelength, tolerance,
@@ -190,7 +192,7 @@ def _binned_peaks(g2, real, imag, z, a, b, wavelength, tolerance, min_scaled, pa
             for e in range(elements):
                 total = 0.0
                 for gauss in range(a.shape[1]):
-                    total += a[e, gauss] * np.exp(-b[e, gauss] * s2)
+                    total += a[e, gauss] * _exp_minus(b[e, gauss] * s2)
                 f[e] = z[e] - 41.78214 * s2 * total
             factor = _lorentz_polarisation(sin_theta * sin_theta)
         f_re, f_im = 0.0, 0.0
@@ -216,6 +218,18 @@ def _binned_peaks(g2, real, imag, z, a, b, wavelength, tolerance, min_scaled, pa
     for at in range(n_points):
         pattern[at] = binned[at] * FULL_SCALE / largest
     return OK
+
+
+@numba.njit(inline="always")
+def _exp_minus(x):
+    """exp(-x) for x >= 0, to a relative 1e-15: the nearest table entry exp(-i / _EXP_STEPS) times the Taylor series
+    of exp(d), |d| <= 1 / (2 _EXP_STEPS), to d^5; about twice as fast as calling exp, which a cell asks for 4 times
+    per element and peak."""
+    if x >= 745.0:
+        return 0.0
+    i = int(x * _EXP_STEPS + 0.5)
+    d = i / _EXP_STEPS - x
+    return _EXP_TABLE[i] * (1.0 + d * (1.0 + d * (0.5 + d * (1.0 / 6 + d * (1.0 / 24 + d * (1.0 / 120))))))
 
 
 @numba.njit(cache=True)
