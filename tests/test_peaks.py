@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA
-from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, match_counts
+from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, find_peaks_of_rows, match_counts
 
 WIDTH = 180 / N_POINTS
 
@@ -62,6 +62,26 @@ def test_options_and_empty():
     assert len(find_peaks(pattern, threshold=4.0, merge_within=0.5)) == 2
     short = find_peaks(np.array([0.0, 50.0, 0.0, 0.0]))  # bins of 45 degrees
     assert np.allclose(short.positions, [67.5])
+
+
+@pytest.mark.parametrize("threshold, merge_within", [(10.0, 2.0), (5.0, 0.5), (30.0, 6.0)])
+def test_peaks_of_rows_are_each_rows_peaks(threshold, merge_within):
+    """Many patterns at once give each row the peaks find_peaks gives it alone, bit for bit: sparse and noisy rows,
+    empty ones, and peaks at either end of a row (where the next row starts)."""
+    rng = np.random.default_rng(0)
+    sparse = np.where(rng.random((40, N_POINTS)) < 0.03, rng.uniform(0, 100, (40, N_POINTS)), 0)
+    noisy = np.clip(sparse + rng.normal(0, 6, sparse.shape), 0, None)
+    ends = np.zeros((4, N_POINTS))
+    ends[0, -1], ends[1, 0], ends[2], ends[3, -3:] = 50, 50, 50, 40
+    patterns = np.vstack([ends, sparse, np.zeros((2, N_POINTS)), noisy, ends]).astype(np.float32)
+    positions, intensities, counts = find_peaks_of_rows(patterns, threshold, merge_within)
+    assert len(counts) == len(patterns) and counts.sum() == len(positions) == len(intensities)
+    starts = np.r_[0, np.cumsum(counts)]
+    for i, pattern in enumerate(patterns):
+        alone = find_peaks(pattern, threshold, merge_within)
+        assert np.array_equal(positions[starts[i] : starts[i + 1]], alone.positions)
+        assert np.array_equal(intensities[starts[i] : starts[i + 1]], alone.intensities)
+    assert [len(a) for a in find_peaks_of_rows(np.zeros((3, N_POINTS)))] == [0, 0, 3]
 
 
 def test_find_peaks_rejects_bad_input():

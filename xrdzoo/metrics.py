@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from xrdzoo.errors import InputError
 from xrdzoo.xrd.pattern import FULL_SCALE, FrameIntensities
-from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, match_counts
+from xrdzoo.xrd.peaks import Peaks, align_peaks, find_peaks, find_peaks_of_rows, match_counts
 
 MODES = ("all", "peaks", "aligned")
 PEAK_THRESHOLD = 10.0  # of 100: a point is part of a peak at or above this (the paper's rule)
@@ -105,6 +105,11 @@ def dtw(pred, true) -> np.ndarray:
 def pick_peaks(pattern: FrameIntensities) -> Peaks:
     """The peaks the peak metrics compare: points >= 10 of 100, merged within 2 degrees."""
     return find_peaks(pattern, threshold=PEAK_THRESHOLD, merge_within=PEAK_TOLERANCE)
+
+
+def pick_peaks_of_rows(patterns: FrameIntensities) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pick_peaks` of each row, one row after another: positions, intensities and how many each row has."""
+    return find_peaks_of_rows(patterns, threshold=PEAK_THRESHOLD, merge_within=PEAK_TOLERANCE)
 
 
 def peak_pair_scores(predicted: Peaks, true: Peaks) -> tuple[float, float]:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from xrdzoo.arrays import Arrays, array_strings, strings_array
 from xrdzoo.contracts import Candidate
 from xrdzoo.data import Dataset
-from xrdzoo.metrics import MATCH_F1, f1_score, peak_pair_scores, pick_peaks
+from xrdzoo.metrics import MATCH_F1, f1_score, peak_pair_scores, pick_peaks, pick_peaks_of_rows
 from xrdzoo.predictors import PredictorBase, solid_solution
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
 from xrdzoo.predictors.chemistry import batch_mapping_costs, element_table
@@ -523,35 +523,46 @@ class Template(PredictorBase):
         first = max(top, SIMULATED_VOTERS)  # the rest only vote, with their rescaled own peaks where stored
         simulated = [[j < first or not state.stored_peaks[c.row] for j, c in enumerate(choices)]
                      for choices in choices_of]
-        patterns = iter(simulate_cells([self.substituted_cell(query, row, assignment)[:3]
-                                        for query, choices, simulate in zip(queries, choices_of, simulated)
-                                        for (row, assignment, _, _), s in zip(choices, simulate) if s]))
+        patterns = simulate_cells([self.substituted_cell(query, row, assignment)[:3]
+                                   for query, choices, simulate in zip(queries, choices_of, simulated)
+                                   for (row, assignment, _, _), s in zip(choices, simulate) if s])
+        if self.consensus > 1:  # the simulated voters' peaks, all picked at once
+            positions, intensities, sizes = pick_peaks_of_rows(patterns)
+            peaks_from = np.r_[0, np.cumsum(sizes)]
+        at = 0  # the formula's first simulated pattern: its choices' in their order
         for query, choices, simulate in zip(queries, choices_of, simulated):
-            candidates, known = [], len(state.index.find(query))
-            for j, (row, assignment, score, kind) in enumerate(choices):
-                if not simulate[j]:
-                    continue
-                material, group = state.ids[row], int(state.spacegroups[row])
-                if kind == "known":
-                    energy = state.e_above_hull[row]
-                    how = (f"known structure {material}, space group {group}"
-                           + ("" if np.isnan(energy) else f", {energy:.3f} eV/atom above the hull")
-                           + (f" (known polymorph {j + 1} of {known}, ground state first)" if known > 1 else ""))
-                elif kind == "template":
-                    how = f"template {self.describe(row)}, elements substituted, volume rescaled"
-                else:
-                    how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
-                candidates.append(Candidate(next(patterns), group, material, how, score))
+            known = len(state.index.find(query))
+            candidates = [self._candidate(choice, patterns[at + j], j, known) for j, choice in enumerate(choices[:top])]
             if self.consensus > 1 and choices[0].kind == "template":  # the first K vote: simulated, then rescaled
-                simulated_votes = [choices[j].score for j, s in enumerate(simulate[: self.consensus]) if s]
-                rescaled = [choices[j] for j, s in enumerate(simulate[: self.consensus]) if not s]
+                votes = simulate[: self.consensus]
+                n = sum(votes)  # the simulated voters are the formula's first n patterns
+                rescaled = np.array([c.row for c, s in zip(choices, votes) if not s], np.int64)
                 voters = Voters.joined(
-                    Voters.of([pick_peaks(c.pattern) for c in candidates[: len(simulated_votes)]], simulated_votes),
-                    Voters(*self._rescaled_peaks(query, np.array([c.row for c in rescaled], np.int64)),
-                           [c.score for c in rescaled], np.full(len(rescaled), RESCALED_WEIGHT)))
+                    Voters(positions[peaks_from[at] : peaks_from[at + n]],
+                           intensities[peaks_from[at] : peaks_from[at + n]], sizes[at : at + n],
+                           [c.score for c, s in zip(choices, votes) if s], np.ones(n)),
+                    Voters(*self._rescaled_peaks(query, rescaled), [c.score for c, s in zip(choices, votes) if not s],
+                           np.full(len(rescaled), RESCALED_WEIGHT)))
                 candidates = agreed_peaks_first(candidates, voters)
             ranked.append(candidates[:top])
+            at += sum(simulate)
         return ranked
+
+    def _candidate(self, choice: Choice, pattern: np.ndarray, position: int, known: int) -> Candidate:
+        """The simulated ``choice`` at ``position`` among its formula's, which has ``known`` known structures, as a
+        :class:`Candidate` saying how it was made."""
+        row, _, score, kind = choice
+        material, group = self._state().ids[row], int(self._state().spacegroups[row])
+        if kind == "known":
+            energy = self._state().e_above_hull[row]
+            how = (f"known structure {material}, space group {group}"
+                   + ("" if np.isnan(energy) else f", {energy:.3f} eV/atom above the hull")
+                   + (f" (known polymorph {position + 1} of {known}, ground state first)" if known > 1 else ""))
+        elif kind == "template":
+            how = f"template {self.describe(row)}, elements substituted, volume rescaled"
+        else:
+            how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
+        return Candidate(pattern, group, material, how, score)
 
     def choose(self, formulas: Sequence[str]) -> list[tuple[int, tuple[int, ...] | None]]:
         """For each formula, its first-ranked structure as (row, the element put on each template element): a known

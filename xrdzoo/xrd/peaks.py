@@ -47,23 +47,50 @@ def find_peaks(pattern: Pattern | np.ndarray, threshold: float = 10.0, merge_wit
         raise ValueError(f"find_peaks takes one 1-D pattern, got an array of shape {pattern.shape}")
     if not np.isfinite(pattern).all():
         raise ValueError("the pattern holds NaN or infinite values")
-    mask = np.concatenate([[False], pattern >= threshold, [False]])
-    edges = np.flatnonzero(np.diff(mask.astype(np.int8)))
-    starts, ends = edges[::2], edges[1::2] - 1  # first and last point of each run
-    if starts.size == 0:
-        return Peaks(np.zeros(0), np.zeros(0), np.zeros(0))
     x = bin_centres(pattern.size) if x is None else x
-    centres = (x[starts] + x[ends]) / 2
-    group_starts = np.flatnonzero(np.concatenate([[True], np.diff(centres) >= merge_within]))
-    group_ends = np.concatenate([group_starts[1:], [starts.size]]) - 1
-    first, last = starts[group_starts], ends[group_ends]  # first and last point of each merged peak
-    # Each one's largest point: the points between merged peaks lie below the threshold, so the largest from one
-    # peak's first point to the next one's is its own; its apex is the first point at that height from its first.
-    top = np.maximum.reduceat(pattern, first)
+    _, first, last, top = _merged_runs(pattern[None], x, threshold, merge_within)
+    if not first.size:
+        return Peaks(np.zeros(0), np.zeros(0), np.zeros(0))
+    # Each one's apex is the first point at its largest value from its first point on (the points between merged
+    # peaks lie below the threshold, so the largest from one peak's first point to the next one's is its own).
     group = np.repeat(np.arange(first.size), np.diff(np.append(first, pattern.size)))
     at_top = np.flatnonzero(pattern[first[0] :] == top[group]) + first[0]
     apex = at_top[np.searchsorted(at_top, first)]
     return Peaks((x[first] + x[last]) / 2, top, x[apex])
+
+
+def find_peaks_of_rows(patterns: np.ndarray, threshold: float = 10.0, merge_within: float = 2.0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The peaks of each row of ``patterns`` (equal bins over 2-theta 0..180 degrees, finite), as :func:`find_peaks`
+    finds them, one row after another: their positions, intensities, and how many each row has. Many patterns at
+    once (a few microseconds each instead of tens)."""
+    patterns = np.asarray(patterns, dtype=float)
+    x = bin_centres(patterns.shape[1])
+    row, first, last, top = _merged_runs(patterns, x, threshold, merge_within)
+    return (x[first] + x[last]) / 2, top, np.bincount(row, minlength=len(patterns))
+
+
+def _merged_runs(patterns: np.ndarray, x: np.ndarray, threshold: float, merge_within: float
+                 ) -> tuple[np.ndarray, ...]:
+    """Each merged peak of the rows of ``patterns`` (2-D, points at 2-theta ``x``), row by row in 2-theta order: its
+    row, its first and last point, and its largest value."""
+    rows, points = patterns.shape
+    mask = np.zeros((rows, points + 2), bool)
+    mask[:, 1:-1] = patterns >= threshold
+    row, edge = np.nonzero(np.diff(mask.view(np.int8), axis=1))  # each run's start, then the point after its end
+    starts, ends, row = edge[::2], edge[1::2] - 1, row[::2]
+    if not starts.size:
+        return row, starts, ends, np.zeros(0)
+    centres = (x[starts] + x[ends]) / 2
+    new = np.ones(starts.size, bool)
+    new[1:] = (np.diff(centres) >= merge_within) | (row[1:] != row[:-1])
+    groups = np.flatnonzero(new)
+    group_ends = np.append(groups[1:], starts.size) - 1
+    # A run's largest value is that of its points; a merged peak's, the largest of its runs'.
+    flat = patterns.ravel()
+    bounds = np.column_stack([row * points + starts, row * points + ends + 1]).ravel()
+    run_top = np.maximum.reduceat(flat, bounds[:-1])[::2]
+    return row[groups], starts[groups], ends[group_ends], np.maximum.reduceat(run_top, groups)
 
 
 def _within(predicted: Peaks, true: Peaks, tolerance: float) -> np.ndarray:
