@@ -511,6 +511,23 @@ def test_agreed_peaks_keep_what_the_candidates_share():
     assert _agreed(silent) == silent
 
 
+def test_each_voters_f1_against_the_agreed_peaks_is_the_metrics():
+    """The consensus scores its voters against the agreed peaks as metrics.peak_pair_scores and f1_score do."""
+    from xrdzoo.metrics import f1_score, peak_pair_scores
+    from xrdzoo.predictors.consensus import _voters_f1
+    from xrdzoo.xrd.peaks import Peaks
+
+    rng = np.random.default_rng(0)
+    agreed = np.sort(rng.uniform(10, 170, 12))
+    sizes = np.array([0, 1, 5, 12, 30])
+    voters = [np.sort(np.concatenate([rng.choice(agreed, min(n, 6)) + rng.normal(0, 1.5, min(n, 6)),
+                                      rng.uniform(0, 180, n - min(n, 6))])) for n in sizes]
+    f1 = _voters_f1(agreed, np.concatenate(voters), sizes, 2.0)
+    expected = [f1_score(*peak_pair_scores(Peaks(v, np.ones(len(v))), Peaks(agreed, np.ones(len(agreed)))))
+                for v in voters]
+    assert f1.tolist() == [float(e) for e in expected] and 0 < f1[2] < 1 and f1[0] == 0
+
+
 def test_own_peaks_keep_each_patterns_strongest_peaks_in_order():
     pattern = np.zeros((2, N_POINTS), np.float32)
     bins = np.arange(20) * 40 + 20  # 20 peaks 7 degrees apart, the weakest first

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from xrdzoo.contracts import Candidate
-from xrdzoo.metrics import MATCH_F1, PEAK_TOLERANCE, f1_score, pick_peaks
+from xrdzoo.metrics import MATCH_F1, PEAK_TOLERANCE, pick_peaks_of_rows
 from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA_RANGE, bin_peaks
 from xrdzoo.xrd.peaks import Peaks
 
@@ -70,16 +70,9 @@ def agreed_peaks_first(candidates: list[Candidate], voters: Voters) -> list[Cand
     if not len(kept):
         return candidates
     pattern = bin_peaks(positions[kept], heights)  # one peak per bin: they lie over a merge width apart
-    agreed = pick_peaks(pattern)
-    # Each candidate's peak F1 against the agreed peaks, as metrics.peak_pair_scores takes it.
-    near = np.abs(agreed.positions[:, None] - positions[None, :]) <= PEAK_TOLERANCE  # (agreed, proposals)
-    voting = np.flatnonzero(sizes)
-    firsts = np.r_[0, np.cumsum(sizes)][voting]
-    recall, precision = np.zeros(len(sizes)), np.zeros(len(sizes))
-    recall[voting] = np.add.reduceat(near.any(0).astype(np.int64), firsts) / sizes[voting]
-    precision[voting] = np.logical_or.reduceat(near, firsts, axis=1).sum(0) / len(agreed)
-    matched = [s for s, f1 in zip(scores, f1_score(recall, precision)) if f1 >= MATCH_F1]
-    score = max(matched, default=0.0) if scored else None
+    agreed, _, _ = pick_peaks_of_rows(pattern[None])
+    f1 = _voters_f1(agreed, positions, sizes, PEAK_TOLERANCE)
+    score = max([s for s, f in zip(scores, f1) if f >= MATCH_F1], default=0.0) if scored else None
     how = (f"the {int((pattern > 0).sum())} peaks the ranker's first {len(sizes)} candidates agree on"
            f"{' (weighted by score)' if scored else ''}; first candidate: {candidates[0].how}")
     return [Candidate(pattern, 0, "agreed peaks", how, score), *candidates]
@@ -137,3 +130,24 @@ def _agreed(positions, intensities, sizes, weights, tolerance, spacing):
                 weight += weights[c]
         heights[t] = total / weight
     return kept, heights
+
+
+@numba.njit(cache=True)
+def _voters_f1(agreed, positions, sizes, tolerance):
+    """Each voter's peak F1 against the ``agreed`` peak positions, as ``metrics.peak_pair_scores`` and ``f1_score``
+    give it: recall, the share of its peaks (``sizes[c]`` of ``positions``, one voter after another) with an agreed
+    peak within ``tolerance``; precision, the share of the agreed peaks with one of its peaks within it."""
+    f1 = np.zeros(sizes.shape[0])
+    first = 0
+    for c in range(sizes.shape[0]):
+        n = sizes[c]
+        if n and agreed.shape[0]:
+            near = np.zeros((agreed.shape[0], n), np.bool_)
+            for i in range(agreed.shape[0]):
+                for j in range(n):
+                    near[i, j] = abs(agreed[i] - positions[first + j]) <= tolerance
+            recall, precision = (near.sum(0) > 0).sum() / n, (near.sum(1) > 0).sum() / agreed.shape[0]
+            if recall + precision > 0:
+                f1[c] = 2 * recall * precision / (recall + precision)
+        first += n
+    return f1
