@@ -64,15 +64,16 @@ def test_options_and_empty():
     assert np.allclose(short.positions, [67.5])
 
 
-@pytest.mark.parametrize("threshold, merge_within", [(10.0, 2.0), (5.0, 0.5), (30.0, 6.0)])
+@pytest.mark.parametrize("threshold, merge_within", [(10.0, 2.0), (5.0, 0.5), (30.0, 6.0), (9.99, 2.0)])
 def test_peaks_of_rows_are_each_rows_peaks(threshold, merge_within):
     """Many patterns at once give each row the peaks find_peaks gives it alone, bit for bit: sparse and noisy rows,
-    empty ones, and peaks at either end of a row (where the next row starts)."""
+    empty ones, peaks at either end of a row (where the next row starts), and a float32 point just below a threshold
+    that float32 cannot hold."""
     rng = np.random.default_rng(0)
     sparse = np.where(rng.random((40, N_POINTS)) < 0.03, rng.uniform(0, 100, (40, N_POINTS)), 0)
     noisy = np.clip(sparse + rng.normal(0, 6, sparse.shape), 0, None)
     ends = np.zeros((4, N_POINTS))
-    ends[0, -1], ends[1, 0], ends[2], ends[3, -3:] = 50, 50, 50, 40
+    ends[0, -1], ends[1, 0], ends[2], ends[3, -3:], ends[3, 500] = 50, 50, 50, 40, np.float32(9.99)
     patterns = np.vstack([ends, sparse, np.zeros((2, N_POINTS)), noisy, ends]).astype(np.float32)
     positions, intensities, counts = find_peaks_of_rows(patterns, threshold, merge_within)
     assert len(counts) == len(patterns) and counts.sum() == len(positions) == len(intensities)

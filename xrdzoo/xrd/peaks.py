@@ -64,10 +64,10 @@ def find_peaks_of_rows(patterns: np.ndarray, threshold: float = 10.0, merge_with
     """The peaks of each row of ``patterns`` (equal bins over 2-theta 0..180 degrees, finite), as :func:`find_peaks`
     finds them, one row after another: their positions, intensities, and how many each row has. Many patterns at
     once (a few microseconds each instead of tens)."""
-    patterns = np.asarray(patterns, dtype=float)
+    patterns = np.asarray(patterns)  # float32 stays so (:func:`_merged_runs` compares in float64)
     x = bin_centres(patterns.shape[1])
     row, first, last, top = _merged_runs(patterns, x, threshold, merge_within)
-    return (x[first] + x[last]) / 2, top, np.bincount(row, minlength=len(patterns))
+    return (x[first] + x[last]) / 2, top.astype(float), np.bincount(row, minlength=len(patterns))
 
 
 def _merged_runs(patterns: np.ndarray, x: np.ndarray, threshold: float, merge_within: float
@@ -76,7 +76,7 @@ def _merged_runs(patterns: np.ndarray, x: np.ndarray, threshold: float, merge_wi
     row, its first and last point, and its largest value."""
     rows, points = patterns.shape
     mask = np.zeros((rows, points + 2), bool)
-    mask[:, 1:-1] = patterns >= threshold
+    mask[:, 1:-1] = patterns >= np.float64(threshold)  # compared in float64 whatever the patterns' type
     row, edge = np.nonzero(np.diff(mask.view(np.int8), axis=1))  # each run's start, then the point after its end
     starts, ends, row = edge[::2], edge[1::2] - 1, row[::2]
     if not starts.size:
