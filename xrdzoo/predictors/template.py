@@ -552,9 +552,10 @@ class Template(PredictorBase):
         """The simulated ``choice`` at ``position`` among its formula's, which has ``known`` known structures, as a
         :class:`Candidate` saying how it was made."""
         row, _, score, kind = choice
-        material, group = self._state().ids[row], int(self._state().spacegroups[row])
+        state = self._state()
+        material, group = state.ids[row], int(state.spacegroups[row])
         if kind == "known":
-            energy = self._state().e_above_hull[row]
+            energy = state.e_above_hull[row]
             how = (f"known structure {material}, space group {group}"
                    + ("" if np.isnan(energy) else f", {energy:.3f} eV/atom above the hull")
                    + (f" (known polymorph {position + 1} of {known}, ground state first)" if known > 1 else ""))

@@ -51,8 +51,7 @@ def find_peaks(pattern: Pattern | np.ndarray, threshold: float = 10.0, merge_wit
     _, first, last, top = _merged_runs(pattern[None], x, threshold, merge_within)
     if not first.size:
         return Peaks(np.zeros(0), np.zeros(0), np.zeros(0))
-    # Each one's apex is the first point at its largest value from its first point on (the points between merged
-    # peaks lie below the threshold, so the largest from one peak's first point to the next one's is its own).
+    # Each one's apex: the first point at its largest value from its first point on.
     group = np.repeat(np.arange(first.size), np.diff(np.append(first, pattern.size)))
     at_top = np.flatnonzero(pattern[first[0] :] == top[group]) + first[0]
     apex = at_top[np.searchsorted(at_top, first)]
@@ -85,12 +84,10 @@ def _merged_runs(patterns: np.ndarray, x: np.ndarray, threshold: float, merge_wi
     new = np.ones(starts.size, bool)
     new[1:] = (np.diff(centres) >= merge_within) | (row[1:] != row[:-1])
     groups = np.flatnonzero(new)
-    group_ends = np.append(groups[1:], starts.size) - 1
-    # A run's largest value is that of its points; a merged peak's, the largest of its runs'.
-    flat = patterns.ravel()
-    bounds = np.column_stack([row * points + starts, row * points + ends + 1]).ravel()
-    run_top = np.maximum.reduceat(flat, bounds[:-1])[::2]
-    return row[groups], starts[groups], ends[group_ends], np.maximum.reduceat(run_top, groups)
+    row, first, last = row[groups], starts[groups], ends[np.append(groups[1:], starts.size) - 1]
+    # The largest value from a peak's first point to the next one's (in the rows one after another) is its own: the
+    # points between peaks lie below the threshold.
+    return row, first, last, np.maximum.reduceat(patterns.ravel(), row * points + first)
 
 
 def _within(predicted: Peaks, true: Peaks, tolerance: float) -> np.ndarray:
