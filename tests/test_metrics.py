@@ -91,6 +91,22 @@ def test_peak_scores_edge_cases(pred, true, expected):
     assert np.concatenate(metrics.peak_scores(pred, true)).tolist() == list(expected)
 
 
+def test_peak_scores_of_many_pairs_are_each_pairs():
+    """peak_scores picks and matches all pairs at once, as peak_pair_scores scores each pair alone, bit for bit:
+    sparse and noisy patterns, empty ones on either side, peaks 2 degrees apart and at the ends of a row."""
+    rng = np.random.default_rng(0)
+    sparse = np.where(rng.random((60, 1024)) < 0.02, rng.uniform(0, 100, (60, 1024)), 0)
+    noisy = np.clip(sparse[::-1] + rng.normal(0, 6, sparse.shape), 0, None)
+    ends = np.zeros((3, 1024))
+    ends[0, [0, -1]], ends[1, [500, 512]], ends[2, [-1]] = 50, 80, 30
+    pred = np.vstack([sparse, np.zeros((2, 1024)), sparse[:2], ends])
+    true = np.vstack([noisy, sparse[:2], np.zeros((2, 1024)), ends[::-1]])
+    recall, precision, f1 = metrics.peak_scores(pred, true)
+    each = np.array([metrics.peak_pair_scores(metrics.pick_peaks(p), metrics.pick_peaks(t)) for p, t in zip(pred, true)])
+    assert recall.tolist() == each[:, 0].tolist() and precision.tolist() == each[:, 1].tolist()
+    assert f1.tolist() == metrics.f1_score(each[:, 0], each[:, 1]).tolist() and 0 < f1[:60].mean() < 1
+
+
 def test_aligned_vectors_by_hand():
     p_vec, t_vec = metrics.aligned_vectors(PRED, TRUE)
     # by 2-theta: 20 (true, matched by 21), 40 (true, unmatched), 45 (extra), 60 (matched), 100 (extra)

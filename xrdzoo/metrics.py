@@ -135,9 +135,26 @@ def peak_scores(pred: FrameIntensities, true: FrameIntensities) -> tuple[np.ndar
     have no peaks and 0 otherwise; F1 is 0 where recall + precision is 0.
     """
     pred, true = _pair(pred, true)
-    scores = np.array([peak_pair_scores(pick_peaks(p), pick_peaks(t)) for p, t in zip(pred, true)]).reshape(-1, 2)
-    recall, precision = scores.T
+    (p, _, n_pred), (t, _, n_true) = pick_peaks_of_rows(pred), pick_peaks_of_rows(true)
+    matched_true = np.bincount(np.repeat(np.arange(len(true)), n_true), _matched(t, n_true, p, n_pred), len(true))
+    matched_pred = np.bincount(np.repeat(np.arange(len(pred)), n_pred), _matched(p, n_pred, t, n_true), len(pred))
+    empty = (n_true == 0) | (n_pred == 0)
+    recall = np.where(empty, n_true == n_pred, matched_true / np.maximum(n_true, 1))
+    precision = np.where(empty, n_true == n_pred, matched_pred / np.maximum(n_pred, 1))
     return recall, precision, f1_score(recall, precision)
+
+
+def _matched(positions: np.ndarray, sizes: np.ndarray, others: np.ndarray, other_sizes: np.ndarray) -> np.ndarray:
+    """For each peak position (rows' peaks one after another, ``sizes`` each, sorted within a row), whether the same
+    row of ``others`` has a peak within the match tolerance."""
+    if not len(others):
+        return np.zeros(len(positions), bool)
+    rows, other_rows = np.repeat(np.arange(len(sizes)), sizes), np.repeat(np.arange(len(other_sizes)), other_sizes)
+    after = np.searchsorted(other_rows * 1e3 + others, rows * 1e3 + positions)  # 2-theta < 1e3 keeps rows apart
+    found = np.zeros(len(positions), bool)
+    for nearest in (np.maximum(after - 1, 0), np.minimum(after, len(others) - 1)):  # the nearest is on one side
+        found |= (other_rows[nearest] == rows) & (np.abs(positions - others[nearest]) <= PEAK_TOLERANCE)
+    return found
 
 
 def peak_recall(pred: FrameIntensities, true: FrameIntensities) -> np.ndarray:
