@@ -468,8 +468,10 @@ class Template(PredictorBase):
         return [self.substituted_cell(formula_of(f), choices[0].row, choices[0].assignment)
                 for f, choices in zip(formulas, self.rank(formulas))]
 
-    def substituted_cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None):
-        """Template ``row`` with ``assignment``'s elements on its sites and its volume rescaled (as :meth:`cells`)."""
+    def substituted_cell(self, query: Formula, row: int, assignment: tuple[int, ...] | None,
+                         scale: float | None = None):
+        """Template ``row`` with ``assignment``'s elements on its sites and its volume rescaled (as :meth:`cells`;
+        ``scale``: the volume scale where :meth:`_scales` gave it already)."""
         state = self._state()
         a, b = state.offsets[row], state.offsets[row + 1]
         lattice = state.lattices[row].copy()
@@ -480,7 +482,8 @@ class Template(PredictorBase):
         substitute = np.zeros(N_ELEMENTS + 1, np.int64)
         substitute[list(state.index.formula(row).numbers)] = assignment
         numbers = substitute[numbers]
-        return lattice * float(self._scales(query, np.array([row]))[0]) ** (1 / 3), coords, numbers, row, True
+        scale = self._scales(query, np.array([row]))[0] if scale is None else scale
+        return lattice * float(scale) ** (1 / 3), coords, numbers, row, True
 
     def _scales(self, query: Formula, rows: np.ndarray) -> np.ndarray:
         """Volume of the substituted cell over the template's, for each of the templates ``rows``."""
@@ -492,14 +495,15 @@ class Template(PredictorBase):
             return volume / self._volume_per_atom(*state.index.composition(rows))
         return volume * (state.offsets[rows + 1] - state.offsets[rows]) / state.volumes[rows]
 
-    def _rescaled_peaks(self, query: Formula, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _rescaled_peaks(self, query: Formula, rows: np.ndarray, scales: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The stored own peaks of templates ``rows`` (:func:`own_peaks`) where the substituted cell would put them,
         one template after another: 2-theta, intensity, and how many each template has. Each d-spacing grows with
-        the cube root of the volume scale (:meth:`_scales`); peaks pushed past 180 degrees are dropped. Intensities
-        stay the template's own (its elements', not the query's)."""
+        the cube root of the volume scale (:meth:`_scales`, or ``scales`` where given); peaks pushed past 180 degrees
+        are dropped. Intensities stay the template's own (its elements', not the query's)."""
         heights = self.peak_heights[rows]
-        sines = (np.sin(np.radians(self.peak_angles[rows] / (2 * _ANGLE_SCALE)))
-                 / np.cbrt(self._scales(query, rows))[:, None])
+        scales = self._scales(query, rows) if scales is None else scales
+        sines = np.sin(np.radians(self.peak_angles[rows] / (2 * _ANGLE_SCALE))) / np.cbrt(scales)[:, None]
         keep = (heights > 0) & (sines < 1)
         return np.degrees(2 * np.arcsin(sines[keep])), heights[keep].astype(np.float64), keep.sum(1)
 
@@ -523,25 +527,29 @@ class Template(PredictorBase):
         first = max(top, SIMULATED_VOTERS)  # the rest only vote, with their rescaled own peaks where stored
         simulated = [[j < first or not state.stored_peaks[c.row] for j, c in enumerate(choices)]
                      for choices in choices_of]
-        patterns = simulate_cells([self.substituted_cell(query, row, assignment)[:3]
-                                   for query, choices, simulate in zip(queries, choices_of, simulated)
-                                   for (row, assignment, _, _), s in zip(choices, simulate) if s])
+        scales_of = [self._scales(query, np.array([c.row for c in choices]))  # each choice's, used where substituted
+                     for query, choices in zip(queries, choices_of)]
+        patterns = simulate_cells([
+            self.substituted_cell(query, row, assignment, scale)[:3]
+            for query, choices, simulate, scales in zip(queries, choices_of, simulated, scales_of)
+            for (row, assignment, _, _), s, scale in zip(choices, simulate, scales) if s])
         if self.consensus > 1:  # the simulated voters' peaks, all picked at once
             positions, intensities, sizes = pick_peaks_of_rows(patterns)
             peaks_from = np.r_[0, np.cumsum(sizes)]
         at = 0  # the formula's first simulated pattern: its choices' in their order
-        for query, choices, simulate in zip(queries, choices_of, simulated):
+        for query, choices, simulate, scales in zip(queries, choices_of, simulated, scales_of):
             known = len(state.index.find(query))
             candidates = [self._candidate(choice, patterns[at + j], j, known) for j, choice in enumerate(choices[:top])]
             if self.consensus > 1 and choices[0].kind == "template":  # the first K vote: simulated, then rescaled
                 votes = simulate[: self.consensus]
                 n = sum(votes)  # the simulated voters are the formula's first n patterns
-                rescaled = np.array([c.row for c, s in zip(choices, votes) if not s], np.int64)
+                rescaled = np.flatnonzero(~np.array(votes))
                 voters = Voters.joined(
                     Voters(positions[peaks_from[at] : peaks_from[at + n]],
                            intensities[peaks_from[at] : peaks_from[at + n]], sizes[at : at + n],
                            [c.score for c, s in zip(choices, votes) if s], np.ones(n)),
-                    Voters(*self._rescaled_peaks(query, rescaled), [c.score for c, s in zip(choices, votes) if not s],
+                    Voters(*self._rescaled_peaks(query, np.array([choices[j].row for j in rescaled], np.int64),
+                                                 scales[rescaled]), [choices[j].score for j in rescaled],
                            np.full(len(rescaled), RESCALED_WEIGHT)))
                 candidates = agreed_peaks_first(candidates, voters)
             ranked.append(candidates[:top])
