@@ -22,7 +22,7 @@ from xrdzoo.errors import InputError
 from xrdzoo.metrics import peak_f1
 from xrdzoo.builder import create_predictor
 from xrdzoo.contracts import Candidate
-from xrdzoo.metrics import pick_peaks
+from xrdzoo.metrics import pick_peaks, pick_peaks_of_rows
 from xrdzoo.predictors import template
 from xrdzoo.predictors.consensus import Voters, agreed_peaks_first
 from xrdzoo.predictors.template import TYPES, VOTER_PEAKS, _logistic, own_peaks
@@ -482,10 +482,16 @@ def _candidate(peaks: dict[int, float], score: float | None, name: str) -> Candi
     return Candidate(pattern, 0, name, f"template {name}", score)
 
 
+def _voters(candidates: list[Candidate], trust=None) -> Voters:
+    """The candidates as voters: their picked peaks and scores, trusted alike unless ``trust`` says otherwise."""
+    positions, intensities, sizes = pick_peaks_of_rows(np.array([c.pattern for c in candidates]))
+    return Voters(positions, intensities, sizes, [c.score for c in candidates],
+                  np.ones(len(candidates)) if trust is None else np.array(trust[: len(candidates)]))
+
+
 def _agreed(candidates: list[Candidate], trust=(1.0, 1.0, 1.0)) -> list[Candidate]:
     """agreed_peaks_first over every candidate, each voting with its own picked peaks, score and trust."""
-    voters = Voters.of([pick_peaks(c.pattern) for c in candidates], [c.score for c in candidates])
-    return agreed_peaks_first(candidates, voters._replace(trust=np.array(trust[: len(candidates)])))
+    return agreed_peaks_first(candidates, _voters(candidates, trust))
 
 
 def test_agreed_peaks_keep_what_the_candidates_share():
@@ -587,7 +593,7 @@ def test_a_member_with_consensus_answers_with_its_first_ks_agreed_peaks(polymorp
         member.consensus = 1
     assert agreed[0][0].source == "agreed peaks" and "candidates agree on" in single.how[0]
     assert [c.how for c in agreed[0][1:]] == [c.how for c in ranked[0][:3]]  # then the ranker's order
-    voters = Voters.of([pick_peaks(c.pattern) for c in ranked[0]], [c.score for c in ranked[0]])  # top 4: simulated
+    voters = _voters(ranked[0])  # top 4: all simulated
     assert np.array_equal(agreed[0][0].pattern, agreed_peaks_first(ranked[0], voters)[0].pattern)
     assert single.how[1] == agreed[1][0].how and [c.how for c in agreed[1]] == [c.how for c in ranked[1]]  # known
     for bad in (0, 2.5, True):

@@ -7,7 +7,6 @@ of the best supported peaks, are loops over a few hundred peaks per formula.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numba
@@ -16,7 +15,6 @@ import numpy as np
 from xrdzoo.contracts import Candidate
 from xrdzoo.metrics import MATCH_F1, PEAK_TOLERANCE, pick_peaks_of_rows
 from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA_RANGE, bin_peaks
-from xrdzoo.xrd.peaks import Peaks
 
 
 class Voters(NamedTuple):
@@ -30,13 +28,6 @@ class Voters(NamedTuple):
     sizes: np.ndarray
     scores: list
     trust: np.ndarray
-
-    @classmethod
-    def of(cls, peaks: Sequence[Peaks], scores: Sequence[float | None], trust: float = 1.0) -> Voters:
-        """Candidates with these peaks and scores, each trusted alike."""
-        return cls(np.concatenate([p.positions for p in peaks] or [np.zeros(0)]),
-                   np.concatenate([p.intensities for p in peaks] or [np.zeros(0)]),
-                   np.array([len(p) for p in peaks], np.int64), list(scores), np.full(len(peaks), trust))
 
     @classmethod
     def joined(cls, first: Voters, then: Voters) -> Voters:
