@@ -517,10 +517,10 @@ def test_agreed_peaks_keep_what_the_candidates_share():
     assert _agreed(silent) == silent
 
 
-def test_each_voters_f1_against_the_agreed_peaks_is_the_metrics():
-    """The consensus scores its voters against the agreed peaks as metrics.peak_pair_scores and f1_score do."""
-    from xrdzoo.metrics import f1_score, peak_pair_scores
-    from xrdzoo.predictors.consensus import _voters_f1
+def test_each_voters_scores_against_the_agreed_peaks_are_the_metrics():
+    """The consensus scores its voters against the agreed peaks (peak_scores_of_rows, each voter paired with the
+    agreed peaks) as metrics.peak_pair_scores scores each pair alone."""
+    from xrdzoo.metrics import peak_pair_scores, peak_scores_of_rows
     from xrdzoo.xrd.peaks import Peaks
 
     rng = np.random.default_rng(0)
@@ -528,10 +528,12 @@ def test_each_voters_f1_against_the_agreed_peaks_is_the_metrics():
     sizes = np.array([0, 1, 5, 12, 30])
     voters = [np.sort(np.concatenate([rng.choice(agreed, min(n, 6)) + rng.normal(0, 1.5, min(n, 6)),
                                       rng.uniform(0, 180, n - min(n, 6))])) for n in sizes]
-    f1 = _voters_f1(agreed, np.concatenate(voters), sizes, 2.0)
-    expected = [f1_score(*peak_pair_scores(Peaks(v, np.ones(len(v))), Peaks(agreed, np.ones(len(agreed)))))
-                for v in voters]
-    assert f1.tolist() == [float(e) for e in expected] and 0 < f1[2] < 1 and f1[0] == 0
+    recall, precision = peak_scores_of_rows(np.concatenate(voters), sizes, np.tile(agreed, len(sizes)),
+                                            np.full(len(sizes), len(agreed)))
+    expected = np.array([peak_pair_scores(Peaks(v, np.ones(len(v))), Peaks(agreed, np.ones(len(agreed))))
+                         for v in voters])
+    assert recall.tolist() == expected[:, 0].tolist() and precision.tolist() == expected[:, 1].tolist()
+    assert 0 < recall[2] < 1 and recall[0] == precision[0] == 0
 
 
 def test_own_peaks_keep_each_patterns_strongest_peaks_in_order():

@@ -136,12 +136,23 @@ def peak_scores(pred: FrameIntensities, true: FrameIntensities) -> tuple[np.ndar
     """
     pred, true = _pair(pred, true)
     (p, _, n_pred), (t, _, n_true) = pick_peaks_of_rows(pred), pick_peaks_of_rows(true)
-    matched_true = np.bincount(np.repeat(np.arange(len(true)), n_true), _matched(t, n_true, p, n_pred), len(true))
-    matched_pred = np.bincount(np.repeat(np.arange(len(pred)), n_pred), _matched(p, n_pred, t, n_true), len(pred))
+    recall, precision = peak_scores_of_rows(p, n_pred, t, n_true)
+    return recall, precision, f1_score(recall, precision)
+
+
+def peak_scores_of_rows(pred: np.ndarray, n_pred: np.ndarray, true: np.ndarray, n_true: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Peak recall and precision per pair of picked peak lists, as :func:`peak_pair_scores` gives them: the pairs'
+    predicted peak positions one pair after another (``n_pred`` each, sorted within a pair, as
+    :func:`pick_peaks_of_rows` gives them) against their true ones (``n_true`` each)."""
+    matched_true = np.bincount(np.repeat(np.arange(len(n_true)), n_true), _matched(true, n_true, pred, n_pred),
+                               len(n_true))
+    matched_pred = np.bincount(np.repeat(np.arange(len(n_pred)), n_pred), _matched(pred, n_pred, true, n_true),
+                               len(n_pred))
     empty = (n_true == 0) | (n_pred == 0)
     recall = np.where(empty, n_true == n_pred, matched_true / np.maximum(n_true, 1))
     precision = np.where(empty, n_true == n_pred, matched_pred / np.maximum(n_pred, 1))
-    return recall, precision, f1_score(recall, precision)
+    return recall, precision
 
 
 def _matched(positions: np.ndarray, sizes: np.ndarray, others: np.ndarray, other_sizes: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from xrdzoo.contracts import Candidate
-from xrdzoo.metrics import MATCH_F1, PEAK_TOLERANCE, pick_peaks_of_rows
+from xrdzoo.metrics import MATCH_F1, PEAK_TOLERANCE, f1_score, peak_scores_of_rows, pick_peaks_of_rows
 from xrdzoo.xrd.pattern import N_POINTS, TWO_THETA_RANGE, bin_peaks
 
 
@@ -62,7 +62,7 @@ def agreed_peaks_first(candidates: list[Candidate], voters: Voters) -> list[Cand
         return candidates
     pattern = bin_peaks(positions[kept], heights)  # one peak per bin: they lie over a merge width apart
     agreed, _, _ = pick_peaks_of_rows(pattern[None])
-    f1 = _voters_f1(agreed, positions, sizes, PEAK_TOLERANCE)
+    f1 = f1_score(*peak_scores_of_rows(positions, sizes, np.tile(agreed, len(sizes)), np.full(len(sizes), len(agreed))))
     score = max([s for s, f in zip(scores, f1) if f >= MATCH_F1], default=0.0) if scored else None
     how = (f"the {int((pattern > 0).sum())} peaks the ranker's first {len(sizes)} candidates agree on"
            f"{' (weighted by score)' if scored else ''}; first candidate: {candidates[0].how}")
@@ -122,23 +122,3 @@ def _agreed(positions, intensities, sizes, weights, tolerance, spacing):
         heights[t] = total / weight
     return kept, heights
 
-
-@numba.njit(cache=True)
-def _voters_f1(agreed, positions, sizes, tolerance):
-    """Each voter's peak F1 against the ``agreed`` peak positions, as ``metrics.peak_pair_scores`` and ``f1_score``
-    give it: recall, the share of its peaks (``sizes[c]`` of ``positions``, one voter after another) with an agreed
-    peak within ``tolerance``; precision, the share of the agreed peaks with one of its peaks within it."""
-    f1 = np.zeros(sizes.shape[0])
-    first = 0
-    for c in range(sizes.shape[0]):
-        n = sizes[c]
-        if n and agreed.shape[0]:
-            near = np.zeros((agreed.shape[0], n), np.bool_)
-            for i in range(agreed.shape[0]):
-                for j in range(n):
-                    near[i, j] = abs(agreed[i] - positions[first + j]) <= tolerance
-            recall, precision = (near.sum(0) > 0).sum() / n, (near.sum(1) > 0).sum() / agreed.shape[0]
-            if recall + precision > 0:
-                f1[c] = 2 * recall * precision / (recall + precision)
-        first += n
-    return f1
