@@ -584,6 +584,44 @@ def test_consensus_simulates_the_first_candidates_and_rescales_the_rest(polymorp
     assert "first 4 candidates agree on" in stored.how[0] and stored.how == unstored.how
 
 
+def _captured_voters(member, formula: str, consensus: int, monkeypatch) -> tuple[Voters, str]:
+    """The voters of ``formula``'s consensus of ``consensus``, and its answer's how."""
+    from xrdzoo.predictors import consensus as module
+
+    seen = []
+    monkeypatch.setattr(module, "agreed_peaks_first", lambda c, voters, who=None: seen.append(voters) or
+                        agreed_peaks_first(c, voters, who))
+    monkeypatch.setattr(member, "consensus", consensus)
+    how = member.answer([formula]).how[0]
+    return seen[0], how
+
+
+def test_the_nearest_other_structures_fill_a_consensus_the_type_cannot(polymorphs, monkeypatch):
+    _, member = polymorphs
+    query = formula_of("BaGeO3")
+    choices = member.rank(["BaGeO3"], 1, new=8)[0]  # k = 4: four perovskite templates, then four of other types
+    voters, how = _captured_voters(member, "BaGeO3", 8, monkeypatch)
+    nearest, _ = member.templates.nearest(query, 8, same_kind=False)
+    filled = [row for row in nearest if row not in [c.row for c in choices]][:4]
+    assert len(choices) == 4 and len(voters.sizes) == 8 and voters.scores[4:] == [None] * 4
+    assert voters.trust.tolist() == [1.0] * 3 + [template.RESCALED_WEIGHT] + [template.FILL_WEIGHT] * 4
+    positions, _, sizes = member._rescaled_peaks(query, np.array(filled))
+    assert np.array_equal(voters.positions[-len(positions):], positions) and voters.sizes[4:].tolist() == sizes.tolist()
+    assert "agree on (weighted by score)" in how and "the ranker's first 4 candidates and the 4 nearest structures" in how
+    assert _captured_voters(member, "BaGeO3", 4, monkeypatch)[0].trust.tolist()[-1] == template.RESCALED_WEIGHT
+
+
+def test_a_type_without_templates_answers_with_the_peaks_its_nearest_structures_agree_on(polymorphs, monkeypatch):
+    _, member = polymorphs
+    voters, how = _captured_voters(member, "Fe2O3", 5, monkeypatch)  # no binary template of the type A2X3
+    assert voters.scores == [None] * 5 and voters.trust.tolist() == [template.FILL_WEIGHT] * 5  # all count alike
+    agreed, nearest = member.answer(["Fe2O3"], top=2).candidates[0]
+    assert (agreed.source, agreed.how, agreed.score) == ("agreed peaks", how, None)
+    assert how.startswith("the ") and how.endswith(" peaks the 5 nearest structures of other formula types agree on; "
+                                                   f"first candidate: {nearest.how}")
+    assert nearest.how.startswith("no template of its formula type: pattern of the nearest structure")
+
+
 def test_a_member_with_consensus_answers_with_its_first_ks_agreed_peaks(polymorphs, tmp_path):
     _, member = polymorphs
     ranked = member.answer(["BaGeO3", "NaCl"], top=4).candidates

@@ -36,24 +36,24 @@ class Voters(NamedTuple):
                    np.concatenate([first.trust, then.trust]))
 
 
-def agreed_peaks_first(candidates: list[Candidate], voters: Voters) -> list[Candidate]:
+def agreed_peaks_first(candidates: list[Candidate], voters: Voters, who: str | None = None) -> list[Candidate]:
     """The candidates (in the ranker's order) with, put first, the pattern of the peaks the ``voters`` (the
-    ranker's first K candidates) agree on, where K > 1: the best guess at a formula whose structure the ranker is
-    unsure of.
+    ranker's first K candidates, unless ``who`` says which) agree on, where K > 1: the best guess at a formula whose
+    structure the ranker is unsure of.
 
-    Each peak is a proposal; a proposal's support is the share of the voters, weighted by score cubed (without
-    scores, equally) times their trust, that have a peak within the 2-degree match tolerance of it. Proposals are
+    Each peak is a proposal; a proposal's support is the share of the voters, weighted by score cubed (1 for a voter
+    without a score) times their trust, that have a peak within the 2-degree match tolerance of it. Proposals are
     taken by support (ties to the earlier voter's), each at least a merge width from those taken, as many as
     maximise the expected peak F1 (expected matches, the sum of their supports, against the weighted mean number of
     a voter's peaks). Each sits at its 2-theta with the weighted mean of the agreeing voters' intensities there (each
-    one's nearest peak), scaled to a largest of 100. Its score: the largest score among the voters whose peaks it
-    matches at peak F1 >= 0.8 (0 for none), which tracks how often it matches the true pattern
-    (docs/benchmarks.md)."""
+    one's nearest peak), scaled to a largest of 100. Its score: the largest score among the scored voters whose
+    peaks it matches at peak F1 >= 0.8 (0 for none; None where no voter has a score), which tracks how often it
+    matches the true pattern (docs/benchmarks.md)."""
     positions, intensities, sizes, scores, trust = voters
     if len(sizes) < 2:
         return candidates
-    scored = all(s is not None for s in scores)
-    weights = (np.array([s**3 for s in scores]) if scored else np.ones(len(sizes))) * trust
+    scored = any(s is not None for s in scores)
+    weights = np.array([1.0 if s is None else s**3 for s in scores]) * trust
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(sizes), 1 / len(sizes))
     positions, intensities = positions.astype(np.float64), intensities.astype(np.float64)
     width = (TWO_THETA_RANGE[1] - TWO_THETA_RANGE[0]) / N_POINTS
@@ -63,9 +63,10 @@ def agreed_peaks_first(candidates: list[Candidate], voters: Voters) -> list[Cand
     pattern = bin_peaks(positions[kept], heights)  # one peak per bin: they lie over a merge width apart
     agreed, _, _ = pick_peaks_of_rows(pattern[None])
     f1 = f1_score(*peak_scores_of_rows(positions, sizes, np.tile(agreed, len(sizes)), np.full(len(sizes), len(agreed))))
-    score = max([s for s, f in zip(scores, f1) if f >= MATCH_F1], default=0.0) if scored else None
-    how = (f"the {int((pattern > 0).sum())} peaks the ranker's first {len(sizes)} candidates agree on"
-           f"{' (weighted by score)' if scored else ''}; first candidate: {candidates[0].how}")
+    score = max([s for s, f in zip(scores, f1) if s is not None and f >= MATCH_F1], default=0.0) if scored else None
+    who = who or f"the ranker's first {len(sizes)} candidates"
+    how = (f"the {int((pattern > 0).sum())} peaks {who} agree on{' (weighted by score)' if scored else ''}; "
+           f"first candidate: {candidates[0].how}")
     return [Candidate(pattern, 0, "agreed peaks", how, score), *candidates]
 
 

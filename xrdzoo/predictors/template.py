@@ -7,7 +7,9 @@ chemically closest (summed element-property distance); ``"learned"`` scores ever
 trained on the training split to predict how well a template's pattern matches (validated on the validation split).
 With ``consensus`` K > 1 a new formula's answer is the pattern of the peaks the ranker's first K candidates agree on
 (``consensus.agreed_peaks_first``): what the ranked candidates most expect. The first few are simulated, the rest
-vote with their own pattern's peaks moved to the rescaled volume (:meth:`Template._rescaled_peaks`).
+vote with their own pattern's peaks moved to the rescaled volume (:meth:`Template._rescaled_peaks`). Where the
+formula's type has fewer than K templates (or none), the nearest structures of any type fill the K voters, each
+with little weight beside a ranked candidate (``FILL_WEIGHT``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ TYPES = ("binary", "ternary", "quaternary", "quinary+")  # the formula types sco
 VOTER_PEAKS = 16  # a template keeps its own pattern's strongest picked peaks, for consensus voters (Template._ranked)
 SIMULATED_VOTERS = 3  # the consensus simulates the ranker's first few; the rest vote with their rescaled own peaks
 RESCALED_WEIGHT = 0.6  # ... each counting this much of a simulated one (both chosen on the validation split)
+FILL_WEIGHT = 0.0025  # where a type has fewer than K candidates, the nearest other structures fill the K voters, each
+#                       counting this much of a simulated candidate of score 1 (chosen on the validation split)
 _ANGLE_SCALE = 256  # stored peak positions: uint16 in 1/256 degree 2-theta
 _ROW_ARRAYS = ("lattices", "spacegroups", "e_above_hull", "peak_angles", "peak_heights")  # one entry per template row
 _SITE_ARRAYS = ("coords", "numbers")  # one entry per site, rows' sites at offsets[i]:offsets[i + 1]
@@ -540,21 +544,34 @@ class Template(PredictorBase):
         for query, choices, simulate, scales in zip(queries, choices_of, simulated, scales_of):
             known = len(state.index.find(query))
             candidates = [self._candidate(choice, patterns[at + j], j, known) for j, choice in enumerate(choices[:top])]
-            if self.consensus > 1 and choices[0].kind == "template":  # the first K vote: simulated, then rescaled
+            if self.consensus > 1 and choices[0].kind != "known":  # the first K vote: simulated, rescaled, filled
                 votes = simulate[: self.consensus]
                 n = sum(votes)  # the simulated voters are the formula's first n patterns
                 rescaled = np.flatnonzero(~np.array(votes))
                 voters = Voters.joined(
                     Voters(positions[peaks_from[at] : peaks_from[at + n]],
                            intensities[peaks_from[at] : peaks_from[at + n]], sizes[at : at + n],
-                           [c.score for c, s in zip(choices, votes) if s], np.ones(n)),
+                           [c.score for c, s in zip(choices, votes) if s],
+                           np.full(n, 1.0 if choices[0].kind == "template" else FILL_WEIGHT)),
                     Voters(*self._rescaled_peaks(query, np.array([choices[j].row for j in rescaled], np.int64),
                                                  scales[rescaled]), [choices[j].score for j in rescaled],
                            np.full(len(rescaled), RESCALED_WEIGHT)))
-                candidates = agreed_peaks_first(candidates, voters)
+                filled = self._nearest_beyond(query, self.consensus - len(votes), [c.row for c in choices])
+                voters = Voters.joined(voters, Voters(*self._rescaled_peaks(query, filled), [None] * len(filled),
+                                                      np.full(len(filled), FILL_WEIGHT)))
+                candidates = agreed_peaks_first(candidates, voters, _voted_by(choices[0].kind, len(votes), len(filled)))
             ranked.append(candidates[:top])
             at += sum(simulate)
         return ranked
+
+    def _nearest_beyond(self, query: Formula, n: int, taken: list[int]) -> np.ndarray:
+        """The rows of the ``n`` structures of any type nearest to the query (element-fraction L1) beyond the rows
+        ``taken``, among those with stored own peaks: the voters that fill a consensus."""
+        if n < 1:
+            return np.zeros(0, np.int64)
+        rows, distance = self._state().index.nearest(query, n + len(taken), same_kind=False)
+        keep = ~np.isin(rows, taken) & (distance > 1e-9) & (self.peak_heights[rows, 0] > 0)
+        return rows[keep][:n]
 
     def _candidate(self, choice: Choice, pattern: np.ndarray, position: int, known: int) -> Candidate:
         """The simulated ``choice`` at ``position`` among its formula's, which has ``known`` known structures, as a
@@ -585,6 +602,14 @@ class Template(PredictorBase):
         """Template ``row`` in words: material id, formula, space group."""
         state = self._state()
         return f"{state.ids[row]} ({formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
+
+
+def _voted_by(kind: str, ranked: int, filled: int) -> str | None:
+    """Who a consensus's voters are, in words: the ranker's first ``ranked`` choices (of ``kind``), then ``filled``
+    nearest structures beyond them (None: the ranker's first K candidates, as agreed_peaks_first says by default)."""
+    if kind == "nearest":
+        return f"the {ranked + filled} nearest structures of other formula types"
+    return f"the ranker's first {ranked} candidates and the {filled} nearest structures beyond them" if filled else None
 
 
 def _composition(formula: Formula) -> tuple[np.ndarray, np.ndarray]:
