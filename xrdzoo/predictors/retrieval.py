@@ -84,6 +84,15 @@ class FormulaIndex:
             rows, _, index = self._of_kind(query.kind)
         else:
             rows, index = np.arange(len(self)), self._elements()
+            from xrdzoo.predictors.index_kernel import shared_fractions  # imports numba: only where used
+
+            touched, shared = shared_fractions(*index, np.array(query.numbers), share, np.zeros(len(rows)))
+            if len(touched) >= k:  # the k nearest share an element: among the rows touched, ties to the first
+                distance = 2 - 2 * shared
+                rounded = np.round(distance, 9)
+                within = np.flatnonzero(rounded <= np.partition(rounded, k - 1)[k - 1])
+                order = within[np.lexsort((touched[within], rounded[within]))][:k]
+                return touched[order], distance[order]
         shared = np.zeros(len(rows))
         for number, fraction in zip(query.numbers, share):
             having, their = index.having(number)
