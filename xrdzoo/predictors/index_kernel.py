@@ -1,25 +1,36 @@
 """The compiled core of :meth:`xrdzoo.predictors.retrieval.FormulaIndex.nearest` over formulas of every type, by
 numba: a module of its own, imported on the first such search, so that importing xrdzoo or loading a member does
 not import numba. A search over every type visits each row holding one of the query's elements (most rows, for an
-oxide); here that is one pass over them, without the full-length arrays numpy would make.
+oxide); here that is one pass over them into a workspace each thread keeps (no array as long as the index is made
+per search: in a Dask worker, whose allocator returns large blocks to the system at once, those cost more than the
+search), and a heap of the k nearest.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
+_workspace = threading.local()
+
+
+def workspace(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's zeros (float64) and spare positions (int64), at least ``rows`` long, for :func:`nearest_rows`."""
+    held = getattr(_workspace, "arrays", None)
+    if held is None or len(held[0]) < rows:
+        held = _workspace.arrays = np.zeros(rows), np.empty(rows, np.int64)
+    return held
+
 
 @numba.njit(cache=True)
-def shared_fractions(rows, fractions, bounds, numbers, shares, scratch):
-    """The rows holding any of the query's elements (``numbers``, at element fractions ``shares``) and, for each,
-    the summed smaller fraction of each query element: the index's ``rows``, ``fractions`` and ``bounds``
-    (``_ElementIndex``); ``scratch``, zeros, one per row, is left zero. The sums add the elements in query order,
-    as the numpy search does, so the values are the same to the bit."""
-    total = 0
-    for e in numbers:
-        total += bounds[e + 1] - bounds[e]
-    touched = np.empty(total, np.int64)
+def nearest_rows(rows, fractions, bounds, numbers, shares, k, scratch, touched):
+    """The ``k`` rows nearest to a query (element-fraction L1) among those holding one of its elements (``numbers``,
+    at fractions ``shares``), nearest first, ties to the lower row, and their distances; fewer where fewer rows hold
+    one. ``rows``, ``fractions``, ``bounds``: the index of each element's rows (``_ElementIndex``); ``scratch``
+    (zeros, left zero) and ``touched``: a :func:`workspace`. The sums add the query's elements in order and are
+    rounded to 9 decimals to compare, as the numpy search does: the same rows and distances, to the bit."""
     count = 0
     for i in range(numbers.shape[0]):
         e, share = numbers[i], shares[i]
@@ -29,8 +40,49 @@ def shared_fractions(rows, fractions, bounds, numbers, shares, scratch):
                 touched[count] = row
                 count += 1
             scratch[row] += min(fractions[j], share)
-    shared = np.empty(count)
+    size = min(k, count)
+    keys, found, distances = np.empty(size), np.empty(size, np.int64), np.empty(size)
+    held = 0  # a max-heap of the nearest so far by (rounded distance, row): the farthest on top
     for i in range(count):
-        shared[i] = scratch[touched[i]]
-        scratch[touched[i]] = 0.0
-    return touched[:count], shared
+        row = touched[i]
+        distance = 2.0 - 2.0 * scratch[row]
+        scratch[row] = 0.0
+        key = np.rint(distance * 1e9) / 1e9  # numpy's round to 9 decimals
+        if held < size:
+            at = held
+            held += 1
+        elif key < keys[0] or (key == keys[0] and row < found[0]):
+            at = _sift_down(keys, found, distances, held)  # the top goes; its place is filled from below
+        else:
+            continue
+        while at > 0:  # the new entry rises to its place
+            parent = (at - 1) // 2
+            if keys[parent] < key or (keys[parent] == key and found[parent] < row):
+                keys[at], found[at], distances[at] = keys[parent], found[parent], distances[parent]
+                at = parent
+            else:
+                break
+        keys[at], found[at], distances[at] = key, row, distance
+    for i in range(1, held):  # the heap in order: an insertion sort of at most k entries
+        key, row, distance, at = keys[i], found[i], distances[i], i
+        while at > 0 and (keys[at - 1] > key or (keys[at - 1] == key and found[at - 1] > row)):
+            keys[at], found[at], distances[at] = keys[at - 1], found[at - 1], distances[at - 1]
+            at -= 1
+        keys[at], found[at], distances[at] = key, row, distance
+    return found, distances
+
+
+@numba.njit(cache=True)
+def _sift_down(keys, found, distances, held):
+    """Take the heap's top out: the larger child moves up, level by level, down to a leaf, whose slot (returned)
+    is then free."""
+    at = 0
+    while True:
+        child = 2 * at + 1
+        if child >= held:
+            return at
+        if child + 1 < held and (keys[child + 1] > keys[child] or
+                                 (keys[child + 1] == keys[child] and found[child + 1] > found[child])):
+            child += 1
+        keys[at], found[at], distances[at] = keys[child], found[child], distances[child]
+        at = child

@@ -83,16 +83,12 @@ class FormulaIndex:
         if same_kind:  # a type's rows have as many elements as the query
             rows, _, index = self._of_kind(query.kind)
         else:
-            rows, index = np.arange(len(self)), self._elements()
-            from xrdzoo.predictors.index_kernel import shared_fractions  # imports numba: only where used
+            from xrdzoo.predictors.index_kernel import nearest_rows, workspace  # imports numba: only where used
 
-            touched, shared = shared_fractions(*index, np.array(query.numbers), share, np.zeros(len(rows)))
-            if len(touched) >= k:  # the k nearest share an element: among the rows touched, ties to the first
-                distance = 2 - 2 * shared
-                rounded = np.round(distance, 9)
-                within = np.flatnonzero(rounded <= np.partition(rounded, k - 1)[k - 1])
-                order = within[np.lexsort((touched[within], rounded[within]))][:k]
-                return touched[order], distance[order]
+            found = nearest_rows(*self._elements(), np.array(query.numbers), share, k, *workspace(len(self)))
+            if len(found[0]) == k:  # else rows holding none of its elements (at distance 2) are among the k
+                return found
+            rows, index = np.arange(len(self)), self._elements()
         shared = np.zeros(len(rows))
         for number, fraction in zip(query.numbers, share):
             having, their = index.having(number)
