@@ -27,10 +27,10 @@ def workspace(rows: int) -> tuple[np.ndarray, np.ndarray]:
 @numba.njit(cache=True)
 def nearest_rows(rows, fractions, bounds, numbers, shares, k, scratch, touched):
     """The ``k`` rows nearest to a query (element-fraction L1) among those holding one of its elements (``numbers``,
-    at fractions ``shares``), nearest first, ties to the lower row, and their distances; fewer where fewer rows hold
-    one. ``rows``, ``fractions``, ``bounds``: the index of each element's rows (``_ElementIndex``); ``scratch``
+    at fractions ``shares``), ties to the lower row, in no order: their distances rounded to 9 decimals, the rows
+    and their distances; fewer where fewer rows hold one. ``rows``, ``fractions``, ``bounds``: the index of each element's rows (``_ElementIndex``); ``scratch``
     (zeros, left zero) and ``touched``: a :func:`workspace`. The sums add the query's elements in order and are
-    rounded to 9 decimals to compare, as the numpy search does: the same rows and distances, to the bit."""
+    rounded to 9 decimals to compare, as the numpy search does: the same rows and distances, to the bit, once ordered."""
     count = 0
     for i in range(numbers.shape[0]):
         e, share = numbers[i], shares[i]
@@ -63,13 +63,7 @@ def nearest_rows(rows, fractions, bounds, numbers, shares, k, scratch, touched):
             else:
                 break
         keys[at], found[at], distances[at] = key, row, distance
-    for i in range(1, held):  # the heap in order: an insertion sort of at most k entries
-        key, row, distance, at = keys[i], found[i], distances[i], i
-        while at > 0 and (keys[at - 1] > key or (keys[at - 1] == key and found[at - 1] > row)):
-            keys[at], found[at], distances[at] = keys[at - 1], found[at - 1], distances[at - 1]
-            at -= 1
-        keys[at], found[at], distances[at] = key, row, distance
-    return found, distances
+    return keys, found, distances
 
 
 @numba.njit(cache=True)

@@ -85,9 +85,11 @@ class FormulaIndex:
         else:
             from xrdzoo.predictors.index_kernel import nearest_rows, workspace  # imports numba: only where used
 
-            found = nearest_rows(*self._elements(), np.array(query.numbers), share, k, *workspace(len(self)))
-            if len(found[0]) == k:  # else rows holding none of its elements (at distance 2) are among the k
-                return found
+            rounded, found, distance = nearest_rows(*self._elements(), np.array(query.numbers), share, k,
+                                                    *workspace(len(self)))
+            if len(found) == k:  # else rows holding none of its elements (at distance 2) are among the k
+                order = np.lexsort((found, rounded))
+                return found[order], distance[order]
             rows, index = np.arange(len(self)), self._elements()
         shared = np.zeros(len(rows))
         for number, fraction in zip(query.numbers, share):

@@ -557,8 +557,9 @@ class Template(PredictorBase):
                                                  scales[rescaled]), [choices[j].score for j in rescaled],
                            np.full(len(rescaled), RESCALED_WEIGHT)))
                 filled = self._nearest_beyond(query, self.consensus - len(votes), [c.row for c in choices])
-                voters = Voters.joined(voters, Voters(*self._rescaled_peaks(query, filled), [None] * len(filled),
-                                                      np.full(len(filled), FILL_WEIGHT)))
+                if len(filled):
+                    voters = Voters.joined(voters, Voters(*self._rescaled_peaks(query, filled), [None] * len(filled),
+                                                          np.full(len(filled), FILL_WEIGHT)))
                 candidates = agreed_peaks_first(candidates, voters, _voted_by(choices[0].kind, len(votes), len(filled)))
             ranked.append(candidates[:top])
             at += sum(simulate)
