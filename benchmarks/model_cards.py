@@ -83,8 +83,8 @@ def by_type(weight: dict) -> list[str]:
     if not weight.get("parts") or not path.exists():
         return []
     results = json.loads(path.read_text())
-    columns = ["type", "k", "consensus", "sample", "retrieval F1", "default F1", "gain", "best of 5", "mean first score",
-               "share first matched", "formulas/s"]
+    columns = ["type", "k", "consensus", "sample", "retrieval F1", "default F1", "gain", "best of 5",
+               "mean first score (top 1)", "share first matched (top 1)", "formulas/s"]
     return ["Test figures of this weight holding only the training split's templates (its ranker and volumes "
             "were fitted there, its scores calibrated on the validation split; as shipped it also holds the "
             "validation and test structures, so that known compounds are known), as shipped and with other answering "
