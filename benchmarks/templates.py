@@ -111,23 +111,24 @@ def type_row(model, formulas: list[str], truth: np.ndarray, copied: np.ndarray) 
     answered = model.answer(formulas)
     speed = len(formulas) / (time.perf_counter() - start)
     first = answered.patterns.intensities
+    first_f1 = peak_f1(first, truth)
     ranked = model.answer(formulas, top=max(BEST_OF)).ranked()
     f1s = [peak_f1(np.array([c.pattern for c in cands]), np.repeat(t[None], len(cands), 0))
            for cands, t in zip(ranked, truth)]
     row = {"sample": len(formulas), "retrieval F1": float(peak_f1(copied, truth).mean()),
-           "default F1": float(peak_f1(first, truth).mean())}
+           "default F1": float(first_f1.mean())}
     row["gain"] = row["default F1"] - row["retrieval F1"]
     row |= {"retrieval recall": float(peak_recall(copied, truth).mean()),
             "default recall": float(peak_recall(first, truth).mean()),
             "retrieval precision": float(peak_precision(copied, truth).mean()),
             "default precision": float(peak_precision(first, truth).mean())}
     row |= {f"best of {k}": float(np.mean([f[:k].max() for f in f1s])) for k in BEST_OF}
-    calibrated = ((1, answered.ranked(), peak_f1(first, truth)), (max(BEST_OF), ranked, [f[0] for f in f1s]))
-    for top, answers, first_f1 in calibrated:
+    calibrated = ((1, answered.ranked(), first_f1), (max(BEST_OF), ranked, np.array([f[0] for f in f1s])))
+    for top, answers, f1_of_first in calibrated:
         scores = np.array([cands[0].score if cands[0].score is not None else np.nan for cands in answers])
         scored = np.isfinite(scores)  # a formula whose type has no template answers unscored (the nearest structure)
         row |= {f"mean first score (top {top})": float(scores[scored].mean()) if scored.any() else None,
-                f"share first matched (top {top})": float(np.mean(np.asarray(first_f1)[scored] >= MATCH_F1))
+                f"share first matched (top {top})": float(np.mean(f1_of_first[scored] >= MATCH_F1))
                 if scored.any() else None}
     return row | {"formulas/s": speed}
 
