@@ -609,7 +609,8 @@ def test_the_nearest_other_structures_fill_a_consensus_the_type_cannot(polymorph
     assert voters.trust.tolist() == [1.0] * 3 + [template.RESCALED_WEIGHT] + [template.FILL_WEIGHT] * 4
     positions, _, sizes = member._rescaled_peaks(query, np.array(filled))
     assert np.array_equal(voters.positions[-len(positions):], positions) and voters.sizes[4:].tolist() == sizes.tolist()
-    assert "agree on (weighted by score)" in how and "the ranker's first 4 candidates and the 4 nearest structures" in how
+    assert "agree on (weighted by score)" in how
+    assert "the ranker's first 4 candidates and the 4 nearest structures" in how
     assert _captured_voters(member, "BaGeO3", 4, monkeypatch)[0].trust.tolist()[-1] == template.RESCALED_WEIGHT
 
 

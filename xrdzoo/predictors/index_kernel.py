@@ -28,9 +28,10 @@ def workspace(rows: int) -> tuple[np.ndarray, np.ndarray]:
 def nearest_rows(rows, fractions, bounds, numbers, shares, k, scratch, touched):
     """The ``k`` rows nearest to a query (element-fraction L1) among those holding one of its elements (``numbers``,
     at fractions ``shares``), ties to the lower row, in no order: their distances rounded to 9 decimals, the rows
-    and their distances; fewer where fewer rows hold one. ``rows``, ``fractions``, ``bounds``: the index of each element's rows (``_ElementIndex``); ``scratch``
-    (zeros, left zero) and ``touched``: a :func:`workspace`. The sums add the query's elements in order and are
-    rounded to 9 decimals to compare, as the numpy search does: the same rows and distances, to the bit, once ordered."""
+    and their distances; fewer where fewer rows hold one. ``rows``, ``fractions``, ``bounds``: the index of each
+    element's rows (``_ElementIndex``); ``scratch`` (zeros, left zero) and ``touched``: a :func:`workspace`. The sums
+    add the query's elements in order and are rounded to 9 decimals to compare, as the numpy search does: the same
+    rows and distances, to the bit, once ordered."""
     count = 0
     for i in range(numbers.shape[0]):
         e, share = numbers[i], shares[i]
