@@ -493,7 +493,7 @@ def _voters(candidates: list[Candidate], trust=None) -> Voters:
 
 def _agreed(candidates: list[Candidate], trust=(1.0, 1.0, 1.0)) -> list[Candidate]:
     """agreed_peaks_first over every candidate, each voting with its own picked peaks, score and trust."""
-    return agreed_peaks_first(candidates, _voters(candidates, trust))
+    return agreed_peaks_first([candidates], [_voters(candidates, trust)])[0]
 
 
 def test_agreed_peaks_keep_what_the_candidates_share():
@@ -517,6 +517,22 @@ def test_agreed_peaks_keep_what_the_candidates_share():
     assert _agreed(three[:1]) == three[:1]  # one candidate: nothing to agree on
     silent = [_candidate({}, 0.5, "x"), _candidate({}, 0.5, "y")]  # no peaks to agree on: the ranker's order
     assert _agreed(silent) == silent
+
+
+def test_many_formulas_agree_at_once_as_each_alone():
+    """agreed_peaks_first picks and scores every formula's agreed peaks together: each formula's answer is what it
+    gets alone, whatever its neighbours (one without peaks to agree on, one with a single voter)."""
+    a = _candidate({100: 40.0, 300: 100.0, 500: 50.0}, 0.9, "a")
+    b, c = _candidate({100: 100.0, 301: 100.0, 600: 50.0}, 0.1, "b"), _candidate({99: 100.0, 700: 50.0}, 0.3, "c")
+    silent = [_candidate({}, 0.5, "x"), _candidate({}, 0.5, "y")]
+    formulas, who = [[a, b, c], silent, [b], [c, a], [b, c, a]], [None, None, None, "x", None]
+    voters = [_voters(f, [1.0] * len(f)) for f in formulas]
+    together = agreed_peaks_first(formulas, voters, who)
+    alone = [agreed_peaks_first([f], [v], [w])[0] for f, v, w in zip(formulas, voters, who)]
+    assert [[(c.how, c.score, c.pattern.tolist()) for c in f] for f in together] == \
+        [[(c.how, c.score, c.pattern.tolist()) for c in f] for f in alone]
+    assert together[1] == silent and together[2] == [b] and together[3][0].how.startswith("the 3 peaks x agree on")
+    assert [len(f) for f in together] == [4, 2, 1, 3, 4]
 
 
 def test_each_voters_scores_against_the_agreed_peaks_are_the_metrics():
@@ -591,7 +607,7 @@ def _captured_voters(member, formula: str, consensus: int, monkeypatch) -> tuple
     from xrdzoo.predictors import consensus as module
 
     seen = []
-    monkeypatch.setattr(module, "agreed_peaks_first", lambda c, voters, who=None: seen.append(voters) or
+    monkeypatch.setattr(module, "agreed_peaks_first", lambda c, voters, who=None: seen.extend(voters) or
                         agreed_peaks_first(c, voters, who))
     monkeypatch.setattr(member, "consensus", consensus)
     how = member.answer([formula]).how[0]
@@ -637,7 +653,7 @@ def test_a_member_with_consensus_answers_with_its_first_ks_agreed_peaks(polymorp
     assert agreed[0][0].source == "agreed peaks" and "candidates agree on" in single.how[0]
     assert [c.how for c in agreed[0][1:]] == [c.how for c in ranked[0][:3]]  # then the ranker's order
     voters = _voters(ranked[0])  # top 4: all simulated
-    assert np.array_equal(agreed[0][0].pattern, agreed_peaks_first(ranked[0], voters)[0].pattern)
+    assert np.array_equal(agreed[0][0].pattern, agreed_peaks_first([ranked[0]], [voters])[0][0].pattern)
     assert single.how[1] == agreed[1][0].how and [c.how for c in agreed[1]] == [c.how for c in ranked[1]]  # known
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="consensus must be a positive integer"):

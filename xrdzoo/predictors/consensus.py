@@ -36,10 +36,12 @@ class Voters(NamedTuple):
                    np.concatenate([first.trust, then.trust]))
 
 
-def agreed_peaks_first(candidates: list[Candidate], voters: Voters, who: str | None = None) -> list[Candidate]:
-    """The candidates (in the ranker's order) with, put first, the pattern of the peaks the ``voters`` (the
-    ranker's first K candidates, unless ``who`` says which) agree on, where K > 1: the best guess at a formula whose
-    structure the ranker is unsure of.
+def agreed_peaks_first(candidates_of: list[list[Candidate]], voters_of: list[Voters],
+                       who_of: list[str | None] | None = None) -> list[list[Candidate]]:
+    """For each formula, its candidates (in the ranker's order) with, put first, the pattern of the peaks its
+    ``voters`` (the ranker's first K candidates, unless its ``who`` says which) agree on, where K > 1: the best guess
+    at a formula whose structure the ranker is unsure of. Many formulas at once (their peaks picked and scored
+    together).
 
     Each peak is a proposal; a proposal's support is the share of the voters, weighted by score cubed (1 for a voter
     without a score) times their trust, that have a peak within the 2-degree match tolerance of it. Proposals are
@@ -49,25 +51,43 @@ def agreed_peaks_first(candidates: list[Candidate], voters: Voters, who: str | N
     one's nearest peak), scaled to a largest of 100. Its score: the largest score among the scored voters whose
     peaks it matches at peak F1 >= 0.8 (0 for none; None where no voter has a score), which tracks how often it
     matches the true pattern (docs/benchmarks.md)."""
+    who_of = who_of or [None] * len(voters_of)
+    agreed = {i: pattern for i, pattern in enumerate(map(_agreed_pattern, voters_of)) if pattern is not None}
+    answers = [list(candidates) for candidates in candidates_of]
+    if not agreed:
+        return answers
+    peaks, _, counts = pick_peaks_of_rows(np.array(list(agreed.values())))
+    voters = [voters_of[i] for i in agreed]
+    n_voters = [len(v.sizes) for v in voters]
+    f1 = f1_score(*peak_scores_of_rows(  # each voter against its formula's agreed peaks, all at once
+        np.concatenate([v.positions for v in voters]).astype(np.float64), np.concatenate([v.sizes for v in voters]),
+        np.concatenate([np.tile(p, n) for p, n in zip(np.split(peaks, np.cumsum(counts)[:-1]), n_voters)]),
+        np.repeat(counts, n_voters)))
+    for (i, pattern), (_, _, sizes, scores, _), f1_of in zip(agreed.items(), voters,
+                                                           np.split(f1, np.cumsum(n_voters)[:-1])):
+        scored = any(s is not None for s in scores)
+        matched = [s for s, f in zip(scores, f1_of) if s is not None and f >= MATCH_F1]
+        score = max(matched, default=0.0) if scored else None
+        who = who_of[i] or f"the ranker's first {len(sizes)} candidates"
+        how = (f"the {int((pattern > 0).sum())} peaks {who} agree on{' (weighted by score)' if scored else ''}; "
+               f"first candidate: {candidates_of[i][0].how}")
+        answers[i].insert(0, Candidate(pattern, 0, "agreed peaks", how, score))
+    return answers
+
+
+def _agreed_pattern(voters: Voters) -> np.ndarray | None:
+    """The pattern of the peaks ``voters`` agree on (:func:`agreed_peaks_first`); None for fewer than two voters or
+    no peak."""
     positions, intensities, sizes, scores, trust = voters
     if len(sizes) < 2:
-        return candidates
-    scored = any(s is not None for s in scores)
+        return None
     weights = np.array([1.0 if s is None else s**3 for s in scores]) * trust
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(sizes), 1 / len(sizes))
-    positions, intensities = positions.astype(np.float64), intensities.astype(np.float64)
+    positions = positions.astype(np.float64)
     width = (TWO_THETA_RANGE[1] - TWO_THETA_RANGE[0]) / N_POINTS
-    kept, heights = _agreed(positions, intensities, sizes, weights, PEAK_TOLERANCE, PEAK_TOLERANCE + width)
-    if not len(kept):
-        return candidates
-    pattern = bin_peaks(positions[kept], heights)  # one peak per bin: they lie over a merge width apart
-    agreed, _, _ = pick_peaks_of_rows(pattern[None])
-    f1 = f1_score(*peak_scores_of_rows(positions, sizes, np.tile(agreed, len(sizes)), np.full(len(sizes), len(agreed))))
-    score = max([s for s, f in zip(scores, f1) if s is not None and f >= MATCH_F1], default=0.0) if scored else None
-    who = who or f"the ranker's first {len(sizes)} candidates"
-    how = (f"the {int((pattern > 0).sum())} peaks {who} agree on{' (weighted by score)' if scored else ''}; "
-           f"first candidate: {candidates[0].how}")
-    return [Candidate(pattern, 0, "agreed peaks", how, score), *candidates]
+    kept, heights = _agreed(positions, intensities.astype(np.float64), sizes, weights, PEAK_TOLERANCE,
+                            PEAK_TOLERANCE + width)
+    return bin_peaks(positions[kept], heights) if len(kept) else None  # one peak per bin: over a merge width apart
 
 
 @numba.njit(cache=True)

@@ -541,6 +541,7 @@ class Template(PredictorBase):
             positions, intensities, sizes = pick_peaks_of_rows(patterns)
             peaks_from = np.r_[0, np.cumsum(sizes)]
         at = 0  # the formula's first simulated pattern: its choices' in their order
+        voted = []  # (formula, its voters, who they are) of each formula answered by consensus
         for query, choices, simulate, scales in zip(queries, choices_of, simulated, scales_of):
             known = len(state.index.find(query))
             candidates = [self._candidate(choice, patterns[at + j], j, known) for j, choice in enumerate(choices[:top])]
@@ -560,10 +561,14 @@ class Template(PredictorBase):
                 if len(filled):
                     voters = Voters.joined(voters, Voters(*self._rescaled_peaks(query, filled), [None] * len(filled),
                                                           np.full(len(filled), FILL_WEIGHT)))
-                candidates = agreed_peaks_first(candidates, voters, _voted_by(choices[0].kind, len(votes), len(filled)))
-            ranked.append(candidates[:top])
+                voted.append((len(ranked), voters, _voted_by(choices[0].kind, len(votes), len(filled))))
+            ranked.append(candidates)
             at += sum(simulate)
-        return ranked
+        if voted:  # their agreed peaks, picked and scored together
+            which, voters, who = zip(*voted)
+            for i, candidates in zip(which, agreed_peaks_first([ranked[i] for i in which], list(voters), list(who))):
+                ranked[i] = candidates
+        return [candidates[:top] for candidates in ranked]
 
     def _nearest_beyond(self, query: Formula, n: int, taken: list[int]) -> np.ndarray:
         """The rows of the ``n`` structures of any type nearest to the query (element-fraction L1) beyond the rows
