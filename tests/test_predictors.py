@@ -23,7 +23,7 @@ from xrdzoo.metrics import peak_f1
 from xrdzoo.builder import create_predictor
 from xrdzoo.contracts import Candidate
 from xrdzoo.metrics import pick_peaks, pick_peaks_of_rows
-from xrdzoo.predictors import template
+from xrdzoo.predictors import collector_paused, template
 from xrdzoo.predictors.consensus import Voters, agreed_peaks_first
 from xrdzoo.predictors.template import TYPES, VOTER_PEAKS, _logistic, own_peaks
 from xrdzoo.xrd.pattern import N_POINTS
@@ -700,6 +700,27 @@ def test_a_screen_answers_with_the_consensus_asked(polymorphs, tmp_path):
                                  "--output", str(tmp_path / "cli.jsonl")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli.jsonl").read_text() == (tmp_path / "screen-1.jsonl").read_text()
+
+
+def test_answers_pause_the_garbage_collector_and_restore_it(polymorphs, monkeypatch):
+    import gc
+
+    _, member = polymorphs
+    seen = []
+    ranked = member._ranked
+    monkeypatch.setattr(member, "_ranked", lambda *args: seen.append(gc.isenabled()) or ranked(*args))
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            with pytest.raises(ZeroDivisionError):
+                with collector_paused():
+                    seen.append(gc.isenabled())
+                    1 / 0
+            assert gc.isenabled() == enabled  # as it was, even after an error
+            assert member.answer(["BaGeO3"]).how and gc.isenabled() == enabled
+        finally:
+            gc.enable()
+    assert seen == [False] * 4
 
 
 def test_predict_consensus_on_the_command_line(polymorphs, tmp_path):
