@@ -35,7 +35,7 @@ import xrdzoo
 from accuracy import label, pairs
 from common import markdown_table, start_compiled_kernel, training_templates, write_results
 from xrdzoo.data import in_subset, load_dataset
-from xrdzoo.metrics import MATCH_F1, peak_f1, peak_precision, peak_recall
+from xrdzoo.metrics import MATCH_F1, peak_f1, peak_scores
 from xrdzoo.formulas import formula_of
 from xrdzoo.predictors.chemistry import mapping_cost
 from xrdzoo.predictors.template import TYPES
@@ -112,19 +112,16 @@ def type_row(model, formulas: list[str], truth: np.ndarray, copied: np.ndarray) 
     start = time.perf_counter()
     answered = model.answer(formulas)
     speed = len(formulas) / (time.perf_counter() - start)
-    first = answered.patterns.intensities
-    first_f1 = peak_f1(first, truth)
+    first_recall, first_precision, first_f1 = peak_scores(answered.patterns.intensities, truth)
     ranked = model.answer(formulas, top=max(BEST_OF)).ranked()
     f1s = [peak_f1(np.array([c.pattern for c in cands]), np.repeat(t[None], len(cands), 0))
            for cands, t in zip(ranked, truth)]
-    copied_f1 = peak_f1(copied, truth)
+    copied_recall, copied_precision, copied_f1 = peak_scores(copied, truth)
     row = {"sample": len(formulas), "retrieval F1": float(copied_f1.mean()), "default F1": float(first_f1.mean())}
     row["gain"] = row["default F1"] - row["retrieval F1"]
     row["better of the two"] = float(np.maximum(first_f1, copied_f1).mean())  # per formula: a ceiling on choosing
-    row |= {"retrieval recall": float(peak_recall(copied, truth).mean()),
-            "default recall": float(peak_recall(first, truth).mean()),
-            "retrieval precision": float(peak_precision(copied, truth).mean()),
-            "default precision": float(peak_precision(first, truth).mean())}
+    row |= {"retrieval recall": float(copied_recall.mean()), "default recall": float(first_recall.mean()),
+            "retrieval precision": float(copied_precision.mean()), "default precision": float(first_precision.mean())}
     row |= {f"best of {k}": float(np.mean([f[:k].max() for f in f1s])) for k in BEST_OF}
     calibrated = ((1, answered.ranked(), first_f1), (max(BEST_OF), ranked, np.array([f[0] for f in f1s])))
     for top, answers, f1_of_first in calibrated:
