@@ -53,7 +53,7 @@ from accuracy import label, pairs
 from common import markdown_table, write_results
 from xrdzoo.data import BuildReport, _csv_candidates, _offer, _read_structure
 from xrdzoo.formulas import formula_of
-from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
+from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cells, parent_of,
                                               substituted, substitutes)
 from xrdzoo.xrd.pattern import WAVELENGTH
 from xrdzoo.xrd.simulate import reflections
@@ -109,7 +109,7 @@ def score_pair(model, a: str, b: str, x: str, y: str, structures: dict) -> dict 
         parent = parent_of(formula)
     except SolidSolutionError:
         return {"pair": f"{a}/{b}", "formula": formula, "template": False}
-    lattice, coords, numbers, occupancies, _, _, row = mixed_cell(model, parent)
+    lattice, coords, numbers, occupancies, _, _, row = mixed_cells(model, parent)[0]
     if row is None:
         return {"pair": f"{a}/{b}", "formula": formula, "template": False}
     places: dict = {}

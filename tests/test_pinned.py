@@ -94,10 +94,10 @@ def test_equal_template_scores_go_to_the_nearest_formula(default, monkeypatch, r
                             lambda q, kind, t: (np.zeros(t.shape[:2]), np.broadcast_to(q[:, None, :], t.shape)))
     else:
         monkeypatch.setattr(default, "scorer", _constant)
-    [(row, _)] = default.choose([query])
+    [[(row, _)]] = default.choose([query])
     assert row == rows[0]
     monkeypatch.undo()
-    [(row, _)] = default.choose([query])  # as shipped: the ranker's own choice
+    [[(row, _)]] = default.choose([query])  # as shipped: the ranker's own choice
     assert row in rows
 
 

@@ -20,7 +20,7 @@ from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo.metrics import pick_peaks
 from xrdzoo.builder import create_predictor
 from xrdzoo.formulas import formula_of
-from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cell, parent_of,
+from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cells, parent_of,
                                               series, substitutes)
 from xrdzoo.xrd.profiles import Profile
 from xrdzoo.xrd.simulate import reflections, simulate
@@ -105,7 +105,7 @@ def test_the_mixed_cell_is_what_pymatgen_simulates(member, formula):
     """The member's pattern is the fast simulation of its mixed cell, which agrees with pymatgen's simulation of
     the same cell built as a disordered pymatgen Structure (r >= 0.999, as for ordered cells)."""
     parent = parent_of(formula)
-    lattice, coords, numbers, occupancies, _, _, row = mixed_cell(member, parent)
+    lattice, coords, numbers, occupancies, _, _, row = mixed_cells(member, parent)[0]
     assert row is not None and np.any(occupancies < 1)
     places = {}
     for xyz, z, occupancy in zip(coords, numbers, occupancies):
@@ -129,6 +129,26 @@ def test_line_compounds_and_ungroupable_formulas_keep_the_line_path(member):
     assert answers.how[0].startswith("known structure ") and answers.how[2].startswith("solid solution")
     assert answers.how[1].startswith("formula 'Na0.5CoO2': its elements fill whole sites best as the line compound")
     assert np.allclose(answers.patterns.intensities[0], member.predict(["SrTiO3"])[0])
+
+
+def test_each_formula_answers_as_it_would_alone(member):
+    """A solid solution in the batch changes nothing for the others: the line compounds keep their top K and a
+    fractional formula without a parent says why, alone or not; a solid solution's top K are its parent on the end
+    member's first K structures."""
+    batch = ["SrTiO3", "Ba0.5Sr0.5TiO3", "Na0.5CoO2", "BaTiO3", "MgAl2O4"]
+    together = member.answer(batch, top=2).ranked()
+    for formula, candidates in zip(batch, together):
+        alone = member.answer([formula], top=2).ranked()[0]
+        assert [(c.how, c.spacegroup, c.source, c.score) for c in candidates] == \
+            [(c.how, c.spacegroup, c.source, c.score) for c in alone]
+        assert all(np.array_equal(a.pattern, b.pattern) for a, b in zip(candidates, alone))
+    assert [len(candidates) for candidates in together] == [2] * len(batch)
+    solid = together[1]
+    assert all(c.how.startswith("solid solution on the parent") and c.spacegroup == 221 and c.source
+               and c.score is None for c in solid)
+    assert solid[0].source != solid[1].source and solid[0].how == member.answer(["Ba0.5Sr0.5TiO3"]).how[0]
+    assert all(c.how.startswith("formula 'Na0.5CoO2': its elements fill whole sites best as the line compound")
+               for c in together[2])
 
 
 def test_series_runs_between_end_members_that_differ_on_one_site():
@@ -194,6 +214,6 @@ def test_the_volume_follows_vegards_line_between_known_end_members(member):
     # two known perovskites that differ on the A site (the prototype dataset's training split holds such pairs)
     (a, b), (c, _) = next((p, q) for p in known for q in known if p[1] == q[1] and p[0] < q[0])
     formula = f"{a}0.25{c}0.75{b}O3"
-    lattice, coords, _, _, _, _, _ = mixed_cell(member, parent_of(formula))
+    lattice, coords, _, _, _, _, _ = mixed_cells(member, parent_of(formula))[0]
     volume = abs(np.linalg.det(lattice)) / len({tuple(xyz) for xyz in np.round(coords, 6)})
     assert volume == pytest.approx(0.25 * per_site(f"{a}{b}O3") + 0.75 * per_site(f"{c}{b}O3"), rel=1e-6)

@@ -4,7 +4,7 @@ parent structure with mixed or partially occupied sites.
 :func:`parent_of` groups the elements that share a site, so that each group's total is a whole number of sites
 (or falls a little short of one: vacancies), with the chemistry the template ranker uses (element-property
 distance): Ba0.5Sr0.5TiO3 is (Ba,Sr)TiO3 on the ABO3 type, (Mg0.2Co0.2Ni0.2Cu0.2Zn0.2)O is (Mg,Co,Ni,Cu,Zn)O on
-AB. :func:`answer` is the template member's path for such formulas: it takes the template of an end member (a
+AB. :func:`candidates` are the template member's answers for such formulas: it takes the template of an end member (a
 known end-member structure first, as a template member does for any formula), puts the mixture on its site with
 the occupancies as weights, and sets the volume from the fitted per-element volumes (Vegard's law).
 """
@@ -15,16 +15,16 @@ import functools
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from pymatgen.core import Composition, Element
 
+from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import EncodingError, formula_of, parse
 from xrdzoo.predictors.chemistry import element_properties, element_table
-from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.xrd.simulate import simulate_cell
 
 if TYPE_CHECKING:
@@ -127,27 +127,35 @@ def parent_of(formula: str) -> Parent:
                              f"(to an occupancy of {MIN_OCCUPANCY:g} or more) with at most {MAX_SCALE} formula units")
 
 
-def answer(member: Template, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """The template member's answer (patterns ``(n, N_POINTS)`` and how each was made) where some formulas are
-    fractional: those with a parent from their parent's template, the others as line compounds (``member``'s own
-    path, with the reason a fractional formula has no parent)."""
-    patterns, how = np.zeros((len(formulas), N_POINTS), np.float32), [""] * len(formulas)
-    line, reasons = [], {}
+def parents(formulas: Sequence[str]) -> tuple[dict[int, Parent], dict[int, str]]:
+    """The parents of the fractional formulas among ``formulas`` (doped compounds, solid solutions) by position, and
+    by position why each other fractional formula has none (the template member reads it as a line compound)."""
+    found, reasons = {}, {}
     for i, formula in enumerate(formulas):
-        try:
-            parent = parent_of(formula) if is_fractional(formula) else None
-        except SolidSolutionError as error:
-            parent, reasons[i] = None, str(error)
-        if parent is None:
-            line.append(i)
-        else:
-            patterns[i], how[i] = _parent_answer(member, parent)
-    if line:
-        line_patterns, line_how = member._answer([formulas[i] for i in line])
-        for i, pattern, way in zip(line, line_patterns, line_how):
-            patterns[i] = pattern
-            how[i] = f"{reasons[i]}; read as a line compound: {way}" if i in reasons else way
-    return patterns, how
+        if is_fractional(formula):
+            try:
+                found[i] = parent_of(formula)
+            except SolidSolutionError as error:
+                reasons[i] = str(error)
+    return found, reasons
+
+
+def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate]:
+    """The template member's answers for one parent: its :func:`mixed_cells` simulated, each with its template's
+    material id and space group and how it was made, unscored (where the end member's type has no template, the end
+    member's own answers)."""
+    cells = mixed_cells(member, parent, top)
+    end, elements = cells[0][4:6]
+    if cells[0][-1] is None:
+        return [replace(c, how=f"solid solution on the sites of {_text(end)}: {c.how}", score=None)
+                for c in member._ranked([end], top)[0]]
+    answers = []
+    for lattice, coords, numbers, occupancies, _, _, row in cells:
+        material, group = member.identity(row)
+        answers.append(Candidate(simulate_cell(lattice, coords, numbers, occupancies=occupancies), group, material,
+                                 f"solid solution on the parent {_text(end)} ({parent.describe(elements)}): template "
+                                 f"{member.describe(row)}, elements substituted, volume by Vegard's law"))
+    return answers
 
 
 def substituted(formula: str, x: str, y: str, share: float) -> str:
@@ -192,11 +200,6 @@ def series(formulas: Sequence[str], step: float) -> list[str]:
     return sorted(found)
 
 
-def has_parent(formulas: Sequence[str]) -> bool:
-    """Whether any of the formulas is fractional and has a parent (:func:`answer` is their path)."""
-    return any(is_fractional(f) and _parent_or_none(f) is not None for f in formulas)
-
-
 def _parent_or_none(formula: str) -> Parent | None:
     try:
         return parent_of(formula)
@@ -204,26 +207,28 @@ def _parent_or_none(formula: str) -> Parent | None:
         return None
 
 
-def mixed_cell(member: Template, parent: Parent):
-    """The parent's cell from ``member``'s templates: (lattice, fractional coordinates, atomic numbers, occupancies,
-    the end member's formula, its elements per site, the template row), a mixed site as one entry per element at
-    the same coordinates; the template row is None where the end member's formula type has no template. The end
-    member is the first known (a template's own formula), else the one with the largest share of the formula; the
-    volume follows Vegard's law (:func:`_volume_per_site`)."""
+def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[tuple]:
+    """The parent's cells on the end member's first ``top`` structures as ``member`` ranks them
+    (:meth:`Template.choose`), each (lattice, fractional coordinates, atomic numbers, occupancies, the end member's
+    formula, its elements per site, the template row), a mixed site as one entry per element at the same
+    coordinates; one with the template row (and the cell) None where the end member's formula type has no template.
+    The end member is the first known (a template's own formula), else the one with the largest share of the
+    formula; the volume follows Vegard's law (:func:`_volume_per_site`)."""
     ends = parent.end_members()
     known = [e for e in ends if _known_row(member, parent.end_member(e)) is not None]
     elements = (known or list(ends))[0]
     end = parent.end_member(elements)
-    row, assignment = member.choose([end])[0]
-    if assignment is None:
-        return None, None, None, None, end, elements, None
-    lattice, coords, numbers, _, _ = member.substituted_cell(formula_of(end), row, assignment)
-    volume = _volume_per_site(member, parent, row, dict(zip(elements, range(len(elements)))), assignment)
-    lattice = lattice * (volume * len(numbers) / abs(np.linalg.det(lattice))) ** (1 / 3)
-    site_of = dict(zip(elements, parent.sites))
-    entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
-    sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
-    return lattice, coords[sites], atoms, occupancies, end, elements, row
+    site_of, cells = dict(zip(elements, parent.sites)), []
+    for row, assignment in member.choose([end], top)[0]:
+        if assignment is None:
+            return [(None, None, None, None, end, elements, None)]
+        lattice, coords, numbers, _, _ = member.substituted_cell(formula_of(end), row, assignment)
+        volume = _volume_per_site(member, parent, row, dict(zip(elements, range(len(elements)))), assignment)
+        lattice = lattice * (volume * len(numbers) / abs(np.linalg.det(lattice))) ** (1 / 3)
+        entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
+        sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
+        cells.append((lattice, coords[sites], atoms, occupancies, end, elements, row))
+    return cells
 
 
 def _volume_per_site(member: Template, parent: Parent, row: int, site: dict[int, int], assignment) -> float:
@@ -251,17 +256,6 @@ def _known_row(member: Template, formula: str) -> int | None:
 
 def _sites_of(member: Template, row: int) -> int:
     return int(member.offsets[row + 1] - member.offsets[row])
-
-
-def _parent_answer(member: Template, parent: Parent) -> tuple[np.ndarray, str]:
-    """The pattern of one parent (its :func:`mixed_cell`'s) and how it was made."""
-    lattice, coords, numbers, occupancies, end, elements, row = mixed_cell(member, parent)
-    if row is None:
-        pattern, how = member._answer([end])
-        return pattern[0], f"solid solution on the sites of {_text(end)}: {how[0]}"
-    return (simulate_cell(lattice, coords, numbers, occupancies=occupancies),
-            f"solid solution on the parent {_text(end)} ({parent.describe(elements)}): template "
-            f"{member.describe(row)}, elements substituted, volume by Vegard's law")
 
 
 def _sites(groups: list[list[int]], numbers: list[int], amounts: list[float]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -513,16 +514,29 @@ class Template(PredictorBase):
 
     def _answer(self, formulas: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The first-ranked patterns, ``(n, N_POINTS)``, and how each was made (see :meth:`_ranked`)."""
-        if solid_solution.has_parent(formulas):  # doped compounds and solid solutions: on a parent's mixed sites
-            return solid_solution.answer(self, formulas)
         ranked = self._ranked(formulas, 1)
         return np.array([c[0].pattern for c in ranked], dtype=np.float32).reshape(-1, N_POINTS), [c[0].how for c in ranked]
 
     def _ranked(self, formulas: Sequence[str], top: int) -> list[list[Candidate]]:
-        """Up to ``top`` candidates per formula (:meth:`rank`), each simulated, with its material id, space group,
-        score and how it was made; one answer each where some formulas are solid solutions (:meth:`_answer`)."""
-        if solid_solution.has_parent(formulas):
-            return super()._ranked(formulas, top)
+        """Up to ``top`` candidates per formula, each simulated, with its material id, space group, score and how it
+        was made: on its parent's mixed sites for a doped compound or solid solution
+        (:func:`solid_solution.candidates`), and a fractional formula without a parent read as a line compound, saying
+        why. Each formula gets what it would get alone."""
+        parents, reasons = solid_solution.parents(formulas)
+        lines = iter(self._line_ranked([f for i, f in enumerate(formulas) if i not in parents], top))
+        ranked = []
+        for i in range(len(formulas)):
+            if i in parents:
+                ranked.append(solid_solution.candidates(self, parents[i], top))
+            elif i in reasons:
+                ranked.append([replace(c, how=f"{reasons[i]}; read as a line compound: {c.how}") for c in next(lines)])
+            else:
+                ranked.append(next(lines))
+        return ranked
+
+    def _line_ranked(self, formulas: Sequence[str], top: int) -> list[list[Candidate]]:
+        """:meth:`_ranked` for formulas read as line compounds: up to ``top`` of each formula's choices (:meth:`rank`),
+        simulated; a new formula's first, with ``consensus`` K > 1, the peaks its first K choices agree on."""
         if self.consensus > 1:
             from xrdzoo.predictors.consensus import Voters, agreed_peaks_first  # imports numba: only where used
         state, ranked = self._state(), []
@@ -583,10 +597,9 @@ class Template(PredictorBase):
         """The simulated ``choice`` at ``position`` among its formula's, which has ``known`` known structures, as a
         :class:`Candidate` saying how it was made."""
         row, _, score, kind = choice
-        state = self._state()
-        material, group = state.ids[row], int(state.spacegroups[row])
+        material, group = self.identity(row)
         if kind == "known":
-            energy = state.e_above_hull[row]
+            energy = self._state().e_above_hull[row]
             how = (f"known structure {material}, space group {group}"
                    + ("" if np.isnan(energy) else f", {energy:.3f} eV/atom above the hull")
                    + (f" (known polymorph {position + 1} of {known}, ground state first)" if known > 1 else ""))
@@ -596,18 +609,24 @@ class Template(PredictorBase):
             how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
         return Candidate(pattern, group, material, how, score)
 
-    def choose(self, formulas: Sequence[str]) -> list[tuple[int, tuple[int, ...] | None]]:
-        """For each formula, its first-ranked structure as (row, the element put on each template element): a known
-        structure with its own elements; None where its type has no template (the row is then the nearest structure
-        of any type, used as it is). The ranker's first: ``consensus``, which needs the patterns, is not applied."""
+    def choose(self, formulas: Sequence[str], top: int = 1) -> list[list[tuple[int, tuple[int, ...] | None]]]:
+        """For each formula, its first ``top`` ranked structures (:meth:`rank`), each as (row, the element put on
+        each template element): a known structure with its own elements; None where its type has no template (the
+        row is then the nearest structure of any type, used as it is). The ranker's order: ``consensus``, which needs
+        the patterns, is not applied."""
         index = self._state().index
-        return [(row, index.formula(row).numbers if kind == "known" else assignment)
-                for row, assignment, _, kind in (choices[0] for choices in self.rank(formulas))]
+        return [[(row, index.formula(row).numbers if kind == "known" else assignment)
+                 for row, assignment, _, kind in choices] for choices in self.rank(formulas, top)]
+
+    def identity(self, row: int) -> tuple[str, int]:
+        """Template ``row``'s material id and space group."""
+        state = self._state()
+        return state.ids[row], int(state.spacegroups[row])
 
     def describe(self, row: int) -> str:
         """Template ``row`` in words: material id, formula, space group."""
-        state = self._state()
-        return f"{state.ids[row]} ({formula_text(state.index.formula(row))}, space group {state.spacegroups[row]})"
+        material, group = self.identity(row)
+        return f"{material} ({formula_text(self.templates.formula(row))}, space group {group})"
 
 
 def _voted_by(kind: str, ranked: int, filled: int) -> str | None:
