@@ -4,9 +4,10 @@ parent structure with mixed or partially occupied sites.
 :func:`parent_of` groups the elements that share a site, so that each group's total is a whole number of sites
 (or falls a little short of one: vacancies), with the chemistry the template ranker uses (element-property
 distance): Ba0.5Sr0.5TiO3 is (Ba,Sr)TiO3 on the ABO3 type, (Mg0.2Co0.2Ni0.2Cu0.2Zn0.2)O is (Mg,Co,Ni,Cu,Zn)O on
-AB. :func:`candidates` are the template member's answers for such formulas: it takes the template of an end member (a
-known end-member structure first, as a template member does for any formula), puts the mixture on its site with
-the occupancies as weights, and sets the volume from the fitted per-element volumes (Vegard's law).
+AB. :func:`candidates` is the template member's path for such formulas: it takes the structures the member ranks
+first for an end member (a known end-member structure first, as a template member does for any formula), puts the
+mixture on their sites with the occupancies as weights, and sets the volume from the fitted per-element volumes
+(Vegard's law).
 """
 
 from __future__ import annotations
