@@ -10,9 +10,10 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 
 from typer.testing import CliRunner
 
+from conftest import prototype_structures
 from xrdzoo.checkpoint import save as checkpoint_save
 from xrdzoo.cli import app
-from xrdzoo.data import load_dataset
+from xrdzoo.data import build_dataset, load_dataset
 from xrdzoo.encoders import EncodingError
 from xrdzoo.errors import InputError
 from xrdzoo.identify import solid_solutions
@@ -71,7 +72,7 @@ def test_dopants_join_the_site_they_replace_and_vacancies_round_the_site():
 
 
 def test_a_formula_that_cannot_be_grouped_says_so():
-    for formula, reason in (("Na0.5CoO2", "line compound NaCo2O4"), ("Ca0.5Sr0.5", "line compound"),
+    for formula, reason in (("Na0.5CoO2", "line compound NaCo2O4"), ("Ca0.5Sr1", "line compound"),
                             ("Na0.3Co0.3O0.4", "no grouping")):
         with pytest.raises(SolidSolutionError, match=reason) as caught:
             parent_of(formula)
@@ -149,6 +150,32 @@ def test_each_formula_answers_as_it_would_alone(member):
     assert solid[0].source != solid[1].source and solid[0].how == member.answer(["Ba0.5Sr0.5TiO3"]).how[0]
     assert all(c.how.startswith("formula 'Na0.5CoO2': its elements fill whole sites best as the line compound")
                for c in together[2])
+
+
+def test_an_alloy_is_a_compound_of_its_elements_with_the_mixture_on_every_site(tmp_path):
+    """A one-site parent (Cu0.7Au0.3): the member holds no element structures, so the mixture goes on every site of
+    its compounds of exactly those elements, nearest in composition first: on ordered Cu3Au (L1_2) it is the
+    disordered fcc alloy, the superstructure's peaks gone, as pymatgen simulates an fcc cell of that volume."""
+    structures = [Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.75), ["Au", "Cu"], [[0, 0, 0], [0, 0.5, 0.5]]),
+                  Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(2.8, 3.7), ["Au", "Cu"],
+                                            [[0, 0, 0], [0.5, 0.5, 0.5]])]
+    for i, structure in enumerate(structures + prototype_structures()):
+        structure.to(filename=str(tmp_path / f"s{i:02d}.cif"))
+    build_dataset(tmp_path, tmp_path / "alloys.npz", workers=1, progress=False)
+    member = create_predictor("template")
+    member.fit(load_dataset(tmp_path / "alloys.npz"), progress=False)
+    assert sites("Cu0.7Au0.3") == {(1, ("Cu", "Au"), (0.7, 0.3))}
+    first, second = member.answer(["Cu0.7Au0.3"], top=2).ranked()[0]
+    assert first.how.startswith("solid solution on every site of Cu3Au (Cu0.7Au0.3 on each)")
+    assert first.spacegroup == 221 and second.spacegroup == 123 and first.score is None
+    lattice = mixed_cells(member, parent_of("Cu0.7Au0.3"))[0][0]
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(abs(np.linalg.det(lattice)))),
+                                    [{"Cu": 0.7, "Au": 0.3}], [[0, 0, 0]])
+    oracle = simulate([fcc], "pymatgen")[0]
+    assert np.corrcoef(first.pattern, oracle)[0, 1] >= 0.999
+    assert np.array_equal(pick_peaks(first.pattern).apexes, pick_peaks(oracle).apexes)
+    ordered = member.predict(["Cu3Au"])[0]  # the known ordered compound keeps its superstructure's peaks
+    assert len(pick_peaks(ordered).apexes) > len(pick_peaks(first.pattern).apexes)
 
 
 def test_series_runs_between_end_members_that_differ_on_one_site():

@@ -24,7 +24,7 @@ from pymatgen.core import Composition, Element
 
 from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
-from xrdzoo.formulas import EncodingError, formula_of, parse
+from xrdzoo.formulas import N_ELEMENTS, EncodingError, formula_of, formula_text, parse
 from xrdzoo.predictors.chemistry import element_properties, element_table
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 MIN_OCCUPANCY = 0.8  # a site less filled than this is not read as a vacancy-bearing site
 MAX_SCALE = 4  # formula units tried, 1 first: Ba0.25Sr0.25Ti0.5O1.5 is (Ba,Sr)TiO3 at 2
 MAX_ELEMENTS = 8  # set partitions of 8 elements: 4,140
+ALLOY_ABOVE_HULL = 0.1  # eV/atom: an alloy's mixture goes first on the compounds of its elements this near the hull
 SUBSTITUTE_DISTANCE = 4.5  # series: Ba/Sr 1.8, La/Sr 2.4, Mg/Ni 4.0 are within; Sr/Ti 4.9, Ba/Pb 8.0 are not
 _WHOLE = 0.01  # a group total within this of a whole number fills that many sites
 _ANION_GROUPS = (16, 17)  # chalcogens and halogens, with N, never share a site with a cation
@@ -57,6 +58,11 @@ class Site:
     def occupancies(self) -> np.ndarray:
         """Each element's share of one site (they sum to at most 1: the rest is vacant)."""
         return np.array(self.amounts) / self.count
+
+    @property
+    def text(self) -> str:
+        """The site's elements and amounts as a formula (Ni0.7Fe0.3)."""
+        return "".join(f"{_symbol(n)}{a:g}" for n, a in zip(self.numbers, self.amounts))
 
     @property
     def mixed(self) -> bool:
@@ -85,8 +91,7 @@ class Parent:
 
     def describe(self, elements: tuple[int, ...]) -> str:
         """The mixed sites, e.g. ``Ba0.5Sr0.5 on the Sr site``, named by the end member's ``elements``."""
-        return ", ".join(f"{''.join(f'{_symbol(n)}{a:g}' for n, a in zip(s.numbers, s.amounts))} on the "
-                         f"{_symbol(e)}{s.count if s.count > 1 else ''} site"
+        return ", ".join(f"{s.text} on the {_symbol(e)}{s.count if s.count > 1 else ''} site"
                          for s, e in zip(self.sites, elements) if s.mixed)
 
 
@@ -147,15 +152,19 @@ def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate
     member's own answers)."""
     cells = mixed_cells(member, parent, top)
     end, elements = cells[0][4:6]
+    alloy = len(parent.sites) == 1
     if cells[0][-1] is None:
-        return [replace(c, how=f"solid solution on the sites of {_text(end)}: {c.how}", score=None)
-                for c in member._ranked([end], top)[0]]
+        way = (f"solid solution on one site: no structure made of exactly its elements to put {end} on; read as a "
+               "line compound" if alloy else f"solid solution on the sites of {_text(end)}")
+        return [replace(c, how=f"{way}: {c.how}", score=None) for c in member._line_ranked([end], top)[0]]
     answers = []
-    for lattice, coords, numbers, occupancies, _, _, row in cells:
+    for lattice, coords, numbers, occupancies, end, _, row in cells:
         material, group = member.identity(row)
-        answers.append(Candidate(simulate_cell(lattice, coords, numbers, occupancies=occupancies), group, material,
-                                 f"solid solution on the parent {_text(end)} ({parent.describe(elements)}): template "
-                                 f"{member.describe(row)}, elements substituted, volume by Vegard's law"))
+        how = (f"solid solution on every site of {end} ({parent.sites[0].text} on each): structure "
+               f"{member.describe(row)}, volume rescaled" if alloy else
+               f"solid solution on the parent {_text(end)} ({parent.describe(elements)}): template "
+               f"{member.describe(row)}, elements substituted, volume by Vegard's law")
+        answers.append(Candidate(simulate_cell(lattice, coords, numbers, occupancies=occupancies), group, material, how))
     return answers
 
 
@@ -215,6 +224,8 @@ def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[tuple]:
     coordinates; one with the template row (and the cell) None where the end member's formula type has no template.
     The end member is the first known (a template's own formula), else the one with the largest share of the
     formula; the volume follows Vegard's law (:func:`_volume_per_site`)."""
+    if len(parent.sites) == 1:
+        return _alloy_cells(member, parent.sites[0], top)
     ends = parent.end_members()
     known = [e for e in ends if _known_row(member, parent.end_member(e)) is not None]
     elements = (known or list(ends))[0]
@@ -229,6 +240,31 @@ def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[tuple]:
         entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
         sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
         cells.append((lattice, coords[sites], atoms, occupancies, end, elements, row))
+    return cells
+
+
+def _alloy_cells(member: Template, site: Site, top: int) -> list[tuple]:
+    """:func:`mixed_cells` of a one-site parent, an alloy (the member holds no structures of single elements): the
+    member's structures made of exactly its elements, the mixture on every site (an ordered compound of the same
+    elements most often orders the lattice the alloy has), the volume rescaled as a template's; one with the row
+    None where it has none. Those within :data:`ALLOY_ABOVE_HULL` of the hull come first (real phases rather than
+    hypothetical orderings), each group nearest in composition first, then lowest above the hull."""
+    query = formula_of(site.text)
+    rows = member.rows_made_of(site.numbers)
+    fractions = np.zeros(N_ELEMENTS)
+    fractions[np.array(site.numbers) - 1] = site.occupancies / site.occupancies.sum()
+    distance = np.round(np.abs(member.templates.fractions(rows) - fractions).sum(1), 9)
+    energy = np.nan_to_num(member.e_above_hull[rows].astype(np.float64), nan=np.inf)
+    rows = rows[np.lexsort((energy, distance, energy > ALLOY_ABOVE_HULL))][:top]
+    if not len(rows):
+        return [(None, None, None, None, site.text, site.numbers, None)]
+    cells = []
+    for row, scale in zip(rows, member._scales(query, rows)):
+        lattice, coords, numbers, _, _ = member.substituted_cell(query, row, None)
+        sites = np.repeat(np.arange(len(numbers)), len(site.numbers))
+        cells.append((lattice * scale ** (1 / 3), coords[sites], np.tile(site.numbers, len(numbers)),
+                      np.tile(site.occupancies, len(numbers)), formula_text(member.templates.formula(row)),
+                      site.numbers, row))
     return cells
 
 
@@ -263,8 +299,6 @@ def _sites(groups: list[list[int]], numbers: list[int], amounts: list[float]
            ) -> tuple[tuple[float, float], tuple[Site, ...]] | None:
     """((vacant sites, chemical distance), sites) of one grouping of the elements at one formula unit, or None if it
     is no parent."""
-    if len(groups) < 2:
-        return None
     table, distance, vacancies, sites = element_table(), 0.0, 0.0, []
     for group in groups:
         if len({_is_anion(numbers[i]) for i in group}) > 1:

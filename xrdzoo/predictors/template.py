@@ -318,18 +318,20 @@ class Template(PredictorBase):
         ``max_above_hull`` (eV/atom) only those whose ground state is known to lie at most that far above the convex
         hull (members saved before energies were kept know none)."""
         state = self._state()
-        wanted = np.sort([formula_of(symbol).numbers[0] for symbol in set(elements)])
-        numbers = state.index.numbers
-        if numbers.shape[1] < len(wanted):
-            return []
-        present = numbers[:, : len(wanted)]
-        rows = np.flatnonzero((np.count_nonzero(numbers, axis=1) == len(wanted))
-                              & (np.sort(present, axis=1) == wanted).all(axis=1))
         lowest: dict[str, float] = {}  # each formula's ground state: its lowest known energy above the hull
-        for row in rows:
+        for row in self.rows_made_of([formula_of(symbol).numbers[0] for symbol in elements]):
             text = formula_text(state.index.formula(row))
             lowest[text] = float(np.fmin(lowest.get(text, np.nan), state.e_above_hull[row]))
         return sorted(f for f, e in lowest.items() if max_above_hull is None or e <= max_above_hull)
+
+    def rows_made_of(self, numbers: Sequence[int]) -> np.ndarray:
+        """The rows of this member's structures made of exactly the elements ``numbers`` (atomic numbers)."""
+        wanted = np.unique(np.asarray(numbers, np.int64))
+        held = self._state().index.numbers
+        if held.shape[1] < len(wanted):
+            return np.zeros(0, np.int64)
+        return np.flatnonzero((np.count_nonzero(held, axis=1) == len(wanted))
+                              & (np.sort(held[:, : len(wanted)], axis=1) == wanted).all(axis=1))
 
     def _state(self) -> _State:
         if self._cache[0] is None:
