@@ -247,8 +247,8 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[tuple]:
     """:func:`mixed_cells` of a one-site parent, an alloy (the member holds no structures of single elements): the
     member's structures made of exactly its elements, the mixture on every site (an ordered compound of the same
     elements most often orders the lattice the alloy has), the volume rescaled as a template's; one with the row
-    None where it has none. Those within :data:`ALLOY_ABOVE_HULL` of the hull come first (real phases rather than
-    hypothetical orderings), each group nearest in composition first, then lowest above the hull."""
+    None where it has none. Those within :data:`ALLOY_ABOVE_HULL` of the hull come first (stable or nearly so,
+    rather than orderings far from stable), each group nearest in composition first, then lowest above the hull."""
     query = formula_of(site.text)
     rows = member.rows_made_of(site.numbers)
     fractions = np.zeros(N_ELEMENTS)
