@@ -17,15 +17,16 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from pymatgen.core import Composition, Element
 
 from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
-from xrdzoo.formulas import N_ELEMENTS, EncodingError, formula_of, formula_text, parse
+from xrdzoo.formulas import EncodingError, formula_of, formula_text, parse
 from xrdzoo.predictors.chemistry import element_properties, element_table
+from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
 
 if TYPE_CHECKING:
@@ -95,6 +96,21 @@ class Parent:
                          for s, e in zip(self.sites, elements) if s.mixed)
 
 
+class MixedCell(NamedTuple):
+    """A parent's cell on one of the member's structures (:func:`mixed_cells`): its lattice, fractional
+    coordinates, atomic numbers and occupancies (a mixed site as one entry per element at the same coordinates), the
+    formula of the structure it stands on (the end member; for an alloy, the compound), the end member's element on
+    each site, and the template row (the cell None where there is no structure to stand on)."""
+
+    lattice: np.ndarray | None
+    coords: np.ndarray | None
+    numbers: np.ndarray | None
+    occupancies: np.ndarray | None
+    end: str
+    elements: tuple[int, ...]
+    row: int | None
+
+
 def is_fractional(formula: str) -> bool:
     """Whether a readable formula has a count that is not a whole number (a doped compound, a solid solution)."""
     try:
@@ -151,20 +167,21 @@ def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate
     material id and space group and how it was made, unscored (where the end member's type has no template, the end
     member's own answers)."""
     cells = mixed_cells(member, parent, top)
-    end, elements = cells[0][4:6]
     alloy = len(parent.sites) == 1
-    if cells[0][-1] is None:
+    if cells[0].row is None:
+        end = cells[0].end
         way = (f"solid solution on one site: no structure made of exactly its elements to put {end} on; read as a "
                "line compound" if alloy else f"solid solution on the sites of {_text(end)}")
         return [replace(c, how=f"{way}: {c.how}", score=None) for c in member._line_ranked([end], top)[0]]
     answers = []
-    for lattice, coords, numbers, occupancies, end, _, row in cells:
-        material, group = member.identity(row)
-        how = (f"solid solution on every site of {end} ({parent.sites[0].text} on each): structure "
-               f"{member.describe(row)}, volume rescaled" if alloy else
-               f"solid solution on the parent {_text(end)} ({parent.describe(elements)}): template "
-               f"{member.describe(row)}, elements substituted, volume by Vegard's law")
-        answers.append(Candidate(simulate_cell(lattice, coords, numbers, occupancies=occupancies), group, material, how))
+    for cell in cells:
+        material, group = member.identity(cell.row)
+        how = (f"solid solution on every site of {cell.end} ({parent.sites[0].text} on each): structure "
+               f"{member.describe(cell.row)}, volume rescaled" if alloy else
+               f"solid solution on the parent {_text(cell.end)} ({parent.describe(cell.elements)}): template "
+               f"{member.describe(cell.row)}, elements substituted, volume by Vegard's law")
+        answers.append(Candidate(simulate_cell(cell.lattice, cell.coords, cell.numbers, occupancies=cell.occupancies),
+                                 group, material, how))
     return answers
 
 
@@ -217,11 +234,10 @@ def _parent_or_none(formula: str) -> Parent | None:
         return None
 
 
-def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[tuple]:
+def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[MixedCell]:
     """The parent's cells on the end member's first ``top`` structures as ``member`` ranks them
-    (:meth:`Template.choose`), each (lattice, fractional coordinates, atomic numbers, occupancies, the end member's
-    formula, its elements per site, the template row), a mixed site as one entry per element at the same
-    coordinates; one with the template row (and the cell) None where the end member's formula type has no template.
+    (:meth:`Template.choose`); one with the template row (and the cell) None where the end member's formula type has
+    no template.
     The end member is the first known (a template's own formula), else the one with the largest share of the
     formula; the volume follows Vegard's law (:func:`_volume_per_site`)."""
     if len(parent.sites) == 1:
@@ -233,17 +249,17 @@ def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[tuple]:
     site_of, cells = dict(zip(elements, parent.sites)), []
     for row, assignment in member.choose([end], top)[0]:
         if assignment is None:
-            return [(None, None, None, None, end, elements, None)]
+            return [MixedCell(None, None, None, None, end, elements, None)]
         lattice, coords, numbers, _, _ = member.substituted_cell(formula_of(end), row, assignment)
         volume = _volume_per_site(member, parent, row, dict(zip(elements, range(len(elements)))), assignment)
         lattice = lattice * (volume * len(numbers) / abs(np.linalg.det(lattice))) ** (1 / 3)
         entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
         sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
-        cells.append((lattice, coords[sites], atoms, occupancies, end, elements, row))
+        cells.append(MixedCell(lattice, coords[sites], atoms, occupancies, end, elements, row))
     return cells
 
 
-def _alloy_cells(member: Template, site: Site, top: int) -> list[tuple]:
+def _alloy_cells(member: Template, site: Site, top: int) -> list[MixedCell]:
     """:func:`mixed_cells` of a one-site parent, an alloy (the member holds no structures of single elements): the
     member's structures made of exactly its elements, the mixture on every site (an ordered compound of the same
     elements most often orders the lattice the alloy has), the volume rescaled as a template's; one with the row
@@ -251,20 +267,19 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[tuple]:
     rather than orderings far from stable), each group nearest in composition first, then lowest above the hull."""
     query = formula_of(site.text)
     rows = member.rows_made_of(site.numbers)
-    fractions = np.zeros(N_ELEMENTS)
-    fractions[np.array(site.numbers) - 1] = site.occupancies / site.occupancies.sum()
+    fractions = FormulaIndex.of([query]).fractions()
     distance = np.round(np.abs(member.templates.fractions(rows) - fractions).sum(1), 9)
     energy = np.nan_to_num(member.e_above_hull[rows].astype(np.float64), nan=np.inf)
     rows = rows[np.lexsort((energy, distance, energy > ALLOY_ABOVE_HULL))][:top]
     if not len(rows):
-        return [(None, None, None, None, site.text, site.numbers, None)]
+        return [MixedCell(None, None, None, None, site.text, site.numbers, None)]
     cells = []
     for row, scale in zip(rows, member._scales(query, rows)):
         lattice, coords, numbers, _, _ = member.substituted_cell(query, row, None)
         sites = np.repeat(np.arange(len(numbers)), len(site.numbers))
-        cells.append((lattice * scale ** (1 / 3), coords[sites], np.tile(site.numbers, len(numbers)),
-                      np.tile(site.occupancies, len(numbers)), formula_text(member.templates.formula(row)),
-                      site.numbers, row))
+        cells.append(MixedCell(lattice * scale ** (1 / 3), coords[sites], np.tile(site.numbers, len(numbers)),
+                               np.tile(site.occupancies, len(numbers)), formula_text(member.templates.formula(row)),
+                               site.numbers, row))
     return cells
 
 
