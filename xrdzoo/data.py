@@ -34,7 +34,6 @@ FORMAT = "xrdzoo-dataset"
 FORMAT_VERSION = 3  # 2: the rows' structures (lattices, sites), for template predictors; 3: their e_above_hull
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
-NAMED_SUBSETS = ("binary", "ternary", "quaternary", "quinary+", "abc3", "all")
 _ELEMENT_COUNTS = {"binary": 2, "ternary": 3, "quaternary": 4}  # named subsets by element count; quinary+ is 5 and up
 POLYMORPHS = ("one", "all")
 STRUCTURE_FILES = ("*.cif", "*.mcif", "*.vasp", "*.poscar", "POSCAR*", "CONTCAR*")

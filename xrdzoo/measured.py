@@ -16,7 +16,6 @@ from xrdzoo.errors import InputError, first_line
 from xrdzoo.files import atomic_path
 from xrdzoo.xrd.pattern import FULL_SCALE, WAVELENGTH, Pattern
 
-TEXT_SUFFIXES = (".xy", ".xye", ".csv", ".dat", ".txt")
 VENDOR_SUFFIXES = (".raw", ".ras", ".xrdml", ".brml", ".uxd", ".rd", ".sd")
 MIN_POINTS = 20
 _LARGE_TEXT = 1 << 21  # bytes: a larger text file is read by pandas (fast, but importing it takes half a second)
