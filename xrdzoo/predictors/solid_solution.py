@@ -77,6 +77,11 @@ class Parent:
 
     sites: tuple[Site, ...]
 
+    @property
+    def alloy(self) -> bool:
+        """Whether all the elements share one site (Fe0.3Ni0.7): an alloy, answered by :func:`_alloy_cells`."""
+        return len(self.sites) == 1
+
     def end_members(self) -> dict[tuple[int, ...], float]:
         """The end members (one element of each site on all of it: that element per site) and their shares of the
         formula (the product of the elements' shares of their sites), the largest first."""
@@ -167,17 +172,16 @@ def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate
     material id and space group and how it was made, unscored (where the end member's type has no template, the end
     member's own answers)."""
     cells = mixed_cells(member, parent, top)
-    alloy = len(parent.sites) == 1
     if cells[0].row is None:
         end = cells[0].end
         way = (f"solid solution on one site: no structure made of exactly its elements to put {end} on; read as a "
-               "line compound" if alloy else f"solid solution on the sites of {_text(end)}")
+               "line compound" if parent.alloy else f"solid solution on the sites of {_text(end)}")
         return [replace(c, how=f"{way}: {c.how}", score=None) for c in member._line_ranked([end], top)[0]]
     answers = []
     for cell in cells:
         material, group = member.identity(cell.row)
         how = (f"solid solution on every site of {cell.end} ({parent.sites[0].text} on each): structure "
-               f"{member.describe(cell.row)}, volume rescaled" if alloy else
+               f"{member.describe(cell.row)}, volume rescaled" if parent.alloy else
                f"solid solution on the parent {_text(cell.end)} ({parent.describe(cell.elements)}): template "
                f"{member.describe(cell.row)}, elements substituted, volume by Vegard's law")
         answers.append(Candidate(simulate_cell(cell.lattice, cell.coords, cell.numbers, occupancies=cell.occupancies),
@@ -240,18 +244,18 @@ def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[MixedCel
     no template.
     The end member is the first known (a template's own formula), else the one with the largest share of the
     formula; the volume follows Vegard's law (:func:`_volume_per_site`)."""
-    if len(parent.sites) == 1:
+    if parent.alloy:
         return _alloy_cells(member, parent.sites[0], top)
     ends = parent.end_members()
     known = [e for e in ends if _known_row(member, parent.end_member(e)) is not None]
     elements = (known or list(ends))[0]
     end = parent.end_member(elements)
-    site_of, cells = dict(zip(elements, parent.sites)), []
+    site_of, position_of, cells = dict(zip(elements, parent.sites)), {e: j for j, e in enumerate(elements)}, []
     for row, assignment in member.choose([end], top)[0]:
         if assignment is None:
             return [MixedCell(None, None, None, None, end, elements, None)]
         lattice, coords, numbers, _, _ = member.substituted_cell(formula_of(end), row, assignment)
-        volume = _volume_per_site(member, parent, row, dict(zip(elements, range(len(elements)))), assignment)
+        volume = _volume_per_site(member, parent, row, position_of, assignment)
         lattice = lattice * (volume * len(numbers) / abs(np.linalg.det(lattice))) ** (1 / 3)
         entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
         sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
