@@ -109,13 +109,10 @@ def score_pair(model, a: str, b: str, x: str, y: str, structures: dict) -> dict 
         parent = parent_of(formula)
     except SolidSolutionError:
         return {"pair": f"{a}/{b}", "formula": formula, "template": False}
-    lattice, coords, numbers, occupancies, _, _, row = mixed_cells(model, parent)[0]
-    if row is None:
+    cell = mixed_cells(model, parent)[0]
+    if cell.row is None:
         return {"pair": f"{a}/{b}", "formula": formula, "template": False}
-    places: dict = {}
-    for xyz, z, occupancy in zip(coords, numbers, occupancies):
-        places.setdefault(tuple(np.round(xyz, 6)), {})[Element.from_Z(int(z)).symbol] = float(occupancy)
-    predicted = Structure(Lattice(lattice), list(places.values()), list(places))
+    predicted = cell.structure()
     sa, sb = structures[a], structures[b]
     per_atom = [s.volume / len(s) for s in (predicted, sa, sb)]
     vegard = (per_atom[1] + per_atom[2]) / 2

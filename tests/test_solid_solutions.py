@@ -106,12 +106,9 @@ def test_the_mixed_cell_is_what_pymatgen_simulates(member, formula):
     """The member's pattern is the fast simulation of its mixed cell, which agrees with pymatgen's simulation of
     the same cell built as a disordered pymatgen Structure (r >= 0.999, as for ordered cells)."""
     parent = parent_of(formula)
-    lattice, coords, numbers, occupancies, _, _, row = mixed_cells(member, parent)[0]
-    assert row is not None and np.any(occupancies < 1)
-    places = {}
-    for xyz, z, occupancy in zip(coords, numbers, occupancies):
-        places.setdefault(tuple(np.round(xyz, 6)), {})[Element.from_Z(int(z)).symbol] = float(occupancy)
-    structure = Structure(Lattice(lattice), list(places.values()), list(places))
+    cell = mixed_cells(member, parent)[0]
+    assert cell.row is not None and np.any(cell.occupancies < 1)
+    structure = cell.structure()
     assert structure.composition.fractional_composition.almost_equals(Composition(formula).fractional_composition)
     fast, oracle = member.predict([formula])[0], simulate([structure], "pymatgen")[0]
     assert np.corrcoef(fast, oracle)[0, 1] >= 0.999
@@ -168,7 +165,7 @@ def test_an_alloy_is_a_compound_of_its_elements_with_the_mixture_on_every_site(t
     first, second = member.answer(["Cu0.7Au0.3"], top=2).ranked()[0]
     assert first.how.startswith("solid solution on every site of Cu3Au (Cu0.7Au0.3 on each)")
     assert first.spacegroup == 221 and second.spacegroup == 123 and first.score is None
-    lattice = mixed_cells(member, parent_of("Cu0.7Au0.3"))[0][0]
+    lattice = mixed_cells(member, parent_of("Cu0.7Au0.3"))[0].lattice
     fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(abs(np.linalg.det(lattice)))),
                                     [{"Cu": 0.7, "Au": 0.3}], [[0, 0, 0]])
     oracle = simulate([fcc], "pymatgen")[0]
@@ -241,6 +238,6 @@ def test_the_volume_follows_vegards_line_between_known_end_members(member):
     # two known perovskites that differ on the A site (the prototype dataset's training split holds such pairs)
     (a, b), (c, _) = next((p, q) for p in known for q in known if p[1] == q[1] and p[0] < q[0])
     formula = f"{a}0.25{c}0.75{b}O3"
-    lattice, coords, _, _, _, _, _ = mixed_cells(member, parent_of(formula))[0]
-    volume = abs(np.linalg.det(lattice)) / len({tuple(xyz) for xyz in np.round(coords, 6)})
+    cell = mixed_cells(member, parent_of(formula))[0]
+    volume = abs(np.linalg.det(cell.lattice)) / len({tuple(xyz) for xyz in np.round(cell.coords, 6)})
     assert volume == pytest.approx(0.25 * per_site(f"{a}{b}O3") + 0.75 * per_site(f"{c}{b}O3"), rel=1e-6)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition, Element, Lattice, Structure
 
 from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
@@ -114,6 +114,14 @@ class MixedCell(NamedTuple):
     end: str
     elements: tuple[int, ...]
     row: int | None
+
+    def structure(self) -> Structure:
+        """The cell as a disordered pymatgen Structure (a mixed site as one site of several species), e.g. to write
+        it as a CIF or simulate it with pymatgen."""
+        places: dict[tuple[float, ...], dict[str, float]] = {}
+        for xyz, z, occupancy in zip(self.coords, self.numbers, self.occupancies):
+            places.setdefault(tuple(np.round(xyz, 6)), {})[_symbol(int(z))] = float(occupancy)
+        return Structure(Lattice(self.lattice), list(places.values()), list(places))
 
 
 def is_fractional(formula: str) -> bool:
