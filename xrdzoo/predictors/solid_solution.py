@@ -299,8 +299,8 @@ def _volume_per_site(member: Template, parent: Parent, row: int, site: dict[int,
     """Vegard's law: the end members' volumes per site weighted by their shares of the formula; a known end
     member's (a training formula's) from its own structure, another's as ``member`` predicts it on template ``row``
     (``assignment``: the chosen end member's element on each template element, ``site``: that element's site)."""
-    total = 0.0
-    for elements, share in parent.end_members().items():
+    total, shares = 0.0, parent.end_members()
+    for elements, share in shares.items():
         end = parent.end_member(elements)
         known = _known_row(member, end)
         if known is None:
@@ -309,7 +309,7 @@ def _volume_per_site(member: Template, parent: Parent, row: int, site: dict[int,
             total += share * abs(np.linalg.det(lattice)) / _sites_of(member, row)
         else:
             total += share * abs(np.linalg.det(member.lattices[known])) / _sites_of(member, known)
-    return total / sum(parent.end_members().values())
+    return total / sum(shares.values())
 
 
 def _known_row(member: Template, formula: str) -> int | None:
