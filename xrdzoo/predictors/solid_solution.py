@@ -254,8 +254,8 @@ def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[MixedCel
     formula; the volume follows Vegard's law (:func:`_volume_per_site`)."""
     if parent.alloy:
         return _alloy_cells(member, parent.sites[0], top)
-    ends = parent.end_members()
-    known = [e for e in ends if _known_row(member, parent.end_member(e)) is not None]
+    ends = {e: (share, _known_row(member, parent.end_member(e))) for e, share in parent.end_members().items()}
+    known = [e for e, (_, row) in ends.items() if row is not None]
     elements = (known or list(ends))[0]
     end = parent.end_member(elements)
     site_of, position_of, cells = dict(zip(elements, parent.sites)), {e: j for j, e in enumerate(elements)}, []
@@ -263,7 +263,7 @@ def mixed_cells(member: Template, parent: Parent, top: int = 1) -> list[MixedCel
         if assignment is None:
             return [MixedCell(None, None, None, None, end, elements, None)]
         lattice, coords, numbers, _, _ = member.substituted_cell(formula_of(end), row, assignment)
-        volume = _volume_per_site(member, parent, row, position_of, assignment)
+        volume = _volume_per_site(member, parent, ends, row, position_of, assignment)
         lattice = lattice * (volume * len(numbers) / abs(np.linalg.det(lattice))) ** (1 / 3)
         entries = [(j, z, o) for j, n in enumerate(numbers) for z, o in zip(site_of[n].numbers, site_of[n].occupancies)]
         sites, atoms, occupancies = (np.array(column) for column in zip(*entries))
@@ -295,21 +295,21 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[MixedCell]:
     return cells
 
 
-def _volume_per_site(member: Template, parent: Parent, row: int, site: dict[int, int], assignment) -> float:
-    """Vegard's law: the end members' volumes per site weighted by their shares of the formula; a known end
-    member's (a training formula's) from its own structure, another's as ``member`` predicts it on template ``row``
-    (``assignment``: the chosen end member's element on each template element, ``site``: that element's site)."""
-    total, shares = 0.0, parent.end_members()
-    for elements, share in shares.items():
-        end = parent.end_member(elements)
-        known = _known_row(member, end)
+def _volume_per_site(member: Template, parent: Parent, ends: dict[tuple[int, ...], tuple[float, int | None]],
+                     row: int, site: dict[int, int], assignment) -> float:
+    """Vegard's law: the end members' volumes per site weighted by their shares of the formula (``ends``: each end
+    member's share and its known row, or None); a known end member's (a training formula's) from its own structure,
+    another's as ``member`` predicts it on template ``row`` (``assignment``: the chosen end member's element on each
+    template element, ``site``: that element's site)."""
+    total = 0.0
+    for elements, (share, known) in ends.items():
         if known is None:
             swapped = tuple(elements[site[n]] for n in assignment)
-            lattice = member.substituted_cell(formula_of(end), row, swapped)[0]
+            lattice = member.substituted_cell(formula_of(parent.end_member(elements)), row, swapped)[0]
             total += share * abs(np.linalg.det(lattice)) / _sites_of(member, row)
         else:
             total += share * abs(np.linalg.det(member.lattices[known])) / _sites_of(member, known)
-    return total / sum(shares.values())
+    return total / sum(share for share, _ in ends.values())
 
 
 def _known_row(member: Template, formula: str) -> int | None:
