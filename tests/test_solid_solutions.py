@@ -21,7 +21,8 @@ from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo.metrics import pick_peaks
 from xrdzoo.builder import create_predictor
 from xrdzoo.formulas import formula_of
-from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_fractional, mixed_cells, parent_of,
+from xrdzoo.predictors import solid_solution
+from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_element, is_fractional, mixed_cells, parent_of,
                                               series, substitutes)
 from xrdzoo.xrd.profiles import Profile
 from xrdzoo.xrd.simulate import reflections, simulate
@@ -173,6 +174,38 @@ def test_an_alloy_is_a_compound_of_its_elements_with_the_mixture_on_every_site(t
     assert np.array_equal(pick_peaks(first.pattern).apexes, pick_peaks(oracle).apexes)
     ordered = member.predict(["Cu3Au"])[0]  # the known ordered compound keeps its superstructure's peaks
     assert len(pick_peaks(ordered).apexes) > len(pick_peaks(first.pattern).apexes)
+
+
+def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a_simple_lattice(tmp_path):
+    """A single element the member holds no structure of (Cu) goes on every site of its compounds with a substitute
+    element, the richest in it first, skipping those whose sites, all made it, are no simple lattice (the C15b
+    ZrCu5, 6 sites per primitive cell): on L1_2 Cu3Au it is fcc Cu, as pymatgen simulates an fcc cell of that volume.
+    A held element answers with its known structure; without such a compound, the element is a line compound."""
+    structures = [Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.75), ["Au", "Cu"], [[0, 0, 0], [0, 0.5, 0.5]]),
+                  Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(2.8, 3.7), ["Au", "Cu"],
+                                            [[0, 0, 0], [0.5, 0.5, 0.5]]),
+                  Structure.from_spacegroup("F-43m", Lattice.cubic(6.9), ["Zr", "Cu", "Cu"],
+                                            [[0, 0, 0], [0.25, 0.25, 0.25], [0.625, 0.625, 0.625]]),
+                  Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.08), ["Ag"], [[0, 0, 0]])]
+    for i, structure in enumerate(structures + prototype_structures()):
+        structure.to(filename=str(tmp_path / f"s{i:02d}.cif"))
+    build_dataset(tmp_path, tmp_path / "elements.npz", workers=1, progress=False)
+    member = create_predictor("template")
+    member.fit(load_dataset(tmp_path / "elements.npz"), progress=False)
+    assert is_element("Cu") and is_element("O2") and not is_element("CuO") and not is_element("Xx")
+    copper, silver, sodium = member.answer(["Cu", "Ag", "Na"], top=3).ranked()
+    assert [(c.spacegroup, c.score) for c in copper] == [(221, None), (123, None)]  # Cu3Au, CuAu; not ZrCu5
+    assert copper[0].how.startswith("element Cu (no structure of it held) on every site of s00.cif (Cu3Au, space "
+                                    "group 221): a simple lattice, Fm-3m") and "I4/mmm" in copper[1].how
+    parent = solid_solution.parents(["Cu"], member)[0][0]
+    lattice = mixed_cells(member, parent)[0].lattice
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(abs(np.linalg.det(lattice)))), ["Cu"], [[0, 0, 0]])
+    oracle = simulate([fcc], "pymatgen")[0]
+    assert np.corrcoef(copper[0].pattern, oracle)[0, 1] >= 0.999
+    assert np.array_equal(pick_peaks(copper[0].pattern).apexes, pick_peaks(oracle).apexes)
+    assert silver[0].how.startswith("known structure") and silver[0].score == 1
+    assert sodium[0].how.startswith("element Na: no structure of it, nor a compound of it with a substitute element "
+                                    "whose sites form a simple lattice; read as a line compound")
 
 
 def test_series_runs_between_end_members_that_differ_on_one_site():

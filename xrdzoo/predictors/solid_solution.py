@@ -24,7 +24,7 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 
 from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
-from xrdzoo.formulas import EncodingError, formula_of, formula_text, parse
+from xrdzoo.formulas import N_ELEMENTS, EncodingError, formula_of, formula_text, parse
 from xrdzoo.predictors.chemistry import element_properties, element_table
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
@@ -36,6 +36,8 @@ MIN_OCCUPANCY = 0.8  # a site less filled than this is not read as a vacancy-bea
 MAX_SCALE = 4  # formula units tried, 1 first: Ba0.25Sr0.25Ti0.5O1.5 is (Ba,Sr)TiO3 at 2
 MAX_ELEMENTS = 8  # set partitions of 8 elements: 4,140
 ALLOY_ABOVE_HULL = 0.1  # eV/atom: an alloy's mixture goes first on the compounds of its elements this near the hull
+ELEMENT_LATTICE_SITES = 2  # an element stands on a compound whose sites, all made it, form at most this many per
+# primitive cell (fcc, bcc: 1; hcp, diamond: 2), as most elements' structures do
 SUBSTITUTE_DISTANCE = 4.5  # series: Ba/Sr 1.8, La/Sr 2.4, Mg/Ni 4.0 are within; Sr/Ti 4.9, Ba/Pb 8.0 are not
 _WHOLE = 0.01  # a group total within this of a whole number fills that many sites
 _ANION_GROUPS = (16, 17)  # chalcogens and halogens, with N, never share a site with a cation
@@ -63,7 +65,7 @@ class Site:
     @property
     def text(self) -> str:
         """The site's elements and amounts as a formula (Ni0.7Fe0.3)."""
-        return "".join(f"{_symbol(n)}{a:g}" for n, a in zip(self.numbers, self.amounts))
+        return "".join(f"{_symbol(n)}{'' if a == 1 else f'{a:g}'}" for n, a in zip(self.numbers, self.amounts))
 
     @property
     def mixed(self) -> bool:
@@ -81,6 +83,11 @@ class Parent:
     def alloy(self) -> bool:
         """Whether all the elements share one site (Fe0.3Ni0.7): an alloy, answered by :func:`_alloy_cells`."""
         return len(self.sites) == 1
+
+    @property
+    def element(self) -> bool:
+        """Whether it is a single element (Si), an alloy's limit."""
+        return self.alloy and len(self.sites[0].numbers) == 1
 
     def end_members(self) -> dict[tuple[int, ...], float]:
         """The end members (one element of each site on all of it: that element per site) and their shares of the
@@ -126,10 +133,19 @@ class MixedCell(NamedTuple):
 
 def is_fractional(formula: str) -> bool:
     """Whether a readable formula has a count that is not a whole number (a doped compound, a solid solution)."""
+    return any(abs(amount - round(amount)) > 1e-6 for _, amount in _pairs(formula))
+
+
+def is_element(formula: str) -> bool:
+    """Whether a readable formula is a single element (Si, Fe, O2)."""
+    return len(_pairs(formula)) == 1
+
+
+def _pairs(formula: str) -> list[tuple[str, float]]:
     try:
-        return any(abs(amount - round(amount)) > 1e-6 for _, amount in parse(formula))
+        return parse(formula)
     except EncodingError:
-        return False
+        return []
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -162,12 +178,15 @@ def parent_of(formula: str) -> Parent:
                              f"(to an occupancy of {MIN_OCCUPANCY:g} or more) with at most {MAX_SCALE} formula units")
 
 
-def parents(formulas: Sequence[str]) -> tuple[dict[int, Parent], dict[int, str]]:
+def parents(formulas: Sequence[str], member: Template) -> tuple[dict[int, Parent], dict[int, str]]:
     """The parents of the fractional formulas among ``formulas`` (doped compounds, solid solutions) by position, and
-    by position why each other fractional formula has none (the template member reads it as a line compound)."""
+    by position why each other fractional formula has none (the template member reads it as a line compound). A
+    single element that ``member`` holds no structure of is a one-site parent too (:func:`_alloy_cells`)."""
     found, reasons = {}, {}
     for i, formula in enumerate(formulas):
-        if is_fractional(formula):
+        if is_element(formula) and _known_row(member, formula) is None:
+            found[i] = Parent((Site(1, (Element(_pairs(formula)[0][0]).Z,), (1.0,)),))
+        elif is_fractional(formula):
             try:
                 found[i] = parent_of(formula)
             except SolidSolutionError as error:
@@ -182,13 +201,18 @@ def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate
     cells = mixed_cells(member, parent, top)
     if cells[0].row is None:
         end = cells[0].end
-        way = (f"solid solution on one site: no structure made of exactly its elements to put {end} on; read as a "
+        way = (f"element {end}: no structure of it, nor a compound of it with a substitute element whose sites "
+               "form a simple lattice; read as a line compound" if parent.element else
+               f"solid solution on one site: no structure made of exactly its elements to put {end} on; read as a "
                "line compound" if parent.alloy else f"solid solution on the sites of {_text(end)}")
         return [replace(c, how=f"{way}: {c.how}", score=None) for c in member._line_ranked([end], top)[0]]
     answers = []
     for cell in cells:
         material, group = member.identity(cell.row)
-        how = (f"solid solution on every site of {cell.end} ({parent.sites[0].text} on each): structure "
+        how = (f"element {parent.sites[0].text} (no structure of it held) on every site of "
+               f"{member.describe(cell.row)}: a simple lattice, {_element_lattice(member, cell.row, cell.numbers[0])}, "
+               "volume rescaled" if parent.element else
+               f"solid solution on every site of {cell.end} ({parent.sites[0].text} on each): structure "
                f"{member.describe(cell.row)}, volume rescaled" if parent.alloy else
                f"solid solution on the parent {_text(cell.end)} ({parent.describe(cell.elements)}): template "
                f"{member.describe(cell.row)}, elements substituted, volume by Vegard's law")
@@ -276,13 +300,21 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[MixedCell]:
     member's structures made of exactly its elements, the mixture on every site (an ordered compound of the same
     elements most often orders the lattice the alloy has), the volume rescaled as a template's; one with the row
     None where it has none. Those within :data:`ALLOY_ABOVE_HULL` of the hull come first (stable or nearly so,
-    rather than orderings far from stable), each group nearest in composition first, then lowest above the hull."""
+    rather than orderings far from stable), each group nearest in composition first, then lowest above the hull.
+
+    A single element stands on its compounds with one :func:`substitutes` element instead, in the same order (the
+    richest in it first), those whose sites, all made it, form a simple lattice (:func:`_element_lattice`)."""
     query = formula_of(site.text)
-    rows = member.rows_made_of(site.numbers)
+    element = site.numbers[0] if len(site.numbers) == 1 else None
+    rows = member.rows_made_of(site.numbers) if element is None else np.array(
+        [row for other in range(1, N_ELEMENTS + 1) if other != element and substitutes(_symbol(element), _symbol(other))
+         for row in member.rows_made_of((element, other))], np.int64)
     fractions = FormulaIndex.of([query]).fractions()
     distance = np.round(np.abs(member.templates.fractions(rows) - fractions).sum(1), 9)
     energy = np.nan_to_num(member.e_above_hull[rows].astype(np.float64), nan=np.inf)
-    rows = rows[np.lexsort((energy, distance, energy > ALLOY_ABOVE_HULL))][:top]
+    rows = rows[np.lexsort((energy, distance, energy > ALLOY_ABOVE_HULL))]
+    rows = rows[:top] if element is None else np.fromiter(
+        itertools.islice((row for row in rows if _element_lattice(member, row, element)), top), np.int64)
     if not len(rows):
         return [MixedCell(None, None, None, None, site.text, site.numbers, None)]
     cells = []
@@ -293,6 +325,17 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[MixedCell]:
                                np.tile(site.occupancies, len(numbers)), formula_text(member.templates.formula(row)),
                                site.numbers, row))
     return cells
+
+
+def _element_lattice(member: Template, row: int, element: int) -> str | None:
+    """The space group symbol of template ``row`` with ``element`` on every site, where its primitive cell has at
+    most :data:`ELEMENT_LATTICE_SITES` sites (Cu3Au's sites are fcc, Fm-3m); else None (spglib through pymatgen, to
+    0.1 A)."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer  # imports scipy.special: only where an element is asked
+
+    lattice, coords = member.substituted_cell(formula_of(_symbol(element)), row, None)[:2]
+    symmetry = SpacegroupAnalyzer(Structure(Lattice(lattice), [element] * len(coords), coords), symprec=0.1)
+    return symmetry.get_space_group_symbol() if len(symmetry.find_primitive()) <= ELEMENT_LATTICE_SITES else None
 
 
 def _volume_per_site(member: Template, parent: Parent, ends: dict[tuple[int, ...], tuple[float, int | None]],

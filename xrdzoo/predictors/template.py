@@ -524,7 +524,7 @@ class Template(PredictorBase):
         was made: on its parent's mixed sites for a doped compound or solid solution
         (:func:`solid_solution.candidates`), and a fractional formula without a parent read as a line compound, saying
         why. Each formula gets what it would get alone."""
-        parents, reasons = solid_solution.parents(formulas)
+        parents, reasons = solid_solution.parents(formulas, self)
         lines = iter(self._line_ranked([f for i, f in enumerate(formulas) if i not in parents], top))
         ranked = []
         for i in range(len(formulas)):
