@@ -1,14 +1,17 @@
-"""Alloys: does the default put a one-site solid solution (Fe0.3Ni0.7) on the lattice the alloy is known to have?
+"""Alloys and elements: does the default put a one-site solid solution (Fe0.3Ni0.7), or a single element (Si), on
+the lattice it is known to have?
 
     python benchmarks/alloys.py
 
 The default holds no structures of single elements, so a formula whose elements all share one site answers with
-its elements' ordered compounds, the mixture on every site (docs/zoo.md, "Doped compounds and solid solutions").
-For each alloy below, each of its first ``--top`` answers is scored against the simple lattices (fcc, bcc, hcp,
-diamond), each simulated over a scan of its lattice parameter: the lattice whose best peak F1 is highest is the one
-the answer's peaks read as. The lattice each alloy has is textbook metallurgy (disordered substitutional solid
-solutions at room temperature: Cu-Ni, Ag-Au, Ni-rich Fe-Ni and Ni-Cr fcc; Fe-rich Fe-Cr and Mo-W bcc; Ti- and
-Mg-rich with Al hcp; Si-Ge diamond).
+its elements' ordered compounds, the mixture on every site, and a single element with its compounds with one
+substitute element, the element on every site, where those sites form a simple lattice (docs/zoo.md, "Doped
+compounds and solid solutions"). For each formula below, each of its first ``--top`` answers is scored against the
+simple lattices (fcc, bcc, hcp, diamond), each simulated over a scan of its lattice parameter: the lattice whose best
+peak F1 is highest is the one the answer's peaks read as. The lattice each has is textbook metallurgy at room
+temperature (alloys: disordered substitutional solid solutions, Cu-Ni, Ag-Au, Ni-rich Fe-Ni and Ni-Cr fcc; Fe-rich
+Fe-Cr and Mo-W bcc; Ti- and Mg-rich with Al hcp; Si-Ge diamond; elements: those of the four lattices, hcp ones of
+near-ideal c/a, as the scan assumes).
 """
 
 from __future__ import annotations
@@ -26,19 +29,42 @@ from xrdzoo.xrd.simulate import simulate_cells
 KNOWN = {"Cu0.5Ni0.5": "fcc", "Au0.5Ag0.5": "fcc", "Fe0.3Ni0.7": "fcc", "Ni0.8Cr0.2": "fcc", "Cu0.7Zn0.3": "fcc",
          "Ca0.5Sr0.5": "fcc", "Fe0.9Cr0.1": "bcc", "Mo0.5W0.5": "bcc", "Ti0.9Al0.1": "hcp", "Mg0.9Al0.1": "hcp",
          "Si0.5Ge0.5": "diamond"}
-LATTICES = {"fcc": ("Fm-3m", [[0, 0, 0]], np.arange(3.3, 6.2, 0.005)),
-            "bcc": ("Im-3m", [[0, 0, 0]], np.arange(2.6, 4.6, 0.005)),
-            "hcp": ("P6_3/mmc", [[1 / 3, 2 / 3, 0.25]], np.arange(2.5, 3.8, 0.005)),  # ideal c/a
-            "diamond": ("Fd-3m", [[0, 0, 0]], np.arange(5.0, 6.2, 0.005))}
+# elements at room temperature: lattice and textbook lattice parameters (A; a, and c for hcp)
+ELEMENTS = {"Cu": ("fcc", 3.615), "Ag": ("fcc", 4.086), "Au": ("fcc", 4.078), "Ni": ("fcc", 3.524),
+            "Al": ("fcc", 4.050), "Pt": ("fcc", 3.924), "Pd": ("fcc", 3.891), "Pb": ("fcc", 4.950),
+            "Rh": ("fcc", 3.803), "Ir": ("fcc", 3.839), "Ca": ("fcc", 5.588), "Sr": ("fcc", 6.085),
+            "Fe": ("bcc", 2.866), "Cr": ("bcc", 2.885), "Mo": ("bcc", 3.147), "W": ("bcc", 3.165), "V": ("bcc", 3.030),
+            "Nb": ("bcc", 3.300), "Ta": ("bcc", 3.303), "Li": ("bcc", 3.510), "Na": ("bcc", 4.291),
+            "K": ("bcc", 5.328), "Rb": ("bcc", 5.585), "Cs": ("bcc", 6.141), "Ba": ("bcc", 5.028),
+            "Mg": ("hcp", 3.209, 5.211), "Be": ("hcp", 2.286, 3.584), "Sc": ("hcp", 3.309, 5.273),
+            "Ti": ("hcp", 2.951, 4.686), "Co": ("hcp", 2.507, 4.069), "Y": ("hcp", 3.647, 5.731),
+            "Zr": ("hcp", 3.232, 5.147), "Ru": ("hcp", 2.706, 4.282), "Hf": ("hcp", 3.196, 5.051),
+            "Re": ("hcp", 2.761, 4.456), "Os": ("hcp", 2.734, 4.317), "Si": ("diamond", 5.431),
+            "Ge": ("diamond", 5.658)}
+# space group, sites, atoms per conventional cell, the alloys' scan of lattice parameters (A)
+LATTICES = {"fcc": ("Fm-3m", [[0, 0, 0]], 4, np.arange(3.3, 6.2, 0.005)),
+            "bcc": ("Im-3m", [[0, 0, 0]], 2, np.arange(2.6, 4.6, 0.005)),
+            "hcp": ("P6_3/mmc", [[1 / 3, 2 / 3, 0.25]], 2, np.arange(2.5, 3.8, 0.005)),  # ideal c/a
+            "diamond": ("Fd-3m", [[0, 0, 0]], 8, np.arange(5.0, 6.2, 0.005))}
+VOLUME_SCAN = np.linspace(0.92, 1.08, 81)  # an element's lattices: volume per atom within 8 % of its own
 
 
-def simple_patterns() -> dict[str, np.ndarray]:
-    """Each simple lattice's patterns over its scan of lattice parameters (one element: the peak positions and
-    their order of strength are the lattice's)."""
+def volume_per_atom(lattice: str, a: float, c: float | None = None) -> float:
+    """The volume per atom (A^3) of a simple lattice of edge ``a`` (and ``c``, hcp)."""
+    cell = np.sqrt(3) / 2 * a * a * c if lattice == "hcp" else a ** 3
+    return cell / LATTICES[lattice][2]
+
+
+def simple_patterns(volume: float | None = None) -> dict[str, np.ndarray]:
+    """Each simple lattice's patterns over a scan of its lattice parameter (one element: the peak positions and
+    their order of strength are the lattice's): the alloys' scan, or where ``volume`` (per atom) is given, the
+    parameters that give volumes per atom within 8 % of it."""
     patterns = {}
-    for name, (group, sites, edges) in LATTICES.items():
+    for name, (group, sites, atoms, edges) in LATTICES.items():
         unit = Structure.from_spacegroup(group, Lattice.hexagonal(1, np.sqrt(8 / 3)) if name == "hcp" else
                                          Lattice.cubic(1), ["Cu"], sites)  # edge 1, scaled to each a of the scan
+        if volume is not None:
+            edges = np.cbrt(volume * VOLUME_SCAN * atoms / unit.volume)
         patterns[name] = simulate_cells([(unit.lattice.matrix * a, unit.frac_coords, unit.atomic_numbers)
                                          for a in edges])
     return patterns
@@ -47,31 +73,38 @@ def simple_patterns() -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=xrdzoo.DEFAULT_MODEL)
-    parser.add_argument("--top", type=int, default=2, help="answers per alloy scored")
+    parser.add_argument("--top", type=int, default=2, help="answers per formula scored")
     args = parser.parse_args()
-    simple = simple_patterns()
-    answers = xrdzoo.load(args.model).answer(list(KNOWN), top=args.top).ranked()
+    alloy_lattices = simple_patterns()
+    model = xrdzoo.load(args.model)
     rows = []
-    for (formula, known), candidates in zip(KNOWN.items(), answers):
-        for rank, candidate in enumerate(candidates, 1):
-            f1 = {name: float(peak_scores(np.repeat(candidate.pattern[None], len(p), 0), p)[2].max())
-                  for name, p in simple.items()}
-            reads_as = max(f1, key=f1.get)
-            rows.append({"alloy": formula, "lattice it has": known, "answer": rank, "space group": candidate.spacegroup,
-                         "reads as": reads_as, "peak F1 there": f1[reads_as], "peak F1 on its own": f1[known],
-                         "how": candidate.how})
-    firsts = [r for r in rows if r["answer"] == 1]
-    summary = {"alloys": len(firsts), "first answer on the lattice it has": sum(r["reads as"] == r["lattice it has"]
-                                                                               for r in firsts)}
+    for kind, known_of in (("alloy", KNOWN), ("element", {e: lattice for e, (lattice, *_) in ELEMENTS.items()})):
+        for (formula, known), candidates in zip(known_of.items(), model.answer(list(known_of), top=args.top).ranked()):
+            simple = alloy_lattices if kind == "alloy" else simple_patterns(volume_per_atom(*ELEMENTS[formula]))
+            for rank, candidate in enumerate(candidates, 1):
+                f1 = {name: float(peak_scores(np.repeat(candidate.pattern[None], len(p), 0), p)[2].max())
+                      for name, p in simple.items()}
+                reads_as = max(f1, key=f1.get)
+                rows.append({"kind": kind, "formula": formula, "lattice it has": known, "answer": rank,
+                             "space group": candidate.spacegroup, "reads as": reads_as, "peak F1 there": f1[reads_as],
+                             "peak F1 on its own": f1[known], "how": candidate.how})
+    summary = []
+    for kind in ("alloy", "element"):
+        firsts = [r for r in rows if r["kind"] == kind and r["answer"] == 1]
+        summary.append({"kind": kind, "formulas": len(firsts),
+                        "first answer on the lattice it has": sum(r["reads as"] == r["lattice it has"] for r in firsts),
+                        "mean peak F1 on its own lattice": float(np.mean([r["peak F1 on its own"] for r in firsts]))})
+    columns = ["formula", "lattice it has", "answer", "space group", "reads as", "peak F1 there", "peak F1 on its own"]
     markdown = "\n\n".join([
         "## Alloys",
-        f"`{args.model}` on alloys whose lattice is known (disordered substitutional solid solutions at room "
-        "temperature): each of the first answers scored against the simple lattices, each simulated over a scan of "
-        "its lattice parameter. Reads as: the lattice of the highest peak F1 (beside it, the F1 on the alloy's own "
-        "lattice).",
-        markdown_table([summary]),
-        markdown_table(rows, ["alloy", "lattice it has", "answer", "space group", "reads as", "peak F1 there",
-                              "peak F1 on its own"]),
+        f"`{args.model}` on alloys and elements whose lattice is known (alloys: disordered substitutional solid "
+        "solutions at room temperature): each of the first answers scored against the simple lattices, each "
+        "simulated over a scan of its lattice parameter (an element's: volumes per atom within 8 % of its own, from "
+        "textbook lattice parameters). Reads as: the lattice of the highest peak F1 (beside it, the F1 on the "
+        "formula's own lattice). Elements: first answers only (all in the JSON).",
+        markdown_table(summary),
+        markdown_table([r for r in rows if r["kind"] == "alloy"], columns),
+        markdown_table([r for r in rows if r["kind"] == "element" and r["answer"] == 1], columns),
     ])
     write_results("alloys", {"summary": summary, "rows": rows}, markdown)
 
