@@ -226,4 +226,7 @@ def test_answers_are_remembered_without_loading_the_member_again(tmp_path, monke
     again = CachedMember("template_learned.mp_ternary", xrdzoo.load)
     assert [len(r) for r in again.answer(formulas, top=3).ranked()] == [3, 3] and again._member is None
     nothing = CachedMember("template_learned.mp_ternary", xrdzoo.load).answer(["Og2Ts"])  # none kept is remembered too
+    monkeypatch.setattr("xrdzoo.answer_cache.__version__", "0.0.0")  # another xrdzoo answers afresh
+    other = CachedMember("template_learned.mp_ternary", xrdzoo.load)
+    assert other.answer(formulas, top=2).how == fresh.how and other._member is not None
     assert nothing.kept == [] and "Og2Ts" in nothing.refused and nothing.patterns.intensities.shape == (0, 1024)

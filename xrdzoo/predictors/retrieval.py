@@ -3,6 +3,7 @@ clear (a structure is shared far more often within a formula type than across)."
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -11,6 +12,7 @@ import numpy as np
 from xrdzoo.data import Dataset
 from xrdzoo.arrays import array_strings, strings_array
 from xrdzoo.predictors import PredictorBase
+from xrdzoo.predictors.chemistry import element_table
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of
 from xrdzoo.xrd.pattern import N_POINTS
 
@@ -20,14 +22,16 @@ class FormulaIndex:
     row's atomic numbers and counts in :class:`Formula` order, zero-padded (a hundred thousand structures index in
     a fraction of a second).
 
-    Ties are broken by position: the first of the tied formulas in training order (datasets are sorted by formula,
-    so the alphabetically first reduced formula) wins.
+    Formulas at the same distance (every AO2 oxide is 2/3 from ZrO2) go chemically closest first: by the L1
+    distance of their composition-weighted mean element properties (:func:`element_table`, HfO2 before CdO2), then in
+    training order.
     """
 
     def __init__(self, numbers: np.ndarray, counts: np.ndarray):
         self.numbers, self.counts = np.asarray(numbers, dtype=np.int64), np.asarray(counts, dtype=float)
         self._fractions = self.counts / self.counts.sum(axis=1, keepdims=True)
         self._by_element: _ElementIndex | None = None
+        self._means: np.ndarray | None = None
         self._kinds: dict[tuple, tuple[np.ndarray, np.ndarray, _ElementIndex]] = {}
         self._by_formula: dict[tuple, dict[tuple, np.ndarray]] = {}
         order = np.lexsort(self.counts.T[::-1])  # by type (the counts), rows of one type in row order
@@ -80,15 +84,16 @@ class FormulaIndex:
         # fractions sum to 1, so sum |a - b| = 2 - 2 sum min(a, b), and only the query's elements can share a minimum:
         # only the rows that hold one of them are visited
         share = np.array(query.counts) / sum(query.counts)
+        mine = share @ _properties()[np.array(query.numbers) - 1]  # ties: by the mean element properties
         if same_kind:  # a type's rows have as many elements as the query
             rows, _, index = self._of_kind(query.kind)
         else:
             from xrdzoo.predictors.index_kernel import nearest_rows, workspace  # imports numba: only where used
 
-            rounded, found, distance = nearest_rows(*self._elements(), np.array(query.numbers), share, k,
-                                                    *workspace(len(self)))
+            rounded, unlike, found, distance = nearest_rows(*self._elements(), np.array(query.numbers), share,
+                                                            self._mean_properties(), mine, k, *workspace(len(self)))
             if len(found) == k:  # else rows holding none of its elements (at distance 2) are among the k
-                order = np.lexsort((found, rounded))
+                order = np.lexsort((found, unlike, rounded))
                 return found[order], distance[order]
             rows, index = np.arange(len(self)), self._elements()
         shared = np.zeros(len(rows))
@@ -96,8 +101,19 @@ class FormulaIndex:
             having, their = index.having(number)
             shared[having] += np.minimum(their, fraction)
         distance = 2 - 2 * shared
-        order = _smallest(np.round(distance, 9), k)  # ties go to the first row
+        rounded = np.round(distance, 9)
+        near = (np.arange(len(rows)) if k >= len(rows) else  # the k nearest and every formula tied with the k-th
+                np.flatnonzero(rounded <= np.partition(rounded, k - 1)[k - 1]))
+        unlike = np.abs(self._mean_properties()[rows[near]] - mine).sum(1)
+        order = near[np.lexsort((rows[near], unlike, rounded[near]))][:k]  # ties: chemically closest, then first row
         return rows[order], distance[order]
+
+    def _mean_properties(self) -> np.ndarray:
+        """Each row's composition-weighted mean element properties, ``(rows, properties)`` (computed once)."""
+        if self._means is None:
+            self._means = sum(self._fractions[:, [j]] * _properties()[self.numbers[:, j] - 1]
+                                   for j in range(self.numbers.shape[1]))
+        return self._means
 
     def _of_kind(self, kind: tuple) -> tuple[np.ndarray, np.ndarray, _ElementIndex]:
         """The rows of a formula type with their atomic numbers and the index of their elements (positions among
@@ -147,14 +163,11 @@ class _ElementIndex(NamedTuple):
         return self.rows[a:b], self.fractions[a:b]
 
 
-def _smallest(values: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` smallest values, smallest first, ties in position order (a stable argsort's first
-    ``k``, without sorting them all)."""
-    if k >= len(values):
-        return np.argsort(values, kind="stable")
-    kth = np.partition(values, k - 1)[k - 1]
-    within = np.flatnonzero(values <= kth)
-    return within[np.argsort(values[within], kind="stable")][:k]
+@functools.cache
+def _properties() -> np.ndarray:
+    """:func:`element_table` with 0 where it has no value (padding, atomic number 0, reads its last row at fraction
+    0)."""
+    return np.nan_to_num(element_table())
 
 
 class Retrieval(PredictorBase):
