@@ -4,8 +4,9 @@ measurement of that system, so the second identification of a system neither loa
 An entry is one formula's answer, a ``.npz`` file (arrays of numbers and strings only, read with
 ``allow_pickle=False``) in ``$XRDZOO_HOME/answers`` (else the user cache folder's ``xrdzoo/answers``), named by the
 sha256 of the member's identity (a weight's sha256 and its parts', or a checkpoint file's own sha256), the xrdzoo
-version (the same weights answer differently when the code that answers changes) and the formula: whichever formulas a measurement's shortlist picks, those asked before are remembered. The entry keeps the
-largest ``top`` asked so far and answers any smaller one with its first candidates (a member ranks best first, so
+version (the same weights answer differently when the code that answers changes) and the formula: whichever
+formulas a measurement's shortlist picks, those asked before are remembered. The entry keeps the largest ``top``
+asked so far and answers any smaller one with its first candidates (a member ranks best first, so
 its best five are the first five of its best twelve: ``identify --phases`` ranks again by five after twelve and
 predicts nothing). An entry that cannot be read is answered afresh and written again.
 """

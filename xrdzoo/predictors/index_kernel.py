@@ -65,7 +65,8 @@ def nearest_rows(rows, fractions, bounds, numbers, shares, means, mine, k, scrat
         while at > 0:  # the new entry rises to its place
             parent = (at - 1) // 2
             if _before(keys[parent], ties[parent], found[parent], key, tie, row):
-                keys[at], ties[at], found[at], distances[at] = keys[parent], ties[parent], found[parent], distances[parent]
+                keys[at], ties[at] = keys[parent], ties[parent]
+                found[at], distances[at] = found[parent], distances[parent]
                 at = parent
             else:
                 break

@@ -112,7 +112,7 @@ class FormulaIndex:
         """Each row's composition-weighted mean element properties, ``(rows, properties)`` (computed once)."""
         if self._means is None:
             self._means = sum(self._fractions[:, [j]] * _properties()[self.numbers[:, j] - 1]
-                                   for j in range(self.numbers.shape[1]))
+                              for j in range(self.numbers.shape[1]))
         return self._means
 
     def _of_kind(self, kind: tuple) -> tuple[np.ndarray, np.ndarray, _ElementIndex]:

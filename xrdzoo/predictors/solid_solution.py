@@ -185,7 +185,7 @@ def parents(formulas: Sequence[str], member: Template) -> tuple[dict[int, Parent
     found, reasons = {}, {}
     for i, formula in enumerate(formulas):
         if is_element(formula) and _known_row(member, formula) is None:
-            found[i] = Parent((Site(1, (Element(_pairs(formula)[0][0]).Z,), (1.0,)),))
+            found[i] = Parent((Site(1, formula_of(formula).numbers, (1.0,)),))
         elif is_fractional(formula):
             try:
                 found[i] = parent_of(formula)
