@@ -111,8 +111,9 @@ class Parent:
 class MixedCell(NamedTuple):
     """A parent's cell on one of the member's structures (:func:`mixed_cells`): its lattice, fractional
     coordinates, atomic numbers and occupancies (a mixed site as one entry per element at the same coordinates), the
-    formula of the structure it stands on (the end member; for an alloy, the compound), the end member's element on
-    each site, and the template row (the cell None where there is no structure to stand on)."""
+    formula of the structure it stands on (the end member; for an alloy, the compound; for an element, the space group
+    its sites form), the end member's element on each site, and the template row (the cell None where there is no
+    structure to stand on)."""
 
     lattice: np.ndarray | None
     coords: np.ndarray | None
@@ -210,7 +211,7 @@ def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate
     for cell in cells:
         material, group = member.identity(cell.row)
         how = (f"element {parent.sites[0].text} (no structure of it held) on every site of "
-               f"{member.describe(cell.row)}: a simple lattice, {_element_lattice(member, cell.row, cell.numbers[0])}, "
+               f"{member.describe(cell.row)}: a simple lattice, {cell.end}, "
                "volume rescaled" if parent.element else
                f"solid solution on every site of {cell.end} ({parent.sites[0].text} on each): structure "
                f"{member.describe(cell.row)}, volume rescaled" if parent.alloy else
@@ -313,17 +314,21 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[MixedCell]:
     distance = np.round(np.abs(member.templates.fractions(rows) - fractions).sum(1), 9)
     energy = np.nan_to_num(member.e_above_hull[rows].astype(np.float64), nan=np.inf)
     rows = rows[np.lexsort((energy, distance, energy > ALLOY_ABOVE_HULL))]
-    rows = rows[:top] if element is None else np.fromiter(
-        itertools.islice((row for row in rows if _element_lattice(member, row, element)), top), np.int64)
+    if element is None:
+        rows = rows[:top]
+        ends = [formula_text(member.templates.formula(row)) for row in rows]
+    else:
+        lattices = ((row, _element_lattice(member, row, element)) for row in rows)
+        found = list(itertools.islice(((row, end) for row, end in lattices if end), top))
+        rows, ends = np.array([row for row, _ in found], np.int64), [end for _, end in found]
     if not len(rows):
         return [MixedCell(None, None, None, None, site.text, site.numbers, None)]
     cells = []
-    for row, scale in zip(rows, member._scales(query, rows)):
+    for row, end, scale in zip(rows, ends, member._scales(query, rows)):
         lattice, coords, numbers, _, _ = member.substituted_cell(query, row, None)
         sites = np.repeat(np.arange(len(numbers)), len(site.numbers))
         cells.append(MixedCell(lattice * scale ** (1 / 3), coords[sites], np.tile(site.numbers, len(numbers)),
-                               np.tile(site.occupancies, len(numbers)), formula_text(member.templates.formula(row)),
-                               site.numbers, row))
+                               np.tile(site.occupancies, len(numbers)), end, site.numbers, row))
     return cells
 
 
