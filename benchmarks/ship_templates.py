@@ -10,7 +10,10 @@ member's); its scores are calibrated on the validation split at the shipped opti
 compound answers with its own structures. The checkpoint may be a shipped weight itself (its name): only its
 training-split templates are kept before the others are added again, so reshipping with other ``--option``s (the
 member's answering options, such as ``k``) changes nothing else. The files are split by element count (1-2, 3, 4,
-5+) so each stays under 20 MiB, listed in weights/manifest.json as one weight and its parts.
+5+) so each stays under 20 MiB, listed in weights/manifest.json as one weight and its parts. ``--metrics`` puts the
+train-only member's test figures from its per-type benchmark (``templates.py --by-type``, at the shipped ``k`` and
+``consensus``) on the card, where ``xrdzoo list`` shows them: that benchmark runs on the shipped weight, so ship,
+run it, then ship again from the shipped weight with ``--metrics benchmarks/results/template_types.json``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--recipe", help="the command that fitted --checkpoint, recorded in the manifest before "
                         "this one's")
-    parser.add_argument("--metrics", help="JSON of the train-only member's test figures for the card")
+    parser.add_argument("--metrics", help="the train-only member's test figures for the card: a `templates.py "
+                        "--by-type` result (benchmarks/results/template_types.json), read at the shipped k and "
+                        "consensus")
     parser.add_argument("--option", action="append", default=[], help="answering option KEY=VALUE (JSON value) "
                         "set on the shipped member, e.g. k=20 (repeatable)")
     args = parser.parse_args()
@@ -78,9 +83,25 @@ def main() -> None:
             description="template substitution with the learned ranker, every formula type, every known "
                         "polymorph; test figures are those of the member fitted on the training split only "
                         "(docs/benchmarks.md, template_types)",
-            metrics=json.loads(Path(args.metrics).read_text()) if args.metrics else {})
+            metrics=card_metrics(args.metrics, member.k, member.consensus) if args.metrics else {})
     for config in configs:
         print(f"{config.file}: {config.size / 2**20:.1f} MiB")
+
+
+def card_metrics(path: str, k: int, consensus: int) -> dict:
+    """The test figures of a ``templates.py --by-type`` run at ``k`` and ``consensus``: peak F1, recall and
+    precision over every formula type (each type's mean weighted by its formulas) and peak F1 per type."""
+    result = json.loads(Path(path).read_text())
+    rows = [row for row in result["rows"] if (row["k"], row["consensus"]) == (k, consensus)]
+    if result["split"] != "test" or not rows:
+        raise SystemExit(f"{path} holds no test figures at k {k} and consensus {consensus}: run benchmarks/"
+                         "templates.py --by-type with them")
+    n = sum(row["sample"] for row in rows)
+    mean = {key: sum(row[f"default {key}"] * row["sample"] for row in rows) / n
+            for key in ("F1", "recall", "precision")}
+    return {"split": "test", "n": n, "measured_by": result["command"], "peak_f1": mean["F1"],
+            "peak_recall": mean["recall"], "peak_precision": mean["precision"],
+            **{f"peak_f1/{row['type']}": row["default F1"] for row in rows}}
 
 
 if __name__ == "__main__":

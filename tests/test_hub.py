@@ -298,6 +298,20 @@ def test_a_manifest_lists_weights_and_finds_shipped_files(tmp_path, monkeypatch)
         hub.weights_from_manifest("hubtest_nohash")
 
 
+def test_the_default_card_holds_its_benchmarked_test_figures(monkeypatch):
+    """The default's test figures (shown by ``xrdzoo list``) are its per-type benchmark's, at its shipped options."""
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    from ship_templates import card_metrics
+
+    member = xrdzoo_package.load(xrdzoo_package.DEFAULT_MODEL)
+    metrics = hub.get_config(xrdzoo_package.DEFAULT_MODEL).metrics
+    assert metrics == card_metrics(str(benchmarks / "results" / "template_types.json"), member.k, member.consensus)
+    assert [key for key in metrics if key.startswith("peak_f1/")] == [
+        "peak_f1/binary", "peak_f1/ternary", "peak_f1/quaternary", "peak_f1/quinary+"]
+    assert f"[test peak F1 {metrics['peak_f1']:.3f}]" in xrdzoo("list", "weights").output
+
+
 def test_every_builtin_weight_can_be_had_and_shipped_files_match():
     for config in hub.builtin_weights():
         assert config.urls or config.shipped, f"{config.name} has neither URLs nor a shipped file"
