@@ -179,11 +179,15 @@ def test_an_alloy_is_a_compound_of_its_elements_with_the_mixture_on_every_site(t
 def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a_simple_lattice(tmp_path):
     """A single element the member holds no structure of (Cu) goes on every site of its compounds with a substitute
     element, the richest in it first, skipping those whose sites, all made it, are no simple lattice (the C15b
-    ZrCu5, 6 sites per primitive cell): on L1_2 Cu3Au it is fcc Cu, as pymatgen simulates an fcc cell of that volume.
-    A held element answers with its known structure; without such a compound, the element is a line compound."""
+    ZrCu5, 6 sites per primitive cell), an undistorted lattice before a distorted one as rich (tetragonal Cu3Ag's
+    sites, face-centred tetragonal, after L1_2 Cu3Au's): on Cu3Au it is fcc Cu, as pymatgen simulates an fcc cell of
+    that volume. A held element answers with its known structure; without such a compound, the element is a line
+    compound."""
     structures = [Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.75), ["Au", "Cu"], [[0, 0, 0], [0, 0.5, 0.5]]),
                   Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(2.8, 3.7), ["Au", "Cu"],
                                             [[0, 0, 0], [0.5, 0.5, 0.5]]),
+                  Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(3.7, 4.1), ["Ag", "Cu", "Cu"],
+                                            [[0, 0, 0], [0.5, 0.5, 0], [0, 0.5, 0.5]]),
                   Structure.from_spacegroup("F-43m", Lattice.cubic(6.9), ["Zr", "Cu", "Cu"],
                                             [[0, 0, 0], [0.25, 0.25, 0.25], [0.625, 0.625, 0.625]]),
                   Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.08), ["Ag"], [[0, 0, 0]])]
@@ -194,9 +198,11 @@ def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a
     member.fit(load_dataset(tmp_path / "elements.npz"), progress=False)
     assert is_element("Cu") and is_element("O2") and not is_element("CuO") and not is_element("Xx")
     copper, silver, sodium = member.answer(["Cu", "Ag", "Na"], top=3).ranked()
-    assert [(c.spacegroup, c.score) for c in copper] == [(221, None), (123, None)]  # Cu3Au, CuAu; not ZrCu5
+    assert [(c.spacegroup, c.score) for c in copper] == [(221, None), (123, None), (123, None)]  # not ZrCu5
     assert copper[0].how.startswith("element Cu (no structure of it held) on every site of s00.cif (Cu3Au, space "
-                                    "group 221): a simple lattice, Fm-3m") and "I4/mmm" in copper[1].how
+                                    "group 221): a simple lattice, Fm-3m")
+    assert ["(Cu3Ag, space group 123): a simple lattice, I4/mmm" in c.how for c in copper] == [False, True, False]
+    assert "(CuAu, space group 123): a simple lattice, I4/mmm" in copper[2].how
     parent = solid_solution.parents(["Cu"], member)[0][0]
     lattice = mixed_cells(member, parent)[0].lattice
     fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(abs(np.linalg.det(lattice)))), ["Cu"], [[0, 0, 0]])

@@ -38,6 +38,8 @@ MAX_ELEMENTS = 8  # set partitions of 8 elements: 4,140
 ALLOY_ABOVE_HULL = 0.1  # eV/atom: an alloy's mixture goes first on the compounds of its elements this near the hull
 ELEMENT_LATTICE_SITES = 2  # an element stands on a compound whose sites, all made it, form at most this many per
 # primitive cell (fcc, bcc: 1; hcp, diamond: 2), as most elements' structures do
+UNDISTORTED = ("Fm-3m", "Im-3m", "P6_3/mmc", "Fd-3m")  # those lattices undistorted (fcc, bcc, hcp, diamond): an
+# element has no ordering to distort its lattice, so these go first among compounds as near the hull
 SUBSTITUTE_DISTANCE = 4.5  # series: Ba/Sr 1.8, La/Sr 2.4, Mg/Ni 4.0 are within; Sr/Ti 4.9, Ba/Pb 8.0 are not
 _WHOLE = 0.01  # a group total within this of a whole number fills that many sites
 _ANION_GROUPS = (16, 17)  # chalcogens and halogens, with N, never share a site with a cation
@@ -304,7 +306,8 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[MixedCell]:
     rather than orderings far from stable), each group nearest in composition first, then lowest above the hull.
 
     A single element stands on its compounds with one :func:`substitutes` element instead, in the same order (the
-    richest in it first), those whose sites, all made it, form a simple lattice (:func:`_element_lattice`)."""
+    richest in it first), those whose sites, all made it, form a simple lattice (:func:`_element_lattice`), within
+    each group (near the hull, then the others) an :data:`UNDISTORTED` one first."""
     query = formula_of(site.text)
     element = site.numbers[0] if len(site.numbers) == 1 else None
     rows = member.rows_made_of(site.numbers) if element is None else np.array(
@@ -313,14 +316,21 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[MixedCell]:
     fractions = FormulaIndex.of([query]).fractions()
     distance = np.round(np.abs(member.templates.fractions(rows) - fractions).sum(1), 9)
     energy = np.nan_to_num(member.e_above_hull[rows].astype(np.float64), nan=np.inf)
-    rows = rows[np.lexsort((energy, distance, energy > ALLOY_ABOVE_HULL))]
+    order = np.lexsort((energy, distance, energy > ALLOY_ABOVE_HULL))
+    rows, far = rows[order], energy[order] > ALLOY_ABOVE_HULL
     if element is None:
         rows = rows[:top]
         ends = [formula_text(member.templates.formula(row)) for row in rows]
     else:
-        lattices = ((row, _element_lattice(member, row, element)) for row in rows)
-        found = list(itertools.islice(((row, end) for row, end in lattices if end), top))
-        rows, ends = np.array([row for row, _ in found], np.int64), [end for _, end in found]
+        found = []  # (far from the hull, distorted, row, its lattice's space group)
+        for row, beyond in zip(rows, far):
+            end = _element_lattice(member, row, element)
+            if end:
+                found.append((bool(beyond), end not in UNDISTORTED, row, end))
+                if sum(not f[0] and not f[1] for f in found) == top:  # none to come can go before these
+                    break
+        found = sorted(found, key=lambda f: f[:2])[:top]
+        rows, ends = np.array([f[2] for f in found], np.int64), [f[3] for f in found]
     if not len(rows):
         return [MixedCell(None, None, None, None, site.text, site.numbers, None)]
     cells = []
