@@ -39,7 +39,11 @@ def buggy(size=1):
 
 
 def strict(size=1):
-    """A factory that checks its options."""
+    """A factory that checks its options, with a summary
+    that wraps.
+
+    Details after the summary are not part of it.
+    """
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
     return Thing(size=size)
@@ -154,6 +158,8 @@ def test_create_and_load(components):
     built = registry.create("losses", "huber", delta=0.2)
     assert isinstance(built, factory) and built.options == {"delta": 0.2}
     assert registry.describe(registry.find("losses", "huber")[0]) == "A component that keeps how it was built."
+    assert (registry.describe(registry.find("losses", "strict")[0])
+            == "A factory that checks its options, with a summary that wraps.")
 
 
 def test_family_variant_names(components):

@@ -283,14 +283,14 @@ def _made(kind: str, made: Any) -> Any:
 
 
 def describe(entry: Entry) -> str:
-    """One-line description: a weight's own (with its test peak F1 when known), else the first docstring line of
-    what the entry point names."""
+    """One-line description: a weight's own (with its test peak F1 when known), else the first paragraph of the
+    docstring of what the entry point names, on one line."""
     try:
         target = _load_entry(entry)
     except PluginError:
         return "(failed to load: see `xrdzoo list --errors`)"
     text = getattr(target, "description", "") or (target.__doc__ or "")
-    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = " ".join(text.strip().split("\n\n")[0].split())  # a summary may wrap over several lines
     f1 = (getattr(target, "metrics", None) or {}).get("peak_f1")
     return f"{line} [test peak F1 {f1:.3f}]" if f1 is not None else line
 
