@@ -15,6 +15,8 @@ def anchor(heading: str) -> str:
 
 
 def anchors(page: Path) -> set[str]:
+    """The anchors of every heading of a page; a "# " comment line in a code block counts too, which may let a link
+    to one pass but never fails a good link."""
     return {anchor(h) for h in re.findall(r"^#+ (.*)$", page.read_text(), re.M)}
 
 
