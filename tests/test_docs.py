@@ -1,5 +1,6 @@
 """The README and docs/ link to one another by relative paths and heading anchors: every such link must land."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ def anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+@functools.cache
 def anchors(page: Path) -> set[str]:
     """The anchors of every heading of a page; a "# " comment line in a code block counts too, which may let a link
     to one pass but never fails a good link."""

@@ -322,12 +322,13 @@ def _alloy_cells(member: Template, site: Site, top: int) -> list[MixedCell]:
         rows = rows[:top]
         ends = [formula_text(member.templates.formula(row)) for row in rows]
     else:
-        found = []  # (far from the hull, distorted, row, its lattice's space group)
+        found, best = [], 0  # (far from the hull, distorted, row, its lattice's space group); how many are neither
         for row, beyond in zip(rows, far):
             end = _element_lattice(member, row, element)
             if end:
                 found.append((bool(beyond), end not in UNDISTORTED, row, end))
-                if sum(not f[0] and not f[1] for f in found) == top:  # none to come can go before these
+                best += not beyond and end in UNDISTORTED
+                if best == top:  # none to come can go before these
                     break
         found = sorted(found, key=lambda f: f[:2])[:top]
         rows, ends = np.array([f[2] for f in found], np.int64), [f[3] for f in found]
