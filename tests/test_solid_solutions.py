@@ -22,10 +22,11 @@ from xrdzoo.metrics import pick_peaks
 from xrdzoo.builder import create_predictor
 from xrdzoo.formulas import formula_of
 from xrdzoo.predictors import solid_solution
+from xrdzoo.predictors.elements import reference_cell
 from xrdzoo.predictors.solid_solution import (SolidSolutionError, is_element, is_fractional, mixed_cells, parent_of,
                                               series, substitutes)
 from xrdzoo.xrd.profiles import Profile
-from xrdzoo.xrd.simulate import reflections, simulate
+from xrdzoo.xrd.simulate import reflections, simulate, simulate_cell
 
 
 def sites(formula: str) -> set[tuple[int, tuple[str, ...], tuple[float, ...]]]:
@@ -181,8 +182,9 @@ def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a
     element, the richest in it first, skipping those whose sites, all made it, are no simple lattice (the C15b
     ZrCu5, 6 sites per primitive cell), an undistorted lattice before a distorted one as rich (tetragonal Cu3Ag's
     sites, face-centred tetragonal, after L1_2 Cu3Au's): on Cu3Au it is fcc Cu, as pymatgen simulates an fcc cell of
-    that volume. A held element answers with its known structure; without such a compound, the element is a line
-    compound."""
+    that volume. Those follow the element's reference structure (ASE's table: fcc Cu), a known structure; a held
+    element answers with its own known structure; with neither a reference nor such a compound (Mn), the element is a
+    line compound."""
     structures = [Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.75), ["Au", "Cu"], [[0, 0, 0], [0, 0.5, 0.5]]),
                   Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(2.8, 3.7), ["Au", "Cu"],
                                             [[0, 0, 0], [0.5, 0.5, 0.5]]),
@@ -197,12 +199,16 @@ def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a
     member = create_predictor("template")
     member.fit(load_dataset(tmp_path / "elements.npz"), progress=False)
     assert is_element("Cu") and is_element("O2") and not is_element("CuO") and not is_element("Xx")
-    copper, silver, sodium = member.answer(["Cu", "Ag", "Na"], top=3).ranked()
+    (reference, *copper), silver, manganese = member.answer(["Cu", "Ag", "Mn"], top=4).ranked()
+    assert (reference.spacegroup, reference.source, reference.score) == (225, "ASE reference", 1.0)
+    assert reference.how == ("known structure of the element Cu: ASE's reference state (experimental), space group "
+                             "225 (Fm-3m), fcc, a = 3.61 A")
     assert [(c.spacegroup, c.score) for c in copper] == [(221, None), (123, None), (123, None)]  # not ZrCu5
     assert copper[0].how.startswith("element Cu (no structure of it held) on every site of s00.cif (Cu3Au, space "
                                     "group 221): a simple lattice, Fm-3m")
     assert ["(Cu3Ag, space group 123): a simple lattice, I4/mmm" in c.how for c in copper] == [False, True, False]
     assert "(CuAu, space group 123): a simple lattice, I4/mmm" in copper[2].how
+    assert [c.how for c in member.answer(["Cu"]).ranked()[0]] == [reference.how]
     parent = solid_solution.parents(["Cu"], member)[0][0]
     lattice = mixed_cells(member, parent)[0].lattice
     fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(abs(np.linalg.det(lattice)))), ["Cu"], [[0, 0, 0]])
@@ -210,8 +216,21 @@ def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a
     assert np.corrcoef(copper[0].pattern, oracle)[0, 1] >= 0.999
     assert np.array_equal(pick_peaks(copper[0].pattern).apexes, pick_peaks(oracle).apexes)
     assert silver[0].how.startswith("known structure") and silver[0].score == 1
-    assert sodium[0].how.startswith("element Na: no structure of it, nor a compound of it with a substitute element "
-                                    "whose sites form a simple lattice; read as a line compound")
+    assert manganese[0].how.startswith("element Mn: no structure of it, nor a compound of it with a substitute "
+                                       "element whose sites form a simple lattice; read as a line compound")
+
+
+def test_reference_structures_of_the_elements_are_those_ase_tabulates_completely():
+    """fcc Cu at 3.61 A simulates as pymatgen simulates that cell; white tin and rhombohedral arsenic are built with
+    their atoms' positions; an element ASE lists without them (orthorhombic S, alpha-Mn), as a molecule (O) or not at
+    all (Cf, or no element) has none."""
+    copper = reference_cell(29)
+    assert (copper.spacegroup, copper.symbol, copper.text) == (225, "Fm-3m", "fcc, a = 3.61 A")
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
+    pattern = simulate_cell(copper.lattice, copper.coords, copper.numbers)
+    assert np.array_equal(pick_peaks(pattern).apexes, pick_peaks(simulate([fcc], "pymatgen")[0]).apexes)
+    assert [reference_cell(z)[3:5] for z in (50, 33)] == [(141, "I4_1/amd"), (166, "R-3m")]
+    assert [reference_cell(z) for z in (16, 25, 8, 98, 0)] == [None] * 5
 
 
 def test_series_runs_between_end_members_that_differ_on_one_site():

@@ -26,6 +26,7 @@ from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import N_ELEMENTS, EncodingError, formula_of, formula_text, parse
 from xrdzoo.predictors.chemistry import element_properties, element_table
+from xrdzoo.predictors.elements import SOURCE, reference_cell
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -200,7 +201,19 @@ def parents(formulas: Sequence[str], member: Template) -> tuple[dict[int, Parent
 def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate]:
     """The template member's answers for one parent: its :func:`mixed_cells` simulated, each with its template's
     material id and space group and how it was made, unscored (where the end member's type has no template, the end
-    member's own answers)."""
+    member's own answers). A single element of ASE's table of reference states answers with that known structure
+    first (:func:`~xrdzoo.predictors.elements.reference_cell`, score 1), then with ``top - 1`` of those."""
+    reference = reference_cell(parent.sites[0].numbers[0]) if parent.element else None
+    if reference is None:
+        return _substituted(member, parent, top)
+    known = Candidate(simulate_cell(reference.lattice, reference.coords, reference.numbers), reference.spacegroup,
+                      SOURCE, f"known structure of the element {parent.sites[0].text}: ASE's reference state "
+                      f"(experimental), space group {reference.spacegroup} ({reference.symbol}), {reference.text}", 1.0)
+    return [known, *(_substituted(member, parent, top - 1) if top > 1 else [])]
+
+
+def _substituted(member: Template, parent: Parent, top: int) -> list[Candidate]:
+    """:func:`candidates` made on the member's structures."""
     cells = mixed_cells(member, parent, top)
     if cells[0].row is None:
         end = cells[0].end

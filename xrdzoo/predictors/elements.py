@@ -1,0 +1,49 @@
+"""The single elements' own crystal structures, which the Materials Project data of ``../shared`` do not hold: ASE's
+table of reference states (``ase.data.reference_states``: experimental lattices, as Ashcroft and Mermin tabulate
+them; fcc Cu at a = 3.61 A, bcc Fe at 2.87 A, white tin), built by ``ase.build.bulk``. Only the lattices the table
+gives completely are read (:data:`COMPLETE`): an element it lists without its atoms' positions (orthorhombic S and
+Ga, alpha-Mn, trigonal Se and Te), as a molecule (H, N, O, F) or not at all has no reference structure here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+COMPLETE = ("fcc", "bcc", "hcp", "diamond", "sc", "bct", "rhombohedral")  # ASE builds these from its table alone
+SOURCE = "ASE reference"  # a reference structure's source, where a Materials Project structure names its id
+
+
+class ReferenceCell(NamedTuple):
+    """An element's reference structure: lattice rows (A), fractional coordinates, atomic numbers, space group number
+    and symbol, and the table's entry in words (``fcc, a = 3.61 A``)."""
+
+    lattice: np.ndarray
+    coords: np.ndarray
+    numbers: np.ndarray
+    spacegroup: int
+    symbol: str
+    text: str
+
+
+@functools.cache
+def reference_cell(number: int) -> ReferenceCell | None:
+    """The reference structure of element ``number`` (atomic number), or None where ASE's table has no complete
+    one."""
+    from ase.build import bulk  # imported where an element is asked
+    from ase.data import chemical_symbols, reference_states
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    state = reference_states[number] if 0 < number < len(reference_states) else None
+    if not state or state["symmetry"] not in COMPLETE or ("basis" in state and state["basis"] is None):
+        return None
+    atoms = bulk(chemical_symbols[number])
+    lattice, coords, numbers = np.array(atoms.cell[:]), atoms.get_scaled_positions(), np.array(atoms.numbers)
+    symmetry = SpacegroupAnalyzer(Structure(Lattice(lattice), numbers, coords), symprec=0.01)
+    words = {"a": "a = {:.2f} A", "c/a": "c/a = {:.3f}", "alpha": "alpha = {:g} degrees"}
+    text = ", ".join([state["symmetry"], *(form.format(state[key]) for key, form in words.items() if key in state)])
+    return ReferenceCell(lattice, coords, numbers, symmetry.get_space_group_number(),
+                         symmetry.get_space_group_symbol(), text)
