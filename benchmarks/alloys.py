@@ -4,26 +4,37 @@ the lattice it is known to have?
     python benchmarks/alloys.py
 
 The default holds no structures of single elements, so a formula whose elements all share one site answers with
-its elements' ordered compounds, the mixture on every site, and a single element with its compounds with one
-substitute element, the element on every site, where those sites form a simple lattice (docs/zoo.md, "Doped
-compounds and solid solutions"). For each formula below, each of its first ``--top`` answers is scored against the
+its elements' ordered compounds, the mixture on every site, and a single element first with its reference structure
+from ASE's table where there is one, then with its compounds with one substitute element, the element on every
+site, where those sites form a simple lattice (docs/zoo.md, "Doped compounds and solid solutions"). For each formula below, each of its first ``--top`` answers is scored against the
 simple lattices (fcc, bcc, hcp, diamond), each simulated over a scan of its lattice parameter: the lattice whose best
 peak F1 is highest is the one the answer's peaks read as. The lattice each has is textbook metallurgy at room
 temperature (alloys: disordered substitutional solid solutions, Cu-Ni, Ag-Au, Ni-rich Fe-Ni and Ni-Cr fcc; Fe-rich
 Fe-Cr and Mo-W bcc; Ti- and Mg-rich with Al hcp; Si-Ge diamond; elements: those of the four lattices, hcp ones of
 near-ideal c/a, as the scan assumes, and more of them held out from the choice of the elements' rule).
+
+With ``--rockjock`` (powdR's ``data/rockjock.rda``, as ``benchmarks/identify_measured.py`` takes it) the measured
+RockJock standards of single elements (graphite, iron, sulphur, silver; the manifest's ``elements``) are scored too:
+each of the first ``--top`` answers as ``xrdzoo compare`` scores a candidate against a measurement.
+
+    python benchmarks/alloys.py --rockjock ../powdR/data/rockjock.rda
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
 import xrdzoo
 from common import markdown_table, write_results
+from identify_measured import MEASURED, measurements
+from xrdzoo.identify import Scorer
 from xrdzoo.metrics import peak_scores
+from xrdzoo.xrd.pattern import Pattern
 from xrdzoo.xrd.simulate import simulate_cells
 
 KNOWN = {"Cu0.5Ni0.5": "fcc", "Au0.5Ag0.5": "fcc", "Fe0.3Ni0.7": "fcc", "Ni0.8Cr0.2": "fcc", "Cu0.7Zn0.3": "fcc",
@@ -77,10 +88,25 @@ def simple_patterns(volume: float | None = None) -> dict[str, np.ndarray]:
     return patterns
 
 
+def measured_elements(model, rockjock: Path, top: int) -> list[dict]:
+    """Each measured standard of a single element with the score (Pearson r after the shift and strain that fit best,
+    as ``xrdzoo compare`` ranks by) of each of the model's first ``top`` answers for its element."""
+    scorer, rows = Scorer(), []
+    for entry, measured in measurements(json.loads((MEASURED / "manifest.json").read_text()), rockjock, "elements"):
+        candidates = model.answer([entry["formula"]], top=top).ranked()[0]
+        predicted = Pattern.from_frame(np.array([c.pattern for c in candidates])).at_wavelength(measured.wavelength)
+        scores = scorer.score(scorer.window(measured, predicted.span), predicted).scores
+        rows += [{"standard": entry["name"], "formula": entry["formula"], "space group it has": entry["space_group"],
+                  "answer": rank, "space group": c.spacegroup, "source": c.source, "score": float(score),
+                  "how": c.how} for rank, (c, score) in enumerate(zip(candidates, scores), 1)]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=xrdzoo.DEFAULT_MODEL)
     parser.add_argument("--top", type=int, default=2, help="answers per formula scored")
+    parser.add_argument("--rockjock", type=Path, default=None, help="powdR's data/rockjock.rda (see the manifest)")
     args = parser.parse_args()
     alloy_lattices = simple_patterns()
     model = xrdzoo.load(args.model)
@@ -99,10 +125,13 @@ def main() -> None:
                              "peak F1 on its own": f1[known], "how": candidate.how})
     summary = []
     for kind in KINDS:
-        firsts = [r for r in rows if r["kind"] == kind and r["answer"] == 1]
-        summary.append({"kind": kind, "formulas": len(firsts),
-                        "first answer on the lattice it has": sum(r["reads as"] == r["lattice it has"] for r in firsts),
-                        "mean peak F1 on its own lattice": float(np.mean([r["peak F1 on its own"] for r in firsts]))})
+        for rank in range(1, args.top + 1):
+            answers = [r for r in rows if r["kind"] == kind and r["answer"] == rank]
+            summary.append({"kind": kind, "answer": rank, "formulas": len(answers),
+                            "on the lattice it has": sum(r["reads as"] == r["lattice it has"] for r in answers),
+                            "mean peak F1 on its own lattice": float(np.mean([r["peak F1 on its own"]
+                                                                              for r in answers]))})
+    measured = measured_elements(model, args.rockjock, args.top) if args.rockjock else []
     columns = ["formula", "lattice it has", "answer", "space group", "reads as", "peak F1 there", "peak F1 on its own"]
     markdown = "\n\n".join([
         "## Alloys",
@@ -110,13 +139,18 @@ def main() -> None:
         "solutions at room temperature): each of the first answers scored against the simple lattices, each "
         "simulated over a scan of its lattice parameter (an element's: volumes per atom within 8 % of its own, from "
         "textbook lattice parameters). Reads as: the lattice of the highest peak F1 (beside it, the F1 on the "
-        "formula's own lattice). Elements: first answers only (all in the JSON); held out: elements added after "
-        "the rule that chooses an element's compounds was last chosen, on the others.",
+        "formula's own lattice). Elements: first answers only (all in the JSON; where ASE's table has the element, "
+        "the first is its reference structure and the second the first made on its compounds); held out: elements "
+        "added after the rule that chooses an element's compounds was last chosen, on the others.",
         markdown_table(summary),
         markdown_table([r for r in rows if r["kind"] == "alloy"], columns),
         *(markdown_table([r for r in rows if r["kind"] == kind and r["answer"] == 1], columns) for kind in KINDS[1:]),
+        *(["Measured RockJock standards of single elements: each answer's score against the measurement (Pearson r "
+           "at the best shift and strain, as `xrdzoo compare` ranks).",
+           markdown_table(measured, ["standard", "formula", "space group it has", "answer", "space group", "source",
+                                     "score"])] if measured else []),
     ])
-    write_results("alloys", {"summary": summary, "rows": rows}, markdown)
+    write_results("alloys", {"summary": summary, "rows": rows, "measured": measured}, markdown)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ def truth(formula: str) -> tuple[str, list[str]]:
     return composition.reduced_formula, [e.symbol for e in composition.elements]
 
 
-def measurements(manifest: dict, rockjock: Path | None) -> list[tuple[dict, Pattern]]:
-    """Each manifest entry with its measured pattern (Cu K-alpha); RockJock entries only when ``rockjock`` is given
-    and its sha256 is the manifest's."""
+def measurements(manifest: dict, rockjock: Path | None, group: str = "patterns") -> list[tuple[dict, Pattern]]:
+    """Each entry of the manifest's ``group`` (``patterns``: compounds; ``elements``: single elements) with its
+    measured pattern (Cu K-alpha); RockJock entries only when ``rockjock`` is given and its sha256 is the manifest's."""
     cu = wavelength("CuKa")
     library = None
     if rockjock is not None:
@@ -73,7 +73,7 @@ def measurements(manifest: dict, rockjock: Path | None) -> list[tuple[dict, Patt
 
         library = rdata.read_rda(str(rockjock))["rockjock"]
     found = []
-    for entry in manifest["patterns"]:
+    for entry in manifest[group]:
         if entry["source"] == "rockjock":
             if library is None:
                 continue
