@@ -423,6 +423,37 @@ def test_identify_all_known_ranks_the_compounds_a_member_knows_whatever_their_si
     assert "MgAl2O4" not in [line.split()[1] for line in result.output.splitlines()[2:]]  # not ranked
 
 
+def test_identify_subsystems_ranks_smaller_systems_and_known_elements_and_finds_an_impurity(polymorphs, tmp_path):
+    """With ``subsystems`` the compositions of Mg-O, Al-O and Mg-Al join Mg-Al-O's, and the single elements the member
+    knows (Mg and Al by their reference structures, O by none): a spinel with unreacted magnesium is explained by
+    both only then; --elements-pool, which ranks subsystems already, refuses it."""
+    from xrdzoo.formulas import compositions
+    from xrdzoo.identify import candidate_formulas
+    from xrdzoo.measured import write_xy
+    from xrdzoo.xrd.pattern import Pattern
+
+    _, member = polymorphs
+    assert [member.known_formulas([e]) for e in ("Mg", "Al", "O")] == [["Mg"], ["Al"], []]
+    system = candidate_formulas(["Mg", "Al", "O"], 5, True, known_to=member)
+    smaller = {f for pair in (["Mg", "O"], ["Al", "O"], ["Mg", "Al"]) for f in compositions(pair, 5, True)}
+    assert "MgO" in smaller and "Al2O3" in smaller
+    assert candidate_formulas(["Mg", "Al", "O"], 5, True, known_to=member, subsystems=True) == sorted(
+        {*system, *smaller, "Mg", "Al"})
+    assert candidate_formulas(["Mg", "Al", "O"], 5, True, subsystems=True) == sorted(smaller)  # none of 3 is that small
+    spinel, impurity = member.predict(["MgAl2O4", "Mg"])
+    scan = write_xy(tmp_path / "impure.xy", Pattern.from_frame((0.7 * spinel + 0.3 * impurity)[None])[0], "impure")
+    path = checkpoint.save(tmp_path / "member.safetensors", member)
+    options = ["identify", str(scan), "--elements", "Mg,Al,O", "--max-atoms", "5", "--model", str(path), "--phases",
+               "2"]
+    phases = [runner.invoke(app, [*options, *more]) for more in ([], ["--subsystems"])]
+    assert all(result.exit_code == 0 for result in phases), [result.output for result in phases]
+    named = [[line.split()[1] for line in result.output.split("mixture of")[1].splitlines()[2:]] for result in phases]
+    assert named[0][0] == "MgAl2O4" and "Mg" not in named[0] and named[1] == ["MgAl2O4", "Mg"]
+    assert "compositions of Al-Mg-O and its subsystems" in phases[1].output
+    refused = runner.invoke(app, ["identify", str(scan), "--elements-pool", "Mg,Al,O", "--subsystems"])
+    assert refused.exit_code != 0 and "--subsystems works with --elements" in refused.output
+
+
 def _scan(member, folder):
     """The member's MgAl2O4 pattern written as a measurement (Cu K-alpha)."""
     from xrdzoo.measured import write_xy

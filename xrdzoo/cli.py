@@ -537,6 +537,10 @@ def identify(
     fractional: Annotated[Optional[float], typer.Option(help="also solid solutions between end members of one "
                                                              "element fewer, in composition steps of this, e.g. "
                                                              "0.1")] = None,
+    subsystems: Annotated[bool, typer.Option(help="also the compositions of every smaller system of --elements "
+                                                  "(Ti-O and Ba-O beside Ba-Ti-O) and its single elements the model "
+                                                  "knows a structure of (with --all-known): a sample's impurity or "
+                                                  "unreacted phases, e.g. with --phases 2")] = False,
     workers: Annotated[int, _WORKERS] = 0,
     scheduler: Annotated[Optional[str], _SCHEDULER] = None,
     candidates: Annotated[int, _CANDIDATES] = DEFAULT_CANDIDATES,
@@ -565,6 +569,9 @@ def identify(
         raise typer.BadParameter("give one of --elements or --elements-pool", param_hint="--elements")
     if check_phases(phases) > 1 and elements_pool:
         raise XRDZooError("--phases works with --elements (one chemical system), not --elements-pool")
+    if subsystems and elements_pool:
+        raise XRDZooError("--subsystems works with --elements; --elements-pool ranks every system of 2.."
+                          "--max-elements of its elements already")
     pattern = read_measurement(measured, wavelength_of(wavelength))
     scorer, balanced = Scorer(fwhm, max_shift), "charge-balanced " if charge_balanced else ""
     if elements_pool:
@@ -582,13 +589,14 @@ def identify(
         return
     symbols = [symbol.strip() for symbol in elements.split(",") if symbol.strip()]
     member = CachedMember(model, xrdzoo.load)  # the candidates' answers of a system are remembered for its next measurement
-    formulas = candidate_formulas(symbols, max_atoms, charge_balanced, member if all_known else None)
+    formulas = candidate_formulas(symbols, max_atoms, charge_balanced, member if all_known else None,
+                                  subsystems=subsystems)
     beyond = sum(sum(formula_of(f).counts) > max_atoms for f in formulas) if all_known else 0  # the known ones
     if fractional is not None:
         formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)
-    known = known_structures(structures, symbols) if structures else {}
+    known = known_structures(structures, symbols, subsystems) if structures else {}
     typer.echo(f"{len(formulas)} {balanced}compositions of "
-               f"{'-'.join(sorted(symbols))} with at most {max_atoms} atoms"
+               f"{'-'.join(sorted(symbols))}{' and its subsystems' if subsystems else ''} with at most {max_atoms} atoms"
                + (f" or known to {model} ({beyond} larger)" if beyond else "")
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
     ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates,

@@ -17,6 +17,7 @@ The score (``Scorer``), for a measurement and candidate patterns:
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -339,20 +340,27 @@ def predicted_source(candidate) -> str:
 
 
 def candidate_formulas(elements: list[str], max_atoms: int = DEFAULT_MAX_ATOMS, charge_balanced: bool = False,
-                       known_to=None, max_above_hull: float | None = STABLE_ABOVE_HULL) -> list[str]:
+                       known_to=None, max_above_hull: float | None = STABLE_ABOVE_HULL,
+                       subsystems: bool = False) -> list[str]:
     """The formulas identify ranks for a chemical system: its compositions of at most ``max_atoms`` atoms
     (:func:`~xrdzoo.formulas.compositions`) and, with ``known_to`` a member that holds structures
     (``xrdzoo.contracts.KnowsStructures``), every formula it knows whatever its size (fluorapatite has 21 atoms)
     whose ground state lies at most ``max_above_hull`` eV/atom above the convex hull (None: any);
-    charge-balanced ones only with ``charge_balanced``; sorted."""
+    charge-balanced ones only with ``charge_balanced``; sorted. With ``subsystems``, the same for every smaller
+    system of two or more of ``elements`` (Ba-O and Ti-O beside Ba-Ti-O), and each single element ``known_to``
+    knows (neutral, so kept with ``charge_balanced``): a sample's impurity or unreacted phases."""
     from xrdzoo.contracts import KnowsStructures
 
-    formulas = compositions(elements, max_atoms, charge_balanced)
-    if isinstance(known_to, KnowsStructures):
-        known = [f for f in known_to.known_formulas(elements, max_above_hull)
-                 if not charge_balanced or is_charge_balanced(f)]
-        formulas = sorted(set(formulas).union(known))
-    return formulas
+    formulas = set(compositions(elements, max_atoms, charge_balanced))  # checks the elements too
+    symbols = sorted({e.strip() for e in elements if e.strip()})
+    for size in range(1 if subsystems else len(symbols), len(symbols) + 1):
+        for system in map(list, itertools.combinations(symbols, size)):
+            if 1 < size < len(symbols):
+                formulas.update(compositions(system, max_atoms, charge_balanced))
+            if isinstance(known_to, KnowsStructures):
+                formulas.update(f for f in known_to.known_formulas(system, max_above_hull)
+                                if size == 1 or not charge_balanced or is_charge_balanced(f))
+    return sorted(formulas)
 
 
 def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_MAX_ATOMS,
@@ -366,14 +374,15 @@ def solid_solutions(elements: list[str], step: float, max_atoms: int = DEFAULT_M
     return series(ends, step)
 
 
-def known_structures(source, elements: list[str]) -> dict:
+def known_structures(source, elements: list[str], subsystems: bool = False) -> dict:
     """{formula: (id, Structure)} of the structures in ``source`` (what ``xrdzoo data build`` reads: a CSV of CIFs, a
-    folder of structure files, a pymatgen JSON) whose elements are exactly ``elements``; one per formula by the
-    dataset selection rule."""
+    folder of structure files, a pymatgen JSON) whose elements are exactly ``elements`` (with ``subsystems``, any of
+    them); one per formula by the dataset selection rule."""
     from xrdzoo.data import structures_of
 
     wanted = set(elements)
-    return structures_of(source, lambda formula: {e.symbol for e in _composition(formula)} == wanted)
+    held = (lambda found: found <= wanted) if subsystems else wanted.__eq__
+    return structures_of(source, lambda formula: held({e.symbol for e in _composition(formula)}))
 
 
 def _composition(formula: str):

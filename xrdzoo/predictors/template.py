@@ -29,6 +29,7 @@ from xrdzoo.metrics import MATCH_F1, f1_score, peak_pair_scores, pick_peaks, pic
 from xrdzoo.predictors import PredictorBase, solid_solution
 from xrdzoo.formulas import N_ELEMENTS, Formula, formula_of, formula_text, formulas_of_cells
 from xrdzoo.predictors.chemistry import batch_mapping_costs, element_table
+from xrdzoo.predictors.elements import reference_cell
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.pattern import N_POINTS
 from xrdzoo.xrd.simulate import one_blas_thread, simulate_cell, simulate_cells, unscattered
@@ -316,10 +317,15 @@ class Template(PredictorBase):
     def known_formulas(self, elements: Sequence[str], max_above_hull: float | None = None) -> list[str]:
         """The reduced formulas of this member's structures made of exactly ``elements`` (symbols), sorted; with
         ``max_above_hull`` (eV/atom) only those whose ground state is known to lie at most that far above the convex
-        hull (members saved before energies were kept know none)."""
+        hull (members saved before energies were kept know none). A single element is known where it answers with
+        its reference structure (:func:`~xrdzoo.predictors.elements.reference_cell`, an experimental ground state)."""
         state = self._state()
+        numbers = [formula_of(symbol).numbers[0] for symbol in elements]
+        rows = self.rows_made_of(numbers)
+        if len(numbers) == 1 and not len(rows) and reference_cell(numbers[0]):
+            return [formula_text(formula_of(elements[0]))]
         lowest: dict[str, float] = {}  # each formula's ground state: its lowest known energy above the hull
-        for row in self.rows_made_of([formula_of(symbol).numbers[0] for symbol in elements]):
+        for row in rows:
             text = formula_text(state.index.formula(row))
             lowest[text] = float(np.fmin(lowest.get(text, np.nan), state.e_above_hull[row]))
         return sorted(f for f, e in lowest.items() if max_above_hull is None or e <= max_above_hull)
