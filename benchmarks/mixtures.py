@@ -10,11 +10,17 @@ and Poisson noise, 10..80 degrees in steps of 0.02 (``xrdzoo.measured.measured_l
 are among the phases it reports. The baseline is the single-phase ranking: both formulas among its first 3
 distinct answers.
 
+``--minor subsystem``: the minor phase is instead a test-split binary of a two-element subsystem of the major's
+(BaTiO3 with TiO2: an impurity or unreacted precursor), a charge-balanced candidate of that subsystem, from the
+shared binaries; only ``--subsystems`` (``identify --subsystems``) can find it. ``--subsystems`` ranks the
+compositions of every subsystem too, for either kind of minor phase and for the controls.
+
 ``--controls``: also the single-phase measured patterns of ``benchmarks/identify_measured.py`` (its manifest; with
 ``--rockjock``, RockJock's too), each identified in its own chemical system and explained by ``--phases``: how often a
 second or third phase is reported where the sample has one phase, and how often the first phase is the truth.
 
     python benchmarks/mixtures.py --n 40 --controls --rockjock data/rockjock.rda
+    python benchmarks/mixtures.py --n 40 --minor subsystem --subsystems --name mixtures_subsystem
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import itertools
 import random
 import sys
 import time
@@ -41,28 +48,41 @@ from xrdzoo.xrd.pattern import Pattern, two_theta_at
 from xrdzoo.xrd.profiles import Profile, wavelength
 from xrdzoo.xrd.simulate import SimulationError, reflections
 
+BINARY_CSV = SHARED_CSV.with_name("mp_binary_structures.csv.gz")
 
-def pairs(n: int, seed: int, max_atoms: int) -> list[tuple[str, str]]:
-    """n seeded pairs of distinct test-split ternaries of one system, both charge-balanced candidates."""
-    csv.field_size_limit(2**31 - 1)
-    with gzip.open(SHARED_CSV, "rt") as rows:
-        formulas = sorted({row["formula"] for row in csv.DictReader(rows)})
-    by_system: dict[tuple, list[str]] = {}
-    for formula in formulas:
-        if in_subset(formula, "ternary") and split_of(formula) == "test":
-            by_system.setdefault(system(formula), []).append(formula)
+
+def pairs(n: int, seed: int, max_atoms: int, minor: str = "same") -> list[tuple[str, str]]:
+    """n seeded pairs of distinct test-split formulas, both charge-balanced candidates: two ternaries of one system
+    (``minor`` "same"), or a ternary and a binary of one of its two-element subsystems ("subsystem")."""
+    by_system = test_formulas(SHARED_CSV, "ternary")
+    binaries = test_formulas(BINARY_CSV, "binary") if minor == "subsystem" else {}
     rng = random.Random(seed)
-    systems = sorted(s for s, found in by_system.items() if len(found) > 1)
+    systems = sorted(s for s, found in by_system.items() if len(found) > 1 or binaries)
     rng.shuffle(systems)
     chosen = []
     for elements in systems:
-        candidates = set(compositions(list(elements), max_atoms, charge_balanced=True))
-        eligible = [f for f in by_system[elements] if f in candidates]
-        if len(eligible) > 1:
+        eligible = [f for f in by_system[elements] if f in set(compositions(list(elements), max_atoms, True))]
+        minors = [f for part in itertools.combinations(elements, 2) for f in binaries.get(part, [])
+                  if f in set(compositions(list(part), max_atoms, True))]
+        if minor == "same" and len(eligible) > 1:
             chosen.append(tuple(rng.sample(eligible, 2)))
-            if len(chosen) == n:
-                break
+        elif minor == "subsystem" and eligible and minors:
+            chosen.append((rng.choice(eligible), rng.choice(minors)))
+        if len(chosen) == n:
+            break
     return chosen
+
+
+def test_formulas(path, kind: str) -> dict[tuple, list[str]]:
+    """The test-split formulas of one formula type in a shared CSV, by chemical system."""
+    csv.field_size_limit(2**31 - 1)
+    with gzip.open(path, "rt") as rows:
+        formulas = sorted({row["formula"] for row in csv.DictReader(rows)})
+    by_system: dict[tuple, list[str]] = {}
+    for formula in formulas:
+        if in_subset(formula, kind) and split_of(formula) == "test":
+            by_system.setdefault(system(formula), []).append(formula)
+    return by_system
 
 
 def mixture(structures: list, shares: list[float], rng: np.random.Generator) -> Pattern:
@@ -87,9 +107,11 @@ def run(args, member, model) -> dict:
     """The mixtures, identified with ``model`` (``member`` through :class:`FirstK`)."""
     if not SHARED_CSV.is_file():
         sys.exit(f"no structure CSV at {SHARED_CSV}")
-    chosen = pairs(args.n, args.seed, args.max_atoms)
-    structures = structures_of(SHARED_CSV, {f for pair in chosen for f in pair}.__contains__)
-    print(f"{len(chosen)} pairs of test-split ternaries", file=sys.stderr)
+    chosen = pairs(args.n, args.seed, args.max_atoms, args.minor)
+    wanted = {f for pair in chosen for f in pair}.__contains__
+    structures = {**structures_of(SHARED_CSV, wanted), **(structures_of(BINARY_CSV, wanted) if args.minor ==
+                                                          "subsystem" else {})}
+    print(f"{len(chosen)} pairs of test-split formulas", file=sys.stderr)
     scorer, rng, cases = Scorer(), np.random.default_rng(args.seed), []
     for pair in tqdm(chosen, desc="mixtures"):
         minor = float(rng.uniform(0.1, 0.5))
@@ -114,12 +136,14 @@ def run(args, member, model) -> dict:
         case["ranking_seconds"] = ranked_seconds
         cases.append(case)
     return {"settings": {"model": args.model, "n": args.n, "seed": args.seed, "max_atoms": args.max_atoms,
-                         "candidates": args.candidates, "all_known": args.all_known}, "cases": cases}
+                         "candidates": args.candidates, "all_known": args.all_known, "minor": args.minor,
+                         "subsystems": args.subsystems}, "cases": cases}
 
 
 def ranked(measured, elements, member, model, scorer: Scorer, args) -> tuple[list[str], Ranking]:
     """(the candidate formulas, their ranking) as ``identify --elements ... --charge-balanced`` makes them."""
-    formulas = candidate_formulas(list(elements), args.max_atoms, True, member if args.all_known else None)
+    formulas = candidate_formulas(list(elements), args.max_atoms, True, member if args.all_known else None,
+                                  subsystems=args.subsystems)
     return formulas, rank(measured, formulas, model, scorer=scorer, candidates=args.candidates)
 
 
@@ -185,6 +209,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     parser.add_argument("--all-known", action=argparse.BooleanOptionalAction, default=ALL_KNOWN,
                         help="as identify --all-known: larger stable formulas the model knows too")
+    parser.add_argument("--minor", choices=("same", "subsystem"), default="same",
+                        help="the minor phase: a ternary of the major's system, or a binary of a subsystem")
+    parser.add_argument("--subsystems", action="store_true", help="as identify --subsystems")
     parser.add_argument("--name", default="mixtures", help="results name (JSON and docs section)")
     parser.add_argument("--controls", action="store_true", help="also the single-phase measured patterns")
     parser.add_argument("--rockjock", help="powdR's data/rockjock.rda, for the RockJock controls")
@@ -194,19 +221,25 @@ def main() -> None:
     result = run(options, member, model)
     args, rows = argparse.Namespace(**result["settings"]), summary(result["cases"])
     found = controls(options, member, model) if options.controls else []
-    markdown = (f"## Two-phase mixtures{f' (seed {args.seed})' if args.seed else ''}\n\n"
+    kinds = [f"seed {args.seed}"] * bool(args.seed) + ["minor phase of a subsystem"] * (args.minor == "subsystem") \
+        + ["--subsystems"] * args.subsystems
+    title = "Two-phase mixtures" + (f" ({', '.join(kinds)})" if kinds else "")
+    markdown = (f"## {title}\n\n"
                 f"`xrdzoo identify --charge-balanced --max-atoms {args.max_atoms} --candidates {args.candidates} "
-                f"--{'' if args.all_known else 'no-'}all-known --phases N` with `{args.model}` on "
-                f"{len(result['cases'])} synthetic mixtures of two test-split "
-                f"ternaries of one chemical system (seed {args.seed}; minor phase 10..50 % of the intensity, each "
+                f"--{'' if args.all_known else 'no-'}all-known{' --subsystems' * args.subsystems} --phases N` with "
+                f"`{args.model}` on {len(result['cases'])} synthetic mixtures of "
+                + ("a test-split ternary and a test-split binary of one of its two-element subsystems" if
+                   args.minor == "subsystem" else "two test-split ternaries of one chemical system")
+                + f" (seed {args.seed}; minor phase 10..50 % of the intensity, each "
                 "phase strained up to 0.3 %, Cu K-alpha doublet, random peak widths, zero shift, background, Poisson "
                 "noise). Share of mixtures whose two formulas are both among the phases reported, beside the "
                 "baseline of reading the first three answers of the single-phase ranking; the minor share's error "
                 "in intensity share; seconds per mixture (ranking and explaining).\n\n" + markdown_table(rows))
     if found:
         markdown += ("\n\nControls: the single-phase measured patterns of the measured benchmark, each explained "
-                     "the same way in its own chemical system: the share given more than one phase (none has one), "
-                     "and the share whose first phase is the true formula.\n\n"
+                     "the same way in its own chemical system (and its subsystems, with --subsystems): the share "
+                     "given more than one phase (none has one), and the share whose first phase is the true "
+                     "formula.\n\n"
                      + markdown_table(control_summary(found)))
     write_results(options.name, {**result, "summary": rows, "controls": found}, markdown)
 
