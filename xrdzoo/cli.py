@@ -595,8 +595,8 @@ def identify(
     if fractional is not None:
         formulas += solid_solutions(symbols, fractional, max_atoms, charge_balanced)
     known = known_structures(structures, symbols, subsystems) if structures else {}
-    typer.echo(f"{len(formulas)} {balanced}compositions of "
-               f"{'-'.join(sorted(symbols))}{' and its subsystems' if subsystems else ''} with at most {max_atoms} atoms"
+    typer.echo(f"{len(formulas)} {balanced}compositions of {'-'.join(sorted(symbols))}"
+               f"{' and its subsystems' if subsystems else ''} with at most {max_atoms} atoms"
                + (f" or known to {model} ({beyond} larger)" if beyond else "")
                + (f", {len(known)} known structures from {structures.name}" if structures else ""), err=True)
     ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates,

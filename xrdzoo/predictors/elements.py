@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 COMPLETE = ("fcc", "bcc", "hcp", "diamond", "sc", "bct", "rhombohedral")  # ASE builds these from its table alone
-SOURCE = "ASE reference"  # a reference structure's source, where a Materials Project structure names its id
+REFERENCE_SOURCE = "ASE reference"  # a reference structure's source, where a Materials Project structure names its id
 
 
 class ReferenceCell(NamedTuple):

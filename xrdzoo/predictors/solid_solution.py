@@ -26,7 +26,7 @@ from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import N_ELEMENTS, EncodingError, formula_of, formula_text, parse
 from xrdzoo.predictors.chemistry import element_properties, element_table
-from xrdzoo.predictors.elements import SOURCE, reference_cell
+from xrdzoo.predictors.elements import REFERENCE_SOURCE, reference_cell
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -207,7 +207,7 @@ def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate
     if reference is None:
         return _substituted(member, parent, top)
     known = Candidate(simulate_cell(reference.lattice, reference.coords, reference.numbers), reference.spacegroup,
-                      SOURCE, f"known structure of the element {parent.sites[0].text}: ASE's reference state "
+                      REFERENCE_SOURCE, f"known structure of the element {parent.sites[0].text}: ASE's reference state "
                       f"(experimental), space group {reference.spacegroup} ({reference.symbol}), {reference.text}", 1.0)
     return [known, *(_substituted(member, parent, top - 1) if top > 1 else [])]
 

@@ -318,7 +318,7 @@ class Template(PredictorBase):
         """The reduced formulas of this member's structures made of exactly ``elements`` (symbols), sorted; with
         ``max_above_hull`` (eV/atom) only those whose ground state is known to lie at most that far above the convex
         hull (members saved before energies were kept know none). A single element is known where it answers with
-        its reference structure (:func:`~xrdzoo.predictors.elements.reference_cell`, an experimental ground state)."""
+        its reference structure (:func:`~xrdzoo.predictors.elements.reference_cell`, a measured structure)."""
         state = self._state()
         numbers = [formula_of(symbol).numbers[0] for symbol in elements]
         rows = self.rows_made_of(numbers)
