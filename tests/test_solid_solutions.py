@@ -151,10 +151,12 @@ def test_each_formula_answers_as_it_would_alone(member):
                for c in together[2])
 
 
-def test_an_alloy_is_a_compound_of_its_elements_with_the_mixture_on_every_site(tmp_path):
-    """A one-site parent (Cu0.7Au0.3): the member holds no element structures, so the mixture goes on every site of
-    its compounds of exactly those elements, nearest in composition first: on ordered Cu3Au (L1_2) it is the
-    disordered fcc alloy, the superstructure's peaks gone, as pymatgen simulates an fcc cell of that volume."""
+def test_an_alloy_is_its_hosts_lattice_then_a_compound_of_its_elements_with_the_mixture_on_every_site(tmp_path):
+    """A one-site parent (Cu0.7Au0.3) answers first on its host's reference structure (fcc Cu, ASE's table) at the
+    volume per atom of Vegard's law over fcc Cu and fcc Au, as pymatgen simulates that disordered cell. Then the
+    mixture goes on every site of its compounds of exactly those elements, nearest in composition first: on ordered
+    Cu3Au (L1_2) it is the disordered fcc alloy, the superstructure's peaks gone, as pymatgen simulates an fcc cell
+    of that volume. An alloy with an element the table lacks (Mn) has only the compounds' answers."""
     structures = [Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.75), ["Au", "Cu"], [[0, 0, 0], [0, 0.5, 0.5]]),
                   Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(2.8, 3.7), ["Au", "Cu"],
                                             [[0, 0, 0], [0.5, 0.5, 0.5]])]
@@ -164,9 +166,16 @@ def test_an_alloy_is_a_compound_of_its_elements_with_the_mixture_on_every_site(t
     member = create_predictor("template")
     member.fit(load_dataset(tmp_path / "alloys.npz"), progress=False)
     assert sites("Cu0.7Au0.3") == {(1, ("Cu", "Au"), (0.7, 0.3))}
-    first, second = member.answer(["Cu0.7Au0.3"], top=2).ranked()[0]
+    host, first, second = member.answer(["Cu0.7Au0.3"], top=3).ranked()[0]
+    assert host.how.startswith("solid solution on its host's lattice: Cu0.7Au0.3 on every site of Cu's reference "
+                               "structure (ASE's table), space group 225 (Fm-3m), volume by Vegard's law")
+    assert (host.spacegroup, host.source, host.score) == (225, "ASE reference", None)
+    vegard = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(0.7 * 3.61 ** 3 + 0.3 * 4.08 ** 3)),
+                                       [{"Cu": 0.7, "Au": 0.3}], [[0, 0, 0]])
+    assert np.array_equal(pick_peaks(host.pattern).apexes, pick_peaks(simulate([vegard], "pymatgen")[0]).apexes)
     assert first.how.startswith("solid solution on every site of Cu3Au (Cu0.7Au0.3 on each)")
     assert first.spacegroup == 221 and second.spacegroup == 123 and first.score is None
+    assert member.answer(["Cu0.7Mn0.3"]).how[0].startswith("solid solution on one site: no structure made of")
     lattice = mixed_cells(member, parent_of("Cu0.7Au0.3"))[0].lattice
     fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(abs(np.linalg.det(lattice)))),
                                     [{"Cu": 0.7, "Au": 0.3}], [[0, 0, 0]])

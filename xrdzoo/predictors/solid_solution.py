@@ -201,15 +201,39 @@ def parents(formulas: Sequence[str], member: Template) -> tuple[dict[int, Parent
 def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate]:
     """The template member's answers for one parent: its :func:`mixed_cells` simulated, each with its template's
     material id and space group and how it was made, unscored (where the end member's type has no template, the end
-    member's own answers). A single element of ASE's table of reference states answers with that known structure
-    first (:func:`~xrdzoo.predictors.elements.reference_cell`, score 1), then with ``top - 1`` of those."""
-    reference = reference_cell(parent.sites[0].numbers[0]) if parent.element else None
-    if reference is None:
+    member's own answers). A one-site parent whose elements all have reference structures answers first on its
+    host's (:func:`_on_host_lattice`), then with ``top - 1`` of those."""
+    first = _on_host_lattice(parent)
+    if first is None:
         return _substituted(member, parent, top)
-    known = Candidate(simulate_cell(reference.lattice, reference.coords, reference.numbers), reference.spacegroup,
-                      REFERENCE_SOURCE, f"known structure of the element {parent.sites[0].text}: ASE's reference state "
-                      f"(experimental), space group {reference.spacegroup} ({reference.symbol}), {reference.text}", 1.0)
-    return [known, *(_substituted(member, parent, top - 1) if top > 1 else [])]
+    return [first, *(_substituted(member, parent, top - 1) if top > 1 else [])]
+
+
+def _on_host_lattice(parent: Parent) -> Candidate | None:
+    """A one-site parent on the reference structure of its host (the element of the largest share; ASE's table,
+    :func:`~xrdzoo.predictors.elements.reference_cell`): a single element as it is, a known structure (score 1); an
+    alloy with its mixture on every site and the volume per atom of Vegard's law over its elements' reference
+    structures (unscored), as a disordered solid solution keeps its host's lattice. None for a parent of several sites
+    or an element without a reference structure."""
+    site = parent.sites[0]
+    references = [reference_cell(number) for number in site.numbers]
+    if not parent.alloy or None in references:
+        return None
+    host = references[0]
+    sites = len(host.numbers)
+    if parent.element:
+        return Candidate(simulate_cell(host.lattice, host.coords, host.numbers), host.spacegroup, REFERENCE_SOURCE,
+                         f"known structure of the element {site.text}: ASE's reference state (experimental), space "
+                         f"group {host.spacegroup} ({host.symbol}), {host.text}", 1.0)
+    shares = np.array(site.amounts) / sum(site.amounts)
+    volume = sum(share * abs(np.linalg.det(r.lattice)) / len(r.numbers) for share, r in zip(shares, references))
+    lattice = host.lattice * (volume * sites / abs(np.linalg.det(host.lattice))) ** (1 / 3)
+    pattern = simulate_cell(lattice, np.repeat(host.coords, len(shares), axis=0), np.tile(site.numbers, sites),
+                            occupancies=np.tile(site.occupancies, sites))
+    return Candidate(pattern, host.spacegroup, REFERENCE_SOURCE,
+                     f"solid solution on its host's lattice: {site.text} on every site of {_symbol(site.numbers[0])}'s "
+                     f"reference structure (ASE's table), space group {host.spacegroup} ({host.symbol}), volume by "
+                     "Vegard's law over its elements' reference structures")
 
 
 def _substituted(member: Template, parent: Parent, top: int) -> list[Candidate]:
