@@ -11,8 +11,9 @@ compounds and solid solutions"). For each formula below, each of its first ``--t
 simple lattices (fcc, bcc, hcp, diamond), each simulated over a scan of its lattice parameter: the lattice whose best
 peak F1 is highest is the one the answer's peaks read as. The lattice each has is textbook metallurgy at room
 temperature (alloys: disordered substitutional solid solutions, Cu-Ni, Ag-Au, Ni-rich Fe-Ni and Ni-Cr fcc; Fe-rich
-Fe-Cr and Mo-W bcc; Ti- and Mg-rich with Al hcp; Si-Ge diamond; more held out; elements: those of the four lattices, hcp ones of
-near-ideal c/a, as the scan assumes, and more of them held out from the choice of the elements' rule).
+Fe-Cr and Mo-W bcc; Ti- and Mg-rich with Al hcp; Si-Ge diamond; more held out; elements: those of the four
+lattices, hcp ones of near-ideal c/a, as the scan assumes, and more of them held out from the choice of the
+elements' rule).
 
 With ``--rockjock`` (powdR's ``data/rockjock.rda``, as ``benchmarks/identify_measured.py`` takes it) the measured
 RockJock standards of single elements (graphite, iron, sulphur, silver; the manifest's ``elements``) are scored too:

@@ -54,16 +54,19 @@ BINARY_CSV = SHARED_CSV.with_name("mp_binary_structures.csv.gz")
 def pairs(n: int, seed: int, max_atoms: int, minor: str = "same") -> list[tuple[str, str]]:
     """n seeded pairs of distinct test-split formulas, both charge-balanced candidates: two ternaries of one system
     (``minor`` "same"), or a ternary and a binary of one of its two-element subsystems ("subsystem")."""
-    by_system = test_formulas(SHARED_CSV, "ternary")
-    binaries = test_formulas(BINARY_CSV, "binary") if minor == "subsystem" else {}
+    by_system = formulas_of_test_split(SHARED_CSV, "ternary")
+    binaries = formulas_of_test_split(BINARY_CSV, "binary") if minor == "subsystem" else {}
     rng = random.Random(seed)
     systems = sorted(s for s, found in by_system.items() if len(found) > 1 or binaries)
     rng.shuffle(systems)
     chosen = []
     for elements in systems:
-        eligible = [f for f in by_system[elements] if f in set(compositions(list(elements), max_atoms, True))]
-        minors = [f for part in itertools.combinations(elements, 2) for f in binaries.get(part, [])
-                  if f in set(compositions(list(part), max_atoms, True))]
+        candidates = set(compositions(list(elements), max_atoms, charge_balanced=True))
+        eligible = [f for f in by_system[elements] if f in candidates]
+        minors = []
+        for part in itertools.combinations(elements, 2):
+            allowed = set(compositions(list(part), max_atoms, charge_balanced=True)) if part in binaries else set()
+            minors += [f for f in binaries.get(part, []) if f in allowed]
         if minor == "same" and len(eligible) > 1:
             chosen.append(tuple(rng.sample(eligible, 2)))
         elif minor == "subsystem" and eligible and minors:
@@ -73,7 +76,7 @@ def pairs(n: int, seed: int, max_atoms: int, minor: str = "same") -> list[tuple[
     return chosen
 
 
-def test_formulas(path, kind: str) -> dict[tuple, list[str]]:
+def formulas_of_test_split(path, kind: str) -> dict[tuple, list[str]]:
     """The test-split formulas of one formula type in a shared CSV, by chemical system."""
     csv.field_size_limit(2**31 - 1)
     with gzip.open(path, "rt") as rows:
