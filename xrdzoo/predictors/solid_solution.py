@@ -216,17 +216,17 @@ def _on_host_lattice(parent: Parent) -> Candidate | None:
     structures (unscored), as a disordered solid solution keeps its host's lattice. None for a parent of several sites
     or an element without a reference structure."""
     site = parent.sites[0]
-    references = [reference_cell(number) for number in site.numbers]
-    if not parent.alloy or None in references:
+    references = [reference_cell(number) for number in site.numbers] if parent.alloy else [None]
+    if None in references:
         return None
     host = references[0]
-    sites = len(host.numbers)
     if parent.element:
         return Candidate(simulate_cell(host.lattice, host.coords, host.numbers), host.spacegroup, REFERENCE_SOURCE,
                          f"known structure of the element {site.text}: ASE's reference state (experimental), space "
                          f"group {host.spacegroup} ({host.symbol}), {host.text}", 1.0)
     shares = np.array(site.amounts) / sum(site.amounts)
     volume = sum(share * abs(np.linalg.det(r.lattice)) / len(r.numbers) for share, r in zip(shares, references))
+    sites = len(host.numbers)
     lattice = host.lattice * (volume * sites / abs(np.linalg.det(host.lattice))) ** (1 / 3)
     pattern = simulate_cell(lattice, np.repeat(host.coords, len(shares), axis=0), np.tile(site.numbers, sites),
                             occupancies=np.tile(site.occupancies, sites))
