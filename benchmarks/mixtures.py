@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--rockjock", help="powdR's data/rockjock.rda, for the RockJock controls")
     options = parser.parse_args()
     member = xrdzoo.load(options.model)
-    model = FirstK(member, options.candidates)  # as identify's answers cache: --phases ranks again by five, unpredicted
+    model = FirstK(member, options.candidates)  # as identify's answers cache: --phases ranks again, unpredicted
     result = run(options, member, model)
     args, rows = argparse.Namespace(**result["settings"]), summary(result["cases"])
     found = controls(options, member, model) if options.controls else []

@@ -149,6 +149,26 @@ def test_a_mixture_draws_on_at_most_pool_candidates_per_composition(monkeypatch)
     assert {m.source for m in found.phases} <= {"predicted (simulated)", "predicted (decoy)"}  # first candidates
 
 
+class KnownSpinelModel(DecoyFirstModel):
+    """As :class:`DecoyFirstModel`, but MgAl2O4's spinel, listed after the decoy, is its known structure (score 1)."""
+
+    def answer(self, formulas, top=1):
+        answers = super().answer(formulas, top)
+        ranked = [[replace(c, score=1.0) if c.how == "spinel" else c for c in found] for found in answers.ranked()]
+        return Answers.of(answers.kept, answers.refused, ranked)
+
+
+def test_a_known_structure_listed_past_the_pool_candidates_is_still_drawn(monkeypatch):
+    pattern = mixture({"BaTiO3": 0.7, "MgAl2O4": 0.3})
+    model, scorer = KnownSpinelModel(), Scorer()
+    ranking = rank(pattern, list(STRUCTURES), model, scorer=scorer, candidates=2)
+    monkeypatch.setattr(mixtures, "POOL_CANDIDATES", 1)  # predictions: the first alone; known structures: all
+    found = mixture_of(ranking, pattern, list(STRUCTURES), model, None, 2, scorer, candidates=2)
+    assert [(m.formula, m.source) for m in found.phases] == [("BaTiO3", "predicted (simulated)"),
+                                                             ("MgAl2O4", "predicted (spinel)")]
+    assert found.phases[1].known
+
+
 def test_a_minor_phase_is_drawn_from_what_the_main_phase_leaves_unexplained(monkeypatch):
     pattern = mixture({"BaTiO3": 0.75, "MgAl2O4": 0.25})
     model, scorer = SimulatingModel(), Scorer()

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import DEFAULT_MAX_ATOMS, compositions, is_charge_balanced, written
 from xrdzoo.measured import background
@@ -239,23 +240,25 @@ def _left_out(values: np.ndarray, edge: int) -> np.ndarray:
 
 
 def rank(measured: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),
-         batch_size: int = 256, progress: bool = False, candidates: int = 1, shortlist: int | None = None) -> Ranking:
+         batch_size: int = 256, progress: bool = False, candidates: int = 1, shortlist: int | None = None,
+         predictions: int | None = None) -> Ranking:
     """Score the model's predicted patterns of ``formulas`` (and, from ``structures`` = {formula: (id, Structure)},
     the simulated patterns of known structures, at the measurement's wavelength) against a measurement, best
     first (a known structure ahead of predictions that score up to ``TIE_SCORE`` more). Each formula scores by the
     best of its model's first ``candidates`` answers (its known polymorphs, then templates; the first of those within
     ``TIE_SCORE`` of the best), the match naming which; with ``shortlist`` = N, every formula is first scored by its
     first answer and only the N best are scored again by their first ``candidates`` (fewer patterns to simulate and
-    score). Formulas the model cannot encode and structures that cannot be simulated are left out and reported in
-    ``skipped``."""
+    score); with ``predictions`` = P, of those only the first P and the formula's known structures
+    (:func:`answered`). Formulas the model cannot encode and structures that cannot be simulated are left out and
+    reported in ``skipped``."""
     span = Pattern.from_frame(np.zeros((1, N_POINTS))).at_wavelength(measured.wavelength).span
     return rank_on(scorer.window(measured, span), formulas, model, structures, scorer, batch_size, progress,
-                   candidates, shortlist)
+                   candidates, shortlist, predictions)
 
 
 def rank_on(window: Pattern, formulas: list[str], model, structures: dict | None = None, scorer: Scorer = Scorer(),
-            batch_size: int = 256, progress: bool = False, candidates: int = 1, shortlist: int | None = None
-            ) -> Ranking:
+            batch_size: int = 256, progress: bool = False, candidates: int = 1, shortlist: int | None = None,
+            predictions: int | None = None) -> Ranking:
     """:func:`rank` against a measurement already made a ``window`` (:meth:`Scorer.window`), or against what is left
     of one (a mixture's unexplained rest)."""
     from tqdm.auto import tqdm
@@ -268,9 +271,9 @@ def rank_on(window: Pattern, formulas: list[str], model, structures: dict | None
         best = {m.formula for m in sorted(first, key=lambda m: -m.score)[:shortlist]}
         matches = [m for m in first if m.formula not in best]
         matches += _predicted(window, [f for f in formulas if f in best], model, scorer, batch_size, False,
-                              candidates, skipped)
+                              candidates, skipped, predictions)
     else:
-        matches = _predicted(window, formulas, model, scorer, batch_size, progress, candidates, skipped)
+        matches = _predicted(window, formulas, model, scorer, batch_size, progress, candidates, skipped, predictions)
     for formula, (name, structure) in tqdm((structures or {}).items(), desc="simulating known",
                                           disable=not progress or not structures):
         try:
@@ -291,20 +294,19 @@ def best_first(matches: list[Match]) -> list[Match]:
 
 
 def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batch_size: int, progress: bool,
-               candidates: int, skipped: dict) -> list[Match]:
-    """One match per formula the model answers, by the best of its first ``candidates`` answers scored on
-    ``window``; refused formulas are added to ``skipped``."""
+               candidates: int, skipped: dict, predictions: int | None = None) -> list[Match]:
+    """One match per formula the model answers, by the best of its first ``candidates`` answers (:func:`answered`)
+    scored on ``window``; refused formulas are added to ``skipped``."""
     from tqdm.auto import tqdm
 
     matches, model = [], structures_only(model)
     batches = range(0, len(formulas), batch_size)
     for start in tqdm(batches, desc="predicting", unit=" batches", disable=not progress or len(batches) < 2):
         batch = formulas[start : start + batch_size]
-        answers = model.answer(batch, top=candidates) if candidates > 1 else model.answer(batch)  # any member
+        answers, ranked = answered(model, batch, candidates, predictions)
         skipped.update(answers.refused)
         if not answers.kept:
             continue
-        ranked = answers.ranked()
         flat = [c for found in ranked for c in found]
         predicted = Pattern.from_frame(np.array([c.pattern for c in flat])).at_wavelength(window.wavelength)
         fit = scorer.score(window, predicted)
@@ -315,6 +317,18 @@ def _predicted(window: Pattern, formulas: list[str], model, scorer: Scorer, batc
             matches.append(Match(batch[i], float(fit.scores[b]), float(fit.shifts[b]), predicted_source(flat[b]),
                                  curve, flat[b].score))
     return matches
+
+
+def answered(model, formulas: list[str], candidates: int = 1, predictions: int | None = None
+             ) -> tuple[Answers, list[list[Candidate]]]:
+    """(the ``model``'s answers to ``formulas``, each kept formula's first ``candidates`` answers, best first): with
+    ``predictions`` = P, only the first P of them and the formula's known structures (score 1) after those, so that a
+    polymorph listed late (rutile is TiO2's ninth) is not cut with the templates."""
+    answers = model.answer(formulas, top=candidates) if candidates > 1 else model.answer(formulas)  # any member
+    ranked = answers.ranked()
+    if predictions is not None:
+        ranked = [[c for i, c in enumerate(found) if i < predictions or c.score == 1.0] for found in ranked]
+    return answers, ranked
 
 
 def structures_only(model):

@@ -25,14 +25,15 @@ import numpy as np
 
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import written
-from xrdzoo.identify import Match, Ranking, Scorer, predicted_source, rank, rank_on, structures_only
+from xrdzoo.identify import Match, Ranking, Scorer, answered, predicted_source, rank, rank_on, structures_only
 from xrdzoo.metrics import pearson
 from xrdzoo.xrd.pattern import Pattern
 
 MAX_PHASES = 3
 POOL = 30  # best single-phase candidates a further phase is drawn from, and as many best against the first's rest
 REPLACEMENTS = 24  # per phase, the options best matching the measurement less the other phases, tried in its place
-POOL_CANDIDATES = 5  # at most this many candidates per composition: with more, wrong templates explain the rest
+POOL_CANDIDATES = 5  # a composition's first candidates drawn, and its known structures after them (with more
+# templates, wrong ones explain the rest)
 MIN_GAIN = 0.01  # the least expected gain in fit (gain times confidence) that adds a phase
 
 
@@ -105,20 +106,23 @@ def mixture_of(ranking: Ranking, measured: Pattern, formulas: list[str], model, 
     """``identify --phases``: up to ``phases`` phases of ``measured``, drawn from the ``POOL`` best compositions of
     ``ranking`` (made by :func:`~xrdzoo.identify.rank` of ``formulas`` with this ``model``, ``structures``,
     ``scorer``, ``candidates`` and ``shortlist``) and the ``POOL`` best against what its best match leaves
-    unexplained, each with at most its first ``POOL_CANDIDATES`` candidates: where ``candidates`` is larger, the
-    compositions are ranked again by the best of that many (docs/benchmarks.md measures why)."""
-    if candidates > POOL_CANDIDATES:
-        candidates = POOL_CANDIDATES
-        ranking = rank(measured, formulas, model, structures, scorer, candidates=candidates, shortlist=shortlist)
+    unexplained, each with its first ``candidates`` answers, of which, past the first ``POOL_CANDIDATES``, only its
+    known structures: where ``candidates`` is larger, the compositions are ranked again by the best of those
+    (docs/benchmarks.md measures why)."""
+    within = POOL_CANDIDATES if candidates > POOL_CANDIDATES else None
+    if within:
+        ranking = rank(measured, formulas, model, structures, scorer, candidates=candidates, shortlist=shortlist,
+                       predictions=within)
     matches = ranking.matches[:POOL]
     if phases > 1 and ranking.matches:
         rest = replace(ranking.measured, intensities=_unexplained(ranking.measured.intensities,
                                                                   [ranking.matches[0].curve]))
-        behind = rank_on(rest, formulas, model, structures, scorer, candidates=candidates, shortlist=shortlist)
+        behind = rank_on(rest, formulas, model, structures, scorer, candidates=candidates, shortlist=shortlist,
+                         predictions=within)
         whole = {_phase(m): m for m in ranking.matches}  # each scored alone against the whole measurement
         drawn = {_phase(m) for m in matches}
         matches += [whole[_phase(m)] for m in behind.matches[:POOL] if _phase(m) not in drawn]
-    pool = options_of(ranking, model, structures, measured.wavelength, candidates, scorer, matches)
+    pool = options_of(ranking, model, structures, measured.wavelength, candidates, scorer, matches, within)
     return explain(ranking, pool, phases, scorer)
 
 
@@ -136,18 +140,19 @@ def check_phases(phases: int) -> int:
 
 
 def options_of(ranking: Ranking, model, structures: dict | None, wavelength: float, candidates: int = 1,
-               scorer: Scorer = Scorer(), matches: list[Match] | None = None) -> list[tuple[Match, Pattern]]:
+               scorer: Scorer = Scorer(), matches: list[Match] | None = None, predictions: int | None = None
+               ) -> list[tuple[Match, Pattern]]:
     """What a mixture's phases are drawn from, each with its peak pattern at ``wavelength``: ``matches`` of
-    ``ranking`` (made by :func:`xrdzoo.identify.rank` with this ``model``, ``structures`` and ``candidates``; default
-    its first ``POOL``), each followed by the other candidates of its composition scored alone against the
-    measurement (a minor phase's own structure is seldom the candidate that best matches the whole pattern)."""
+    ``ranking`` (made by :func:`xrdzoo.identify.rank` with this ``model``, ``structures``, ``candidates`` and
+    ``predictions``; default its first ``POOL``), each followed by the other candidates of its composition scored
+    alone against the measurement (a minor phase's own structure is seldom the candidate that best matches the whole
+    pattern)."""
     from xrdzoo.xrd.simulate import reflections
 
     matches = ranking.matches[:POOL] if matches is None else matches
     predicted = [m.formula for m in matches if m.source.startswith("predicted")]
-    model = structures_only(model)
-    answers = model.answer(predicted, top=candidates) if candidates > 1 else model.answer(predicted)
-    found = {predicted[i]: ranked for i, ranked in zip(answers.kept, answers.ranked())}
+    answers, lists = answered(structures_only(model), predicted, candidates, predictions)
+    found = dict(zip((predicted[i] for i in answers.kept), lists))
     options = []
     for match in matches:
         if match.source.startswith("known "):
