@@ -231,14 +231,18 @@ def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a
 
 def test_reference_structures_of_the_elements_are_those_ase_tabulates_completely():
     """fcc Cu at 3.61 A simulates as pymatgen simulates that cell; white tin and rhombohedral arsenic are built with
-    their atoms' positions; an element ASE lists without them (orthorhombic S, alpha-Mn), as a molecule (O) or not at
-    all (Cf, or no element) has none."""
+    their atoms' positions; carbon is graphite, not the table's diamond; an element ASE lists without them
+    (orthorhombic S, alpha-Mn), as a molecule (O) or not at all (Cf, or no element) has none."""
     copper = reference_cell(29)
     assert (copper.spacegroup, copper.symbol, copper.text) == (225, "Fm-3m", "fcc, a = 3.61 A")
     fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
     pattern = simulate_cell(copper.lattice, copper.coords, copper.numbers)
     assert np.array_equal(pick_peaks(pattern).apexes, pick_peaks(simulate([fcc], "pymatgen")[0]).apexes)
     assert [reference_cell(z)[3:5] for z in (50, 33)] == [(141, "I4_1/amd"), (166, "R-3m")]
+    carbon = reference_cell(6)
+    assert (carbon.spacegroup, carbon.text) == (194, "graphite, a = 2.464 A, c = 6.711 A") and "diamond" in carbon.origin
+    peaks = pick_peaks(simulate_cell(carbon.lattice, carbon.coords, carbon.numbers))
+    assert peaks.apexes[np.argmax(peaks.intensities)] == pytest.approx(26.6, abs=0.3)  # 002 of the layers, d = 3.36 A
     assert [reference_cell(z) for z in (16, 25, 8, 98, 0)] == [None] * 5
 
 

@@ -222,8 +222,8 @@ def _on_host_lattice(parent: Parent) -> Candidate | None:
     host = references[0]
     if parent.element:
         return Candidate(simulate_cell(host.lattice, host.coords, host.numbers), host.spacegroup, REFERENCE_SOURCE,
-                         f"known structure of the element {site.text}: ASE's reference state (experimental), space "
-                         f"group {host.spacegroup} ({host.symbol}), {host.text}", 1.0)
+                         f"known structure of the element {site.text}: {host.origin}, space group {host.spacegroup} "
+                         f"({host.symbol}), {host.text}", 1.0)
     shares = np.array(site.amounts) / sum(site.amounts)
     volume = sum(share * abs(np.linalg.det(r.lattice)) / len(r.numbers) for share, r in zip(shares, references))
     sites = len(host.numbers)
