@@ -15,9 +15,11 @@ distinct answers.
 shared binaries; only ``--subsystems`` (``identify --subsystems``) can find it. ``--subsystems`` ranks the
 compositions of every subsystem too, for either kind of minor phase and for the controls.
 
-``--controls``: also the single-phase measured patterns of ``benchmarks/identify_measured.py`` (its manifest; with
-``--rockjock``, RockJock's too), each identified in its own chemical system and explained by ``--phases``: how often a
-second or third phase is reported where the sample has one phase, and how often the first phase is the truth.
+``--controls``: also the single-phase measured patterns of ``benchmarks/identify_measured.py`` (its manifest's
+``patterns``; with ``--rockjock``, RockJock's too) and, with ``--rockjock``, the RockJock standards of its ``held_out``
+(never looked at while the mixture step was chosen), each identified in its own chemical system and explained by
+``--phases``: how often a second or third phase is reported where the sample has one phase, and how often the first
+phase is the truth.
 
     python benchmarks/mixtures.py --n 40 --controls --rockjock data/rockjock.rda
     python benchmarks/mixtures.py --n 40 --minor subsystem --subsystems --name mixtures_subsystem
@@ -49,6 +51,7 @@ from xrdzoo.xrd.profiles import Profile, wavelength
 from xrdzoo.xrd.simulate import SimulationError, reflections
 
 BINARY_CSV = SHARED_CSV.with_name("mp_binary_structures.csv.gz")
+CONTROLS = {"identification benchmark": "patterns", "held out": "held_out"}  # name: the manifest's group
 
 
 def pairs(n: int, seed: int, max_atoms: int, minor: str = "same") -> list[tuple[str, str]]:
@@ -156,8 +159,9 @@ def explained(ranking, measured, formulas: list[str], model, scorer: Scorer, arg
             for phases in (2, 3)}
 
 
-def controls(args, member, model) -> list[dict]:
-    """Each single-phase measured pattern explained by ``--phases 2`` and ``3`` as identify does (``--controls``)."""
+def controls(args, member, model, group: str = "patterns") -> list[dict]:
+    """Each single-phase measured pattern of the manifest's ``group`` explained by ``--phases 2`` and ``3`` as identify
+    does (``--controls``)."""
     import json
     from pathlib import Path
 
@@ -165,7 +169,7 @@ def controls(args, member, model) -> list[dict]:
 
     manifest = json.loads((MEASURED / "manifest.json").read_text())
     scorer, cases = Scorer(), []
-    for entry, measured in tqdm(measurements(manifest, args.rockjock and Path(args.rockjock)), desc="controls"):
+    for entry, measured in tqdm(measurements(manifest, args.rockjock and Path(args.rockjock), group), desc=group):
         formula, elements = truth(entry["formula"])
         formulas, ranking = ranked(measured, elements, member, model, scorer, args)
         cases.append({"name": entry["name"], "formula": formula,
@@ -174,13 +178,14 @@ def controls(args, member, model) -> list[dict]:
     return cases
 
 
-def control_summary(cases: list[dict]) -> list[dict]:
-    """How often a single-phase measurement is given more than one phase."""
-    return [{"single-phase measurements": len(cases),
+def control_summary(groups: dict[str, list[dict]]) -> list[dict]:
+    """How often a single-phase measurement of each group of controls is given more than one phase."""
+    return [{"controls": name, "single-phase measurements": len(cases),
              **{f"--phases {n}: more than one phase": float(np.mean([len(c[f"phases {n}"]["phases"]) > 1
                                                                     for c in cases])) for n in (2, 3)},
              **{f"--phases {n}: first phase the truth": float(np.mean([c[f"phases {n}"]["phases"][0] == c["formula"]
-                                                                      for c in cases])) for n in (2, 3)}}]
+                                                                      for c in cases])) for n in (2, 3)}}
+            for name, cases in groups.items() if cases]
 
 
 def summary(cases: list[dict]) -> list[dict]:
@@ -223,7 +228,8 @@ def main() -> None:
     model = FirstK(member, options.candidates)  # as identify's answers cache: --phases ranks again, unpredicted
     result = run(options, member, model)
     args, rows = argparse.Namespace(**result["settings"]), summary(result["cases"])
-    found = controls(options, member, model) if options.controls else []
+    found = {name: controls(options, member, model, group) for name, group in CONTROLS.items()} \
+        if options.controls else {}
     kinds = [f"seed {args.seed}"] * bool(args.seed) + ["minor phase of a subsystem"] * (args.minor == "subsystem") \
         + ["--subsystems"] * args.subsystems
     title = "Two-phase mixtures" + (f" ({', '.join(kinds)})" if kinds else "")
@@ -239,10 +245,10 @@ def main() -> None:
                 "baseline of reading the first three answers of the single-phase ranking; the minor share's error "
                 "in intensity share; seconds per mixture (ranking and explaining).\n\n" + markdown_table(rows))
     if found:
-        markdown += ("\n\nControls: the single-phase measured patterns of the measured benchmark, each explained "
-                     "the same way in its own chemical system (and its subsystems, with --subsystems): the share "
-                     "given more than one phase (none has one), and the share whose first phase is the true "
-                     "formula.\n\n"
+        markdown += ("\n\nControls: single-phase measured patterns, each explained the same way in its own chemical "
+                     "system (and its subsystems, with --subsystems): the share given more than one phase (none has "
+                     "one), and the share whose first phase is the true formula. Those of the measured benchmark, and "
+                     "RockJock standards held out from every choice of the mixture step (from 2026-12-04).\n\n"
                      + markdown_table(control_summary(found)))
     write_results(options.name, {**result, "summary": rows, "controls": found}, markdown)
 
