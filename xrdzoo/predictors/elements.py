@@ -16,6 +16,7 @@ import numpy as np
 
 COMPLETE = ("fcc", "bcc", "hcp", "diamond", "sc", "bct", "rhombohedral")  # ASE builds these from its table alone
 REFERENCE_SOURCE = "ASE reference"  # a reference structure's source, where a Materials Project structure names its id
+ASE_STATE = "ASE's reference state (experimental)"  # where an element's reference structure comes from
 GRAPHITE = {"a": 2.464, "c": 6.711}  # A, hexagonal graphite at room temperature (Trucano and Chen, Nature 258, 136)
 
 
@@ -29,7 +30,7 @@ class ReferenceCell(NamedTuple):
     spacegroup: int
     symbol: str
     text: str
-    origin: str = "ASE's reference state (experimental)"
+    origin: str
 
 
 @functools.cache
@@ -41,7 +42,8 @@ def reference_cell(number: int) -> ReferenceCell | None:
     from ase.lattice.hexagonal import Graphite
 
     if number == 6:
-        return _cell(Graphite(symbol="C", latticeconstant=GRAPHITE), "graphite, a = 2.464 A, c = 6.711 A",
+        text = "graphite, a = {a} A, c = {c} A".format(**GRAPHITE)
+        return _cell(Graphite(symbol="C", latticeconstant=GRAPHITE), text,
                      "its stable form at room temperature (ASE's reference state is diamond)")
     state = reference_states[number] if 0 < number < len(reference_states) else None
     if not state or state["symmetry"] not in COMPLETE or ("basis" in state and state["basis"] is None):
@@ -51,7 +53,7 @@ def reference_cell(number: int) -> ReferenceCell | None:
     return _cell(bulk(chemical_symbols[number]), text)
 
 
-def _cell(atoms, text: str, *origin: str) -> ReferenceCell:
+def _cell(atoms, text: str, origin: str = ASE_STATE) -> ReferenceCell:
     """The :class:`ReferenceCell` of ASE ``atoms``, its space group found by spglib (through pymatgen)."""
     from pymatgen.core import Lattice, Structure
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -59,4 +61,4 @@ def _cell(atoms, text: str, *origin: str) -> ReferenceCell:
     lattice, coords, numbers = np.array(atoms.cell[:]), atoms.get_scaled_positions(), np.array(atoms.numbers)
     symmetry = SpacegroupAnalyzer(Structure(Lattice(lattice), numbers, coords), symprec=0.01)
     return ReferenceCell(lattice, coords, numbers, symmetry.get_space_group_number(),
-                         symmetry.get_space_group_symbol(), text, *origin)
+                         symmetry.get_space_group_symbol(), text, origin)
