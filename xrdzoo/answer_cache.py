@@ -6,9 +6,9 @@ An entry is one formula's answer, a ``.npz`` file (arrays of numbers and strings
 sha256 of the member's identity (a weight's sha256 and its parts', or a checkpoint file's own sha256), the xrdzoo
 version (the same weights answer differently when the code that answers changes) and the formula: whichever
 formulas a measurement's shortlist picks, those asked before are remembered. The entry keeps the largest ``top``
-asked so far and answers any smaller one with its first candidates (a member ranks best first, so
-its best five are the first five of its best twelve; ``identify --phases``, which ranks again by the first five of
-twelve and the known structures among them, predicts nothing). An entry that cannot be read is answered afresh and written again.
+asked so far and answers any smaller one with its first candidates (a member ranks best first, so its best five are
+the first five of its best twelve; ``identify --phases``, which ranks again by the first five of twelve and the known
+structures among them, predicts nothing). An entry that cannot be read is answered afresh and written again.
 """
 
 from __future__ import annotations

@@ -78,6 +78,11 @@ class Candidate:
     how: str
     score: float | None = None
 
+    @property
+    def known(self) -> bool:
+        """Whether the candidate is a known structure of the formula itself (score 1), not a prediction."""
+        return self.score == 1.0
+
 
 @dataclass(frozen=True)
 class Answers:

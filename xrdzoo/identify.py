@@ -327,7 +327,7 @@ def answered(model, formulas: list[str], candidates: int = 1, predictions: int |
     answers = model.answer(formulas, top=candidates) if candidates > 1 else model.answer(formulas)  # any member
     ranked = answers.ranked()
     if predictions is not None:
-        ranked = [[c for i, c in enumerate(found) if i < predictions or c.score == 1.0] for found in ranked]
+        ranked = [[c for i, c in enumerate(found) if i < predictions or c.known] for found in ranked]
     return answers, ranked
 
 
