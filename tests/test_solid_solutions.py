@@ -156,7 +156,7 @@ def test_an_alloy_is_its_hosts_lattice_then_a_compound_of_its_elements_with_the_
     volume per atom of Vegard's law over fcc Cu and fcc Au, as pymatgen simulates that disordered cell. Then the
     mixture goes on every site of its compounds of exactly those elements, nearest in composition first: on ordered
     Cu3Au (L1_2) it is the disordered fcc alloy, the superstructure's peaks gone, as pymatgen simulates an fcc cell
-    of that volume. An alloy with an element the table lacks (Mn) has only the compounds' answers."""
+    of that volume. An alloy with an element that has no reference structure (Pu) has only the compounds' answers."""
     structures = [Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.75), ["Au", "Cu"], [[0, 0, 0], [0, 0.5, 0.5]]),
                   Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(2.8, 3.7), ["Au", "Cu"],
                                             [[0, 0, 0], [0.5, 0.5, 0.5]])]
@@ -168,14 +168,14 @@ def test_an_alloy_is_its_hosts_lattice_then_a_compound_of_its_elements_with_the_
     assert sites("Cu0.7Au0.3") == {(1, ("Cu", "Au"), (0.7, 0.3))}
     host, first, second = member.answer(["Cu0.7Au0.3"], top=3).ranked()[0]
     assert host.how.startswith("solid solution on its host's lattice: Cu0.7Au0.3 on every site of Cu's reference "
-                               "structure (ASE's table), space group 225 (Fm-3m), volume by Vegard's law")
+                               "structure, space group 225 (Fm-3m), volume by Vegard's law")
     assert (host.spacegroup, host.source, host.score) == (225, "ASE reference", None)
     vegard = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(0.7 * 3.61 ** 3 + 0.3 * 4.08 ** 3)),
                                        [{"Cu": 0.7, "Au": 0.3}], [[0, 0, 0]])
     assert np.array_equal(pick_peaks(host.pattern).apexes, pick_peaks(simulate([vegard], "pymatgen")[0]).apexes)
     assert first.how.startswith("solid solution on every site of Cu3Au (Cu0.7Au0.3 on each)")
     assert first.spacegroup == 221 and second.spacegroup == 123 and first.score is None
-    assert member.answer(["Cu0.7Mn0.3"]).how[0].startswith("solid solution on one site: no structure made of")
+    assert member.answer(["Cu0.7Pu0.3"]).how[0].startswith("solid solution on one site: no structure made of")
     lattice = mixed_cells(member, parent_of("Cu0.7Au0.3"))[0].lattice
     fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(abs(np.linalg.det(lattice)))),
                                     [{"Cu": 0.7, "Au": 0.3}], [[0, 0, 0]])
@@ -192,8 +192,8 @@ def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a
     ZrCu5, 6 sites per primitive cell), an undistorted lattice before a distorted one as rich (tetragonal Cu3Ag's
     sites, face-centred tetragonal, after L1_2 Cu3Au's): on Cu3Au it is fcc Cu, as pymatgen simulates an fcc cell of
     that volume. Those follow the element's reference structure (ASE's table: fcc Cu), a known structure; a held
-    element answers with its own known structure; with neither a reference nor such a compound (Mn), the element is a
-    line compound."""
+    element answers with its own known structure, as does one ASE's table gives without positions (alpha-Mn, a published
+    structure); with neither a reference nor such a compound (N), the element is a line compound."""
     structures = [Structure.from_spacegroup("Pm-3m", Lattice.cubic(3.75), ["Au", "Cu"], [[0, 0, 0], [0, 0.5, 0.5]]),
                   Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(2.8, 3.7), ["Au", "Cu"],
                                             [[0, 0, 0], [0.5, 0.5, 0.5]]),
@@ -208,7 +208,7 @@ def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a
     member = create_predictor("template")
     member.fit(load_dataset(tmp_path / "elements.npz"), progress=False)
     assert is_element("Cu") and is_element("O2") and not is_element("CuO") and not is_element("Xx")
-    (reference, *copper), silver, manganese = member.answer(["Cu", "Ag", "Mn"], top=4).ranked()
+    (reference, *copper), silver, (manganese, *_), nitrogen = member.answer(["Cu", "Ag", "Mn", "N"], top=4).ranked()
     assert (reference.spacegroup, reference.source, reference.score) == (225, "ASE reference", 1.0)
     assert reference.how == ("known structure of the element Cu: ASE's reference state (experimental), space group "
                              "225 (Fm-3m), fcc, a = 3.61 A")
@@ -225,25 +225,60 @@ def test_an_element_stands_on_its_compounds_with_a_substitute_whose_sites_form_a
     assert np.corrcoef(copper[0].pattern, oracle)[0, 1] >= 0.999
     assert np.array_equal(pick_peaks(copper[0].pattern).apexes, pick_peaks(oracle).apexes)
     assert silver[0].how.startswith("known structure") and silver[0].score == 1
-    assert manganese[0].how.startswith("element Mn: no structure of it, nor a compound of it with a substitute "
-                                       "element whose sites form a simple lattice; read as a line compound")
+    assert (manganese.spacegroup, manganese.source, manganese.score) == (217, "published structure", 1.0)
+    assert manganese.how.startswith("known structure of the element Mn: alpha-manganese, 58 atoms per cell (A12 of the "
+                                    "AFLOW prototype library")
+    assert nitrogen[0].how.startswith("element N: no structure of it, nor a compound of it with a substitute "
+                                      "element whose sites form a simple lattice; read as a line compound")
 
 
 def test_reference_structures_of_the_elements_are_those_ase_tabulates_completely():
     """fcc Cu at 3.61 A simulates as pymatgen simulates that cell; white tin and rhombohedral arsenic are built with
-    their atoms' positions; carbon is graphite, not the table's diamond; an element ASE lists without them
-    (orthorhombic S, alpha-Mn), as a molecule (O) or not at all (Cf, or no element) has none."""
+    their atoms' positions; carbon is graphite, not the table's diamond, and an element ASE lists without positions
+    (orthorhombic S, alpha-Mn) is a published structure; one listed as a molecule (O), a liquid (Br) or not at all
+    (Cf, or no element) has none."""
     copper = reference_cell(29)
-    assert (copper.spacegroup, copper.symbol, copper.text) == (225, "Fm-3m", "fcc, a = 3.61 A")
+    assert (copper.spacegroup, copper.symbol, copper.text, copper.source) == (225, "Fm-3m", "fcc, a = 3.61 A",
+                                                                              "ASE reference")
     fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
     pattern = simulate_cell(copper.lattice, copper.coords, copper.numbers)
     assert np.array_equal(pick_peaks(pattern).apexes, pick_peaks(simulate([fcc], "pymatgen")[0]).apexes)
-    assert [reference_cell(z)[3:5] for z in (50, 33)] == [(141, "I4_1/amd"), (166, "R-3m")]
+    assert [reference_cell(z)[3:5] for z in (50, 33, 16, 25)] == [(141, "I4_1/amd"), (166, "R-3m"), (70, "Fddd"),
+                                                                  (217, "I-43m")]
     carbon = reference_cell(6)
-    assert (carbon.spacegroup, carbon.text) == (194, "graphite, a = 2.464 A, c = 6.711 A") and "diamond" in carbon.origin
-    peaks = pick_peaks(simulate_cell(carbon.lattice, carbon.coords, carbon.numbers))
-    assert peaks.apexes[np.argmax(peaks.intensities)] == pytest.approx(26.6, abs=0.3)  # 002 of the layers, d = 3.36 A
-    assert [reference_cell(z) for z in (16, 25, 8, 98, 0)] == [None] * 5
+    assert (carbon.spacegroup, carbon.text, carbon.source) == (194, "a = 2.464 A, c = 6.711 A", "published structure")
+    assert carbon.origin.startswith("graphite") and "diamond" in carbon.origin
+    assert [reference_cell(z) for z in (8, 35, 98, 0)] == [None] * 4
+
+
+# each published element's shortest bond (A) and how many atoms it bonds to (None: a close-packed or cluster solid),
+# as textbooks give them (Greenwood and Earnshaw, Chemistry of the Elements; Donohue, The Structures of the Elements)
+BONDS = {"B": (1.67, None), "C": (1.42, 3), "P": (2.22, 3), "S": (2.05, 2), "Mn": (2.24, None), "Ga": (2.45, 1),
+         "Se": (2.37, 2), "Te": (2.84, 2), "I": (2.72, 1), "U": (2.75, None)}
+
+
+@pytest.mark.parametrize("symbol", sorted(BONDS))
+def test_published_element_structures_have_their_known_bonds(symbol):
+    """The atoms' positions of each published structure are right: its shortest bond is the element's, within
+    0.05 A, and each atom has as many neighbours at that distance as the element's chains, rings, layers or
+    molecules give it (a typo in a coordinate moves both)."""
+    cell = reference_cell(Element(symbol).Z)
+    structure = Structure(Lattice(cell.lattice), cell.numbers, cell.coords)
+    bond, neighbours = BONDS[symbol]
+    shortest = min(n.nn_distance for site in structure.get_all_neighbors(3.0) for n in site)
+    assert shortest == pytest.approx(bond, abs=0.05)
+    if neighbours is not None:
+        assert {len(site) for site in structure.get_all_neighbors(bond + 0.15)} == {neighbours}
+
+
+def test_published_element_structures_give_their_measured_strongest_reflections():
+    """Trigonal Se and Te and alpha-sulfur put their strongest reflection where their powder patterns have it
+    (Cu K-alpha; Se 101 at d = 3.00 A, Te 101 at 3.23 A, alpha-S 222 at 3.85 A)."""
+    for number, d in ((34, 3.00), (52, 3.23), (16, 3.85)):
+        cell = reference_cell(number)
+        peaks = pick_peaks(simulate_cell(cell.lattice, cell.coords, cell.numbers))
+        strongest = peaks.apexes[np.argmax(peaks.intensities)]
+        assert 1.5406 / (2 * np.sin(np.radians(strongest / 2))) == pytest.approx(d, abs=0.03)
 
 
 def test_series_runs_between_end_members_that_differ_on_one_site():

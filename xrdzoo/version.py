@@ -1,3 +1,3 @@
 """The package version, in a module of its own at the bottom of the layers (checkpoints and datasets record it)."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"

@@ -26,7 +26,7 @@ from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import N_ELEMENTS, EncodingError, formula_of, formula_text, parse
 from xrdzoo.predictors.chemistry import element_properties, element_table
-from xrdzoo.predictors.elements import REFERENCE_SOURCE, reference_cell
+from xrdzoo.predictors.elements import reference_cell
 from xrdzoo.predictors.retrieval import FormulaIndex
 from xrdzoo.xrd.simulate import simulate_cell
 
@@ -210,7 +210,7 @@ def candidates(member: Template, parent: Parent, top: int = 1) -> list[Candidate
 
 
 def _on_host_lattice(parent: Parent) -> Candidate | None:
-    """A one-site parent on the reference structure of its host (the element of the largest share; ASE's table,
+    """A one-site parent on the reference structure of its host (the element of the largest share;
     :func:`~xrdzoo.predictors.elements.reference_cell`): a single element as it is, a known structure (score 1); an
     alloy with its mixture on every site and the volume per atom of Vegard's law over its elements' reference
     structures (unscored), as a disordered solid solution keeps its host's lattice. None for a parent of several sites
@@ -221,7 +221,7 @@ def _on_host_lattice(parent: Parent) -> Candidate | None:
         return None
     host = references[0]
     if parent.element:
-        return Candidate(simulate_cell(host.lattice, host.coords, host.numbers), host.spacegroup, REFERENCE_SOURCE,
+        return Candidate(simulate_cell(host.lattice, host.coords, host.numbers), host.spacegroup, host.source,
                          f"known structure of the element {site.text}: {host.origin}, space group {host.spacegroup} "
                          f"({host.symbol}), {host.text}", 1.0)
     shares = np.array(site.amounts) / sum(site.amounts)
@@ -230,9 +230,9 @@ def _on_host_lattice(parent: Parent) -> Candidate | None:
     lattice = host.lattice * (volume * sites / abs(np.linalg.det(host.lattice))) ** (1 / 3)
     pattern = simulate_cell(lattice, np.repeat(host.coords, len(shares), axis=0), np.tile(site.numbers, sites),
                             occupancies=np.tile(site.occupancies, sites))
-    return Candidate(pattern, host.spacegroup, REFERENCE_SOURCE,
+    return Candidate(pattern, host.spacegroup, host.source,
                      f"solid solution on its host's lattice: {site.text} on every site of {_symbol(site.numbers[0])}'s "
-                     f"reference structure (ASE's table), space group {host.spacegroup} ({host.symbol}), volume by "
+                     f"reference structure, space group {host.spacegroup} ({host.symbol}), volume by "
                      "Vegard's law over its elements' reference structures")
 
 
