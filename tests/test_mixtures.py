@@ -13,7 +13,7 @@ import xrdzoo
 from xrdzoo.cli import app
 from xrdzoo.contracts import Answers, Candidate
 from xrdzoo.errors import InputError
-from xrdzoo.identify import Scorer, rank
+from xrdzoo.identify import Scorer, answered, rank
 from xrdzoo.measured import measured_looking, write_xy
 from xrdzoo import mixtures
 from xrdzoo.mixtures import explain, mixture_of, options_of
@@ -167,6 +167,16 @@ def test_a_known_structure_listed_past_the_pool_candidates_is_still_drawn(monkey
     assert [(m.formula, m.source) for m in found.phases] == [("BaTiO3", "predicted (simulated)"),
                                                              ("MgAl2O4", "predicted (spinel)")]
     assert found.phases[1].known
+
+
+def test_an_unscored_answer_beside_a_known_structure_is_not_drawn():
+    """MgAl2O4's decoy is unscored and its spinel known: only the spinel is drawn, so the decoy (BaTiO3's pattern)
+    cannot stand for it; a formula with no known structure keeps its unscored answers."""
+    answers, lists = answered(KnownSpinelModel(), ["MgAl2O4", "BaTiO3"], candidates=2)
+    assert [[c.how for c in found] for found in lists] == [["spinel"], [answers.how[1]]]
+    assert [[c.how for c in found] for found in answered(DecoyFirstModel(), ["MgAl2O4"], 2)[1]] == [["decoy", "spinel"]]
+    ranking = rank(mixture({"BaTiO3": 0.7, "MgAl2O4": 0.3}), list(STRUCTURES), KnownSpinelModel(), candidates=2)
+    assert next(m.source for m in ranking.matches if m.formula == "MgAl2O4") == "predicted (spinel)"
 
 
 def test_a_minor_phase_is_drawn_from_what_the_main_phase_leaves_unexplained(monkeypatch):

@@ -323,11 +323,14 @@ def answered(model, formulas: list[str], candidates: int = 1, predictions: int |
              ) -> tuple[Answers, list[list[Candidate]]]:
     """(the ``model``'s answers to ``formulas``, each kept formula's first ``candidates`` answers, best first): with
     ``predictions`` = P, only the first P of them and the formula's known structures (score 1) after those, so that a
-    polymorph listed late (rutile is TiO2's ninth) is not cut with the templates."""
+    polymorph listed late (rutile is TiO2's ninth) is not cut with the templates. Beside a known structure, an answer
+    the member gives no score (an element's compounds' rule after its reference structure) is left out: unrated, it
+    would weigh as much as the known one, and a many-peaked guess fills what a measurement's phases leave."""
     answers = model.answer(formulas, top=candidates) if candidates > 1 else model.answer(formulas)  # any member
     ranked = answers.ranked()
     if predictions is not None:
         ranked = [[c for i, c in enumerate(found) if i < predictions or c.known] for found in ranked]
+    ranked = [[c for c in found if c.score is not None] if any(c.known for c in found) else found for found in ranked]
     return answers, ranked
 
 
