@@ -110,8 +110,9 @@ def test_the_mixed_cell_is_what_pymatgen_simulates(member, formula):
     parent = parent_of(formula)
     cell = mixed_cells(member, parent)[0]
     assert cell.row is not None and np.any(cell.occupancies < 1)
-    structure = cell.structure()
+    structure = cell.cell.structure()
     assert structure.composition.fractional_composition.almost_equals(Composition(formula).fractional_composition)
+    assert np.array_equal(member.answer([formula]).ranked()[0][0].cell.occupancies, cell.occupancies)
     fast, oracle = member.predict([formula])[0], simulate([structure], "pymatgen")[0]
     assert np.corrcoef(fast, oracle)[0, 1] >= 0.999
     assert np.array_equal(pick_peaks(fast).apexes, pick_peaks(oracle).apexes)
@@ -173,6 +174,9 @@ def test_an_alloy_is_its_hosts_lattice_then_a_compound_of_its_elements_with_the_
     vegard = Structure.from_spacegroup("Fm-3m", Lattice.cubic(np.cbrt(0.7 * 3.61 ** 3 + 0.3 * 4.08 ** 3)),
                                        [{"Cu": 0.7, "Au": 0.3}], [[0, 0, 0]])
     assert np.array_equal(pick_peaks(host.pattern).apexes, pick_peaks(simulate([vegard], "pymatgen")[0]).apexes)
+    for candidate in (host, first):  # each answer carries the disordered cell it was simulated from
+        assert candidate.cell.structure().composition.fractional_composition.almost_equals(Composition("Cu0.7Au0.3"))
+        assert np.allclose(simulate([candidate.cell.structure()])[0], candidate.pattern, atol=1e-3)
     assert first.how.startswith("solid solution on every site of Cu3Au (Cu0.7Au0.3 on each)")
     assert first.spacegroup == 221 and second.spacegroup == 123 and first.score is None
     assert member.answer(["Cu0.7Pu0.3"]).how[0].startswith("solid solution on one site: no structure made of")

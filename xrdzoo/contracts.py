@@ -9,8 +9,8 @@ xrd layer).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from xrdzoo.xrd.pattern import N_POINTS, Pattern
 
 if TYPE_CHECKING:
     import torch
+    from pymatgen.core import Structure
 
 
 @runtime_checkable
@@ -65,18 +66,41 @@ class Weight(Protocol):
     urls: tuple[str, ...]
 
 
+class Cell(NamedTuple):
+    """A crystal structure as arrays: lattice rows ``(3, 3)`` in Angstrom, fractional ``coords`` ``(m, 3)``, atomic
+    ``numbers`` ``(m,)`` and their ``occupancies`` ``(m,)`` (None: every site full); a mixed site is one entry per
+    element at the same coordinates."""
+
+    lattice: np.ndarray
+    coords: np.ndarray
+    numbers: np.ndarray
+    occupancies: np.ndarray | None = None
+
+    def structure(self) -> Structure:
+        """The cell as a pymatgen Structure (a mixed site as one site of several species), e.g. to write as a CIF."""
+        from pymatgen.core import Element, Lattice, Structure
+
+        occupancies = np.ones(len(self.numbers)) if self.occupancies is None else self.occupancies
+        places: dict[tuple[float, ...], dict[str, float]] = {}
+        for xyz, z, occupancy in zip(np.asarray(self.coords, float), self.numbers, occupancies):
+            places.setdefault(tuple(np.round(xyz, 6)), {})[Element.from_Z(int(z)).symbol] = float(occupancy)
+        return Structure(Lattice(self.lattice), list(places.values()), list(places))
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One ranked answer for one formula: its ``pattern`` ``(N_POINTS,)`` (0..100), the ``spacegroup`` of the
     structure it came from (0: none or unknown), its ``source`` (a material id, or the network), ``how`` it was made,
-    and its ``score``: the calibrated chance that it matches the formula's true pattern (peak F1 >= 0.8), 1 for a known
-    structure of the formula itself, None where the member has no calibrated score."""
+    its ``score``: the calibrated chance that it matches the formula's true pattern (peak F1 >= 0.8), 1 for a known
+    structure of the formula itself, None where the member has no calibrated score; and the ``cell`` whose pattern it
+    is, where the member has one of the formula itself (a known structure, a substituted template), else None."""
 
     pattern: np.ndarray
     spacegroup: int
     source: str
     how: str
     score: float | None = None
+    cell: Cell | None = field(default=None, repr=False, compare=False)
 
     @property
     def known(self) -> bool:

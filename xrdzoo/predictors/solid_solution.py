@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from pymatgen.core import Composition, Element, Lattice, Structure
 
-from xrdzoo.contracts import Candidate
+from xrdzoo.contracts import Candidate, Cell
 from xrdzoo.errors import InputError
 from xrdzoo.formulas import N_ELEMENTS, EncodingError, formula_of, formula_text, parse
 from xrdzoo.predictors.chemistry import element_properties, element_table
@@ -126,13 +126,10 @@ class MixedCell(NamedTuple):
     elements: tuple[int, ...]
     row: int | None
 
-    def structure(self) -> Structure:
-        """The cell as a disordered pymatgen Structure (a mixed site as one site of several species), e.g. to write
-        it as a CIF or simulate it with pymatgen."""
-        places: dict[tuple[float, ...], dict[str, float]] = {}
-        for xyz, z, occupancy in zip(self.coords, self.numbers, self.occupancies):
-            places.setdefault(tuple(np.round(xyz, 6)), {})[_symbol(int(z))] = float(occupancy)
-        return Structure(Lattice(self.lattice), list(places.values()), list(places))
+    @property
+    def cell(self) -> Cell:
+        """The lattice, coordinates, numbers and occupancies as a :class:`~xrdzoo.contracts.Cell`."""
+        return Cell(self.lattice, self.coords, self.numbers, self.occupancies)
 
 
 def is_fractional(formula: str) -> bool:
@@ -223,17 +220,18 @@ def _on_host_lattice(parent: Parent) -> Candidate | None:
     if parent.element:
         return Candidate(simulate_cell(host.lattice, host.coords, host.numbers), host.spacegroup, host.source,
                          f"known structure of the element {site.text}: {host.origin}, space group {host.spacegroup} "
-                         f"({host.symbol}), {host.text}", 1.0)
+                         f"({host.symbol}), {host.text}", 1.0, Cell(host.lattice, host.coords, host.numbers))
     shares = np.array(site.amounts) / sum(site.amounts)
     volume = sum(share * abs(np.linalg.det(r.lattice)) / len(r.numbers) for share, r in zip(shares, references))
     sites = len(host.numbers)
     lattice = host.lattice * (volume * sites / abs(np.linalg.det(host.lattice))) ** (1 / 3)
-    pattern = simulate_cell(lattice, np.repeat(host.coords, len(shares), axis=0), np.tile(site.numbers, sites),
-                            occupancies=np.tile(site.occupancies, sites))
-    return Candidate(pattern, host.spacegroup, host.source,
+    cell = Cell(lattice, np.repeat(host.coords, len(shares), axis=0), np.tile(site.numbers, sites),
+                np.tile(site.occupancies, sites))
+    return Candidate(simulate_cell(cell.lattice, cell.coords, cell.numbers, occupancies=cell.occupancies),
+                     host.spacegroup, host.source,
                      f"solid solution on its host's lattice: {site.text} on every site of {_symbol(site.numbers[0])}'s "
                      f"reference structure, space group {host.spacegroup} ({host.symbol}), volume by "
-                     "Vegard's law over its elements' reference structures")
+                     "Vegard's law over its elements' reference structures", cell=cell)
 
 
 def _substituted(member: Template, parent: Parent, top: int) -> list[Candidate]:
@@ -257,7 +255,7 @@ def _substituted(member: Template, parent: Parent, top: int) -> list[Candidate]:
                f"solid solution on the parent {_text(cell.end)} ({parent.describe(cell.elements)}): template "
                f"{member.describe(cell.row)}, elements substituted, volume by Vegard's law")
         answers.append(Candidate(simulate_cell(cell.lattice, cell.coords, cell.numbers, occupancies=cell.occupancies),
-                                 group, material, how))
+                                 group, material, how, cell=cell.cell))
     return answers
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xrdzoo.arrays import Arrays, array_strings, strings_array
-from xrdzoo.contracts import Candidate
+from xrdzoo.contracts import Candidate, Cell
 from xrdzoo.data import Dataset
 from xrdzoo.metrics import MATCH_F1, f1_score, peak_pair_scores, pick_peaks, pick_peaks_of_rows
 from xrdzoo.predictors import PredictorBase, solid_solution
@@ -555,10 +555,10 @@ class Template(PredictorBase):
                      for choices in choices_of]
         scales_of = [self._scales(query, np.array([c.row for c in choices]))  # each choice's, used where substituted
                      for query, choices in zip(queries, choices_of)]
-        patterns = simulate_cells([
-            self.substituted_cell(query, row, assignment, scale)[:3]
-            for query, choices, simulate, scales in zip(queries, choices_of, simulated, scales_of)
-            for (row, assignment, _, _), s, scale in zip(choices, simulate, scales) if s])
+        cells = [Cell(*self.substituted_cell(query, row, assignment, scale)[:3])
+                 for query, choices, simulate, scales in zip(queries, choices_of, simulated, scales_of)
+                 for (row, assignment, _, _), s, scale in zip(choices, simulate, scales) if s]
+        patterns = simulate_cells(cells)
         if self.consensus > 1:  # the simulated voters' peaks, all picked at once
             positions, intensities, sizes = pick_peaks_of_rows(patterns)
             peaks_from = np.r_[0, np.cumsum(sizes)]
@@ -566,7 +566,8 @@ class Template(PredictorBase):
         voted = []  # (formula, its voters, who they are) of each formula answered by consensus
         for query, choices, simulate, scales in zip(queries, choices_of, simulated, scales_of):
             known = len(state.index.find(query))
-            candidates = [self._candidate(choice, patterns[at + j], j, known) for j, choice in enumerate(choices[:top])]
+            candidates = [self._candidate(choice, patterns[at + j], cells[at + j], j, known)
+                          for j, choice in enumerate(choices[:top])]
             if self.consensus > 1 and choices[0].kind != "known":  # the first K vote: simulated, rescaled, filled
                 votes = simulate[: self.consensus]
                 n = sum(votes)  # the simulated voters are the formula's first n patterns
@@ -601,9 +602,10 @@ class Template(PredictorBase):
         keep = ~np.isin(rows, taken) & (distance > 1e-9) & (self.peak_heights[rows, 0] > 0)
         return rows[keep][:n]
 
-    def _candidate(self, choice: Choice, pattern: np.ndarray, position: int, known: int) -> Candidate:
-        """The simulated ``choice`` at ``position`` among its formula's, which has ``known`` known structures, as a
-        :class:`Candidate` saying how it was made."""
+    def _candidate(self, choice: Choice, pattern: np.ndarray, cell: Cell, position: int, known: int) -> Candidate:
+        """The ``choice`` at ``position`` among its formula's, which has ``known`` known structures, as a
+        :class:`Candidate` saying how it was made: its ``cell`` (where it is of the formula itself) and the
+        ``pattern`` simulated from it."""
         row, _, score, kind = choice
         material, group = self.identity(row)
         if kind == "known":
@@ -615,7 +617,8 @@ class Template(PredictorBase):
             how = f"template {self.describe(row)}, elements substituted, volume rescaled"
         else:
             how = f"no template of its formula type: pattern of the nearest structure {self.describe(row)}"
-        return Candidate(pattern, group, material, how, score)
+            cell = None  # another compound's
+        return Candidate(pattern, group, material, how, score, cell)
 
     def choose(self, formulas: Sequence[str], top: int = 1) -> list[list[tuple[int, tuple[int, ...] | None]]]:
         """For each formula, its first ``top`` ranked structures (:meth:`rank`), each as (row, the element put on
