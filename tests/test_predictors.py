@@ -353,6 +353,39 @@ def test_predict_top_on_the_command_line(polymorphs, tmp_path):
     assert result.exit_code == 2 and "'--top': 0 is out of range: give a number at least 1" in result.output
 
 
+def test_predict_writes_the_cell_of_each_candidate_as_a_cif(polymorphs, fitted, tmp_path):
+    """--structures writes, per formula and rank, the very cell whose pattern was predicted: a known polymorph as it
+    is, a new formula's template with its elements substituted. An answer of agreed peaks has no cell, and a member
+    whose answers have none is a one-line error that writes nothing."""
+    from pymatgen.core import Structure
+
+    from xrdzoo.xrd.simulate import simulate
+
+    _, member = polymorphs
+    path = checkpoint.save(tmp_path / "member.safetensors", member)
+    folder = tmp_path / "cifs"
+    result = runner.invoke(app, ["predict", "NaCl", "BaGeO3", "--top", "2", "--model", str(path), "--structures",
+                                 str(folder)])
+    assert result.exit_code == 0, result.output
+    answers = member.answer(["NaCl", "BaGeO3"], top=2)
+    for formula, candidates in zip(["NaCl", "BaGeO3"], answers.ranked()):
+        for rank, candidate in enumerate(candidates, 1):
+            cif = folder / f"{formula}_{rank}_{candidate.source}.cif"
+            assert cif.read_text().startswith(f"# {formula}, candidate {rank} of xrdzoo {xrdzoo.__version__}: "
+                                              f"{candidate.how}\n")
+            structure = Structure.from_file(cif)
+            assert structure.composition.reduced_formula == Composition(formula).reduced_formula
+            assert np.allclose(simulate([structure])[0], candidate.pattern, atol=1e-3)  # CIF: 8 figures
+    assert "template" in candidates[0].how and len(list(folder.iterdir())) == 4
+    result = runner.invoke(app, ["predict", "BaGeO3", "--top", "2", "--consensus", "3", "--model", str(path),
+                                 "--structures", str(tmp_path / "agreed")])
+    assert result.exit_code == 0 and "1 CIF file(s)" in result.output and "(none for: agreed peaks)" in result.output
+    network = checkpoint.save(tmp_path / "retrieval.safetensors", fitted["retrieval"])
+    result = runner.invoke(app, ["predict", "NaCl", "--model", str(network), "--structures", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "no answer listed has a structure" in result.output
+    assert not (tmp_path / "none").exists()
+
+
 def test_a_member_shipped_in_parts_joins_back_to_the_same_answers(polymorphs, tmp_path):
     from xrdzoo import checkpoint as ckpt
     from xrdzoo.publish import export_parts

@@ -1,4 +1,5 @@
-"""What a prediction becomes for people and programs: peak tables and pattern files (screening: xrdzoo.screening)."""
+"""What a prediction becomes for people and programs: peak tables, pattern files and the candidates' structures as
+CIF files (screening: xrdzoo.screening)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xrdzoo.contracts import Candidate
 from xrdzoo.errors import InputError
 from xrdzoo.files import atomic_path
 from xrdzoo.xrd.pattern import WAVELENGTH, Pattern, axis_values, d_spacing, two_theta_at
@@ -65,6 +67,30 @@ def write_patterns(path: Path, names: Sequence[str], patterns: Pattern, axis: st
     with atomic_path(path) as partial:
         partial.write_text(text)
     return [path]
+
+
+def write_structures(folder: Path, formula: str, candidates: Sequence[Candidate]) -> list[Path]:
+    """Each candidate's cell (those without one skipped) as a CIF in ``folder``, named
+    ``<formula>_<rank>_<source>.cif``: the very cell whose pattern was predicted, in P1, its first lines saying what it
+    is and how it was made (and, for a Materials Project structure, its licence)."""
+    from pymatgen.io.cif import CifWriter
+
+    from xrdzoo.version import __version__
+
+    paths = []
+    for rank, candidate in enumerate(candidates, 1):
+        if candidate.cell is None:
+            continue
+        path = Path(folder) / f"{formula}_{rank}_{candidate.source.replace(' ', '-')}.cif"
+        notes = [f"{formula}, candidate {rank} of xrdzoo {__version__}: {candidate.how}",
+                 f"space group {candidate.spacegroup or 'unknown'} (of the structure it came from); written in P1, "
+                 "exactly the cell simulated"]
+        if candidate.source.startswith("mp-"):
+            notes.append(f"from Materials Project {candidate.source} (CC BY 4.0, https://materialsproject.org)")
+        with atomic_path(path) as partial:
+            partial.write_text("".join(f"# {note}\n" for note in notes) + str(CifWriter(candidate.cell.structure())))
+        paths.append(path)
+    return paths
 
 
 def simulated_pattern(structure_file: Path, wavelength: float = WAVELENGTH) -> Pattern:
