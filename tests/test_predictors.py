@@ -354,7 +354,7 @@ def test_predict_top_on_the_command_line(polymorphs, tmp_path):
 
 
 def test_predict_writes_the_cell_of_each_candidate_as_a_cif(polymorphs, fitted, tmp_path):
-    """--structures writes, per formula and rank, the very cell whose pattern was predicted: a known polymorph as it
+    """--cifs writes, per formula and rank, the very cell whose pattern was predicted: a known polymorph as it
     is, a new formula's template with its elements substituted. An answer of agreed peaks has no cell, and a member
     whose answers have none is a one-line error that writes nothing."""
     from pymatgen.core import Structure
@@ -364,7 +364,7 @@ def test_predict_writes_the_cell_of_each_candidate_as_a_cif(polymorphs, fitted, 
     _, member = polymorphs
     path = checkpoint.save(tmp_path / "member.safetensors", member)
     folder = tmp_path / "cifs"
-    result = runner.invoke(app, ["predict", "NaCl", "BaGeO3", "--top", "2", "--model", str(path), "--structures",
+    result = runner.invoke(app, ["predict", "NaCl", "BaGeO3", "--top", "2", "--model", str(path), "--cifs",
                                  str(folder)])
     assert result.exit_code == 0, result.output
     answers = member.answer(["NaCl", "BaGeO3"], top=2)
@@ -378,10 +378,10 @@ def test_predict_writes_the_cell_of_each_candidate_as_a_cif(polymorphs, fitted, 
             assert np.allclose(simulate([structure])[0], candidate.pattern, atol=1e-3)  # CIF: 8 figures
     assert "template" in candidates[0].how and len(list(folder.iterdir())) == 4
     result = runner.invoke(app, ["predict", "BaGeO3", "--top", "2", "--consensus", "3", "--model", str(path),
-                                 "--structures", str(tmp_path / "agreed")])
+                                 "--cifs", str(tmp_path / "agreed")])
     assert result.exit_code == 0 and "1 CIF file(s)" in result.output and "(none for: agreed peaks)" in result.output
     network = checkpoint.save(tmp_path / "retrieval.safetensors", fitted["retrieval"])
-    result = runner.invoke(app, ["predict", "NaCl", "--model", str(network), "--structures", str(tmp_path / "none")])
+    result = runner.invoke(app, ["predict", "NaCl", "--model", str(network), "--cifs", str(tmp_path / "none")])
     assert result.exit_code == 2 and "no answer listed has a structure" in result.output
     assert not (tmp_path / "none").exists()
 

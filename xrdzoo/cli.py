@@ -307,7 +307,7 @@ def predict(
     output: Annotated[Optional[Path], typer.Option(help="write patterns to .csv, .json, .jsonl or .xy")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="draw the predicted pattern(s) to this PNG")] = None,
     true: Annotated[Optional[Path], typer.Option(help="structure file (CIF, POSCAR) to plot against")] = None,
-    structures: Annotated[Optional[Path], typer.Option(
+    cifs: Annotated[Optional[Path], typer.Option(
         help="write each listed candidate's structure (a known one, or a template with the formula's elements "
              "substituted) as a CIF into this folder")] = None,
     threshold: Annotated[float, typer.Option(help="peak threshold (of 100)", callback=_within(0, 100))] = 10.0,
@@ -371,10 +371,11 @@ def predict(
     answers = member.answer(formulas, batch_size, precision, top=top)
     if answers.refused:
         raise typer.BadParameter(next(iter(answers.refused.values())), param_hint="FORMULAS")
-    if structures is not None and all(c.cell is None for candidates in answers.ranked() for c in candidates):
+    if cifs is not None and all(c.cell is None for candidates in answers.ranked() for c in candidates):
         raise typer.BadParameter("no answer listed has a structure (a network answers with patterns; a template "
                                  "member answers a new formula first with the peaks its candidates agree on): list "
-                                 f"the candidates with --top K, of a template member such as {DEFAULT_MODEL}", param_hint="--structures")
+                                 f"the candidates with --top K, of a template member such as {DEFAULT_MODEL}",
+                                 param_hint="--cifs")
     names, patterns = [], []
     for i, (formula, candidates) in enumerate(zip(formulas, answers.ranked())):
         typer.echo(api.peak_table(formula, answers.patterns[i], threshold, frame.wavelength)
@@ -383,10 +384,10 @@ def predict(
             _print_table([{"rank": k + 1, "score": "-" if c.score is None else f"{c.score:.2f}",
                            "space group": c.spacegroup or "-", "source": c.source or "-", "how": c.how}
                           for k, c in enumerate(candidates)], ["rank", "score", "space group", "source", "how"])
-        if structures is not None:
-            written_to = api.write_structures(structures, formula, candidates)
+        if cifs is not None:
+            written_to = api.write_structures(cifs, formula, candidates)
             without = [c.source or "the network" for c in candidates if c.cell is None]
-            typer.echo(f"  structures: {len(written_to)} CIF file(s) in {structures}"
+            typer.echo(f"  structures: {len(written_to)} CIF file(s) in {cifs}"
                        + (f" (none for: {', '.join(without)})" if without else ""))
         names += [formula] if top == 1 else [f"{formula} #{k + 1} {c.source}" for k, c in enumerate(candidates)]
         patterns += [c.pattern for c in candidates[:top]]
