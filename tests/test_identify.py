@@ -3,7 +3,7 @@ on measured-looking patterns the tests make from structures they build themselve
 
 import numpy as np
 import pytest
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Structure
 from typer.testing import CliRunner
 
 from conftest import prototype_structures
@@ -220,12 +220,22 @@ def test_cli_compare_and_identify(tmp_path, structure_dir):
 
     png = tmp_path / "identify.png"
     result = runner.invoke(app, ["identify", str(path), "--elements", "Ti,Ba,O", "--max-atoms", "8",
-                                 "--charge-balanced", "--structures", str(structure_dir), "--plot", str(png)])
+                                 "--charge-balanced", "--structures", str(structure_dir), "--plot", str(png),
+                                 "--top", "4", "--cifs", str(tmp_path / "matched")])
     assert result.exit_code == 0, result.output
     formulas = [line.split()[1] for line in result.output.splitlines() if line[:4].strip().isdigit()]
     assert "TiBaO3" in formulas and "BaTiO3" not in formulas  # in the order of --elements, not pymatgen's
     assert "charge-balanced compositions of Ba-O-Ti" in result.output and "known s" in result.output
     assert png.read_bytes().startswith(b"\x89PNG")
+    # --cifs: the structure each answer matched as, a known one of --structures or the member's substituted cell
+    cifs = sorted((tmp_path / "matched").iterdir())
+    assert f"wrote {len(cifs)} CIF file(s)" in result.output and {c.name[0] for c in cifs} == {"1", "2", "3", "4"}
+    for cif in cifs:
+        formula = cif.name.split("_")[1]
+        assert Structure.from_file(cif).composition.reduced_formula == Composition(formula).reduced_formula
+        assert cif.read_text().startswith(f"# {formula}, answer {cif.name[0]} for BaTiO3.xy (score ")
+    result = runner.invoke(app, ["identify", str(path), "--elements-pool", "Ba,Ti,O", "--cifs", str(tmp_path)])
+    assert result.exit_code == 1 and "--cifs works with --elements" in result.output
 
     (tmp_path / "bad.xy").write_text("2theta counts\n1 2\n")
     result = runner.invoke(app, ["compare", str(tmp_path / "bad.xy"), "BaTiO3"])

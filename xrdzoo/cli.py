@@ -6,6 +6,7 @@ import fnmatch
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -506,6 +507,25 @@ def _report(ranking, plot: Optional[Path], title: str, top: int, order: Optional
         typer.echo(f"wrote {plot_ranking(plot, ranking, title)}")
 
 
+def _write_matched(folder: Path, ranking, member, known: dict, candidates: int, top: int, name: str) -> None:
+    """``identify --cifs``: the structure each of the ``top`` best answers matched as, one CIF each, named by rank."""
+    from xrdzoo.identify import matched_structures
+    from xrdzoo.prediction import write_cif
+
+    written, without = 0, []
+    for place, match, material, structure in matched_structures(ranking, member, known, candidates, top):
+        if structure is None:
+            without.append(match.formula)
+            continue
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(material).stem)  # a file of --structures: its name
+        write_cif(folder / f"{place}_{match.formula}_{label}.cif", structure,
+                  [f"{match.formula}, answer {place} for {name} (score {match.score:.3f}), {match.source}",
+                   "written in P1 as scored, before the zero shift and lattice strain the score fitted"], material)
+        written += 1
+    typer.echo(f"wrote {written} CIF file(s) of the matched structures to {folder}"
+               + (f" (none for: {', '.join(without)})" if without else ""))
+
+
 @app.command()
 def compare(
     measured: Annotated[Path, _MEASURED],
@@ -567,6 +587,9 @@ def identify(
                                                 "composition by its first candidate, then only the N best by their "
                                                 "first --candidates (0: every composition by all; "
                                                 "docs/measured.md)", callback=_within(0))] = 0,
+    cifs: Annotated[Optional[Path], typer.Option(help="write the structure each of the --top answers matched as (a "
+                                                      "known one, or a substituted template) as a CIF into this "
+                                                      "folder")] = None,
 ) -> None:
     """Which composition of a chemical system (--elements) or of an element pool (--elements-pool, on Dask with
     --workers or --scheduler) is this measurement? Predicts every composition, ranks them."""
@@ -585,6 +608,8 @@ def identify(
     if subsystems and elements_pool:
         raise XRDZooError("--subsystems works with --elements; --elements-pool ranks every system of 2.."
                           "--max-elements of its elements already")
+    if cifs is not None and elements_pool:
+        raise XRDZooError("--cifs works with --elements (one chemical system), not --elements-pool")
     pattern = read_measurement(measured, wavelength_of(wavelength))
     scorer, balanced = Scorer(fwhm, max_shift), "charge-balanced " if charge_balanced else ""
     if elements_pool:
@@ -615,6 +640,8 @@ def identify(
     ranking = rank(pattern, formulas, member, known, scorer, progress=True, candidates=candidates,
                    shortlist=shortlist or None)
     _report(ranking, plot, f"{measured.name}: {'-'.join(sorted(symbols))} by {model}", top, symbols)
+    if cifs is not None:
+        _write_matched(cifs, ranking, member.member, known, candidates, top, measured.name)
     if phases > 1:
         typer.echo(mixture_of(ranking, pattern, formulas, member, known, phases, scorer, candidates,
                               shortlist or None).table(symbols))

@@ -343,6 +343,29 @@ def structures_only(model):
     return with_consensus(model, 1) if hasattr(model, "consensus") else model
 
 
+def matched_structures(ranking: Ranking, model, structures: dict | None, candidates: int = 1, top: int = TOP
+                       ) -> list[tuple[int, Match, str, object]]:
+    """(rank, match, material id, pymatgen Structure) of each match among the best ``top`` distinct answers of
+    ``ranking`` (made with this ``model``, ``structures`` and ``candidates``): a known structure of ``structures``, or
+    the cell of the member's candidate that matched (a template member's; the structure None where the member has
+    none, as a network)."""
+    groups = ranking.groups(top)
+    predicted = list(dict.fromkeys(m.formula for group in groups for m in group if not m.source.startswith("known ")))
+    answers, lists = answered(structures_only(model), predicted, candidates)
+    found = {predicted[i]: ranked for i, ranked in zip(answers.kept, lists)}
+    matched = []
+    for place, group in enumerate(groups, 1):
+        for match in group:
+            if match.source.startswith("known "):
+                matched.append((place, match, *structures[match.formula]))
+                continue
+            candidate = next((c for c in found.get(match.formula, []) if predicted_source(c) == match.source), None)
+            cell = candidate.cell if candidate is not None else None
+            matched.append((place, match, candidate.source if candidate is not None else "",
+                            cell.structure() if cell is not None else None))
+    return matched
+
+
 def _first_of_best(scores: np.ndarray) -> int:
     """The first of a formula's candidates (in the member's order: known polymorphs, then templates by rank) whose
     score is within ``TIE_SCORE`` of the best: a known structure is not displaced by a template that fits as well."""

@@ -73,8 +73,6 @@ def write_structures(folder: Path, formula: str, candidates: Sequence[Candidate]
     """Each candidate's cell (those without one skipped) as a CIF in ``folder``, named
     ``<formula>_<rank>_<source>.cif``: the very cell whose pattern was predicted, in P1, its first lines saying what it
     is and how it was made (and, for a Materials Project structure, its licence)."""
-    from pymatgen.io.cif import CifWriter
-
     from xrdzoo.version import __version__
 
     paths = []
@@ -85,12 +83,20 @@ def write_structures(folder: Path, formula: str, candidates: Sequence[Candidate]
         notes = [f"{formula}, candidate {rank} of xrdzoo {__version__}: {candidate.how}",
                  f"space group {candidate.spacegroup or 'unknown'} (of the structure it came from); written in P1, "
                  "exactly the cell simulated"]
-        if candidate.source.startswith("mp-"):
-            notes.append(f"from Materials Project {candidate.source} (CC BY 4.0, https://materialsproject.org)")
-        with atomic_path(path) as partial:
-            partial.write_text("".join(f"# {note}\n" for note in notes) + str(CifWriter(candidate.cell.structure())))
-        paths.append(path)
+        paths.append(write_cif(path, candidate.cell.structure(), notes, candidate.source))
     return paths
+
+
+def write_cif(path: Path, structure, notes: Sequence[str], source: str = "") -> Path:
+    """A pymatgen ``structure`` as a P1 CIF at ``path``, headed by ``notes`` as comment lines and, where its
+    ``source`` is a Materials Project id, the data's licence."""
+    from pymatgen.io.cif import CifWriter
+
+    if source.startswith("mp-"):
+        notes = [*notes, f"from Materials Project {source} (CC BY 4.0, https://materialsproject.org)"]
+    with atomic_path(path) as partial:
+        partial.write_text("".join(f"# {note}\n" for note in notes) + str(CifWriter(structure)))
+    return Path(path)
 
 
 def simulated_pattern(structure_file: Path, wavelength: float = WAVELENGTH) -> Pattern:
