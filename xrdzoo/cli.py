@@ -6,7 +6,6 @@ import fnmatch
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -510,15 +509,14 @@ def _report(ranking, plot: Optional[Path], title: str, top: int, order: Optional
 def _write_matched(folder: Path, ranking, member, known: dict, candidates: int, top: int, name: str) -> None:
     """``identify --cifs``: the structure each of the ``top`` best answers matched as, one CIF each, named by rank."""
     from xrdzoo.identify import matched_structures
-    from xrdzoo.prediction import write_cif
+    from xrdzoo.prediction import file_label, write_cif
 
     written, without = 0, []
     for place, match, material, structure in matched_structures(ranking, member, known, candidates, top):
         if structure is None:
             without.append(match.formula)
             continue
-        label = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(material).stem)  # a file of --structures: its name
-        write_cif(folder / f"{place}_{match.formula}_{label}.cif", structure,
+        write_cif(folder / f"{place}_{match.formula}_{file_label(material)}.cif", structure,
                   [f"{match.formula}, answer {place} for {name} (score {match.score:.3f}), {match.source}",
                    "written in P1 as scored, before the zero shift and lattice strain the score fitted"], material)
         written += 1

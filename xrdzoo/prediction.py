@@ -4,6 +4,7 @@ CIF files (screening: xrdzoo.screening)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,12 +80,19 @@ def write_structures(folder: Path, formula: str, candidates: Sequence[Candidate]
     for rank, candidate in enumerate(candidates, 1):
         if candidate.cell is None:
             continue
-        path = Path(folder) / f"{formula}_{rank}_{candidate.source.replace(' ', '-')}.cif"
+        path = Path(folder) / f"{formula}_{rank}_{file_label(candidate.source)}.cif"
         notes = [f"{formula}, candidate {rank} of xrdzoo {__version__}: {candidate.how}",
                  f"space group {candidate.spacegroup or 'unknown'} (of the structure it came from); written in P1, "
                  "exactly the cell simulated"]
         paths.append(write_cif(path, candidate.cell.structure(), notes, candidate.source))
     return paths
+
+
+def file_label(source: str) -> str:
+    """An answer's source as part of a file name: a material id as it is, a structure file (``identify
+    --structures``) by its name without the suffix, other characters than letters, digits, ``_``, ``.`` and ``-`` as
+    ``-`` (``ASE reference``: ``ASE-reference``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem)
 
 
 def write_cif(path: Path, structure, notes: Sequence[str], source: str = "") -> Path:
